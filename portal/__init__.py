@@ -1,0 +1,77 @@
+"""The support portal: a knowledge base and support tickets, served by Flask."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from portal.config import ROOT, default_config, finish_config
+
+__all__ = ["create_app"]
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=(config or {}).get("INSTANCE_PATH") or str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_mapping(default_config(app.instance_path))
+    app.config.from_prefixed_env("PORTAL")
+    if config:
+        app.config.from_mapping(config)
+    finish_config(app)
+    _configure_logging(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_template_helpers(app)
+
+    from portal import cli, security
+
+    security.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def _init_extensions(app: Flask) -> None:
+    from portal.auth.views import init_login
+    from portal.extensions import csrf, db, htmx, limiter, login_manager
+    from portal.htmx import add_vary
+
+    db.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    init_login(login_manager)
+    app.config.setdefault("RATELIMIT_ENABLED", True)
+    limiter.init_app(app)
+    app.after_request(add_vary)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from portal.admin import bp as admin_bp
+    from portal.agent import bp as agent_bp
+    from portal.auth import bp as auth_bp
+    from portal.auth.account import bp as account_bp
+    from portal.kb import bp as kb_bp
+    from portal.kb import public_bp as kb_public_bp
+    from portal.tickets import bp as tickets_bp
+
+    for bp in (auth_bp, account_bp, kb_public_bp, kb_bp, tickets_bp, agent_bp, admin_bp):
+        app.register_blueprint(bp)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from portal.templating import init_app
+
+    init_app(app)

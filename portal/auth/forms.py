@@ -1,0 +1,75 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms.validators import Email, EqualTo, InputRequired, Length
+
+from portal.auth.models import Role
+
+PASSWORD_RULES = [InputRequired(), Length(min=8, max=200, message="Use at least 8 characters.")]
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _email_field(label="Email"):
+    return EmailField(
+        label,
+        validators=[
+            InputRequired(), Email(message="Enter a valid email address."), Length(max=254)
+        ],
+        filters=[_strip],
+    )
+
+
+class LoginForm(FlaskForm):
+    email = _email_field()
+    password = PasswordField("Password", validators=[InputRequired()])
+    remember = BooleanField("Keep me signed in on this device")
+    next = HiddenField()
+
+
+class RegisterForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
+    email = _email_field()
+    password = PasswordField("Password", validators=PASSWORD_RULES)
+    confirm = PasswordField(
+        "Confirm password",
+        validators=[InputRequired(), EqualTo("password", message="The passwords do not match.")],
+    )
+
+
+class ResetRequestForm(FlaskForm):
+    email = _email_field()
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=PASSWORD_RULES)
+    confirm = PasswordField(
+        "Confirm new password",
+        validators=[InputRequired(), EqualTo("password", message="The passwords do not match.")],
+    )
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
+    email = _email_field()
+    current_password = PasswordField(
+        "Current password (needed to change your email)"
+    )
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[InputRequired()])
+    password = PasswordField("New password", validators=PASSWORD_RULES)
+    confirm = PasswordField(
+        "Confirm new password",
+        validators=[InputRequired(), EqualTo("password", message="The passwords do not match.")],
+    )
+
+
+class StaffForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
+    email = _email_field()
+    role = SelectField(
+        "Role", choices=[(Role.AGENT.value, "Agent"), (Role.ADMIN.value, "Admin")]
+    )

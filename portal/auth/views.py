@@ -1,0 +1,212 @@
+from urllib.parse import urlsplit
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+
+from portal.auth import bp, services
+from portal.auth.forms import LoginForm, RegisterForm, ResetPasswordForm, ResetRequestForm
+from portal.db import utcnow
+from portal.extensions import db, limiter
+from portal.mail import send_mail
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path on this site: no scheme, no host, no `//` or backslash tricks."""
+    if not target:
+        return None
+    target = target.strip()
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/"):
+        return None
+    if target.startswith("//") or "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    return target
+
+
+def home_for(user) -> str:
+    return url_for("agent.queue") if user.is_agent else url_for("kb.home")
+
+
+def _login_rate_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _start_session(user, remember: bool) -> None:
+    # A fresh session at sign-in: nothing from before (a planted session) carries over.
+    session.clear()
+    login_user(user, remember=remember)
+    user.last_login_at = utcnow()
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data)
+        if user is None:
+            form.password.errors.append("That email and password do not match an account.")
+        else:
+            _start_session(user, form.remember.data)
+            db.session.commit()
+            flash(f"Welcome back, {user.name}.", "success")
+            return redirect(safe_next(form.next.data) or home_for(user), code=303)
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = services.create_user(form.email.data, form.name.data, form.password.data)
+        except services.AccountError as exc:
+            form.email.errors.append(str(exc))
+        else:
+            _start_session(user, remember=False)
+            db.session.commit()
+            _send_confirmation(user)
+            flash(
+                "Your account is ready. We sent a link to confirm your email address.", "success"
+            )
+            return redirect(url_for("kb.home"), code=303)
+    return render_template("auth/register.html", form=form)
+
+
+def _send_confirmation(user) -> None:
+    link = url_for("auth.confirm", token=services.make_confirm_token(user), _external=True)
+    send_mail(user.email, "Confirm your email address", "confirm_email", user=user, link=link)
+
+
+@bp.route("/confirm/<token>")
+def confirm(token):
+    try:
+        with db.writing():
+            user = services.confirm_email(token)
+    except services.AccountError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("kb.home"))
+    flash(f"Thanks, {user.email} is confirmed.", "success")
+    return redirect(url_for("account.settings") if current_user.is_authenticated else url_for(
+        "auth.login"))
+
+
+@bp.route("/confirm", methods=["POST"])
+@login_required
+def resend_confirmation():
+    if current_user.email_confirmed_at is None:
+        _send_confirmation(current_user)
+        flash("We sent a new confirmation link.", "success")
+    return redirect(url_for("account.settings"), code=303)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    if current_user.is_authenticated:
+        current_user.rotate_session_token()  # the old session and remember cookies stop working
+        db.session.commit()
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "success")
+    return redirect(url_for("kb.home"), code=303)
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"])
+def reset_request():
+    form = ResetRequestForm()
+    if form.validate_on_submit():
+        user = services.find_user(form.email.data)
+        if user is not None and user.active:
+            link = url_for("auth.reset", token=services.make_reset_token(user), _external=True)
+            minutes = current_app.config["RESET_TOKEN_MAX_AGE"] // 60
+            send_mail(
+                user.email, "Reset your password", "reset_password",
+                user=user, link=link, minutes=minutes,
+            )
+        # The same answer whether or not the account exists.
+        flash(
+            "If an account exists for that email, we have sent a link to reset the password. "
+            "It works once and expires in an hour.",
+            "success",
+        )
+        return redirect(url_for("auth.login"), code=303)
+    return render_template("auth/reset_request.html", form=form)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset(token):
+    try:
+        user = services.user_for_reset_token(token)
+    except services.AccountError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("auth.reset_request"), code=303)
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        services.change_password(user, form.password.data)
+        db.session.commit()
+        logout_user()
+        session.clear()
+        flash("Your password has been changed. Sign in with the new one.", "success")
+        return redirect(url_for("auth.login"), code=303)
+    return render_template("auth/reset.html", form=form, token=token)
+
+
+def init_login(login_manager) -> None:
+    from portal.auth.models import User
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        uid, _, token = user_id.partition(":")
+        if not uid.isdigit() or not token:
+            return None
+        user = db.session.get(User, int(uid))
+        if user is None or user.session_token != token or not user.active:
+            return None
+        return user
+
+
+def agent_required(view):
+    """Agents and admins only; customers and visitors get a 404 (nothing to see here)."""
+    from functools import wraps
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not current_user.is_agent:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def admin_required(view):
+    from functools import wraps
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped

@@ -1,0 +1,71 @@
+"""Configuration: safe defaults, then `PORTAL_*` environment variables.
+
+Every setting can be given as an environment variable with the `PORTAL_` prefix, for example
+`PORTAL_DATABASE_URL` or `PORTAL_MAIL_SERVER`. Values are parsed as JSON when they look like
+JSON, so `PORTAL_MAIL_PORT=2525` is an int.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_config(instance_path: str) -> dict:
+    instance = Path(instance_path)
+    return {
+        "DATABASE_URL": f"sqlite:///{instance / 'portal.sqlite3'}",
+        "INDEX_DIR": str(instance / "index"),
+        "UPLOAD_DIR": str(instance / "uploads"),
+        "MAIL_DIR": str(instance / "mail"),
+        "BASE_URL": "http://127.0.0.1:5000",
+        "MAIL_SERVER": "",
+        "MAIL_PORT": 25,
+        "MAIL_USERNAME": "",
+        "MAIL_PASSWORD": "",
+        "MAIL_USE_TLS": False,
+        "MAIL_USE_SSL": False,
+        "MAIL_SENDER": "Support Portal <support@localhost>",
+        "MAX_UPLOAD_MB": 10,
+        "MAX_ATTACHMENTS": 5,
+        "MAX_CONTENT_LENGTH": 60 * 1024 * 1024,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+        "RESET_TOKEN_MAX_AGE": 3600,
+        "TICKET_LINK_MAX_AGE": 30 * 24 * 3600,
+        "AUTOCLOSE_DAYS": 4,
+        "SEMANTIC_SEARCH": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "DEVELOPMENT": True,
+    }
+
+
+def load_secret_key(instance_path: str) -> str:
+    """Return the secret key kept in the instance folder, creating it on first use."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def finish_config(app) -> None:
+    """Derive settings that depend on others once every source has been read."""
+    cfg = app.config
+    if not cfg.get("SECRET_KEY"):
+        cfg["SECRET_KEY"] = load_secret_key(app.instance_path)
+    secure = not cfg["DEVELOPMENT"] and not cfg.get("TESTING")
+    cfg.setdefault("SESSION_COOKIE_SECURE", secure)
+    cfg.setdefault("REMEMBER_COOKIE_SECURE", secure)
+    cfg["MAX_UPLOAD_BYTES"] = int(cfg["MAX_UPLOAD_MB"] * 1024 * 1024)
+    for key in ("INDEX_DIR", "UPLOAD_DIR", "MAIL_DIR"):
+        Path(cfg[key]).mkdir(parents=True, exist_ok=True)

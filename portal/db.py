@@ -1,0 +1,116 @@
+"""SQLAlchemy 2 engine and session per app, plus the declarative base.
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout. Write transactions take the
+write lock up front with `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes
+fails at once with "database is locked" when another writer got there first, and the busy
+timeout cannot help it. Requests that change state (every method but GET/HEAD/OPTIONS) and CLI
+commands begin immediately; a GET that must write uses `db.writing()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from flask import Flask, g
+from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_immediate = contextvars.ContextVar("portal_db_immediate", default=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: every timestamp in the database is naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event issue BEGIN itself, so it can choose IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """A small Flask extension: one engine per app, one session per app context."""
+
+    def __init__(self) -> None:
+        self.session: scoped_session[Session] = scoped_session(
+            self._new_session, scopefunc=lambda: g._get_current_object()
+        )
+
+    def _new_session(self) -> Session:
+        return Session(bind=self.engine, expire_on_commit=False)
+
+    def init_app(self, app: Flask) -> None:
+        engine = make_engine(app.config["DATABASE_URL"])
+        app.extensions["portal_db_engine"] = engine
+        app.teardown_appcontext(self._remove_session)
+        app.before_request(self._choose_transaction_mode)
+
+    @property
+    def engine(self) -> Engine:
+        from flask import current_app
+
+        return current_app.extensions["portal_db_engine"]
+
+    def get_session(self) -> Session:
+        return self.session()
+
+    def _remove_session(self, _exc=None) -> None:
+        self.session.remove()
+
+    @staticmethod
+    def _choose_transaction_mode() -> None:
+        from flask import request
+
+        _immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Session]:
+        """Run a write inside a read-only request: end the read, write in an IMMEDIATE one."""
+        session = self.session()
+        session.commit()
+        token = _immediate.set(True)
+        try:
+            yield session
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        finally:
+            _immediate.reset(token)
+

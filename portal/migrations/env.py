@@ -1,0 +1,24 @@
+"""Alembic environment: runs against the engine of the Flask app that invoked it."""
+
+from alembic import context
+
+from portal.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations() -> None:
+    connectable = config.attributes["engine"]
+    with connectable.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations()

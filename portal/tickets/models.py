@@ -1,0 +1,309 @@
+"""Tickets: the system of record for one customer issue, with its thread and timeline."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.auth.models import Organization, User
+from portal.db import Base, utcnow
+
+REFERENCE_PREFIX = "TKT-"
+REFERENCE_OFFSET = 1000  # TKT-1001 is ticket id 1: the number comes from the database id
+
+
+def _str_enum(cls):
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"  # awaiting the customer
+    ON_HOLD = "on_hold"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class TicketType(enum.StrEnum):
+    QUESTION = "question"
+    INCIDENT = "incident"
+    PROBLEM = "problem"
+    REQUEST = "request"
+
+
+class Channel(enum.StrEnum):
+    WEB = "web"
+    EMAIL = "email"
+    AGENT = "agent"
+
+
+group_members = Table(
+    "group_members",
+    Base.metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+ticket_tags = Table(
+    "ticket_tags",
+    Base.metadata,
+    Column("ticket_id", ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    # Assign new tickets round-robin to the least-loaded active member.
+    auto_assign: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    members: Mapped[list[User]] = relationship(secondary=group_members)
+
+
+class TicketCategory(Base):
+    """The category list admins keep; each can route new tickets to a group."""
+
+    __tablename__ = "ticket_categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+
+    group: Mapped[Group | None] = relationship()
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_activity", "status", "last_activity_at"),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        Index("ix_tickets_group_status", "group_id", "status"),
+        Index("ix_tickets_requester_activity", "requester_id", "last_activity_at"),
+        Index("ix_tickets_org_activity", "organization_id", "last_activity_at"),
+        Index("ix_tickets_status_resolution_due", "status", "resolution_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    status: Mapped[Status] = mapped_column(_str_enum(Status), default=Status.NEW)
+    priority: Mapped[Priority] = mapped_column(_str_enum(Priority), default=Priority.NORMAL)
+    type: Mapped[TicketType] = mapped_column(_str_enum(TicketType), default=TicketType.QUESTION)
+    channel: Mapped[Channel] = mapped_column(_str_enum(Channel), default=Channel.WEB)
+    category_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket_categories.id", ondelete="SET NULL"), index=True
+    )
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    requester_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Visitors who filed without an account; also kept for registered requesters.
+    requester_name: Mapped[str] = mapped_column(String(120))
+    requester_email: Mapped[str] = mapped_column(String(254), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL")
+    )
+    # The form's one-time key: a double submit finds the ticket it already made.
+    submission_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    follow_up_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime)
+    solved_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    public_reply_count: Mapped[int] = mapped_column(Integer, default=0)  # agent replies
+
+    # SLA: due times are computed when the ticket opens or its priority changes; the clock
+    # pauses while the ticket awaits the customer (paused_at set, paused seconds added back).
+    first_response_due_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(DateTime)
+    sla_paused_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_response_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    resolution_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    csat_rating: Mapped[str | None] = mapped_column(String(10))  # "good" | "bad"
+    csat_comment: Mapped[str] = mapped_column(Text, default="")
+    csat_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    category: Mapped[TicketCategory | None] = relationship()
+    group: Mapped[Group | None] = relationship()
+    requester: Mapped[User | None] = relationship(foreign_keys=[requester_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    organization: Mapped[Organization | None] = relationship()
+    tags: Mapped[list[Tag]] = relationship(secondary=ticket_tags, order_by=Tag.name)
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="ticket", order_by="Message.created_at, Message.id"
+    )
+    ccs: Mapped[list[TicketCC]] = relationship(back_populates="ticket")
+
+    @property
+    def reference(self) -> str:
+        return f"{REFERENCE_PREFIX}{self.id + REFERENCE_OFFSET}"
+
+    @staticmethod
+    def id_from_reference(reference: str) -> int | None:
+        """`TKT-1042` -> 42; anything else -> None."""
+        ref = reference.strip().upper()
+        if not ref.startswith(REFERENCE_PREFIX):
+            return None
+        number = ref[len(REFERENCE_PREFIX) :]
+        if not number.isdigit() or len(number) > 12:
+            return None
+        ticket_id = int(number) - REFERENCE_OFFSET
+        return ticket_id if ticket_id > 0 else None
+
+
+class TicketCC(Base):
+    __tablename__ = "ticket_ccs"
+    __table_args__ = (UniqueConstraint("ticket_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+
+    ticket: Mapped[Ticket] = relationship(back_populates="ccs")
+
+
+class Message(Base):
+    """One entry of the conversation: a public message, or an agents-only internal note."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_ticket_created", "ticket_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author_name: Mapped[str] = mapped_column(String(120))
+    from_agent: Mapped[bool] = mapped_column(Boolean, default=False)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[str] = mapped_column(Text)
+    channel: Mapped[Channel] = mapped_column(_str_enum(Channel), default=Channel.WEB)
+    submission_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    author: Mapped[User | None] = relationship()
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="message")
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))  # the safe name shown and downloaded
+    stored_name: Mapped[str] = mapped_column(String(64), unique=True)  # random, on disk
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    message: Mapped[Message | None] = relationship(back_populates="attachments")
+
+
+class TicketEvent(Base):
+    """The activity timeline: every change with actor and time. `public` events reach the
+    customer's view; the rest are for agents only."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (
+        Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),
+        Index("ix_ticket_events_kind_created", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # created, status, priority, type, category, group, assignee, tags, reply, note, rating,
+    # breach, escalation, merge, attachment
+    kind: Mapped[str] = mapped_column(String(30))
+    old_value: Mapped[str | None] = mapped_column(String(200))
+    new_value: Mapped[str | None] = mapped_column(String(200))
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    actor: Mapped[User | None] = relationship()
+
+
+class SuggestionEvent(Base):
+    """Ticket deflection: suggestions shown, opened, and "this answered my question"."""
+
+    __tablename__ = "suggestion_events"
+    __table_args__ = (Index("ix_suggestion_events_kind_created", "kind", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # impression | open | deflected
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    # Random per new-request form, so one form's events can be tied together.
+    form_key: Mapped[str] = mapped_column(String(64), index=True)
+    query: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SlaPolicy(Base):
+    __tablename__ = "sla_policies"
+
+    priority: Mapped[Priority] = mapped_column(_str_enum(Priority), primary_key=True)
+    first_response_minutes: Mapped[int] = mapped_column(Integer)
+    resolution_minutes: Mapped[int] = mapped_column(Integer)
+    business_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CannedReply(Base):
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(120), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Setting(Base):
+    """Admin-kept settings as key/value (business hours, time zone, autoclose days)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,11 @@
+// Small enhancements on top of htmx; every page works without this file.
+(function () {
+  "use strict";
+  // After a boosted navigation, move focus to the main region so screen readers announce it.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.boosted) {
+      var main = document.getElementById("main");
+      if (main) { main.focus({ preventScroll: true }); }
+    }
+  });
+})();

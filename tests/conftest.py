@@ -1,0 +1,289 @@
+"""Shared fixtures: an app on a temporary instance, users, sign-in helpers, a real SMTP server,
+and a live server with a real Chromium for browser tests."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import socket
+import threading
+import time
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from portal import create_app
+from portal.auth.models import Role
+from portal.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery"
+
+
+def make_app(instance: Path, **overrides):
+    config = {
+        "TESTING": True,
+        "INSTANCE_PATH": str(instance),
+        "DATABASE_URL": f"sqlite:///{instance / 'portal.sqlite3'}",
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "BASE_URL": "http://localhost",
+        "SERVER_NAME": None,
+        "SEMANTIC_SEARCH": False,
+        "RATELIMIT_ENABLED": False,
+        "WTF_CSRF_ENABLED": False,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory) -> Path:
+    """Run the migrations once; each test gets a copy of the resulting database file."""
+    folder = tmp_path_factory.mktemp("template")
+    app = make_app(folder)
+    from portal.migrate import upgrade
+
+    with app.app_context():
+        upgrade(app)
+        db.engine.dispose()
+    return folder / "portal.sqlite3"
+
+
+@pytest.fixture
+def app_factory(tmp_path, migrated_db):
+    """Build an app on a fresh instance folder with a migrated database."""
+    apps = []
+
+    def factory(**overrides):
+        instance = tmp_path / f"instance{len(apps)}"
+        instance.mkdir()
+        shutil.copy(migrated_db, instance / "portal.sqlite3")
+        app = make_app(instance, **overrides)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["portal_db_engine"].dispose()
+
+
+@pytest.fixture
+def app(app_factory, request):
+    overrides = getattr(request, "param", None) or {}
+    app = app_factory(**overrides)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user: make_user(role="agent", email=..., name=..., password=...)."""
+    from portal.auth.services import create_user
+
+    counter = {"n": 0}
+
+    def factory(role: str = "customer", email: str | None = None, name: str | None = None,
+                password: str = PASSWORD, **fields):
+        counter["n"] += 1
+        email = email or f"{role}{counter['n']}@example.com"
+        user = create_user(email, name or f"{role.title()} {counter['n']}", password, Role(role),
+                           confirmed=True)
+        for key, value in fields.items():
+            setattr(user, key, value)
+        db.session.commit()
+        return user
+
+    return factory
+
+
+class AuthActions:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str, password: str = PASSWORD, follow_redirects=False, **extra):
+        return self.client.post(
+            "/auth/login", data={"email": email, "password": password, **extra},
+            follow_redirects=follow_redirects,
+        )
+
+    def logout(self):
+        return self.client.post("/auth/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def customer(make_user):
+    return make_user("customer", email="casey@example.com", name="Casey Customer")
+
+
+@pytest.fixture
+def agent(make_user):
+    return make_user("agent", email="alex@example.com", name="Alex Agent")
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("admin", email="ada@example.com", name="Ada Admin")
+
+
+@pytest.fixture
+def customer_client(client, auth, customer):
+    auth.login(customer.email)
+    return client
+
+
+@pytest.fixture
+def agent_client(client, auth, agent):
+    auth.login(agent.email)
+    return client
+
+
+@pytest.fixture
+def admin_client(client, auth, admin):
+    auth.login(admin.email)
+    return client
+
+
+# --- a real SMTP server ------------------------------------------------------------------
+
+
+class MailBox:
+    """Messages received by the aiosmtpd server, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        msg = email.message_from_bytes(envelope.content)
+        msg["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(msg)
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int = 1, timeout: float = 5.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(self.messages) >= count, f"expected {count} emails, got {len(self.messages)}"
+        return self.messages
+
+    @staticmethod
+    def text(msg: Message) -> str:
+        for part in msg.walk():
+            if part.get_content_type() == "text/plain":
+                return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+        return ""
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+
+    mailbox = MailBox()
+    with socket.socket() as probe:  # aiosmtpd cannot bind port 0 itself
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield controller, mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mailbox(app, smtp_server):
+    """Point the app's mail at a real local SMTP server and return what it receives."""
+    controller, box = smtp_server
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port)
+    return box
+
+
+# --- live server and real browser ----------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+class LiveServer:
+    def __init__(self, app):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        app.config["BASE_URL"] = self.url
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server(app):
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            "BROWSER TESTS SKIPPED: Debian's chromium is not installed "
+            "(apt-get install chromium); CI always installs it"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def audit(page, context: str = "") -> None:
+    """Run axe-core on the current page and fail on any violation."""
+    page.evaluate(AXE_JS.read_text() + "\n;null")
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    violations = [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])}x, e.g. {v['nodes'][0]['target']})"
+        for v in result["violations"]
+    ]
+    assert not violations, f"axe violations {context} at {page.url}: {violations}"
+
+
+@pytest.fixture
+def axe():
+    if not AXE_JS.exists():
+        pytest.fail("axe-core is missing: run `npm ci` (make test does)")
+    return audit
