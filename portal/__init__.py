@@ -59,16 +59,11 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from portal.admin import bp as admin_bp
-    from portal.agent import bp as agent_bp
-    from portal.auth import bp as auth_bp
-    from portal.auth.account import bp as account_bp
-    from portal.kb import bp as kb_bp
-    from portal.kb import public_bp as kb_public_bp
-    from portal.tickets import bp as tickets_bp
+    """Each domain package registers its own blueprints, CLI commands and signal handlers."""
+    from portal import admin, agent, auth, kb, tickets
 
-    for bp in (auth_bp, account_bp, kb_public_bp, kb_bp, tickets_bp, agent_bp, admin_bp):
-        app.register_blueprint(bp)
+    for domain in (auth, kb, tickets, agent, admin):
+        domain.init_app(app)
 
 
 def _register_template_helpers(app: Flask) -> None:
