@@ -33,6 +33,7 @@ def default_config(instance_path: str) -> dict:
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
         "RESET_TOKEN_MAX_AGE": 3600,
+        "INVITE_MAX_AGE": 7 * 24 * 3600,
         "TICKET_LINK_MAX_AGE": 30 * 24 * 3600,
         "AUTOCLOSE_DAYS": 4,
         "SEMANTIC_SEARCH": True,

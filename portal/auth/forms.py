@@ -67,9 +67,26 @@ class ChangePasswordForm(FlaskForm):
     )
 
 
-class StaffForm(FlaskForm):
+ROLE_LABELS = {Role.CUSTOMER: "Customer", Role.AGENT: "Agent", Role.ADMIN: "Admin"}
+
+
+class InviteStaffForm(FlaskForm):
+    """An agent or admin who chooses their own password through an emailed link."""
+
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
     email = _email_field()
     role = SelectField(
-        "Role", choices=[(Role.AGENT.value, "Agent"), (Role.ADMIN.value, "Admin")]
+        "Role",
+        choices=[(Role.AGENT.value, "Agent"), (Role.ADMIN.value, "Admin")],
+        default=Role.AGENT.value,
     )
+
+
+class CreateStaffForm(InviteStaffForm):
+    """An agent or admin created with an initial password the admin passes on."""
+
+    password = PasswordField("Initial password", validators=PASSWORD_RULES)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(role.value, label) for role, label in ROLE_LABELS.items()])

@@ -58,6 +58,8 @@ class User(UserMixin, Base):
     session_token: Mapped[str] = mapped_column(String(64), default=_new_session_token)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set while an invited staff member has not yet chosen a password.
+    invited_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     organization: Mapped[Organization | None] = relationship(back_populates="members")
 
@@ -81,6 +83,10 @@ class User(UserMixin, Base):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    @property
+    def invitation_pending(self) -> bool:
+        return self.invited_at is not None
 
     @property
     def is_agent(self) -> bool:
