@@ -34,7 +34,7 @@ ERROR_TITLES = {
     404: "Page not found",
     405: "Method not allowed",
     413: "Too large",
-    429: "Too many attempts",
+    429: "Please wait a moment",
     500: "Something went wrong",
 }
 
@@ -102,8 +102,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc):
+        logger.warning("Rate limit %s hit on %s", exc.limit.limit, request.path)
+        what = "sign-in attempts" if request.endpoint == "auth.login" else "attempts"
         return _error_page(
-            429, "Too many attempts in a short time. Wait a minute and try again."
+            429,
+            f"Too many {what} from your network in a short time. For your security, wait a "
+            "minute and try again. Forgotten your password? Reset it from the sign-in page.",
         )
 
     @app.errorhandler(413)
