@@ -1,5 +1,13 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
 from wtforms.validators import Email, EqualTo, InputRequired, Length
 
 from portal.auth.models import Role
@@ -77,7 +85,7 @@ class InviteStaffForm(FlaskForm):
     email = _email_field()
     role = SelectField(
         "Role",
-        choices=[(Role.AGENT.value, "Agent"), (Role.ADMIN.value, "Admin")],
+        choices=[SelectChoice(role.value, ROLE_LABELS[role]) for role in (Role.AGENT, Role.ADMIN)],
         default=Role.AGENT.value,
     )
 
@@ -89,4 +97,6 @@ class CreateStaffForm(InviteStaffForm):
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=[(role.value, label) for role, label in ROLE_LABELS.items()])
+    role = SelectField(
+        "Role", choices=[SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
+    )

@@ -48,15 +48,15 @@ def create_user(
     email = normalize_email(email)
     if find_user(email) is not None:
         raise AccountError("An account with this email already exists. Sign in instead.")
+    organization = organization_for_email(email) if role == Role.CUSTOMER else None
     user = User(email=email, name=name.strip(), role=role)
     user.set_password(password)
-    if role == Role.CUSTOMER:
-        user.organization = organization_for_email(email)
     if confirmed:
         user.email_confirmed_at = utcnow()
     try:
         with db.session.begin_nested():  # a concurrent sign-up with the same email loses cleanly
             db.session.add(user)
+            user.organization = organization
     except IntegrityError as exc:
         raise AccountError("An account with this email already exists. Sign in instead.") from exc
     logger.info("User %s created with role %s", user.id, role.value)
