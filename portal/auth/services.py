@@ -46,11 +46,11 @@ def create_user(
     email: str, name: str, password: str, role: Role = Role.CUSTOMER, *, confirmed: bool = False
 ) -> User:
     email = normalize_email(email)
+    user = User(email=email, name=name.strip(), role=role)
+    user.set_password(password)  # hashing is slow: do it before the first query takes the lock
     if find_user(email) is not None:
         raise AccountError("An account with this email already exists. Sign in instead.")
     organization = organization_for_email(email) if role == Role.CUSTOMER else None
-    user = User(email=email, name=name.strip(), role=role)
-    user.set_password(password)
     if confirmed:
         user.email_confirmed_at = utcnow()
     try:
