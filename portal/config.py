@@ -33,6 +33,8 @@ def default_config(instance_path: str) -> dict:
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+        # Werkzeug's scrypt defaults (N=2**15, r=8, p=1); tests lower the cost to run fast.
+        "PASSWORD_HASH_METHOD": "scrypt",
         "RESET_TOKEN_MAX_AGE": 3600,
         "INVITE_MAX_AGE": 7 * 24 * 3600,
         "TICKET_LINK_MAX_AGE": 30 * 24 * 3600,

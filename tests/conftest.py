@@ -34,6 +34,7 @@ def make_app(instance: Path, **overrides):
         "SEMANTIC_SEARCH": False,
         "RATELIMIT_ENABLED": False,
         "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # same KDF, a cost fit for a test suite
     }
     config.update(overrides)
     app = create_app(config)

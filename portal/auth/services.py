@@ -5,6 +5,7 @@ Functions here change the session and flush; the calling view (or CLI command) c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -14,6 +15,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.auth.models import Organization, Role, User
 from portal.db import Page, paginate, utcnow
@@ -21,8 +23,11 @@ from portal.extensions import db
 
 logger = logging.getLogger(__name__)
 
-# A hash that no password matches, checked for unknown emails so timing does not reveal them.
-_DUMMY_HASH = None
+
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """A hash no password matches, checked for unknown emails so timing does not reveal them."""
+    return generate_password_hash(secrets.token_hex(16), method=method)
 
 
 class AccountError(ValueError):
@@ -68,16 +73,10 @@ def authenticate(email: str, password: str) -> User | None:
 
     Only someone who knows the password learns that the account is deactivated.
     """
-    global _DUMMY_HASH
     user = find_user(email)
     if user is None:
-        if _DUMMY_HASH is None:
-            from werkzeug.security import generate_password_hash
-
-            _DUMMY_HASH = generate_password_hash(secrets.token_hex(8), method="scrypt")
-        from werkzeug.security import check_password_hash
-
-        check_password_hash(_DUMMY_HASH, password)
+        # Take as long as checking a real password would.
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     if not user.check_password(password):
         return None
