@@ -69,9 +69,13 @@ def demo_seed() -> None:
     accounts = seed_demo()
     click.echo("")
     click.echo(f"  The portal is starting on {current_app.config['BASE_URL']}")
-    click.echo("  Demo sign-ins:")
-    for role, (email, password) in accounts.items():
-        click.echo(f"    {role:<9} {email:<28} password: {password}")
+    if accounts:
+        click.echo("  Demo sign-ins:")
+        for role, (email, password) in accounts.items():
+            click.echo(f"    {role:<9} {email:<28} password: {password}")
+    else:
+        click.echo("  This database already has accounts of its own, so no demo content was added.")
+        click.echo("  Create staff with: flask --app app users create --role admin ...")
     click.echo("")
 
 

@@ -33,8 +33,12 @@ def default_config(instance_path: str) -> dict:
         "MAX_ATTACHMENTS": 5,
         "MAX_CONTENT_LENGTH": 60 * 1024 * 1024,
         "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+        # Werkzeug's scrypt defaults (N=2**15, r=8, p=1); tests lower the cost to run fast.
+        "PASSWORD_HASH_METHOD": "scrypt",
         "RESET_TOKEN_MAX_AGE": 3600,
+        "INVITE_MAX_AGE": 7 * 24 * 3600,
         "TICKET_LINK_MAX_AGE": 30 * 24 * 3600,
         "AUTOCLOSE_DAYS": 4,
         "SEMANTIC_SEARCH": True,
@@ -72,9 +76,8 @@ def finish_config(app) -> None:
     cfg = app.config
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = load_secret_key(app.instance_path)
-    secure = not cfg["DEVELOPMENT"] and not cfg.get("TESTING")
-    cfg.setdefault("SESSION_COOKIE_SECURE", secure)
-    cfg.setdefault("REMEMBER_COOKIE_SECURE", secure)
+    if not cfg["DEVELOPMENT"] and not cfg.get("TESTING"):  # production: cookies over HTTPS only
+        cfg["SESSION_COOKIE_SECURE"] = cfg["REMEMBER_COOKIE_SECURE"] = True
     cfg["MAX_UPLOAD_BYTES"] = int(cfg["MAX_UPLOAD_MB"] * 1024 * 1024)
     for key in ("INDEX_DIR", "UPLOAD_DIR", "MAIL_DIR"):
         Path(cfg[key]).mkdir(parents=True, exist_ok=True)

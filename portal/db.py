@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask, g
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, Select, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 
@@ -114,3 +117,36 @@ class Database:
         finally:
             _immediate.reset(token)
 
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: `items` plus what a pagination control needs."""
+
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def paginate(stmt: Select, page: int, per_page: int = 25) -> Page:
+    """Run `stmt` for one page (two queries: the count and the page). Out-of-range pages clamp."""
+    from portal.extensions import db
+
+    session = db.session
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    items = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).unique().all()
+    return Page(list(items), page, per_page, total)

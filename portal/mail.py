@@ -14,9 +14,14 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-from flask import current_app, render_template
+from flask import current_app, render_template, url_for
 
 logger = logging.getLogger(__name__)
+
+
+def absolute_url(endpoint: str, **values) -> str:
+    """A link for an email: the configured public BASE_URL, not the host of this request."""
+    return current_app.config["BASE_URL"].rstrip("/") + url_for(endpoint, **values)
 
 
 def build_message(to: list[str] | str, subject: str, text: str, html: str | None = None):

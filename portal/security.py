@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
 from flask import Flask, flash, redirect, render_template, request, url_for
@@ -33,9 +34,31 @@ ERROR_TITLES = {
     404: "Page not found",
     405: "Method not allowed",
     413: "Too large",
-    429: "Too many attempts",
+    429: "Please wait a moment",
     500: "Something went wrong",
 }
+
+
+# Emailed links carry their token in the path: /auth/reset/<token>, /auth/invite/<token>, ...
+_TOKEN_IN_PATH = re.compile(r"(/auth/(?:reset|invite|confirm)/)[^\s?\"/]+")
+
+
+class RedactTokens(logging.Filter):
+    """Keep single-use tokens out of access logs: whoever reads the log could use them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _TOKEN_IN_PATH.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def redact_access_logs() -> None:
+    for name in ("werkzeug", "gunicorn.access"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in log.filters):
+            log.addFilter(RedactTokens())
 
 
 def set_security_headers(response):
@@ -48,20 +71,25 @@ def set_security_headers(response):
 
 
 def _error_page(code: int, message: str | None = None, error_id: str | None = None):
-    return (
-        render_template(
-            "errors/error.html",
-            code=code,
-            title=ERROR_TITLES.get(code, "Error"),
-            message=message,
-            error_id=error_id,
-        ),
-        code,
-    )
+    title = ERROR_TITLES.get(code, "Error")
+    try:
+        body = render_template(
+            "errors/error.html", code=code, title=title, message=message, error_id=error_id
+        )
+    except Exception:  # the layout itself failed (say, the database is down): stay friendly
+        logger.exception("Error page %s could not be rendered", code)
+        body = (
+            f"<!doctype html><html lang=en><title>{title}</title><main><h1>{title}</h1>"
+            f"<p>Please try again in a moment.</p>"
+            + (f"<p>Error reference: <code>{error_id}</code></p>" if error_id else "")
+            + "</main></html>"
+        )
+    return body, code
 
 
 def init_app(app: Flask) -> None:
     app.after_request(set_security_headers)
+    redact_access_logs()
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
@@ -74,8 +102,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc):
+        logger.warning("Rate limit %s hit on %s", exc.limit.limit, request.path)
+        what = "sign-in attempts" if request.endpoint == "auth.login" else "attempts"
         return _error_page(
-            429, "Too many attempts in a short time. Wait a minute and try again."
+            429,
+            f"Too many {what} from your network in a short time. For your security, wait a "
+            "minute and try again. Forgotten your password? Reset it from the sign-in page.",
         )
 
     @app.errorhandler(413)

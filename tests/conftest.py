@@ -12,6 +12,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+from flask import g, request_started
 from werkzeug.serving import make_server
 
 from portal import create_app
@@ -33,9 +34,21 @@ def make_app(instance: Path, **overrides):
         "SEMANTIC_SEARCH": False,
         "RATELIMIT_ENABLED": False,
         "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # same KDF, a cost fit for a test suite
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    request_started.connect(_forget_signed_in_user, app)
+    return app
+
+
+def _forget_signed_in_user(sender, **extra):
+    """Each request decides who is signed in from its own cookies, as in production.
+
+    The `app` fixture keeps one app context pushed for the whole test, and a request inside it
+    reuses that context's `g`, where Flask-Login caches the user of the previous request.
+    """
+    g.pop("_login_user", None)
 
 
 @pytest.fixture(scope="session")

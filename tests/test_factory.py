@@ -65,3 +65,10 @@ def test_unexpected_error_has_id_and_no_traceback(app, client, caplog):
     assert "Traceback" not in body and "secret-detail" not in body
     error_id = body.split("<code>")[1].split("</code>")[0]
     assert error_id in caplog.text
+
+
+def test_production_password_hashing_is_full_strength(tmp_path):
+    from portal import create_app
+
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x"})
+    assert app.config["PASSWORD_HASH_METHOD"] == "scrypt"  # Werkzeug's default cost

@@ -5,9 +5,13 @@ from flask_login import current_user, login_required, login_user
 
 from portal.auth import services
 from portal.auth.forms import ChangePasswordForm, ProfileForm
+from portal.auth.views import send_confirmation
 from portal.extensions import db
+from portal.mail import absolute_url, send_mail
 
 bp = Blueprint("account", __name__, url_prefix="/account")
+
+REMEMBER_COOKIE = "remember_token"  # Flask-Login's default name
 
 
 @bp.route("", methods=["GET", "POST"])
@@ -16,9 +20,15 @@ def settings():
     profile = ProfileForm(prefix="profile", obj=current_user if request.method == "GET" else None)
     password = ChangePasswordForm(prefix="password")
     if request.method == "POST" and request.form.get("action") == "profile":
+        old_email = current_user.email
         if profile.validate() and _update_profile(profile):
             db.session.commit()
-            flash("Your details are saved.", "success")
+            if current_user.email != old_email:
+                _announce_email_change(old_email)
+                flash(f"Your details are saved. We sent a confirmation link to "
+                      f"{current_user.email}.", "success")
+            else:
+                flash("Your details are saved.", "success")
             return redirect(url_for("account.settings"), code=303)
     elif (
         request.method == "POST"
@@ -29,7 +39,8 @@ def settings():
             password.current_password.errors.append("That is not your current password.")
         else:
             services.change_password(current_user, password.password.data)
-            login_user(current_user)  # keep this session, with the new token
+            # Keep this device signed in (and its remember-me cookie) with the new token.
+            login_user(current_user, remember=REMEMBER_COOKIE in request.cookies)
             db.session.commit()
             flash("Your password is changed. Other devices have been signed out.", "success")
             return redirect(url_for("account.settings"), code=303)
@@ -47,8 +58,14 @@ def _update_profile(form: ProfileForm) -> bool:
             return False
         current_user.email = new_email
         current_user.email_confirmed_at = None
-        from portal.auth.views import _send_confirmation
-
-        _send_confirmation(current_user)
     current_user.name = form.name.data
     return True
+
+
+def _announce_email_change(old_email: str) -> None:
+    """Confirm the new address; tell the old one, in case someone else made the change."""
+    send_confirmation(current_user)
+    send_mail(
+        old_email, "Your email address was changed", "confirm_email_changed",
+        user=current_user, old_email=old_email, reset_link=absolute_url("auth.reset_request"),
+    )

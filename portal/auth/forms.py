@@ -1,5 +1,13 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
 from wtforms.validators import Email, EqualTo, InputRequired, Length
 
 from portal.auth.models import Role
@@ -67,9 +75,28 @@ class ChangePasswordForm(FlaskForm):
     )
 
 
-class StaffForm(FlaskForm):
+ROLE_LABELS = {Role.CUSTOMER: "Customer", Role.AGENT: "Agent", Role.ADMIN: "Admin"}
+
+
+class InviteStaffForm(FlaskForm):
+    """An agent or admin who chooses their own password through an emailed link."""
+
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
     email = _email_field()
     role = SelectField(
-        "Role", choices=[(Role.AGENT.value, "Agent"), (Role.ADMIN.value, "Admin")]
+        "Role",
+        choices=[SelectChoice(role.value, ROLE_LABELS[role]) for role in (Role.AGENT, Role.ADMIN)],
+        default=Role.AGENT.value,
+    )
+
+
+class CreateStaffForm(InviteStaffForm):
+    """An agent or admin created with an initial password the admin passes on."""
+
+    password = PasswordField("Initial password", validators=PASSWORD_RULES)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(
+        "Role", choices=[SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
     )

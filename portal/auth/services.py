@@ -1,23 +1,33 @@
-"""Account operations: registration, sign-in checks, password reset tokens, staff accounts."""
+"""Account operations: registration, sign-in checks, emailed tokens, staff accounts.
+
+Functions here change the session and flush; the calling view (or CLI command) commits once.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.auth.models import Organization, Role, User
-from portal.db import utcnow
+from portal.db import Page, paginate, utcnow
 from portal.extensions import db
 
 logger = logging.getLogger(__name__)
 
-# A hash that no password matches, checked for unknown emails so timing does not reveal them.
-_DUMMY_HASH = None
+
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """A hash no password matches, checked for unknown emails so timing does not reveal them."""
+    return generate_password_hash(secrets.token_hex(16), method=method)
 
 
 class AccountError(ValueError):
@@ -41,34 +51,37 @@ def create_user(
     email: str, name: str, password: str, role: Role = Role.CUSTOMER, *, confirmed: bool = False
 ) -> User:
     email = normalize_email(email)
+    user = User(email=email, name=name.strip(), role=role)
+    user.set_password(password)  # hashing is slow: do it before the first query takes the lock
     if find_user(email) is not None:
         raise AccountError("An account with this email already exists. Sign in instead.")
-    user = User(email=email, name=name.strip(), role=role)
-    user.set_password(password)
-    if role == Role.CUSTOMER:
-        user.organization = organization_for_email(email)
+    organization = organization_for_email(email) if role == Role.CUSTOMER else None
     if confirmed:
         user.email_confirmed_at = utcnow()
-    db.session.add(user)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # a concurrent sign-up with the same email loses cleanly
+            db.session.add(user)
+            user.organization = organization
+    except IntegrityError as exc:
+        raise AccountError("An account with this email already exists. Sign in instead.") from exc
     logger.info("User %s created with role %s", user.id, role.value)
     return user
 
 
 def authenticate(email: str, password: str) -> User | None:
-    global _DUMMY_HASH
+    """The user with this email and password, or None. Raises AccountError when deactivated.
+
+    Only someone who knows the password learns that the account is deactivated.
+    """
     user = find_user(email)
     if user is None:
-        if _DUMMY_HASH is None:
-            from werkzeug.security import generate_password_hash
-
-            _DUMMY_HASH = generate_password_hash(secrets.token_hex(8), method="scrypt")
-        from werkzeug.security import check_password_hash
-
-        check_password_hash(_DUMMY_HASH, password)
+        # Take as long as checking a real password would.
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
-    if not user.check_password(password) or not user.active:
+    if not user.check_password(password):
         return None
+    if not user.active:
+        raise AccountError("This account has been deactivated. Contact the support team.")
     return user
 
 
@@ -80,30 +93,55 @@ def _password_fingerprint(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
-def make_reset_token(user: User) -> str:
+def _make_password_token(purpose: str, user: User) -> str:
     """A signed token naming the user and a fingerprint of the current password hash.
 
     Once the password changes, the fingerprint no longer matches: the link is single-use.
     """
-    return _serializer("password-reset").dumps({"u": user.id, "p": _password_fingerprint(user)})
+    return _serializer(purpose).dumps({"u": user.id, "p": _password_fingerprint(user)})
+
+
+def _user_for_password_token(purpose: str, token: str, max_age: int, what: str) -> User:
+    try:
+        data = _serializer(purpose).loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        raise AccountError(f"This {what} link has expired.") from exc
+    except BadSignature as exc:
+        raise AccountError(f"This {what} link is not valid.") from exc
+    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
+    if user is None or not user.active or data.get("p") != _password_fingerprint(user):
+        raise AccountError(f"This {what} link has already been used.")
+    return user
+
+
+def make_reset_token(user: User) -> str:
+    return _make_password_token("password-reset", user)
 
 
 def user_for_reset_token(token: str) -> User:
     max_age = current_app.config["RESET_TOKEN_MAX_AGE"]
-    try:
-        data = _serializer("password-reset").loads(token, max_age=max_age)
-    except SignatureExpired as exc:
-        raise AccountError("This reset link has expired. Ask for a new one below.") from exc
-    except BadSignature as exc:
-        raise AccountError("This reset link is not valid. Ask for a new one below.") from exc
-    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
-    if user is None or data.get("p") != _password_fingerprint(user) or not user.active:
-        raise AccountError("This reset link has already been used. Ask for a new one below.")
-    return user
+    return _user_for_password_token("password-reset", token, max_age, "reset")
+
+
+def make_invite_token(user: User) -> str:
+    return _make_password_token("staff-invite", user)
+
+
+def user_for_invite_token(token: str) -> User:
+    max_age = current_app.config["INVITE_MAX_AGE"]
+    return _user_for_password_token("staff-invite", token, max_age, "invitation")
+
+
+def accept_invite(user: User, password: str) -> None:
+    """The invited person chose a password; the emailed link proved the address."""
+    change_password(user, password)
+    if user.email_confirmed_at is None:
+        user.email_confirmed_at = utcnow()
 
 
 def change_password(user: User, password: str) -> None:
     user.set_password(password)
+    user.invited_at = None  # an invited person who chose a password has accepted
     user.rotate_session_token()  # signs out other sessions and remember-me cookies
 
 
@@ -125,3 +163,82 @@ def confirm_email(token: str) -> User:
 
         email_confirmed.send(user)
     return user
+
+
+# --- staff administration -------------------------------------------------------------------
+
+STAFF_ROLES = (Role.AGENT, Role.ADMIN)
+
+
+def invite_staff(email: str, name: str, role: Role, invited_by: User) -> User:
+    """An account with an unusable password; the invitee sets one through the emailed link."""
+    user = create_user(email, name, secrets.token_urlsafe(32), role)
+    user.invited_at = utcnow()
+    logger.info("User %s invited as %s by user %s", user.id, role.value, invited_by.id)
+    return user
+
+
+def _active_admins() -> int:
+    return db.session.scalar(
+        select(func.count(User.id)).where(User.role == Role.ADMIN, User.active.is_(True))
+    )
+
+
+def _guard_last_admin(user: User, actor: User, change: str) -> None:
+    if user.id == actor.id:
+        raise AccountError(f"You cannot {change} your own account; ask another admin.")
+    if user.role == Role.ADMIN and user.active and _active_admins() <= 1:
+        raise AccountError(f"You cannot {change} the last active admin.")
+
+
+def change_role(user: User, role: Role, actor: User) -> None:
+    if role == user.role:
+        return
+    if user.role == Role.ADMIN:
+        _guard_last_admin(user, actor, "remove the admin role from")
+    logger.info("User %s role %s -> %s by user %s", user.id, user.role.value, role.value, actor.id)
+    user.role = role
+
+
+def set_active(user: User, active: bool, actor: User) -> None:
+    """Deactivating signs the user out everywhere: their session token changes."""
+    if active == user.active:
+        return
+    if not active:
+        _guard_last_admin(user, actor, "deactivate")
+        user.rotate_session_token()
+    user.active = active
+    logger.info("User %s %s by user %s", user.id, "reactivated" if active else "deactivated",
+                actor.id)
+
+
+USER_FILTERS = {
+    "all": None,
+    "staff": User.role.in_(STAFF_ROLES),
+    "customers": User.role == Role.CUSTOMER,
+    "admins": User.role == Role.ADMIN,
+    "invited": User.invited_at.is_not(None),
+    "deactivated": User.active.is_(False),
+}
+
+
+def search_users(query: str = "", show: str = "all", page: int = 1, per_page: int = 25) -> Page:
+    """Users whose name or email contains `query`, newest first, one page at a time."""
+    stmt = select(User).outerjoin(User.organization).options(contains_eager(User.organization))
+    if USER_FILTERS.get(show) is not None:
+        stmt = stmt.where(USER_FILTERS[show])
+    query = query.strip()
+    if query:
+        pattern = f"%{_escape_like(query.lower())}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(User.name).like(pattern, escape="\\"),
+                User.email.like(pattern, escape="\\"),
+                func.lower(Organization.name).like(pattern, escape="\\"),
+            )
+        )
+    return paginate(stmt.order_by(User.created_at.desc(), User.id.desc()), page, per_page)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

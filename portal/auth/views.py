@@ -16,7 +16,7 @@ from portal.auth import bp, services
 from portal.auth.forms import LoginForm, RegisterForm, ResetPasswordForm, ResetRequestForm
 from portal.db import utcnow
 from portal.extensions import db, limiter
-from portal.mail import send_mail
+from portal.mail import absolute_url, send_mail
 
 
 def safe_next(target: str | None) -> str | None:
@@ -55,16 +55,25 @@ def login():
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
-    if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
-        if user is None:
-            form.password.errors.append("That email and password do not match an account.")
-        else:
-            _start_session(user, form.remember.data)
-            db.session.commit()
-            flash(f"Welcome back, {user.name}.", "success")
-            return redirect(safe_next(form.next.data) or home_for(user), code=303)
+    user = _check_credentials(form) if form.validate_on_submit() else None
+    if user is not None:
+        _start_session(user, form.remember.data)
+        db.session.commit()
+        flash(f"Welcome back, {user.name}.", "success")
+        return redirect(safe_next(form.next.data) or home_for(user), code=303)
     return render_template("auth/login.html", form=form)
+
+
+def _check_credentials(form: LoginForm):
+    """The user the form signs in as, or None with the reason attached to the form."""
+    try:
+        user = services.authenticate(form.email.data, form.password.data)
+    except services.AccountError as exc:
+        form.email.errors.append(str(exc))
+        return None
+    if user is None:
+        form.password.errors.append("That email and password do not match an account.")
+    return user
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -80,7 +89,7 @@ def register():
         else:
             _start_session(user, remember=False)
             db.session.commit()
-            _send_confirmation(user)
+            send_confirmation(user)
             flash(
                 "Your account is ready. We sent a link to confirm your email address.", "success"
             )
@@ -88,8 +97,8 @@ def register():
     return render_template("auth/register.html", form=form)
 
 
-def _send_confirmation(user) -> None:
-    link = url_for("auth.confirm", token=services.make_confirm_token(user), _external=True)
+def send_confirmation(user) -> None:
+    link = absolute_url("auth.confirm", token=services.make_confirm_token(user))
     send_mail(user.email, "Confirm your email address", "confirm_email", user=user, link=link)
 
 
@@ -110,7 +119,7 @@ def confirm(token):
 @login_required
 def resend_confirmation():
     if current_user.email_confirmed_at is None:
-        _send_confirmation(current_user)
+        send_confirmation(current_user)
         flash("We sent a new confirmation link.", "success")
     return redirect(url_for("account.settings"), code=303)
 
@@ -131,22 +140,34 @@ def logout():
 def reset_request():
     form = ResetRequestForm()
     if form.validate_on_submit():
-        user = services.find_user(form.email.data)
-        if user is not None and user.active:
-            link = url_for("auth.reset", token=services.make_reset_token(user), _external=True)
-            minutes = current_app.config["RESET_TOKEN_MAX_AGE"] // 60
-            send_mail(
-                user.email, "Reset your password", "reset_password",
-                user=user, link=link, minutes=minutes,
-            )
-        # The same answer whether or not the account exists.
+        _send_reset_email(form.email.data)
+        # The same answer, and one email either way, whether or not the account exists.
         flash(
-            "If an account exists for that email, we have sent a link to reset the password. "
-            "It works once and expires in an hour.",
+            f"We have sent an email to {form.email.data} with what to do next. It can take a "
+            "minute to arrive; check your spam folder too.",
             "success",
         )
         return redirect(url_for("auth.login"), code=303)
     return render_template("auth/reset_request.html", form=form)
+
+
+def _send_reset_email(address: str) -> None:
+    """A reset link for an account; for an unknown address, a note saying there is none.
+
+    Both cases send one email in the same way, so neither the page nor its timing tells a
+    stranger which addresses have accounts; only the mailbox owner learns it.
+    """
+    user = services.find_user(address)
+    minutes = current_app.config["RESET_TOKEN_MAX_AGE"] // 60
+    if user is not None and user.active:
+        link = absolute_url("auth.reset", token=services.make_reset_token(user))
+        send_mail(user.email, "Reset your password", "reset_password",
+                  user=user, link=link, minutes=minutes)
+    else:
+        send_mail(
+            services.normalize_email(address), "Reset your password", "reset_password_no_account",
+            deactivated=user is not None, register_link=absolute_url("auth.register"),
+        )
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
@@ -154,7 +175,7 @@ def reset(token):
     try:
         user = services.user_for_reset_token(token)
     except services.AccountError as exc:
-        flash(str(exc), "error")
+        flash(f"{exc} Ask for a new one below.", "error")
         return redirect(url_for("auth.reset_request"), code=303)
     form = ResetPasswordForm()
     if form.validate_on_submit():
@@ -165,6 +186,24 @@ def reset(token):
         flash("Your password has been changed. Sign in with the new one.", "success")
         return redirect(url_for("auth.login"), code=303)
     return render_template("auth/reset.html", form=form, token=token)
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invite(token):
+    """An invited agent or admin chooses a password and is signed in."""
+    try:
+        user = services.user_for_invite_token(token)
+    except services.AccountError as exc:
+        flash(f"{exc} Ask an admin to send you a new invitation.", "error")
+        return redirect(url_for("auth.login"), code=303)
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        services.accept_invite(user, form.password.data)
+        _start_session(user, remember=False)
+        db.session.commit()
+        flash(f"Welcome to the team, {user.name}. Your password is set.", "success")
+        return redirect(home_for(user), code=303)
+    return render_template("auth/invite.html", form=form, token=token, user=user)
 
 
 def init_login(login_manager) -> None:
