@@ -5,8 +5,10 @@ Every setting can be given as an environment variable with the `PORTAL_` prefix,
 JSON, so `PORTAL_MAIL_PORT=2525` is an int.
 """
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,16 +52,23 @@ def default_config(instance_path: str) -> dict:
 
 
 def load_secret_key(instance_path: str) -> str:
-    """Return the secret key kept in the instance folder, creating it on first use."""
+    """Return the secret key kept in the instance folder, creating it on first use.
+
+    Several workers may start at once: the key is written to a private temporary file and
+    hard-linked into place, so exactly one key wins and nobody reads a half-written file.
+    """
     path = Path(instance_path) / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
-    return key
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
 
 
 def finish_config(app) -> None:

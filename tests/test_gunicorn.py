@@ -1,0 +1,80 @@
+"""The production server shape: gunicorn with several worker processes on one database."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from http.cookiejar import CookieJar
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn_server(tmp_path, migrated_db):
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    shutil.copy(migrated_db, instance / "portal.sqlite3")
+    port = _free_port()
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SEMANTIC_SEARCH": "false"}
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [str(GUNICORN), "-w", "3", "-b", f"127.0.0.1:{port}", "app:app"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1):  # noqa: S310 - loopback
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
+    yield url, instance
+    proc.terminate()
+    proc.wait(10)
+
+
+def _register(url: str, n: int) -> int:
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with opener.open(url + "/auth/register") as response:
+        page = response.read().decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "name": f"Worker {n}", "email": f"w{n}@example.com",
+            "password": "longpassword", "confirm": "longpassword"}
+    with opener.open(url + "/auth/register", data=urlencode(form).encode()) as response:
+        return response.status
+
+
+def test_several_workers_share_one_secret_and_database(gunicorn_server):
+    url, instance = gunicorn_server
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(lambda n: _register(url, n), range(36)))
+    # Each registration followed its redirect to the home page: the session (signed by the
+    # one key all workers share) was accepted by whichever worker served the next request.
+    assert statuses == [200] * 36
+    engine = create_engine(f"sqlite:///{instance / 'portal.sqlite3'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 36
+    engine.dispose()
