@@ -56,3 +56,33 @@ def test_register_and_sign_in_on_postgres(pg_app):
         "/auth/login", data={"email": "pat@example.com", "password": "longpassword"}
     ).status_code == 303
     assert client.get("/account").status_code == 200
+
+
+def test_simultaneous_sign_ups_with_one_email_on_postgres(pg_app):
+    """Both requests may pass the "is this email free?" check; the unique index decides, and
+    the loser gets the friendly duplicate message, never a 500."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from portal.auth.models import User
+
+    statuses: list[int] = []
+    start = threading.Barrier(4)
+
+    def sign_up():
+        client = pg_app.test_client()
+        start.wait()
+        response = client.post("/auth/register", data={
+            "name": "Twin", "email": "twin@example.com", "password": "longpassword",
+            "confirm": "longpassword"})
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=sign_up) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [200, 200, 200, 303]
+    count = db.session.scalar(select(func.count(User.id)).where(User.email == "twin@example.com"))
+    assert count == 1
