@@ -17,11 +17,13 @@ REMEMBER_COOKIE = "remember_token"  # Flask-Login's default name
 @bp.route("", methods=["GET", "POST"])
 @login_required
 def settings():
-    profile = ProfileForm(prefix="profile", obj=current_user if request.method == "GET" else None)
-    password = ChangePasswordForm(prefix="password")
-    if request.method == "POST" and request.form.get("action") == "profile":
+    """Two forms on one page; only the one that was sent reads the request."""
+    action = request.form.get("action") if request.method == "POST" else None
+    profile = _form(ProfileForm, "profile", action, obj=current_user)
+    password = _form(ChangePasswordForm, "password", action)
+    if action == "profile" and profile.validate():
         old_email = current_user.email
-        if profile.validate() and _update_profile(profile):
+        if _update_profile(profile):
             db.session.commit()
             if current_user.email != old_email:
                 _announce_email_change(old_email)
@@ -30,11 +32,7 @@ def settings():
             else:
                 flash("Your details are saved.", "success")
             return redirect(url_for("account.settings"), code=303)
-    elif (
-        request.method == "POST"
-        and request.form.get("action") == "password"
-        and password.validate()
-    ):
+    elif action == "password" and password.validate():
         if not current_user.check_password(password.current_password.data):
             password.current_password.errors.append("That is not your current password.")
         else:
@@ -45,6 +43,12 @@ def settings():
             flash("Your password is changed. Other devices have been signed out.", "success")
             return redirect(url_for("account.settings"), code=303)
     return render_template("account/settings.html", profile=profile, password=password)
+
+
+def _form(form_class, prefix: str, action: str | None, **kwargs):
+    if action == prefix:
+        return form_class(prefix=prefix, **kwargs)
+    return form_class(prefix=prefix, formdata=None, **kwargs)
 
 
 def _update_profile(form: ProfileForm) -> bool:

@@ -89,3 +89,12 @@ def test_unconfirmed_user_can_ask_for_a_new_link(client, auth, make_user, mailbo
     client.post("/auth/confirm")
     assert mailbox.to(user.email) == mailbox.wait_for(1)
     assert db.session.scalar(select(User).where(User.id == user.id)).email_confirmed_at is None
+
+
+def test_a_failed_password_change_keeps_the_details_form_filled(customer_client):
+    response = customer_client.post("/account", data={
+        "action": "password", "password-current_password": "",
+        "password-password": "a new password", "password-confirm": "a new password"})
+    body = response.get_data(as_text=True)
+    assert 'value="Casey Customer"' in body and 'value="casey@example.com"' in body
+    assert "This field is required." in body
