@@ -14,14 +14,18 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 
 logger = logging.getLogger(__name__)
 
 
 def absolute_url(endpoint: str, **values) -> str:
-    """A link for an email: the configured public BASE_URL, not the host of this request."""
-    return current_app.config["BASE_URL"].rstrip("/") + url_for(endpoint, **values)
+    """A link for an email: the configured public BASE_URL, not the host of this request.
+
+    Works without a request too (CLI jobs that send mail).
+    """
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["BASE_URL"].rstrip("/") + path
 
 
 def build_message(to: list[str] | str, subject: str, text: str, html: str | None = None):

@@ -1,0 +1,42 @@
+"""Mail: SMTP when configured, files in development; links from BASE_URL; no secrets logged."""
+
+import logging
+from pathlib import Path
+
+from portal.mail import absolute_url, send_mail
+
+
+def test_mail_password_never_reaches_the_log(app, smtp_server, caplog):
+    controller, mailbox = smtp_server
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port,
+                      MAIL_USERNAME="portal", MAIL_PASSWORD="s3cret-mail-pw")
+    caplog.set_level(logging.DEBUG)
+    with app.test_request_context():
+        send_mail("someone@example.com", "Hello", "confirm_email", user=None, link="x")
+    assert "Mail to someone@example.com (Hello) failed" in caplog.text  # the server has no AUTH
+    assert "s3cret-mail-pw" not in caplog.text
+    assert mailbox.messages == []
+
+
+def test_mail_failure_does_not_lose_the_change(app, client, caplog):
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=1)  # nothing listens there
+    response = client.post("/auth/register", data={
+        "name": "Pat", "email": "pat@example.com", "password": "longpassword",
+        "confirm": "longpassword"})
+    assert response.status_code == 303
+    assert client.get("/account").status_code == 200
+    assert "Mail to pat@example.com (Confirm your email address) failed" in caplog.text
+
+
+def test_development_mail_goes_to_files(app, client, caplog):
+    caplog.set_level(logging.INFO, logger="portal.mail")
+    client.post("/auth/register", data={"name": "Pat", "email": "pat@example.com",
+                                        "password": "longpassword", "confirm": "longpassword"})
+    [eml] = Path(app.config["MAIL_DIR"]).glob("*.eml")
+    assert "To: pat@example.com" in eml.read_text()
+    assert str(eml) in caplog.text
+
+
+def test_emailed_links_use_the_public_base_url_even_without_a_request(app):
+    app.config["BASE_URL"] = "https://help.example.com/"
+    assert absolute_url("auth.reset", token="abc") == "https://help.example.com/auth/reset/abc"
