@@ -12,6 +12,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from portal.extensions import htmx
+
 logger = logging.getLogger(__name__)
 
 CSP = "; ".join(
@@ -85,7 +87,10 @@ def _error_page(code: int, message: str | None = None, error_id: str | None = No
             + (f"<p>Error reference: <code>{error_id}</code></p>" if error_id else "")
             + "</main></html>"
         )
-    return body, code
+    headers = {}
+    if htmx:  # show the error page in place of the whole page, not inside a small target
+        headers = {"HX-Retarget": "body", "HX-Reswap": "innerHTML"}
+    return body, code, headers
 
 
 def init_app(app: Flask) -> None:

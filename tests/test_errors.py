@@ -78,3 +78,11 @@ def test_oversized_body_from_another_site_is_not_redirected_there(app_factory):
         "/auth/register", data={"name": "x" * 5000}, headers={"Referer": "https://evil.com/"}
     )
     assert response.status_code == 413
+
+
+def test_error_pages_replace_the_whole_page_for_htmx(client):
+    response = client.get("/no/such/page", headers={"HX-Request": "true", "HX-Target": "results"})
+    assert response.status_code == 404
+    assert response.headers["HX-Retarget"] == "body"
+    assert response.headers["HX-Reswap"] == "innerHTML"
+    assert "HX-Retarget" not in client.get("/no/such/page").headers

@@ -164,3 +164,18 @@ def test_sign_in_and_out_work_without_javascript(browser, live_server, customer)
     page.get_by_role("button", name="Sign out").click()
     page.get_by_text("You are signed out.").wait_for()
     context.close()
+
+
+@pytest.mark.parametrize(
+    "app", [{"RATELIMIT_ENABLED": True, "LOGIN_RATE_LIMIT": "2 per minute"}], indirect=True
+)
+def test_rate_limit_page_shows_in_the_browser(page, live_server, customer, axe):
+    """htmx swaps error responses too, so the reason is on screen, not lost in the console."""
+    for _ in range(2):
+        sign_in(page, customer.email, "wrong password")
+        page.get_by_text("That email and password do not match an account.").wait_for()
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Too many sign-in attempts from your network").wait_for()
+    page.get_by_role("heading", name="Please wait a moment").wait_for()
+    axe(page, "rate-limit page")
