@@ -90,7 +90,11 @@ def process_index_queue(limit: int | None = None) -> int:
     if index_store.created_empty:
         _requeue_everything()
     session.commit()  # start a fresh transaction below: see what other processes committed
-    if session.scalar(select(IndexQueue.article_id).limit(1)) is None:
+    pending = session.scalar(select(IndexQueue.article_id).limit(1)) is not None
+    # Never wait for the index lock inside a database transaction: the lock holder may be
+    # waiting for the database (outside requests every transaction is BEGIN IMMEDIATE).
+    session.commit()
+    if not pending:
         return 0
     try:
         with index_store.writer(timeout=_lock_timeout()) as writer:
@@ -183,6 +187,7 @@ def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
     index_store = store()
     index_store.index()
     ids = list(session.scalars(select(Article.id).order_by(Article.id)))
+    session.commit()
     started = utcnow()
     done = 0
     with index_store.writer(timeout=CLI_LOCK_TIMEOUT, clear=True) as writer:

@@ -72,23 +72,36 @@ def body_words(q: wq.Query) -> set[str]:
     return words
 
 
-def snippet(searcher: Searcher, docnum: int, body: str, words: set[str]) -> Markup:
-    """Highlighted fragments from the character offsets stored in the index.
+def char_offsets(searcher: Searcher, docnums: list[int], words: set[str]
+                 ) -> dict[int, list[Token]]:
+    """Matched words' character offsets per document, read from the index postings.
 
-    Reading the offsets from the postings avoids re-analysing the body for every hit (the
-    slow part of Whoosh's default highlighting). Whoosh's own fast path needs
-    `terms=True`, whose collector miscounts filtered totals, so this does it directly.
+    One pass per word over its posting list, documents in ascending order, instead of
+    re-analysing each body. (Whoosh's own pinpoint highlighting needs `terms=True`, whose
+    collector miscounts totals when a filter is set.)
     """
-    tokens = []
+    found: dict[int, list[Token]] = {docnum: [] for docnum in docnums}
+    ordered = sorted(docnums)
     for word in words:
         try:
             matcher = searcher.postings("body", word)
         except TermNotFound:
             continue
-        matcher.skip_to(docnum)
-        if matcher.is_active() and matcher.id() == docnum:
-            for pos, start, end in matcher.value_as("characters"):
-                tokens.append(Token(text=word, pos=pos, startchar=start, endchar=end))
+        for docnum in ordered:
+            if not matcher.is_active():
+                break
+            if matcher.id() < docnum:
+                matcher.skip_to(docnum)
+            if matcher.is_active() and matcher.id() == docnum:
+                found[docnum].extend(
+                    Token(text=word, pos=pos, startchar=start, endchar=end)
+                    for pos, start, end in matcher.value_as("characters")
+                )
+    return found
+
+
+def snippet(body: str, tokens: list[Token]) -> Markup:
+    """The best fragments of the body around the matched words, words marked."""
     if not tokens:
         return _fallback_snippet(body)
     tokens.sort(key=lambda t: t.startchar)
@@ -103,11 +116,12 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
         return [], 0
     # optimize=False: with block-quality skipping, Whoosh counts the total without the filter.
     results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, optimize=False)
-    words = body_words(q) if snippets else set()
+    hits = list(results)
+    offsets = char_offsets(searcher, [h.docnum for h in hits], body_words(q)) if snippets \
+        else {}
     docs = []
-    for hit in results:
+    for hit in hits:
         fields = hit.fields()
-        text = snippet(searcher, hit.docnum, fields.get("body", ""), words) if snippets \
-            else Markup("")
+        text = snippet(fields.get("body", ""), offsets[hit.docnum]) if snippets else Markup("")
         docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
     return docs, results.total
