@@ -165,7 +165,7 @@ def suggestion(article_id):
     template = "tickets/_suggestion.html" if htmx else "tickets/suggestion.html"
     return render_template(
         template, article=article, form_key=form_key, form=ActionForm(),
-        article_url=suggestions.article_url(article),
+        article_url=suggestions.article_url(article), preview=suggestions.preview_text(article),
     )
 
 

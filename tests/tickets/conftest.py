@@ -69,3 +69,27 @@ def agent_reply(app):
 
 def as_viewer(user) -> Viewer:
     return Viewer(user, user.email, user.name)
+
+
+@pytest.fixture
+def kb_article(app, agent):
+    """kb_article(title, body, visibility=...) -> a published, indexed KB article."""
+    from portal.kb.models import ArticleStatus, Visibility
+    from portal.kb.services import ArticleInput, create_article, create_category, create_section
+    from portal.search import process_index_queue
+
+    section = create_section(create_category("Account"), "Passwords")
+    db.session.commit()
+
+    def factory(title, body="Steps to follow.", *, visibility=Visibility.PUBLIC,
+                status=ArticleStatus.PUBLISHED):
+        article = create_article(
+            ArticleInput(title=title, body=body, section_id=section.id, labels="",
+                         visibility=visibility),
+            agent, status=status,
+        )
+        db.session.commit()
+        process_index_queue()
+        return article
+
+    return factory
