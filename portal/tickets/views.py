@@ -41,6 +41,11 @@ def _signed_in_user():
     return current_user if current_user.is_authenticated else None
 
 
+def _invalid() -> int:
+    """Status for a form re-shown with errors: 422, but 200 for htmx, which swaps no 4xx."""
+    return 200 if htmx else 422
+
+
 def _upload_hint() -> str:
     cfg = current_app.config
     return (
@@ -84,7 +89,7 @@ def new():
         db.session.commit()
         return _render_new(form, hits, follow_up)
     if not form.validate_on_submit():
-        return _render_new(form, follow_up=follow_up, status=422 if form.errors else 200)
+        return _render_new(form, follow_up=follow_up, status=_invalid() if form.errors else 200)
 
     existing = services.ticket_by_submission_key(form.form_key.data)
     if existing is not None:
@@ -110,7 +115,7 @@ def new():
     except AttachmentError as exc:
         db.session.rollback()
         form.attachments.errors = [str(exc)]
-        return _render_new(form, follow_up=follow_up, status=422)
+        return _render_new(form, follow_up=follow_up, status=_invalid())
     except IntegrityError:
         # The same form submitted twice at once: the other request made the ticket.
         db.session.rollback()
@@ -276,7 +281,7 @@ def updates(reference):
 def _render_ticket(ticket, viewer, status=200, **forms):
     context = _ticket_context(ticket, viewer, **forms)
     if wants_partial("ticket-body"):
-        return render_template("tickets/_ticket_body.html", **context), 200
+        return render_template("tickets/_ticket_body.html", **context)
     return render_template("tickets/show.html", **context), status
 
 
@@ -285,7 +290,7 @@ def reply(reference):
     ticket, viewer = get_ticket_or_404(reference)
     form = ReplyForm()
     if not form.validate_on_submit():
-        return _render_ticket(ticket, viewer, 422, reply_form=form)
+        return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
     saved = []
     try:
         message, saved, created = services.add_customer_reply(
@@ -296,11 +301,11 @@ def reply(reference):
     except AttachmentError as exc:
         db.session.rollback()
         form.attachments.errors = [str(exc)]
-        return _render_ticket(ticket, viewer, 422, reply_form=form)
+        return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
     except services.TicketError as exc:
         db.session.rollback()
         form.body.errors = [str(exc)]
-        return _render_ticket(ticket, viewer, 422, reply_form=form)
+        return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
     except IntegrityError:
         db.session.rollback()
         remove_files(saved)
@@ -359,7 +364,7 @@ def rate(reference):
                 url_for("tickets.show", reference=ticket.reference, _anchor="rate"), code=303
             )
     return render_template("tickets/rate.html", ticket=ticket, form=form,
-                           status_label=CUSTOMER_STATUS[ticket.status]), 422
+                           status_label=CUSTOMER_STATUS[ticket.status]), _invalid()
 
 
 @bp.route("/<reference>/attachments/<int:attachment_id>/<path:filename>")
