@@ -54,6 +54,8 @@ def _load_articles(ids: list[int]) -> dict[int, Article]:
     rows = db.session.scalars(
         select(Article).where(Article.id.in_(ids))
         .options(selectinload(Article.section).selectinload(KbSection.category))
+        # Sessions keep objects after commit: re-read them, the index must see the database.
+        .execution_options(populate_existing=True)
     )
     return {a.id: a for a in rows}
 

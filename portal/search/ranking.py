@@ -57,7 +57,11 @@ def _fallback_snippet(body: str) -> Markup:
 def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_page: int,
          snippets: bool) -> tuple[list[RankedDoc], int]:
     """One page of hits for `q` among `allowed` docs, and the total number of matches."""
-    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, terms=snippets)
+    if not allowed:  # Whoosh reads an empty filter set as "no filter"
+        return [], 0
+    # optimize=False: with block-quality skipping, Whoosh counts the total without the filter.
+    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, terms=snippets,
+                                   optimize=False)
     total = results.total
     if snippets:
         results.results.fragmenter = _FRAGMENTER
