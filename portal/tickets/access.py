@@ -30,6 +30,13 @@ class Viewer:
     email: str
     name: str
 
+    def is_requester_of(self, ticket: Ticket) -> bool:
+        """The person who asked: only they mark the ticket solved and rate it (not CCs or
+        colleagues who follow it)."""
+        if self.user is not None and ticket.requester_id == self.user.id:
+            return True
+        return self.email == normalize(ticket.requester_email)
+
 
 def shares_with(user: User) -> bool:
     org = user.organization

@@ -12,7 +12,7 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, htmx, limiter
@@ -196,8 +196,10 @@ def deflected(article_id):
 
 
 @bp.route("/")
-@login_required
 def my_requests():
+    if not current_user.is_authenticated:
+        # Visitors can still ask for help and reach their requests by email.
+        return render_template("tickets/start.html")
     can_share = shares_with(current_user)
     scope = request.args.get("scope", "mine")
     if scope != "organization" or not can_share:
@@ -230,6 +232,7 @@ def _ticket_context(ticket: Ticket, viewer: Viewer, reply_form: ReplyForm | None
         "reply_form": reply_form or ReplyForm(formdata=None),
         "rating_form": rating_form,
         "action_form": ActionForm(),
+        "is_requester": viewer.is_requester_of(ticket),
         "poll": poll_state(ticket, messages),
         "upload_hint": _upload_hint(),
         "merged_into": db.session.get(Ticket, ticket.merged_into_id)
@@ -350,7 +353,8 @@ def rate(reference):
         form = RatingForm(formdata=None, rating=preset if preset in services.RATINGS
                           else ticket.csat_rating, comment=ticket.csat_comment)
         return render_template("tickets/rate.html", ticket=ticket, form=form,
-                               status_label=CUSTOMER_STATUS[ticket.status])
+                               status_label=CUSTOMER_STATUS[ticket.status],
+                               is_requester=viewer.is_requester_of(ticket))
     if form.validate_on_submit():
         try:
             services.rate(ticket, viewer, form.rating.data, form.comment.data or "")
@@ -364,7 +368,8 @@ def rate(reference):
                 url_for("tickets.show", reference=ticket.reference, _anchor="rate"), code=303
             )
     return render_template("tickets/rate.html", ticket=ticket, form=form,
-                           status_label=CUSTOMER_STATUS[ticket.status]), _invalid()
+                           status_label=CUSTOMER_STATUS[ticket.status],
+                           is_requester=viewer.is_requester_of(ticket)), _invalid()
 
 
 @bp.route("/<reference>/attachments/<int:attachment_id>/<path:filename>")

@@ -128,5 +128,7 @@ def test_visitor_files_and_opens_the_emailed_link(page, browser, live_server, ma
         expect(visitor.locator("#thread")).to_contain_text("Any news?")
         visitor.goto("/tickets/find")
         axe(visitor, "find my request")
+        visitor.goto("/tickets/")
+        axe(visitor, "contact support, signed out")
     finally:
         other.close()

@@ -119,3 +119,9 @@ def test_visitor_files_with_name_and_email_and_gets_a_link(client, mailbox, cate
     opened = other.get(link.strip().replace("http://localhost", ""))
     assert opened.status_code == 302
     assert other.get(f"/tickets/{ticket.reference}").status_code == 200
+
+
+def test_visitors_get_a_contact_page_instead_of_a_sign_in_wall(client):
+    page = client.get("/tickets/")
+    assert page.status_code == 200
+    assert b'href="/tickets/new"' in page.data and b'href="/tickets/find"' in page.data

@@ -67,3 +67,17 @@ def test_merged_email_points_to_the_target(app, client, customer, make_ticket, m
     page = client.get(f"/tickets/{source.reference}").get_data(as_text=True)
     assert "merged into" in page and target.reference in page
     assert "Add a reply" not in page
+
+
+def test_only_the_requester_rates_and_solves(app, client, customer, agent, make_ticket, mailbox):
+    ticket = make_ticket(customer, ccs=["cc@example.com"])
+    change_status(ticket, Status.SOLVED, agent)
+    db.session.commit()
+    notify.notify_solved(ticket)
+    cc_mail = next(m for m in mailbox.wait_for(2) if m["X-Envelope-To"] == "cc@example.com")
+    assert "Good, I'm satisfied" not in mailbox.text(cc_mail)
+    client.get(_link(mailbox, cc_mail))
+    page = client.get(f"/tickets/{ticket.reference}").get_data(as_text=True)
+    assert "How did we do?" not in page
+    refused = client.post(f"/tickets/{ticket.reference}/rate", data={"rating": "bad"})
+    assert b"who asked, can rate" in refused.data and ticket.csat_rating is None
