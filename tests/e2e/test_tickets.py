@@ -64,8 +64,11 @@ def test_customer_journey(page, live_server, customer, agent, kb_article, axe, f
 
     url_before = page.url
     page.get_by_label("Your reply").fill("I checked the spam folder too.")
+    page.get_by_label("Attachments (optional)").set_input_files(
+        {"name": "spam-folder.png", "mimeType": "image/png", "buffer": ticket_fixtures.PNG})
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator("#thread")).to_contain_text("I checked the spam folder too.")
+    expect(page.get_by_role("link", name="spam-folder.png")).to_be_visible()
     assert page.url == url_before
 
     db.session.expire_all()
