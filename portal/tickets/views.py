@@ -57,12 +57,12 @@ def _upload_hint() -> str:
 # --- filing a request ------------------------------------------------------------------------
 
 
-def _follow_up_source(reference: str | None) -> Ticket | None:
-    """The closed ticket a follow-up continues; 404 unless this person may see it."""
+def _follow_up_source(reference: str | None) -> tuple[Ticket | None, Viewer | None]:
+    """The closed ticket a follow-up continues, and who follows up; 404 unless they may see
+    it."""
     if not reference:
-        return None
-    ticket, _viewer = get_ticket_or_404(reference)
-    return ticket
+        return None, None
+    return get_ticket_or_404(reference)
 
 
 def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200):
@@ -77,10 +77,14 @@ def new():
     user = _signed_in_user()
     categories = services.active_categories()
     form = NewTicketForm(visitor=user is None, categories=categories)
-    follow_up = _follow_up_source(form.follow_up_of.data or request.args.get("follow_up"))
+    follow_up, viewer = _follow_up_source(
+        form.follow_up_of.data or request.args.get("follow_up")
+    )
     if request.method == "GET" and follow_up is not None:
         form.follow_up_of.data = follow_up.reference
         form.subject.data = f"Follow-up to {follow_up.reference}: {follow_up.subject}"[:200]
+        if user is None:
+            form.name.data, form.email.data = viewer.name, viewer.email
     if request.method == "POST" and request.form.get("check"):
         # JS off: "Check for answers" shows suggestions and keeps everything typed.
         hits = suggestions.suggestions_for(
