@@ -29,8 +29,8 @@ from portal.tickets.models import (
     TicketCC,
     TicketType,
 )
+from portal.tickets.routing import OPEN_STATUSES
 
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
 FILTERS = {
     "all": ("All", None),
     "open": ("Open", OPEN_STATUSES),
