@@ -125,3 +125,36 @@ def test_visitors_get_a_contact_page_instead_of_a_sign_in_wall(client):
     page = client.get("/tickets/")
     assert page.status_code == 200
     assert b'href="/tickets/new"' in page.data and b'href="/tickets/find"' in page.data
+
+
+def test_simultaneous_double_submit_creates_one_ticket(live_server):
+    """Four copies of one form at the same moment (a double click on a slow line)."""
+    import http.client
+    import threading
+    import urllib.parse
+
+    body = urllib.parse.urlencode({
+        "name": "Val", "email": "val@example.com", "subject": "Race", "description": "Twice",
+        "type": "question", "form_key": "race-key"})
+    host, port = live_server.url.removeprefix("http://").split(":")
+    locations = []
+    start = threading.Barrier(4)
+
+    def submit():
+        connection = http.client.HTTPConnection(host, int(port), timeout=20)
+        start.wait()
+        connection.request("POST", "/tickets/new", body,
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        locations.append((response.status, response.getheader("Location")))
+        connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ticket = db.session.scalar(select(Ticket))
+    db.session.commit()
+    assert _count(Ticket) == 1
+    assert locations == [(303, f"/tickets/{ticket.reference}/submitted")] * 4
