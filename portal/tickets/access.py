@@ -20,6 +20,7 @@ from portal.tickets.links import normalize
 from portal.tickets.models import Ticket, TicketCC
 
 _GRANTS = "ticket_grants"  # session key: {ticket id: email the signed link was bound to}
+MAX_GRANTS = 20
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,10 @@ def visible_to(user: User) -> ColumnElement[bool]:
 
 def grant(ticket: Ticket, email: str) -> None:
     """Remember in the session that this browser opened `ticket` through a link for `email`."""
-    grants = dict(session.get(_GRANTS, {}))
+    grants = {k: v for k, v in session.get(_GRANTS, {}).items() if k != str(ticket.id)}
     grants[str(ticket.id)] = email
-    session[_GRANTS] = grants
+    # The cookie stays small: the most recent links win.
+    session[_GRANTS] = dict(list(grants.items())[-MAX_GRANTS:])
 
 
 def granted_email(ticket: Ticket) -> str | None:

@@ -69,6 +69,7 @@ def test_customer_journey(page, live_server, customer, agent, kb_article, axe, f
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator("#thread")).to_contain_text("I checked the spam folder too.")
     expect(page.get_by_role("link", name="spam-folder.png")).to_be_visible()
+    expect(page.get_by_text("Your reply was added.")).to_be_focused()
     assert page.url == url_before
 
     db.session.expire_all()
