@@ -72,7 +72,17 @@ def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200):
     ), status
 
 
+def _visitor_rate_limit() -> str:
+    return current_app.config.get("VISITOR_TICKET_RATE_LIMIT", "10 per minute;40 per hour")
+
+
+def _signed_in() -> bool:
+    return current_user.is_authenticated
+
+
 @bp.route("/new", methods=["GET", "POST"])
+# Visitor filings send email to addresses nobody has proven: keep that from being a relay.
+@limiter.limit(_visitor_rate_limit, methods=["POST"], exempt_when=_signed_in)
 def new():
     user = _signed_in_user()
     categories = services.active_categories()

@@ -158,3 +158,11 @@ def test_simultaneous_double_submit_creates_one_ticket(live_server):
     db.session.commit()
     assert _count(Ticket) == 1
     assert locations == [(303, f"/tickets/{ticket.reference}/submitted")] * 4
+
+
+def test_visitor_filings_are_rate_limited(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, VISITOR_TICKET_RATE_LIMIT="2 per minute")
+    with app.app_context():
+        client = app.test_client()
+        codes = [client.post("/tickets/new", data={"subject": ""}).status_code for _ in range(3)]
+        assert codes == [422, 422, 429]
