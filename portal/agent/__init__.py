@@ -35,5 +35,9 @@ def escalate_command() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from portal.agent.queue import due_in, sla_state
+
     app.register_blueprint(bp)
+    app.add_template_filter(sla_state, "sla_state")
+    app.add_template_filter(due_in, "due_in")
     app.cli.add_command(tickets_cli)

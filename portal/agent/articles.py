@@ -22,6 +22,7 @@ from portal.tickets.models import Ticket
 
 @dataclass
 class KbLink:
+    article_id: int
     title: str
     url: str
     visibility: str
@@ -62,7 +63,7 @@ def kb_links(query: str, limit: int = 8) -> list[KbLink]:
             .order_by(Article.view_count.desc())
             .limit(limit)
         ).all()
-    return [KbLink(a.title, _article_url(a), a.visibility.value) for a in articles]
+    return [KbLink(a.id, a.title, _article_url(a), a.visibility.value) for a in articles]
 
 
 def _question_and_answer(ticket: Ticket) -> tuple[str, str]:

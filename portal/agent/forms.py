@@ -10,19 +10,25 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.tickets.models import Priority, Status, TicketType
+
+
+def options(pairs) -> list[SelectChoice]:
+    """Select options from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def _label(value: str) -> str:
     return value.replace("_", "-").capitalize()
 
 
-STATUS_CHOICES = [(s.value, _label(s.value)) for s in Status]
-PRIORITY_CHOICES = [(p.value, p.value.capitalize()) for p in Priority]
-TYPE_CHOICES = [(t.value, t.value.capitalize()) for t in TicketType]
-KEEP = [("", "— no change —")]
+STATUS_CHOICES = options([(s.value, _label(s.value)) for s in Status])
+PRIORITY_CHOICES = options([(p.value, p.value.capitalize()) for p in Priority])
+TYPE_CHOICES = options([(t.value, t.value.capitalize()) for t in TicketType])
+KEEP = options([("", "— no change —")])
 
 
 class ReplyForm(FlaskForm):
@@ -31,9 +37,11 @@ class ReplyForm(FlaskForm):
     internal = BooleanField("Internal note (agents only)")
     status_after = SelectField(
         "Then set status",
-        choices=[("", "— keep status —")]
-        + [(s.value, _label(s.value)) for s in (Status.OPEN, Status.PENDING, Status.ON_HOLD,
-                                                Status.SOLVED)],
+        choices=options(
+            [("", "— keep status —")]
+            + [(s.value, _label(s.value))
+               for s in (Status.OPEN, Status.PENDING, Status.ON_HOLD, Status.SOLVED)]
+        ),
         validators=[Optional()],
     )
     submit = SubmitField("Send")

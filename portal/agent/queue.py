@@ -256,3 +256,46 @@ def view_counts(agent: User, now: datetime | None = None) -> dict[str, int]:
         select(*columns).where(Ticket.status.in_(OPEN_STATUSES))
     ).one()
     return dict(row._mapping)
+
+
+@dataclass
+class SlaState:
+    kind: str  # breached | soon | running | paused | met | ""
+    label: str
+    due: datetime | None
+
+
+def sla_state(ticket: Ticket, now: datetime) -> SlaState:
+    """The next SLA target as the queue and ticket page show it."""
+    if ticket.status in (Status.SOLVED, Status.CLOSED):
+        breached = ticket.first_response_breached or ticket.resolution_breached
+        return SlaState("breached" if breached else "met",
+                        "Missed" if breached else "Met", None)
+    waiting_first = ticket.first_response_at is None and ticket.first_response_due_at
+    due = ticket.first_response_due_at if waiting_first else ticket.resolution_due_at
+    label = "First reply" if waiting_first else "Resolution"
+    if due is None:
+        return SlaState("", "", None)
+    if ticket.sla_paused_at is not None:
+        return SlaState("paused", "Paused (awaiting customer)", None)
+    if due <= now or ticket.first_response_breached or ticket.resolution_breached:
+        return SlaState("breached", f"{label} breached", due)
+    if due <= now + DUE_SOON:
+        return SlaState("soon", f"{label} due soon", due)
+    return SlaState("running", label, due)
+
+
+def due_in(due: datetime | None, now: datetime) -> str:
+    """"in 3 h 20 min" / "2 d 4 h ago"."""
+    if due is None:
+        return ""
+    seconds = int((due - now).total_seconds())
+    minutes = abs(seconds) // 60
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        text = f"{days} d {hours} h"
+    elif hours:
+        text = f"{hours} h {mins} min"
+    else:
+        text = f"{mins} min"
+    return f"in {text}" if seconds >= 0 else f"{text} ago"

@@ -20,6 +20,7 @@ from portal.agent.forms import (
     MergeForm,
     PropertiesForm,
     ReplyForm,
+    options,
 )
 from portal.auth.views import agent_required
 from portal.db import utcnow
@@ -58,18 +59,19 @@ def _choices():
 def queue():
     jobs.sweep_if_due()
     query = queues.QueueQuery.from_args(request.args)
-    page = queues.fetch_page(query, current_user)
+    results = queues.fetch_page(query, current_user)
     choices = _choices()
     bulk = BulkForm()
-    bulk.assignee.choices = [("", "— no change —"), ("0", "Unassigned")] + [
-        (str(a.id), a.name) for a in choices["agents"]
-    ]
+    bulk.assignee.choices = options(
+        [("", "— no change —"), ("0", "Unassigned")]
+        + [(str(a.id), a.name) for a in choices["agents"]]
+    )
     return render_page_or_partial(
         "agent/queue.html",
         "agent/_queue_results.html",
         "queue-results",
         query=query,
-        page=page,
+        results=results,
         counts=queues.view_counts(current_user),
         views=queues.VIEWS,
         sorts=queues.SORTS,
@@ -86,9 +88,9 @@ def queue():
 @agent_required
 def bulk_update():
     form = BulkForm()
-    form.assignee.choices = [("", ""), ("0", "")] + [
-        (str(a.id), a.name) for a in services.active_agents()
-    ]
+    form.assignee.choices = options(
+        [("", ""), ("0", "")] + [(str(a.id), a.name) for a in services.active_agents()]
+    )
     back = request.form.get("back", "")
     back = back if back.startswith("/agent/") and not back.startswith("//") else url_for(
         "agent.queue"
@@ -143,11 +145,14 @@ def _load_ticket(ticket_id: int) -> Ticket:
 
 def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> PropertiesForm:
     form = PropertiesForm() if submitted else PropertiesForm(formdata=None)
-    form.category.choices = [(0, "— none —")] + [(c.id, c.name) for c in choices["categories"]]
-    form.group.choices = [(0, "— none —")] + [(g.id, g.name) for g in choices["groups"]]
-    form.assignee.choices = [(0, "— unassigned —")] + [(a.id, a.name) for a in choices["agents"]]
+    form.category.choices = options(
+        [(0, "— none —")] + [(c.id, c.name) for c in choices["categories"]]
+    )
+    form.group.choices = options([(0, "— none —")] + [(g.id, g.name) for g in choices["groups"]])
+    assignees = [(0, "— unassigned —")] + [(a.id, a.name) for a in choices["agents"]]
     if ticket.assignee is not None and ticket.assignee_id not in {a.id for a in choices["agents"]}:
-        form.assignee.choices.append((ticket.assignee_id, f"{ticket.assignee.name} (inactive)"))
+        assignees.append((ticket.assignee_id, f"{ticket.assignee.name} (inactive)"))
+    form.assignee.choices = options(assignees)
     if not submitted:
         form.status.data = ticket.status.value
         form.priority.data = ticket.priority.value
@@ -345,7 +350,7 @@ def article_draft(ticket_id: int):
     sections = db.session.execute(
         select(KbSection).options(joinedload(KbSection.category)).order_by(KbSection.name)
     ).scalars().all()
-    form.section.choices = [(s.id, f"{s.category.name} › {s.name}") for s in sections]
+    form.section.choices = options([(s.id, f"{s.category.name} › {s.name}") for s in sections])
     if request.method == "GET":
         form.title.data = ticket.subject
         form.body.data = articles.draft_body(ticket)
