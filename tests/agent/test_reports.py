@@ -61,7 +61,8 @@ def history(app, customer, make_user):
     # T4: new, unassigned, no reply.
     ticket(at(3, 8), Status.NEW)
     # T5: from before the period, still open (backlog); T6: after the period.
-    ticket(at(30, 9, month=10), Status.OPEN, assignee_id=alex.id, first_response_at=at(30, 10, month=10))
+    ticket(at(30, 9, month=10), Status.OPEN, assignee_id=alex.id,
+           first_response_at=at(30, 10, month=10))
     ticket(at(5, 9), Status.NEW)
 
     # Self-service.
