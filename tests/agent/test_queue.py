@@ -20,7 +20,8 @@ def test_views_filters_and_search(agent_client, agent, customer, make_user, make
     def listed(**args):
         page = agent_client.get("/agent/", query_string=args)
         assert page.status_code == 200
-        return {t.reference for t in (mine, unassigned, pending, solved) if t.reference in page.text}
+        everything = (mine, unassigned, pending, solved)
+        return {t.reference for t in everything if t.reference in page.text}
 
     assert listed(view="mine") == {mine.reference}
     assert listed(view="unassigned") == {unassigned.reference, pending.reference}
