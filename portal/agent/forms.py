@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    MultipleFileField,
     SelectField,
     StringField,
     SubmitField,
@@ -35,6 +36,7 @@ class ReplyForm(FlaskForm):
     body = TextAreaField("Reply", validators=[DataRequired("Write a reply or a note first."),
                                              Length(max=50_000)])
     internal = BooleanField("Internal note (agents only)")
+    attachments = MultipleFileField("Attach files")
     status_after = SelectField(
         "Then set status",
         choices=options(

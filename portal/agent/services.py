@@ -3,8 +3,6 @@ flushes; the view commits once."""
 
 from __future__ import annotations
 
-import importlib
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +13,8 @@ from sqlalchemy.orm import selectinload
 from portal.auth.models import User
 from portal.db import utcnow
 from portal.extensions import db
-from portal.tickets import sla
+from portal.tickets import notify, sla
+from portal.tickets.attachments import AttachmentError, save_uploads
 from portal.tickets.lifecycle import (
     TransitionError,
     change_status,
@@ -36,23 +35,11 @@ from portal.tickets.models import (
     TicketType,
 )
 
-logger = logging.getLogger(__name__)
-
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
 
 
 class ActionError(ValueError):
     """An agent action that cannot be done; the message is shown as is."""
-
-
-def _notify(name: str, *args) -> None:
-    """Customer emails belong to the tickets domain (`portal.tickets.notify`)."""
-    try:
-        notify = importlib.import_module("portal.tickets.notify")
-    except ModuleNotFoundError:
-        logger.warning("portal.tickets.notify is not installed; %s not sent", name)
-        return
-    getattr(notify, name)(*args)
 
 
 def parse_tags(text: str) -> list[str]:
@@ -102,10 +89,12 @@ def reply(
     *,
     internal: bool,
     new_status: Status | None = None,
+    files=None,
 ) -> Message:
     """A public reply (emails the customer) or an internal note; optionally change status.
 
     A public reply to a new ticket opens it, and the first one stops the first-response clock.
+    Files are checked and stored with the message (all or nothing).
     """
     body = body.strip()
     if not body:
@@ -123,6 +112,14 @@ def reply(
         created_at=now,
     )
     db.session.add(message)
+    db.session.flush()
+    try:
+        attachments = save_uploads(files, ticket, message)
+    except AttachmentError as exc:
+        raise ActionError(str(exc)) from exc
+    if attachments:
+        record_event(ticket, "attachment", agent, None,
+                     ", ".join(a.filename for a in attachments), public=not internal)
     if internal:
         record_event(ticket, "note", agent)
     else:
@@ -139,9 +136,9 @@ def reply(
     touch(ticket)
     db.session.flush()
     if not internal:
-        _notify("notify_public_reply", ticket, message)
+        notify.notify_public_reply(ticket, message)
         if ticket.status == Status.SOLVED:
-            _notify("notify_solved", ticket)
+            notify.notify_solved(ticket)
     return message
 
 
@@ -223,7 +220,7 @@ def apply_changes(ticket: Ticket, changes: Changes, actor: User) -> list[str]:
                 changed.append("status")
                 if changes.status == Status.SOLVED:
                     db.session.flush()
-                    _notify("notify_solved", ticket)
+                    notify.notify_solved(ticket)
         except TransitionError as exc:
             raise ActionError(str(exc)) from exc
     if changed:
@@ -297,7 +294,7 @@ def merge(source: Ticket, target: Ticket, actor: User) -> None:
     change_status(source, Status.CLOSED, actor)
     touch(target)
     db.session.flush()
-    _notify("notify_merged", source, target)
+    notify.notify_merged(source, target)
 
 
 def find_by_reference(reference: str) -> Ticket | None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
@@ -27,7 +36,9 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.htmx import render_page_or_partial, wants_partial
 from portal.kb.models import Article, ArticleStatus, KbSection, Visibility
+from portal.tickets.attachments import stored_path
 from portal.tickets.models import (
+    Attachment,
     CannedReply,
     Group,
     Message,
@@ -180,7 +191,7 @@ def _compose(ticket: Ticket, args) -> dict:
             and article.status == ArticleStatus.PUBLISHED
             and article.visibility != Visibility.INTERNAL
         ):
-            body = services.insert_link(body, article.title, articles._article_url(article))
+            body = services.insert_link(body, article.title, articles.article_url(article))
     kb_query = args.get("kb_q", "").strip()[:200]
     return {
         "body": body,
@@ -270,6 +281,7 @@ def reply(ticket_id: int):
                 form.body.data,
                 internal=form.internal.data,
                 new_status=Status(form.status_after.data) if form.status_after.data else None,
+                files=request.files.getlist(form.attachments.name),
             )
         except (services.ActionError, ValueError) as exc:
             db.session.rollback()
@@ -364,13 +376,27 @@ def article_draft(ticket_id: int):
             form.section.errors = [*form.section.errors, str(exc)]
         else:
             db.session.commit()
-            flash(
-                f"Draft article “{article.title}” created (agents only until published).",
-                "success",
-            )
+            flash(f"Draft article “{article.title}” created for the KB team to review.", "success")
             return redirect(url_for("agent.ticket", ticket_id=ticket.id))
     return render_template("agent/article_draft.html", ticket=ticket, form=form,
                            sections=sections), (422 if form.errors else 200)
+
+
+@bp.route("/tickets/<int:ticket_id>/attachments/<int:attachment_id>/<path:filename>")
+@agent_required
+def download(ticket_id: int, attachment_id: int, filename: str):
+    """Agents download any attachment of the ticket (notes' too); never rendered inline."""
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None or attachment.ticket_id != ticket_id:
+        abort(404)
+    path = stored_path(attachment)
+    if not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=attachment.content_type, as_attachment=True,
+                         download_name=attachment.filename, max_age=0)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 # --- reports --------------------------------------------------------------------------------

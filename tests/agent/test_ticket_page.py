@@ -174,3 +174,51 @@ def test_requesters_other_tickets(agent_client, customer, make_ticket):
 
 def test_unknown_ticket_is_404(agent_client):
     assert agent_client.get("/agent/tickets/424242").status_code == 404
+
+
+def test_customer_is_emailed_replies_but_never_notes(agent_client, mailbox, customer,
+                                                     make_ticket):
+    ticket = make_ticket(customer)
+    agent_client.post(f"/agent/tickets/{ticket.id}/reply",
+                      data={"body": "SECRET internal reasoning", "internal": "y"})
+    agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={"body": "Please try again"})
+    messages = mailbox.wait_for(1)
+    assert len(mailbox.to(customer.email)) == 1
+    text = mailbox.text(messages[0])
+    assert "Please try again" in text and "SECRET" not in text
+
+
+def test_merge_tells_the_customer(agent_client, mailbox, customer, make_user, make_ticket):
+    other = make_user("customer", email="olga@example.com", name="Olga")
+    target = make_ticket(customer, subject="Printer broken")
+    duplicate = make_ticket(other, subject="Printer broken too")
+    agent_client.post(f"/agent/tickets/{duplicate.id}/merge", data={"target": target.reference})
+    mailbox.wait_for(1)
+    told = mailbox.to("olga@example.com")
+    assert told and target.reference in told[0]["Subject"]
+
+
+def test_reply_with_attachment_and_agent_download(agent_client, customer, make_ticket):
+    import io
+
+    ticket = make_ticket(customer)
+    response = agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={
+        "body": "Log attached", "attachments": [(io.BytesIO(b"line one\nline two\n"), "log.txt")]},
+        content_type="multipart/form-data")
+    assert response.status_code == 302
+    page = agent_client.get(f"/agent/tickets/{ticket.id}")
+    assert "log.txt" in page.text
+    from portal.tickets.models import Attachment
+
+    attachment = db.session.scalar(select(Attachment))
+    download = agent_client.get(f"/agent/tickets/{ticket.id}/attachments/{attachment.id}/log.txt")
+    assert download.status_code == 200 and download.data == b"line one\nline two\n"
+    assert "attachment" in download.headers["Content-Disposition"]
+    download.close()
+    assert agent_client.get(
+        f"/agent/tickets/{ticket.id + 1}/attachments/{attachment.id}/log.txt").status_code == 404
+    refused = agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={
+        "body": "keep this text", "attachments": [(io.BytesIO(b"MZ\x90\x00" + b"\0" * 64),
+                                                   "tool.exe")]},
+        content_type="multipart/form-data")
+    assert refused.status_code == 422 and "keep this text" in refused.text
