@@ -33,8 +33,11 @@ STATUSES_OPEN = ["new"] * 3 + ["open"] * 6 + ["pending"] * 4 + ["on_hold"] * 2
 PRIORITIES = ["low"] * 2 + ["normal"] * 5 + ["high"] * 2 + ["urgent"]
 TYPES = ["question", "incident", "problem", "request"]
 TARGETS = {"urgent": (60, 240), "high": (240, 1440), "normal": (480, 4320), "low": (1440, 7200)}
-WORDS = ("printer invoice password export webhook refund login crash upload report api limit "
-         "billing sync error timeout mobile dashboard account email").split()
+WORDS = [
+    "printer", "invoice", "password", "export", "webhook", "refund", "login", "crash", "upload",
+    "report", "api", "limit", "billing", "sync", "error", "timeout", "mobile", "dashboard",
+    "account", "email",
+]
 
 
 def ts(value: datetime | None) -> str | None:
@@ -142,12 +145,13 @@ def seed(app, n_tickets: int, rng: random.Random) -> dict:
         if rng.random() < 0.2:
             tag_rows.append((tid, 1 + tid % 10))
     cur.executemany(
-        "INSERT INTO tickets (id, subject, status, priority, type, channel, category_id, group_id,"
+        "INSERT INTO tickets (id, subject, status, priority, type, channel, category_id, group_id,"  # noqa: S608, E501
         " requester_id, requester_name, requester_email, assignee_id, created_at, updated_at,"
         " last_activity_at, first_response_at, solved_at, closed_at, reopen_count,"
         " public_reply_count, first_response_due_at, resolution_due_at, sla_paused_at,"
         " first_response_breached, resolution_breached, escalated_at, csat_rating, csat_comment,"
-        " csat_at) VALUES (" + ", ".join(["?"] * 29) + ")", tickets)
+        " csat_at) VALUES (" + ", ".join(["?"] * 29) + ")",  # only "?" placeholders are joined
+        tickets)
     cur.executemany(
         "INSERT INTO messages (id, ticket_id, author_id, author_name, from_agent, internal, body,"
         " channel, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", messages)
@@ -187,10 +191,13 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=20, help="requests per URL")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--instance", help="keep the seeded database in this folder and reuse it")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     total_started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="agent-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix="agent-bench-") as scratch:
+        folder = args.instance or scratch
+        reuse = args.instance and (Path(folder) / "portal.sqlite3").exists()
         app = create_app({
             "INSTANCE_PATH": folder, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
             "RATELIMIT_ENABLED": False, "SEMANTIC_SEARCH": False, "TESTING": False,
@@ -199,9 +206,10 @@ def main() -> None:
             from portal.migrate import upgrade
 
             upgrade(app)
-            info = seed(app, args.tickets, rng)
-        print(f"seeded {args.tickets} tickets, {info['messages']} messages, {info['events']} "
-              f"events ({info['open']} unsolved) in {info['seconds']:.1f} s")
+            info = None if reuse else seed(app, args.tickets, rng)
+        if info:
+            print(f"seeded {args.tickets} tickets, {info['messages']} messages, {info['events']} "
+                  f"events ({info['open']} unsolved) in {info['seconds']:.1f} s")
 
         client = app.test_client()
         response = client.post("/auth/login", data={"email": "agent0@example.com",
@@ -234,7 +242,8 @@ def main() -> None:
                 results["reports"].append(ms)
                 per_url.setdefault(url, []).append(ms)
         for url, values in per_url.items():
-            print(f"  {url:<48} p50 {statistics.median(values):7.1f} ms  p95 {p(values, 95):7.1f} ms")
+            print(f"  {url:<48} p50 {statistics.median(values):7.1f} ms  "
+                  f"p95 {p(values, 95):7.1f} ms")
         for name, values in results.items():
             print(f"{name:<8} n={len(values):<4} p50 {statistics.median(values):7.1f} ms  "
                   f"p95 {p(values, 95):7.1f} ms")
