@@ -73,7 +73,7 @@ def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200):
 
 
 def _visitor_rate_limit() -> str:
-    return current_app.config.get("VISITOR_TICKET_RATE_LIMIT", "10 per minute;40 per hour")
+    return current_app.config["VISITOR_TICKET_RATE_LIMIT"]
 
 
 def _signed_in() -> bool:
@@ -268,7 +268,7 @@ def poll_state(ticket: Ticket, messages) -> dict | None:
         "after": messages[-1].id if messages else 0,
         "v": version_of(ticket),
         "s": ticket.status.value,
-        "seconds": current_app.config.get("TICKET_POLL_SECONDS", 10),
+        "seconds": current_app.config["TICKET_POLL_SECONDS"],
     }
 
 
@@ -430,7 +430,7 @@ def open_link(token):
 
 
 def _find_rate_limit() -> str:
-    return current_app.config.get("FIND_REQUEST_RATE_LIMIT", "5 per minute;30 per hour")
+    return current_app.config["FIND_REQUEST_RATE_LIMIT"]
 
 
 @bp.route("/find", methods=["GET", "POST"])
