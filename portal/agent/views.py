@@ -106,7 +106,8 @@ def bulk_update():
     back = back if back.startswith("/agent/") and not back.startswith("//") else url_for(
         "agent.queue"
     )
-    ids = [int(i) for i in request.form.getlist("ticket") if i.isdigit() and len(i) < 12]
+    chosen = request.form.getlist("on_page" if request.form.get("scope") == "page" else "ticket")
+    ids = [int(i) for i in chosen if i.isdigit() and len(i) < 12]
     if not form.validate_on_submit():
         flash("That bulk action could not be read; please try again.", "error")
         return redirect(back)
