@@ -83,7 +83,8 @@ def queue():
         "queue-results",
         query=query,
         results=results,
-        counts=queues.view_counts(current_user),
+        # The tabs are not part of the htmx partial: skip their counts there.
+        counts={} if wants_partial("queue-results") else queues.view_counts(current_user),
         views=queues.VIEWS,
         sorts=queues.SORTS,
         bulk=bulk,
