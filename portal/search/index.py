@@ -82,7 +82,10 @@ class IndexStore:
             if searcher is None:
                 searcher = self.index().searcher()
             elif not searcher.up_to_date():
-                searcher = searcher.refresh()
+                # Not searcher.refresh(): its reader reuse keeps stale deletion sets, so an
+                # updated article would be found in both its old and new versions.
+                searcher.close()
+                searcher = self.index().searcher()
         except (OSError, EmptyIndexError):
             # The folder was deleted or damaged: start again from an empty index.
             log.exception("search index unreadable; recreating it")

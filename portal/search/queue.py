@@ -1,8 +1,10 @@
 """Keeping the index true to the database.
 
 `enqueue_article` writes an IndexQueue row in the caller's transaction, so the article change
-and the "index me" note commit (or roll back) together. After the commit,
-`process_index_queue` applies queued rows to the index. It takes the index write lock
+and the "index me" note commit (or roll back) together. Once that
+transaction commits, `process_index_queue` applies the queued rows to the index (an
+`after_commit` hook runs it in a fresh app context, since the committing session may not
+query inside the hook). It takes the index write lock
 first and only then reads the articles, so two processes can never write an older version
 over a newer one. Rows are deleted only if unchanged since they were read (a change queued
 meanwhile stays queued). Any index failure leaves the rows for the next try: a throttled
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from flask import current_app, has_request_context
-from sqlalchemy import bindparam, delete, insert, literal, select, update
+from sqlalchemy import bindparam, delete, event, insert, literal, select, update
 from sqlalchemy.orm import selectinload
 
 from portal.db import utcnow
@@ -48,12 +50,29 @@ def enqueue_article(article_id: int) -> None:
     else:
         existing.queued_at = utcnow()
     session.info["index_queue_dirty"] = True
+    if not session.info.get("index_listener"):
+        session.info["index_listener"] = True
+        event.listen(session(), "after_commit", _process_after_commit)
+
+
+def _process_after_commit(session) -> None:
+    """Runs in a fresh app context (its own session): the committing one may not query."""
+    if not session.info.pop("index_queue_dirty", False):
+        return
+    app = current_app._get_current_object()
+    with app.app_context():
+        try:
+            process_index_queue()
+        except Exception:
+            log.exception("index update after commit failed; it stays queued")
 
 
 def _load_articles(ids: list[int]) -> dict[int, Article]:
     rows = db.session.scalars(
         select(Article).where(Article.id.in_(ids))
         .options(selectinload(Article.section).selectinload(KbSection.category))
+        # Sessions keep objects after commit: re-read them, the index must see the database.
+        .execution_options(populate_existing=True)
     )
     return {a.id: a for a in rows}
 
@@ -156,16 +175,6 @@ def catch_up() -> None:
         process_index_queue()
     except Exception:  # a search must still answer when catching up fails
         log.exception("index catch-up failed")
-
-
-def process_after_request(response):
-    """After a request whose transaction queued index work, apply it (post-commit)."""
-    if db.session.info.pop("index_queue_dirty", False) and response.status_code < 500:
-        try:
-            process_index_queue()
-        except Exception:
-            log.exception("index update after request failed; it stays queued")
-    return response
 
 
 def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:

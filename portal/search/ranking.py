@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 from whoosh import query as wq
-from whoosh.highlight import HtmlFormatter, PinpointFragmenter
+from whoosh.analysis import Token
+from whoosh.highlight import (
+    FIRST,
+    BasicFragmentScorer,
+    HtmlFormatter,
+    PinpointFragmenter,
+    top_fragments,
+)
+from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from portal.search.audience import VISIBLE_TO, Audience
@@ -19,6 +27,7 @@ from portal.search.audience import VISIBLE_TO, Audience
 SNIPPET_CHARS = 220
 _FORMATTER = HtmlFormatter(tagname="mark", between=" … ")
 _FRAGMENTER = PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=70, autotrim=True)
+_SCORER = BasicFragmentScorer()
 
 
 @dataclass
@@ -54,20 +63,51 @@ def _fallback_snippet(body: str) -> Markup:
     return escape(body[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …")
 
 
+def body_words(q: wq.Query) -> set[str]:
+    """The (analysed) words the query looks for in the body."""
+    words = set()
+    for fieldname, text in q.iter_all_terms():
+        if fieldname == "body":
+            words.add(text.decode("utf-8") if isinstance(text, bytes) else text)
+    return words
+
+
+def snippet(searcher: Searcher, docnum: int, body: str, words: set[str]) -> Markup:
+    """Highlighted fragments from the character offsets stored in the index.
+
+    Reading the offsets from the postings avoids re-analysing the body for every hit (the
+    slow part of Whoosh's default highlighting). Whoosh's own fast path needs
+    `terms=True`, whose collector miscounts filtered totals, so this does it directly.
+    """
+    tokens = []
+    for word in words:
+        try:
+            matcher = searcher.postings("body", word)
+        except TermNotFound:
+            continue
+        matcher.skip_to(docnum)
+        if matcher.is_active() and matcher.id() == docnum:
+            for pos, start, end in matcher.value_as("characters"):
+                tokens.append(Token(text=word, pos=pos, startchar=start, endchar=end))
+    if not tokens:
+        return _fallback_snippet(body)
+    tokens.sort(key=lambda t: t.startchar)
+    fragments = top_fragments(_FRAGMENTER.fragment_matches(body, tokens), 2, _SCORER, FIRST)
+    return Markup(_FORMATTER.format(fragments)) or _fallback_snippet(body)  # noqa: S704
+
+
 def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_page: int,
          snippets: bool) -> tuple[list[RankedDoc], int]:
     """One page of hits for `q` among `allowed` docs, and the total number of matches."""
-    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, terms=snippets)
-    total = results.total
-    if snippets:
-        results.results.fragmenter = _FRAGMENTER
-        results.results.formatter = _FORMATTER
+    if not allowed:  # Whoosh reads an empty filter set as "no filter"
+        return [], 0
+    # optimize=False: with block-quality skipping, Whoosh counts the total without the filter.
+    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, optimize=False)
+    words = body_words(q) if snippets else set()
     docs = []
     for hit in results:
         fields = hit.fields()
-        snippet = Markup("")
-        if snippets:
-            snippet = Markup(hit.highlights("body", top=2) or "") or _fallback_snippet(  # noqa: S704
-                fields.get("body", ""))
-        docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, snippet))
-    return docs, total
+        text = snippet(searcher, hit.docnum, fields.get("body", ""), words) if snippets \
+            else Markup("")
+        docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
+    return docs, results.total

@@ -20,6 +20,7 @@ from portal.tickets.links import normalize
 from portal.tickets.models import Ticket, TicketCC
 
 _GRANTS = "ticket_grants"  # session key: {ticket id: email the signed link was bound to}
+MAX_GRANTS = 20
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,13 @@ class Viewer:
     user: User | None
     email: str
     name: str
+
+    def is_requester_of(self, ticket: Ticket) -> bool:
+        """The person who asked: only they mark the ticket solved and rate it (not CCs or
+        colleagues who follow it)."""
+        if self.user is not None and ticket.requester_id == self.user.id:
+            return True
+        return self.email == normalize(ticket.requester_email)
 
 
 def shares_with(user: User) -> bool:
@@ -72,9 +80,10 @@ def visible_to(user: User) -> ColumnElement[bool]:
 
 def grant(ticket: Ticket, email: str) -> None:
     """Remember in the session that this browser opened `ticket` through a link for `email`."""
-    grants = dict(session.get(_GRANTS, {}))
+    grants = {k: v for k, v in session.get(_GRANTS, {}).items() if k != str(ticket.id)}
     grants[str(ticket.id)] = email
-    session[_GRANTS] = grants
+    # The cookie stays small: the most recent links win.
+    session[_GRANTS] = dict(list(grants.items())[-MAX_GRANTS:])
 
 
 def granted_email(ticket: Ticket) -> str | None:

@@ -104,8 +104,8 @@ class NewTicketForm(FlaskForm):
         "CC (optional)", validators=[Optional(), Length(max=2000)], filters=[_strip]
     )
     attachments = MultipleFileField("Attachments (optional)")
-    form_key = HiddenField()
-    follow_up_of = HiddenField()
+    form_key = HiddenField(validators=[Length(max=64)])
+    follow_up_of = HiddenField(validators=[Length(max=20)])
 
     def __init__(self, *args, visitor: bool, categories, **kwargs):
         super().__init__(*args, **kwargs)
@@ -135,7 +135,7 @@ class ReplyForm(FlaskForm):
         filters=[_strip],
     )
     attachments = MultipleFileField("Attachments (optional)")
-    form_key = HiddenField()
+    form_key = HiddenField(validators=[Length(max=64)])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

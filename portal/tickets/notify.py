@@ -63,14 +63,15 @@ def notify_public_reply(ticket: Ticket, message: Message, author_email: str | No
 
 
 def notify_solved(ticket: Ticket) -> None:
-    """The "solved" email, with one-click links to rate the support good or bad."""
+    """The "solved" email; the requester's has one-click links to rate the support."""
     for email in recipients(ticket):
+        is_requester = normalize(email) == normalize(ticket.requester_email)
         send_mail(
             email, _subject(ticket, f"Solved: {ticket.subject}"), "ticket_solved",
             ticket=ticket, link=ticket_link(ticket, email), link_days=_link_days(),
-            good_link=ticket_link(ticket, email, rating="good"),
-            bad_link=ticket_link(ticket, email, rating="bad"),
-            is_requester=normalize(email) == normalize(ticket.requester_email),
+            good_link=ticket_link(ticket, email, rating="good") if is_requester else None,
+            bad_link=ticket_link(ticket, email, rating="bad") if is_requester else None,
+            is_requester=is_requester,
         )
 
 

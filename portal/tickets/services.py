@@ -29,8 +29,8 @@ from portal.tickets.models import (
     TicketCC,
     TicketType,
 )
+from portal.tickets.routing import OPEN_STATUSES
 
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
 FILTERS = {
     "all": ("All", None),
     "open": ("Open", OPEN_STATUSES),
@@ -174,6 +174,8 @@ def add_customer_reply(
 
 
 def mark_solved(ticket: Ticket, viewer: Viewer) -> None:
+    if not viewer.is_requester_of(ticket):
+        raise TicketError(f"Only {ticket.requester_name}, who asked, can mark this solved.")
     if ticket.status == Status.SOLVED:
         return
     if ticket.status == Status.CLOSED:
@@ -182,7 +184,9 @@ def mark_solved(ticket: Ticket, viewer: Viewer) -> None:
 
 
 def rate(ticket: Ticket, viewer: Viewer, rating: str, comment: str) -> None:
-    """Record (or change) the one rating of a solved ticket."""
+    """Record (or change) the one rating of a solved ticket, given by its requester."""
+    if not viewer.is_requester_of(ticket):
+        raise TicketError(f"Only {ticket.requester_name}, who asked, can rate this request.")
     if rating not in RATINGS:
         raise TicketError("Choose good or bad.")
     if ticket.status == Status.CLOSED:

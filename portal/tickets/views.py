@@ -12,7 +12,7 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, htmx, limiter
@@ -41,6 +41,11 @@ def _signed_in_user():
     return current_user if current_user.is_authenticated else None
 
 
+def _invalid() -> int:
+    """Status for a form re-shown with errors: 422, but 200 for htmx, which swaps no 4xx."""
+    return 200 if htmx else 422
+
+
 def _upload_hint() -> str:
     cfg = current_app.config
     return (
@@ -52,12 +57,12 @@ def _upload_hint() -> str:
 # --- filing a request ------------------------------------------------------------------------
 
 
-def _follow_up_source(reference: str | None) -> Ticket | None:
-    """The closed ticket a follow-up continues; 404 unless this person may see it."""
+def _follow_up_source(reference: str | None) -> tuple[Ticket | None, Viewer | None]:
+    """The closed ticket a follow-up continues, and who follows up; 404 unless they may see
+    it."""
     if not reference:
-        return None
-    ticket, _viewer = get_ticket_or_404(reference)
-    return ticket
+        return None, None
+    return get_ticket_or_404(reference)
 
 
 def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200):
@@ -67,15 +72,29 @@ def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200):
     ), status
 
 
+def _visitor_rate_limit() -> str:
+    return current_app.config.get("VISITOR_TICKET_RATE_LIMIT", "10 per minute;40 per hour")
+
+
+def _signed_in() -> bool:
+    return current_user.is_authenticated
+
+
 @bp.route("/new", methods=["GET", "POST"])
+# Visitor filings send email to addresses nobody has proven: keep that from being a relay.
+@limiter.limit(_visitor_rate_limit, methods=["POST"], exempt_when=_signed_in)
 def new():
     user = _signed_in_user()
     categories = services.active_categories()
     form = NewTicketForm(visitor=user is None, categories=categories)
-    follow_up = _follow_up_source(form.follow_up_of.data or request.args.get("follow_up"))
+    follow_up, viewer = _follow_up_source(
+        form.follow_up_of.data or request.args.get("follow_up")
+    )
     if request.method == "GET" and follow_up is not None:
         form.follow_up_of.data = follow_up.reference
         form.subject.data = f"Follow-up to {follow_up.reference}: {follow_up.subject}"[:200]
+        if user is None:
+            form.name.data, form.email.data = viewer.name, viewer.email
     if request.method == "POST" and request.form.get("check"):
         # JS off: "Check for answers" shows suggestions and keeps everything typed.
         hits = suggestions.suggestions_for(
@@ -84,7 +103,7 @@ def new():
         db.session.commit()
         return _render_new(form, hits, follow_up)
     if not form.validate_on_submit():
-        return _render_new(form, follow_up=follow_up, status=422 if form.errors else 200)
+        return _render_new(form, follow_up=follow_up, status=_invalid() if form.errors else 200)
 
     existing = services.ticket_by_submission_key(form.form_key.data)
     if existing is not None:
@@ -110,7 +129,7 @@ def new():
     except AttachmentError as exc:
         db.session.rollback()
         form.attachments.errors = [str(exc)]
-        return _render_new(form, follow_up=follow_up, status=422)
+        return _render_new(form, follow_up=follow_up, status=_invalid())
     except IntegrityError:
         # The same form submitted twice at once: the other request made the ticket.
         db.session.rollback()
@@ -191,8 +210,10 @@ def deflected(article_id):
 
 
 @bp.route("/")
-@login_required
 def my_requests():
+    if not current_user.is_authenticated:
+        # Visitors can still ask for help and reach their requests by email.
+        return render_template("tickets/start.html")
     can_share = shares_with(current_user)
     scope = request.args.get("scope", "mine")
     if scope != "organization" or not can_share:
@@ -225,6 +246,7 @@ def _ticket_context(ticket: Ticket, viewer: Viewer, reply_form: ReplyForm | None
         "reply_form": reply_form or ReplyForm(formdata=None),
         "rating_form": rating_form,
         "action_form": ActionForm(),
+        "is_requester": viewer.is_requester_of(ticket),
         "poll": poll_state(ticket, messages),
         "upload_hint": _upload_hint(),
         "merged_into": db.session.get(Ticket, ticket.merged_into_id)
@@ -276,7 +298,7 @@ def updates(reference):
 def _render_ticket(ticket, viewer, status=200, **forms):
     context = _ticket_context(ticket, viewer, **forms)
     if wants_partial("ticket-body"):
-        return render_template("tickets/_ticket_body.html", **context), 200
+        return render_template("tickets/_ticket_body.html", **context)
     return render_template("tickets/show.html", **context), status
 
 
@@ -285,7 +307,7 @@ def reply(reference):
     ticket, viewer = get_ticket_or_404(reference)
     form = ReplyForm()
     if not form.validate_on_submit():
-        return _render_ticket(ticket, viewer, 422, reply_form=form)
+        return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
     saved = []
     try:
         message, saved, created = services.add_customer_reply(
@@ -296,11 +318,11 @@ def reply(reference):
     except AttachmentError as exc:
         db.session.rollback()
         form.attachments.errors = [str(exc)]
-        return _render_ticket(ticket, viewer, 422, reply_form=form)
+        return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
     except services.TicketError as exc:
         db.session.rollback()
         form.body.errors = [str(exc)]
-        return _render_ticket(ticket, viewer, 422, reply_form=form)
+        return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
     except IntegrityError:
         db.session.rollback()
         remove_files(saved)
@@ -345,7 +367,8 @@ def rate(reference):
         form = RatingForm(formdata=None, rating=preset if preset in services.RATINGS
                           else ticket.csat_rating, comment=ticket.csat_comment)
         return render_template("tickets/rate.html", ticket=ticket, form=form,
-                               status_label=CUSTOMER_STATUS[ticket.status])
+                               status_label=CUSTOMER_STATUS[ticket.status],
+                               is_requester=viewer.is_requester_of(ticket))
     if form.validate_on_submit():
         try:
             services.rate(ticket, viewer, form.rating.data, form.comment.data or "")
@@ -359,7 +382,8 @@ def rate(reference):
                 url_for("tickets.show", reference=ticket.reference, _anchor="rate"), code=303
             )
     return render_template("tickets/rate.html", ticket=ticket, form=form,
-                           status_label=CUSTOMER_STATUS[ticket.status]), 422
+                           status_label=CUSTOMER_STATUS[ticket.status],
+                           is_requester=viewer.is_requester_of(ticket)), _invalid()
 
 
 @bp.route("/<reference>/attachments/<int:attachment_id>/<path:filename>")

@@ -34,8 +34,13 @@ def test_customer_journey(page, live_server, customer, agent, kb_article, axe, f
     _sign_in(page, customer.email)
     page.goto("/kb/")
     axe(page, "knowledge base home")
-
-    page.goto("/tickets/new")
+    page.get_by_label("Search the help center").fill("email never arrives")
+    page.get_by_label("Search the help center").press("Enter")
+    page.wait_for_url(re.compile(r"/kb/search"))
+    axe(page, "knowledge base search results")
+    page.get_by_role("link", name="Contact support").first.click()
+    page.get_by_role("link", name="Submit a request", exact=True).click()
+    page.wait_for_url(re.compile(r"/tickets/new"))
     axe(page, "new request form")
     page.get_by_label("Subject").press_sequentially("forgot password reset", delay=20)
     suggestion = page.locator("#suggestions").get_by_role("link", name="Reset your password")
@@ -59,8 +64,12 @@ def test_customer_journey(page, live_server, customer, agent, kb_article, axe, f
 
     url_before = page.url
     page.get_by_label("Your reply").fill("I checked the spam folder too.")
+    page.get_by_label("Attachments (optional)").set_input_files(
+        {"name": "spam-folder.png", "mimeType": "image/png", "buffer": ticket_fixtures.PNG})
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator("#thread")).to_contain_text("I checked the spam folder too.")
+    expect(page.get_by_role("link", name="spam-folder.png")).to_be_visible()
+    expect(page.get_by_text("Your reply was added.")).to_be_focused()
     assert page.url == url_before
 
     db.session.expire_all()
@@ -94,9 +103,13 @@ def test_visitor_files_and_opens_the_emailed_link(page, browser, live_server, ma
     page.goto("/tickets/new")
     axe(page, "new request form, visitor")
     page.get_by_label("Your name").fill("Val Visitor")
-    page.get_by_label("Your email").fill("val@example.com")
     page.get_by_label("Subject").fill("Order never arrived")
     page.get_by_label("Description").fill("Order 7781 was due last week.")
+    page.get_by_role("button", name="Submit request").click()
+    page.get_by_text("We need your email to send you updates.").wait_for()
+    expect(page.get_by_label("Subject")).to_have_value("Order never arrived")
+    axe(page, "new request form with errors")
+    page.get_by_label("Your email").fill("val@example.com")
     page.get_by_role("button", name="Submit request").click()
     page.get_by_role("heading", name="We received your request").wait_for()
     ticket = db.session.scalar(select(Ticket))
@@ -119,5 +132,7 @@ def test_visitor_files_and_opens_the_emailed_link(page, browser, live_server, ma
         expect(visitor.locator("#thread")).to_contain_text("Any news?")
         visitor.goto("/tickets/find")
         axe(visitor, "find my request")
+        visitor.goto("/tickets/")
+        axe(visitor, "contact support, signed out")
     finally:
         other.close()

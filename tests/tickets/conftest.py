@@ -76,7 +76,6 @@ def kb_article(app, agent):
     """kb_article(title, body, visibility=...) -> a published, indexed KB article."""
     from portal.kb.models import ArticleStatus, Visibility
     from portal.kb.services import ArticleInput, create_article, create_category, create_section
-    from portal.search import process_index_queue
 
     section = create_section(create_category("Account"), "Passwords")
     db.session.commit()
@@ -88,8 +87,7 @@ def kb_article(app, agent):
                          visibility=visibility),
             agent, status=status,
         )
-        db.session.commit()
-        process_index_queue()
+        db.session.commit()  # the search index is updated after the commit
         return article
 
     return factory

@@ -119,3 +119,50 @@ def test_visitor_files_with_name_and_email_and_gets_a_link(client, mailbox, cate
     opened = other.get(link.strip().replace("http://localhost", ""))
     assert opened.status_code == 302
     assert other.get(f"/tickets/{ticket.reference}").status_code == 200
+
+
+def test_visitors_get_a_contact_page_instead_of_a_sign_in_wall(client):
+    page = client.get("/tickets/")
+    assert page.status_code == 200
+    assert b'href="/tickets/new"' in page.data and b'href="/tickets/find"' in page.data
+
+
+def test_simultaneous_double_submit_creates_one_ticket(live_server):
+    """Four copies of one form at the same moment (a double click on a slow line)."""
+    import http.client
+    import threading
+    import urllib.parse
+
+    body = urllib.parse.urlencode({
+        "name": "Val", "email": "val@example.com", "subject": "Race", "description": "Twice",
+        "type": "question", "form_key": "race-key"})
+    host, port = live_server.url.removeprefix("http://").split(":")
+    locations = []
+    start = threading.Barrier(4)
+
+    def submit():
+        connection = http.client.HTTPConnection(host, int(port), timeout=20)
+        start.wait()
+        connection.request("POST", "/tickets/new", body,
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        locations.append((response.status, response.getheader("Location")))
+        connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ticket = db.session.scalar(select(Ticket))
+    db.session.commit()
+    assert _count(Ticket) == 1
+    assert locations == [(303, f"/tickets/{ticket.reference}/submitted")] * 4
+
+
+def test_visitor_filings_are_rate_limited(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, VISITOR_TICKET_RATE_LIMIT="2 per minute")
+    with app.app_context():
+        client = app.test_client()
+        codes = [client.post("/tickets/new", data={"subject": ""}).status_code for _ in range(3)]
+        assert codes == [422, 422, 429]
