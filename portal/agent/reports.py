@@ -397,13 +397,16 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
 
     created_total = sum(created.values())
     escalated = _count(
-        TicketEvent.kind == "escalation",
-        TicketEvent.created_at >= start,  # never before the ticket was created
-        TicketEvent.ticket_id == Ticket.id,
         Ticket.created_at >= start,
         Ticket.created_at < end,
         *tc,
-        what=distinct(TicketEvent.ticket_id),
+        # From the (few) escalation events since the start: a ticket is escalated after it
+        # was created, so this is every escalation of a ticket created in the period.
+        Ticket.id.in_(
+            select(TicketEvent.ticket_id).where(
+                TicketEvent.kind == "escalation", TicketEvent.created_at >= start
+            )
+        ),
     )
 
     rated = [
