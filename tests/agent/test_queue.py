@@ -30,6 +30,7 @@ def test_views_filters_and_search(agent_client, agent, customer, make_user, make
     assert listed(view="solved") == {solved.reference}
     assert listed(view="all", priority="urgent") == {unassigned.reference}
     assert listed(view="all", q="olga@example") == {unassigned.reference}
+    assert listed(view="all", q="Olga@Example.com") == {unassigned.reference}
     assert listed(view="all", q="5521") == {unassigned.reference}  # message text
     assert listed(view="all", q=mine.reference) == {mine.reference}
     assert listed(view="all", q="printer") == {mine.reference}
