@@ -6,6 +6,7 @@ category joined in and tags loaded in one extra IN query), however many tickets 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,6 +30,7 @@ from portal.tickets.routing import OPEN_STATUSES
 from portal.tickets.sla import DUE_SOON
 
 PAGE_SIZE = 50
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RECENTLY_SOLVED = timedelta(days=7)
 
 VIEWS = {
@@ -164,6 +166,8 @@ def _search_condition(text: str):
     ticket_id = Ticket.id_from_reference(text)
     if ticket_id is not None:
         return Ticket.id == ticket_id
+    if EMAIL.match(text):  # a whole address: that requester's tickets, from the index
+        return Ticket.requester_email.in_({text, text.lower()})
     like = "%" + escape_like(text) + "%"
     conditions = [
         Ticket.subject.ilike(like, escape="\\"),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal.auth.models import User
+from portal.auth.models import Role, User
 from portal.db import utcnow
 from portal.extensions import db
 from portal.tickets import notify, sla
@@ -356,8 +356,6 @@ def requester_tickets(ticket: Ticket, limit: int = 10) -> list[Ticket]:
 
 
 def active_agents() -> list[User]:
-    from portal.auth.models import Role
-
     return list(
         db.session.scalars(
             select(User)

@@ -83,7 +83,8 @@ def queue():
         "queue-results",
         query=query,
         results=results,
-        counts=queues.view_counts(current_user),
+        # The tabs are not part of the htmx partial: skip their counts there.
+        counts={} if wants_partial("queue-results") else queues.view_counts(current_user),
         views=queues.VIEWS,
         sorts=queues.SORTS,
         bulk=bulk,
@@ -106,7 +107,8 @@ def bulk_update():
     back = back if back.startswith("/agent/") and not back.startswith("//") else url_for(
         "agent.queue"
     )
-    ids = [int(i) for i in request.form.getlist("ticket") if i.isdigit() and len(i) < 12]
+    chosen = request.form.getlist("on_page" if request.form.get("scope") == "page" else "ticket")
+    ids = [int(i) for i in chosen if i.isdigit() and len(i) < 12]
     if not form.validate_on_submit():
         flash("That bulk action could not be read; please try again.", "error")
         return redirect(back)

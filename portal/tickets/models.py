@@ -120,8 +120,13 @@ class Ticket(Base):
         Index("ix_tickets_status_priority_due", "status", "priority", "resolution_due_at"),
         Index("ix_tickets_status_first_due", "status", "first_response_at",
               "first_response_due_at"),
-        Index("ix_tickets_first_response_at", "first_response_at"),
-        Index("ix_tickets_csat_at", "csat_at"),
+        # Covering indexes: the reports read these columns for every ticket in the period.
+        Index("ix_tickets_first_response_report", "first_response_at", "created_at",
+              "assignee_id", "first_response_due_at", "first_response_breached"),
+        Index("ix_tickets_solved_report", "solved_at", "created_at", "assignee_id",
+              "merged_into_id", "public_reply_count", "reopen_count", "resolution_due_at",
+              "resolution_breached"),
+        Index("ix_tickets_csat_report", "csat_at", "csat_rating", "assignee_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -260,6 +265,8 @@ class TicketEvent(Base):
         # Agent reports (migration 0004_agent): status changes per day without table reads.
         Index("ix_ticket_events_kind_value_created", "kind", "new_value", "created_at",
               "old_value"),
+        Index("ix_ticket_events_kind_created_actor", "kind", "created_at", "actor_id",
+              "ticket_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

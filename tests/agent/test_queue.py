@@ -30,6 +30,7 @@ def test_views_filters_and_search(agent_client, agent, customer, make_user, make
     assert listed(view="solved") == {solved.reference}
     assert listed(view="all", priority="urgent") == {unassigned.reference}
     assert listed(view="all", q="olga@example") == {unassigned.reference}
+    assert listed(view="all", q="Olga@Example.com") == {unassigned.reference}
     assert listed(view="all", q="5521") == {unassigned.reference}  # message text
     assert listed(view="all", q=mine.reference) == {mine.reference}
     assert listed(view="all", q="printer") == {mine.reference}
@@ -118,6 +119,12 @@ def test_bulk_actions(agent_client, agent, customer, make_ticket):
     bad = agent_client.post("/agent/bulk", data={"ticket": [str(a.id)], "add_tags": "no way!"},
                             follow_redirects=True)
     assert "is not a valid tag" in bad.text
+    whole_page = agent_client.post("/agent/bulk", data={
+        "on_page": [str(b.id), str(c.id)], "scope": "page", "add_tags": "paged"})
+    assert whole_page.status_code == 302
+    db.session.refresh(b)
+    db.session.refresh(c)
+    assert "paged" in [t.name for t in b.tags] and "paged" in [t.name for t in c.tags]
     none = agent_client.post("/agent/bulk", data={"status": "open"}, follow_redirects=True)
     assert "Select at least one ticket" in none.text
 

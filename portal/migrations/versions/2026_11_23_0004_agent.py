@@ -14,13 +14,21 @@ depends_on = None
 INDEXES = {
     "ix_tickets_status_priority_due": ["status", "priority", "resolution_due_at"],
     "ix_tickets_status_first_due": ["status", "first_response_at", "first_response_due_at"],
-    "ix_tickets_first_response_at": ["first_response_at"],
-    "ix_tickets_csat_at": ["csat_at"],
+    "ix_tickets_first_response_report": [
+        "first_response_at", "created_at", "assignee_id", "first_response_due_at",
+        "first_response_breached",
+    ],
+    "ix_tickets_solved_report": [
+        "solved_at", "created_at", "assignee_id", "merged_into_id", "public_reply_count",
+        "reopen_count", "resolution_due_at", "resolution_breached",
+    ],
+    "ix_tickets_csat_report": ["csat_at", "csat_rating", "assignee_id"],
 }
 
 
 EVENT_INDEXES = {
     "ix_ticket_events_kind_value_created": ["kind", "new_value", "created_at", "old_value"],
+    "ix_ticket_events_kind_created_actor": ["kind", "created_at", "actor_id", "ticket_id"],
 }
 
 
