@@ -116,6 +116,9 @@ def bound_query(q: wq.Query, reader: IndexReader, notes: list[str]) -> wq.Query:
     """Replace every wildcard/prefix by a small OR of real terms; drop the hopeless ones."""
     if isinstance(q, wq.PatternQuery):
         return _expand(q, reader, notes)
+    if isinstance(q, wq.Every):  # a bare "*": everything is no answer
+        _note(notes, _SHORT_WILDCARD)
+        return wq.NullQuery
     if q.is_leaf():
         return q
     children = [bound_query(sub, reader, notes) for sub in q.children()]
@@ -147,13 +150,20 @@ def _rebuild(q: wq.Query, children: list[wq.Query]) -> wq.Query:
     return q
 
 
+_SHORT_WILDCARD = (f"Put at least {MIN_PREFIX} letters before a * to search by the start of "
+                   "a word.")
+
+
+def _note(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
 def _expand(q: wq.PatternQuery, reader: IndexReader, notes: list[str]) -> wq.Query:
     pattern = q.text
     literal = re.split(r"[*?]", pattern, maxsplit=1)[0]
     if len(literal) < MIN_PREFIX:
-        note = f"Put at least {MIN_PREFIX} letters before a * to search by the start of a word."
-        if note not in notes:
-            notes.append(note)
+        _note(notes, _SHORT_WILDCARD)
         return wq.NullQuery
     matcher = None
     if isinstance(q, wq.Wildcard) and pattern.rstrip("*") != literal:
