@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from markupsafe import Markup, escape
 from whoosh import query as wq
 from whoosh.analysis import Token
@@ -23,6 +24,7 @@ from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from portal.search.audience import VISIBLE_TO, Audience
+from portal.search.shortfields import ShortFieldPostings, top
 
 SNIPPET_CHARS = 220
 _FORMATTER = HtmlFormatter(tagname="mark", between=" … ")
@@ -55,6 +57,30 @@ def allowed_docs(store, audience: Audience, category_id: int | None) -> set[int]
         ("allowed", audience, category_id),
         lambda searcher: set(searcher.docs_for_query(visibility_filter(audience, category_id))),
     )
+
+
+def allowed_mask(store, audience: Audience, category_id: int | None) -> np.ndarray:
+    """`allowed_docs` as a boolean array indexed by doc number."""
+    def compute(searcher):
+        mask = np.zeros(searcher.reader().doc_count_all(), dtype=bool)
+        mask[list(allowed_docs(store, audience, category_id))] = True
+        return mask
+
+    return store.memo(("allowed_mask", audience, category_id), compute)
+
+
+def rank_instant(store, q: wq.Query, audience: Audience, category_id: int | None, *,
+                 page: int, per_page: int) -> tuple[list[RankedDoc], int] | None:
+    """Instant results from in-memory short-field postings; None if `q` needs Whoosh."""
+    postings = store.memo("short_fields", lambda s: ShortFieldPostings(s.reader()))
+    found = postings.evaluate(q)
+    if found is None:
+        return None
+    best, total = top(found, allowed_mask(store, audience, category_id),
+                      (page - 1) * per_page, per_page)
+    searcher = store.searcher()
+    return [RankedDoc(docnum, score, searcher.stored_fields(docnum), Markup(""))
+            for docnum, score in best], total
 
 
 def _fallback_snippet(body: str) -> Markup:
@@ -114,9 +140,9 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
     """One page of hits for `q` among `allowed` docs, and the total number of matches."""
     if not allowed:  # Whoosh reads an empty filter set as "no filter"
         return [], 0
-    # optimize=False: with block-quality skipping, Whoosh counts the total without the filter.
+    # optimize=False: with block skipping Whoosh counts the total ignoring the filter.
     results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, optimize=False)
-    hits = list(results)
+    hits, total = list(results), results.total
     offsets = char_offsets(searcher, [h.docnum for h in hits], body_words(q)) if snippets \
         else {}
     docs = []
@@ -124,4 +150,4 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
         fields = hit.fields()
         text = snippet(fields.get("body", ""), offsets[hit.docnum]) if snippets else Markup("")
         docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
-    return docs, results.total
+    return docs, total
