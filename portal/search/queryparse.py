@@ -9,6 +9,7 @@ error falls back to the plain words.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import heapq
 import logging
@@ -72,6 +73,18 @@ def clean_input(raw: str) -> tuple[str, list[str]]:
     return text, notes
 
 
+_parsers: dict[tuple, MultifieldParser] = {}
+
+
+def cached_parser(schema, any_word: bool, fields: tuple[str, ...]) -> MultifieldParser:
+    """Parsers hold no per-query state; building one costs more than a short parse."""
+    key = (id(schema), any_word, fields)
+    parser = _parsers.get(key)
+    if parser is None or parser.schema is not schema:
+        parser = _parsers[key] = make_parser(schema, any_word, fields)
+    return parser
+
+
 def make_parser(schema, any_word: bool, fields: tuple[str, ...] = SEARCH_FIELDS
                 ) -> MultifieldParser:
     # OR with a coordination bonus ranks articles with more of the words first; instant
@@ -104,8 +117,8 @@ def parse(raw: str, searcher: Searcher, *, any_word: bool = False,
         last = text.rsplit(" ", 1)[-1]
         if len(last) >= MIN_PREFIX and last.isalnum():
             source = text + "*"
-    parser = make_parser(searcher.schema, any_word,
-                         INSTANT_FIELDS if prefix_last else SEARCH_FIELDS)
+    parser = cached_parser(searcher.schema, any_word,
+                           INSTANT_FIELDS if prefix_last else SEARCH_FIELDS)
     try:
         parsed = parser.parse(source)
     except Exception:  # the parser has many failure modes on odd input; words always work
@@ -130,30 +143,34 @@ def bound_query(q: wq.Query, reader: IndexReader, notes: list[str]) -> wq.Query:
         return wq.NullQuery
     if q.is_leaf():
         return q
-    children = [bound_query(sub, reader, notes) for sub in q.children()]
+    originals = list(q.children())
+    children = [bound_query(sub, reader, notes) for sub in originals]
+    if all(new is old for new, old in zip(children, originals, strict=True)):
+        return q
     children = [c for c in children if c is not wq.NullQuery]
     if not children:
         return wq.NullQuery
-    if len(children) != len(list(q.children())) and isinstance(q, wq.Not | wq.AndNot):
+    if len(children) != len(originals) and isinstance(q, wq.Not | wq.AndNot):
         return wq.NullQuery  # "x NOT *" must not turn into "x"
     return _rebuild(q, children)
 
 
 def _rebuild(q: wq.Query, children: list[wq.Query]) -> wq.Query:
+    """`q` with new children (a shallow copy: Query.copy() deep-copies the whole tree)."""
     if isinstance(q, wq.CompoundQuery):
-        clone = q.copy()
+        clone = copy.copy(q)
         clone.subqueries = children
         return clone.normalize()
     if isinstance(q, wq.BinaryQuery):
         if len(children) == 2:
-            clone = q.copy()
+            clone = copy.copy(q)
             clone.a, clone.b = children
             return clone.normalize()
         return children[0] if not isinstance(q, wq.AndNot) else wq.NullQuery
     if isinstance(q, wq.Not):
         return wq.Not(children[0], boost=q.boost)
     if isinstance(q, wq.WrappingQuery):
-        clone = q.copy()
+        clone = copy.copy(q)
         clone.child = children[0]
         return clone
     return q

@@ -24,7 +24,7 @@ from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from portal.search.audience import VISIBLE_TO, Audience
-from portal.search.shortfields import ShortFieldPostings, top
+from portal.search.shortfields import ShortFieldPostings, evaluate_words, top
 
 SNIPPET_CHARS = 220
 _FORMATTER = HtmlFormatter(tagname="mark", between=" … ")
@@ -73,7 +73,7 @@ def rank_instant(store, q: wq.Query, audience: Audience, category_id: int | None
                  page: int, per_page: int) -> tuple[list[RankedDoc], int] | None:
     """Instant results from in-memory short-field postings; None if `q` needs Whoosh."""
     postings = store.memo("short_fields", lambda s: ShortFieldPostings(s.reader()))
-    found = postings.evaluate(q)
+    found = evaluate_words(postings, q)
     if found is None:
         return None
     best, total = top(found, allowed_mask(store, audience, category_id),

@@ -169,7 +169,9 @@ def search_articles(query: str, audience: Audience, *, page: int = 1, per_page: 
 def _search(index_store: IndexStore, query: str, audience: Audience, page: int, per_page: int,
             category_id: int | None, instant: bool) -> SearchResults:
     run = {"page": page, "per_page": per_page, "category_id": category_id, "instant": instant}
-    parsed, hits, total = _run(index_store, query, audience, any_word=False, **run)
+    # Instant results rank articles with every word first, then those with some of them,
+    # in one pass; the search page requires every word and falls back to any word.
+    parsed, hits, total = _run(index_store, query, audience, any_word=instant, **run)
     notes = list(parsed.notes)
     if parsed.query is None:
         if not notes:
@@ -181,13 +183,13 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
         correction = correct_spelling(index_store, parsed.text)
         if correction and correction.lower() != parsed.text.lower():
             c_parsed, c_hits, c_total = _run(index_store, correction, audience,
-                                             any_word=False, **run)
+                                             any_word=instant, **run)
             if total == 0 and c_total:
                 result.hits, result.total = c_hits, c_total
                 result.corrected_query = correction
             elif c_total > total:
                 result.did_you_mean = correction
-    if result.total == 0 and len(parsed.text.split()) > 1:
+    if result.total == 0 and len(parsed.text.split()) > 1 and not instant:
         _p, or_hits, or_total = _run(index_store, parsed.text, audience, any_word=True, **run)
         if or_total:
             result.hits, result.total = or_hits, or_total

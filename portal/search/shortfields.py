@@ -19,6 +19,8 @@ from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.reading import IndexReader, TermNotFound
 
 K1 = 1.2
+# Added per matched query word: more matched words always outrank a higher BM25 sum.
+COORDINATION = 1000.0
 MAX_CACHED_TERMS = 50_000
 _EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
 
@@ -75,6 +77,20 @@ class ShortFieldPostings:
             combined = _intersect(parts) if isinstance(q, wq.And) else _union(parts)
             return combined[0], combined[1] * q.boost
         return None
+
+
+def evaluate_words(postings: ShortFieldPostings, q: wq.Query) -> Postings | None:
+    """Like `evaluate`, but an OR of several words ranks articles having more of the words
+    first (all words before some words), then by score."""
+    if type(q) is wq.Or and len(q.subqueries) > 1 and not any(
+            isinstance(sub, wq.Term) for sub in q.subqueries):
+        parts = [postings.evaluate(sub) for sub in q.subqueries]
+        if any(part is None for part in parts):
+            return None
+        ids, scores = _union(parts)
+        matched_words = _union([(p[0], np.ones(len(p[0]))) for p in parts])[1]
+        return ids, matched_words * COORDINATION + scores
+    return postings.evaluate(q)
 
 
 def _read_postings(matcher) -> Postings:
