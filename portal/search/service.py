@@ -15,7 +15,7 @@ from portal.search.audience import Audience
 from portal.search.index import INDEX_ERRORS, IndexStore, store
 from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
 from portal.search.queue import catch_up
-from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_instant
+from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,9 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     hits: list[Hit] = []
     total = 0
     if parsed.query is not None:
-        ranked = rank_instant(index_store, parsed.query, audience, category_id, page=page,
-                              per_page=per_page) if instant else None
-        if ranked is None:
+        ranked = rank_in_memory(index_store, parsed.query, audience, category_id, page=page,
+                                per_page=per_page, snippets=not instant)
+        if ranked is None:  # phrases and NOT: Whoosh evaluates them
             allowed = allowed_docs(index_store, audience, category_id)
             ranked = rank(searcher, parsed.query, allowed, page=page, per_page=per_page,
                           snippets=not instant)

@@ -1,12 +1,13 @@
-"""Instant results from in-memory postings of the short fields (title, labels, section).
+"""Query evaluation on in-memory copies of the index's posting lists (numpy arrays).
 
-Whoosh walks its posting lists in pure Python on every query; for results-as-you-type that
-costs too much at tens of thousands of articles. Here each (field, word) posting list is read
-once per index generation into numpy arrays (doc numbers, BM25 weights), and queries made of
-words, prefixes, AND and OR are answered with array intersections and unions. Anything else
-(phrases, NOT) returns None and the caller uses Whoosh. Totals are exact.
+Whoosh walks its posting lists in pure Python on every query, which costs tens to hundreds
+of milliseconds at tens of thousands of articles. Here each (field, word) posting list is
+read once per index generation into arrays (doc numbers, BM25 weights), and queries made of
+words, expanded prefixes, AND and OR are answered with array intersections and unions, with
+exact totals. Anything else (phrases, NOT) returns None and the caller uses Whoosh.
 
-Scoring is BM25 without length normalisation (b = 0): these fields are a few words long.
+Scoring is BM25 per field (b = 0.75 for the body, whose length varies; none for the short
+fields), multiplied by the query's field boosts and summed over fields and words.
 """
 
 from __future__ import annotations
@@ -19,30 +20,48 @@ from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.reading import IndexReader, TermNotFound
 
 K1 = 1.2
+B = {"body": 0.75}  # length normalisation per field (short fields: none)
 # Added per matched query word: more matched words always outrank a higher BM25 sum.
 COORDINATION = 1000.0
-MAX_CACHED_TERMS = 50_000
+# Cached postings are dropped when they hold more entries than this (~16 bytes each).
+MAX_CACHED_ENTRIES = 5_000_000
 _EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
 
 Postings = tuple[np.ndarray, np.ndarray]
 
 
-class ShortFieldPostings:
+class ArrayPostings:
     """Lazily loaded postings of one searcher's reader (one index generation)."""
 
     def __init__(self, reader: IndexReader) -> None:
         self.reader = reader
         self.doc_count = reader.doc_count_all()
         self._terms: dict[tuple[str, str], Postings] = {}
+        self._entries = 0
+        self._lengths: dict[str, tuple[np.ndarray, float]] = {}
 
     def term(self, fieldname: str, text: str) -> Postings:
         key = (fieldname, text)
         cached = self._terms.get(key)
         if cached is None:
-            if len(self._terms) >= MAX_CACHED_TERMS:
+            if self._entries >= MAX_CACHED_ENTRIES:
                 self._terms.clear()
+                self._entries = 0
             cached = self._terms[key] = self._load(fieldname, text)
+            self._entries += len(cached[0])
         return cached
+
+    def _field_lengths(self, fieldname: str) -> tuple[np.ndarray, float]:
+        if fieldname not in self._lengths:
+            reader = self.reader
+            lengths = np.fromiter(
+                (reader.doc_field_length(docnum, fieldname, 0)
+                 for docnum in range(self.doc_count)),
+                dtype=np.float64, count=self.doc_count,
+            )
+            average = float(lengths.mean()) if self.doc_count else 1.0
+            self._lengths[fieldname] = (lengths, average or 1.0)
+        return self._lengths[fieldname]
 
     def _load(self, fieldname: str, text: str) -> Postings:
         id_parts: list[np.ndarray] = []
@@ -63,7 +82,13 @@ class ShortFieldPostings:
             return _EMPTY
         df = len(ids)
         idf = math.log(1 + (self.doc_count - df + 0.5) / (df + 0.5))
-        return ids, idf * tf * (K1 + 1) / (tf + K1)
+        b = B.get(fieldname, 0.0)
+        if b:
+            lengths, average = self._field_lengths(fieldname)
+            norm = K1 * (1 - b + b * lengths[ids] / average)
+        else:
+            norm = K1
+        return ids, idf * tf * (K1 + 1) / (tf + norm)
 
     def evaluate(self, q: wq.Query) -> Postings | None:
         """(doc numbers ascending, scores) for a query of words, AND and OR; else None."""
@@ -79,7 +104,7 @@ class ShortFieldPostings:
         return None
 
 
-def evaluate_words(postings: ShortFieldPostings, q: wq.Query) -> Postings | None:
+def evaluate_words(postings: ArrayPostings, q: wq.Query) -> Postings | None:
     """Like `evaluate`, but an OR of several words ranks articles having more of the words
     first (all words before some words), then by score."""
     if type(q) is wq.Or and len(q.subqueries) > 1 and not any(
