@@ -31,9 +31,9 @@ def categories_with_sections() -> list[KbCategory]:
 
 
 def category_choices() -> list[tuple[int, str]]:
-    return list(db.session.execute(
-        select(KbCategory.id, KbCategory.name).order_by(KbCategory.position, KbCategory.id)
-    ).tuples())
+    rows = db.session.execute(
+        select(KbCategory.id, KbCategory.name).order_by(KbCategory.position, KbCategory.id))
+    return [(row.id, row.name) for row in rows]
 
 
 def section_counts(audience: Audience) -> dict[int, int]:

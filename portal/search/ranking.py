@@ -1,14 +1,17 @@
 """Ranking: the one place that turns a bounded query into ordered hits.
 
-Keyword ranking is Whoosh BM25F over title/labels/section/body with the field boosts of
-`schema.FIELD_BOOSTS`. Meaning-based ranking plugs in here (`rank` gets the candidates and
-may re-order them) so callers never change.
+Keyword ranking is BM25 over title/labels/section/body with the field boosts of
+`schema.FIELD_BOOSTS`: `rank_in_memory` evaluates word/prefix/AND/OR queries on posting
+arrays (arrays.py), `rank` runs everything else (phrases, NOT) through Whoosh. Both return
+`RankedDoc`s and a total. Meaning-based ranking plugs in after them (re-ordering the keyword
+candidates) so callers never change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from markupsafe import Markup, escape
 from whoosh import query as wq
 from whoosh.analysis import Token
@@ -22,6 +25,7 @@ from whoosh.highlight import (
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
+from portal.search.arrays import ArrayPostings, evaluate_words, top
 from portal.search.audience import VISIBLE_TO, Audience
 
 SNIPPET_CHARS = 220
@@ -57,6 +61,36 @@ def allowed_docs(store, audience: Audience, category_id: int | None) -> set[int]
     )
 
 
+def allowed_mask(store, audience: Audience, category_id: int | None) -> np.ndarray:
+    """`allowed_docs` as a boolean array indexed by doc number."""
+    def compute(searcher):
+        mask = np.zeros(searcher.reader().doc_count_all(), dtype=bool)
+        mask[list(allowed_docs(store, audience, category_id))] = True
+        return mask
+
+    return store.memo(("allowed_mask", audience, category_id), compute)
+
+
+def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | None, *,
+                   page: int, per_page: int, snippets: bool
+                   ) -> tuple[list[RankedDoc], int] | None:
+    """Rank with in-memory posting arrays (see arrays.py); None if `q` needs Whoosh."""
+    postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
+    found = evaluate_words(postings, q)
+    if found is None:
+        return None
+    best, total = top(found, allowed_mask(store, audience, category_id),
+                      (page - 1) * per_page, per_page)
+    searcher = store.searcher()
+    offsets = char_offsets(searcher, [d for d, _s in best], body_words(q)) if snippets else {}
+    docs = []
+    for docnum, score in best:
+        fields = searcher.stored_fields(docnum)
+        text = snippet(fields.get("body", ""), offsets[docnum]) if snippets else Markup("")
+        docs.append(RankedDoc(docnum, score, fields, text))
+    return docs, total
+
+
 def _fallback_snippet(body: str) -> Markup:
     if len(body) <= SNIPPET_CHARS:
         return escape(body)
@@ -82,9 +116,10 @@ def char_offsets(searcher: Searcher, docnums: list[int], words: set[str]
     """
     found: dict[int, list[Token]] = {docnum: [] for docnum in docnums}
     ordered = sorted(docnums)
+    reader = searcher.reader()  # reader postings: no scorer (and no idf) is needed here
     for word in words:
         try:
-            matcher = searcher.postings("body", word)
+            matcher = reader.postings("body", word)
         except TermNotFound:
             continue
         for docnum in ordered:
@@ -114,9 +149,9 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
     """One page of hits for `q` among `allowed` docs, and the total number of matches."""
     if not allowed:  # Whoosh reads an empty filter set as "no filter"
         return [], 0
-    # optimize=False: with block-quality skipping, Whoosh counts the total without the filter.
+    # optimize=False: with block skipping Whoosh counts the total ignoring the filter.
     results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, optimize=False)
-    hits = list(results)
+    hits, total = list(results), results.total
     offsets = char_offsets(searcher, [h.docnum for h in hits], body_words(q)) if snippets \
         else {}
     docs = []
@@ -124,4 +159,4 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
         fields = hit.fields()
         text = snippet(fields.get("body", ""), offsets[hit.docnum]) if snippets else Markup("")
         docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
-    return docs, results.total
+    return docs, total
