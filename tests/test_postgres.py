@@ -86,3 +86,42 @@ def test_simultaneous_sign_ups_with_one_email_on_postgres(pg_app):
     assert sorted(statuses) == [200, 200, 200, 303]
     count = db.session.scalar(select(func.count(User.id)).where(User.email == "twin@example.com"))
     assert count == 1
+
+
+def test_demo_content_and_main_pages_on_postgres(pg_app):
+    """Seed the demo (KB, tickets, support setup) and walk the main pages as each role."""
+    result = pg_app.test_cli_runner().invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    import json
+    from pathlib import Path
+
+    accounts = json.loads((Path(pg_app.instance_path) / "demo-accounts.json").read_text())
+    client = pg_app.test_client()
+    assert b"How can we help?" in client.get("/").data
+    assert client.get("/kb/search?q=password").status_code == 200
+
+    email, password = accounts["customer"]
+    signed_in = client.post("/auth/login", data={"email": email, "password": password})
+    assert signed_in.status_code == 303
+    mine = client.get("/tickets/")
+    assert mine.status_code == 200 and b"TKT-" in mine.data
+    from sqlalchemy import select
+
+    from portal.tickets.models import TicketCategory
+
+    form = {
+        "subject": "Export on Postgres", "description": "The CSV export stops.",
+        "type": "problem", "form_key": "pg-form-1",
+        "category": str(db.session.scalar(select(TicketCategory.id).limit(1))),
+    }
+    filed = client.post("/tickets/new", data=form)
+    assert filed.status_code == 303
+    again = client.post("/tickets/new", data=form)
+    assert again.headers["Location"] == filed.headers["Location"]  # one ticket for two posts
+    client.post("/auth/logout")
+
+    email, password = accounts["agent"]
+    client.post("/auth/login", data={"email": email, "password": password})
+    queue = client.get("/agent/")
+    assert queue.status_code == 200 and b"Export on Postgres" in queue.data
+    assert client.get("/agent/reports").status_code == 200

@@ -31,7 +31,7 @@ def least_loaded_agent(group: Group) -> User | None:
         select(User)
         .join(group_members, group_members.c.user_id == User.id)
         .where(group_members.c.group_id == group.id, User.active.is_(True))
-        .order_by(open_load, func.coalesce(last_assigned, "").asc(), User.id)
+        .order_by(open_load, last_assigned.asc().nulls_first(), User.id)
         .limit(1)
     )
     return db.session.scalar(query)
