@@ -4,7 +4,8 @@ SQLite runs in WAL mode with foreign keys on and a busy timeout. Write transacti
 write lock up front with `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes
 fails at once with "database is locked" when another writer got there first, and the busy
 timeout cannot help it. Requests that change state (every method but GET/HEAD/OPTIONS) and CLI
-commands begin immediately; a GET that must write uses `db.writing()`.
+commands begin immediately; a GET that must write uses `db.writing()`, and a POST that does slow
+reading first (checking a password) can do it in `db.reading()` without holding the lock.
 """
 
 from __future__ import annotations
@@ -101,6 +102,21 @@ class Database:
         from flask import request
 
         _immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """Slow read-only work inside a POST (a password check) without holding the write lock.
+
+        Nothing may be written inside; the view's writes afterwards begin a new transaction.
+        """
+        session = self.session()
+        session.commit()
+        token = _immediate.set(False)
+        try:
+            yield session
+        finally:
+            session.rollback()  # end the read transaction; there is nothing to keep
+            _immediate.reset(token)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:

@@ -4,6 +4,7 @@ import threading
 import urllib.parse
 import urllib.request
 
+import pytest
 from sqlalchemy import func, select
 
 from portal.auth.models import User
@@ -74,3 +75,29 @@ def test_concurrent_sign_ups_over_http(live_server):
     assert errors == []
     db.session.expire_all()
     assert db.session.scalar(select(func.count(User.id))) == THREADS * 3
+
+
+def test_reading_takes_no_write_lock(app, customer):
+    """A sign-in checks the password inside db.reading(): other writers need not wait for it."""
+    import sqlite3
+
+    path = app.config["DATABASE_URL"].removeprefix("sqlite:///")
+
+    def write_elsewhere():
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("UPDATE users SET name = 'Written meanwhile'")
+            other.execute("COMMIT")
+        finally:
+            other.close()
+
+    with db.reading():
+        db.session.scalars(select(User)).all()
+        write_elsewhere()
+    db.session.scalars(select(User)).all()  # outside it, the first query takes the write lock
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            write_elsewhere()
+    finally:
+        db.session.rollback()

@@ -67,7 +67,8 @@ def login():
 def _check_credentials(form: LoginForm):
     """The user the form signs in as, or None with the reason attached to the form."""
     try:
-        user = services.authenticate(form.email.data, form.password.data)
+        with db.reading():  # the slow hash check must not hold up other writers
+            user = services.authenticate(form.email.data, form.password.data)
     except services.AccountError as exc:
         form.email.errors.append(str(exc))
         return None
