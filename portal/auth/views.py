@@ -78,6 +78,7 @@ def _check_credentials(form: LoginForm):
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"])
 def register():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
