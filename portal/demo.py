@@ -45,11 +45,13 @@ def seed_demo() -> dict[str, tuple[str, str]]:
         password = secrets.token_urlsafe(9)
         users[role] = create_user(email, name, password, role_enum, confirmed=True)
         accounts[role] = (email, password)
+    from portal.agent.demo import seed_support
     from portal.kb.demo import seed_kb
     from portal.tickets.demo import seed_tickets
 
     seed_kb(author=users["agent"])
     seed_tickets(customer=users["customer"], agent=users["agent"])
+    seed_support(agent=users["agent"])
     db.session.commit()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

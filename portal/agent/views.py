@@ -1,10 +1,464 @@
-from flask import render_template
+"""Agent workspace pages: thin views over portal.agent services."""
 
-from portal.agent import bp
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import (
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
+
+from portal.agent import articles, bp, jobs, services
+from portal.agent import queue as queues
+from portal.agent import reports as metrics
+from portal.agent.charts import daily_chart
+from portal.agent.forms import (
+    ArticleDraftForm,
+    BulkForm,
+    MergeForm,
+    PropertiesForm,
+    ReplyForm,
+    options,
+)
 from portal.auth.views import agent_required
+from portal.db import utcnow
+from portal.extensions import db
+from portal.htmx import render_page_or_partial, wants_partial
+from portal.kb.models import Article, ArticleStatus, KbSection, Visibility
+from portal.tickets.attachments import stored_path
+from portal.tickets.models import (
+    Attachment,
+    CannedReply,
+    Group,
+    Message,
+    Priority,
+    Status,
+    Ticket,
+    TicketCategory,
+    TicketEvent,
+    TicketType,
+)
+
+
+def _choices():
+    """Lists for filter and property selects (small tables)."""
+    return {
+        "groups": db.session.scalars(select(Group).order_by(Group.name)).all(),
+        "categories": db.session.scalars(
+            select(TicketCategory).order_by(TicketCategory.position, TicketCategory.name)
+        ).all(),
+        "agents": services.active_agents(),
+    }
+
+
+# --- queue ----------------------------------------------------------------------------------
 
 
 @bp.route("/")
 @agent_required
 def queue():
-    return render_template("agent/queue.html")
+    jobs.sweep_if_due()
+    query = queues.QueueQuery.from_args(request.args)
+    results = queues.fetch_page(query, current_user)
+    choices = _choices()
+    bulk = BulkForm()
+    bulk.assignee.choices = options(
+        [("", "— no change —"), ("0", "Unassigned")]
+        + [(str(a.id), a.name) for a in choices["agents"]]
+    )
+    return render_page_or_partial(
+        "agent/queue.html",
+        "agent/_queue_results.html",
+        "queue-results",
+        query=query,
+        results=results,
+        counts=queues.view_counts(current_user),
+        views=queues.VIEWS,
+        sorts=queues.SORTS,
+        bulk=bulk,
+        statuses=list(Status),
+        priorities=list(Priority),
+        types=list(TicketType),
+        now=utcnow(),
+        **choices,
+    )
+
+
+@bp.post("/bulk")
+@agent_required
+def bulk_update():
+    form = BulkForm()
+    form.assignee.choices = options(
+        [("", ""), ("0", "")] + [(str(a.id), a.name) for a in services.active_agents()]
+    )
+    back = request.form.get("back", "")
+    back = back if back.startswith("/agent/") and not back.startswith("//") else url_for(
+        "agent.queue"
+    )
+    ids = [int(i) for i in request.form.getlist("ticket") if i.isdigit() and len(i) < 12]
+    if not form.validate_on_submit():
+        flash("That bulk action could not be read; please try again.", "error")
+        return redirect(back)
+    if not ids:
+        flash("Select at least one ticket.", "error")
+        return redirect(back)
+    try:
+        changes = services.Changes(
+            status=Status(form.status.data) if form.status.data else None,
+            priority=Priority(form.priority.data) if form.priority.data else None,
+            assignee_id=int(form.assignee.data) if form.assignee.data else None,
+            add_tags=services.parse_tags(form.add_tags.data or ""),
+            remove_tags=services.parse_tags(form.remove_tags.data or ""),
+        )
+    except services.ActionError as exc:
+        flash(str(exc), "error")
+        return redirect(back)
+    updated, problems = services.bulk_update(ids[:500], changes, current_user)
+    db.session.commit()
+    flash(f"Updated {updated} ticket{'s' if updated != 1 else ''}.", "success")
+    for problem in problems[:10]:
+        flash(problem, "warning")
+    return redirect(back)
+
+
+# --- one ticket -----------------------------------------------------------------------------
+
+
+def _load_ticket(ticket_id: int) -> Ticket:
+    ticket = db.session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .options(
+            joinedload(Ticket.requester),
+            joinedload(Ticket.assignee),
+            joinedload(Ticket.group),
+            joinedload(Ticket.category),
+            selectinload(Ticket.tags),
+            selectinload(Ticket.ccs),
+            selectinload(Ticket.messages).selectinload(Message.attachments),
+        )
+    )
+    if ticket is None:
+        abort(404)
+    return ticket
+
+
+def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> PropertiesForm:
+    form = PropertiesForm() if submitted else PropertiesForm(formdata=None)
+    form.category.choices = options(
+        [(0, "— none —")] + [(c.id, c.name) for c in choices["categories"]]
+    )
+    form.group.choices = options([(0, "— none —")] + [(g.id, g.name) for g in choices["groups"]])
+    assignees = [(0, "— unassigned —")] + [(a.id, a.name) for a in choices["agents"]]
+    if ticket.assignee is not None and ticket.assignee_id not in {a.id for a in choices["agents"]}:
+        assignees.append((ticket.assignee_id, f"{ticket.assignee.name} (inactive)"))
+    form.assignee.choices = options(assignees)
+    if not submitted:
+        form.status.data = ticket.status.value
+        form.priority.data = ticket.priority.value
+        form.type.data = ticket.type.value
+        form.category.data = ticket.category_id or 0
+        form.group.data = ticket.group_id or 0
+        form.assignee.data = ticket.assignee_id or 0
+        form.tags.data = ", ".join(t.name for t in ticket.tags)
+    return form
+
+
+def _compose(ticket: Ticket, args) -> dict:
+    """The reply editor's state from a GET (canned reply or KB link inserted into the text)."""
+    body = args.get("body", "")[:50_000]
+    canned_id = args.get("canned", "")
+    if canned_id.isdigit() and len(canned_id) < 12:
+        canned = db.session.get(CannedReply, int(canned_id))
+        if canned is not None:
+            body = services.insert_canned(body, canned, ticket, current_user)
+    link_id = args.get("link", "")
+    if link_id.isdigit() and len(link_id) < 12:
+        article = db.session.get(Article, int(link_id))
+        if (
+            article is not None
+            and article.status == ArticleStatus.PUBLISHED
+            and article.visibility != Visibility.INTERNAL
+        ):
+            body = services.insert_link(body, article.title, articles.article_url(article))
+    kb_query = args.get("kb_q", "").strip()[:200]
+    return {
+        "body": body,
+        "internal": args.get("internal") in ("y", "on", "1", "true"),
+        "status_after": args.get("status_after", ""),
+        "kb_query": kb_query,
+        "kb_results": articles.kb_links(kb_query) if kb_query else [],
+        "canned_replies": db.session.scalars(select(CannedReply).order_by(CannedReply.title)).all(),
+        "placeholders": services.PLACEHOLDERS,
+    }
+
+
+def _reply_form(compose: dict) -> ReplyForm:
+    form = ReplyForm(formdata=None)
+    form.body.data = compose["body"]
+    form.internal.data = compose["internal"]
+    form.status_after.data = compose["status_after"]
+    return form
+
+
+def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
+                 compose=None, status=200):
+    choices = _choices()
+    compose = compose or _compose(ticket, {})
+    timeline = db.session.scalars(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id)
+        .options(joinedload(TicketEvent.actor))
+        .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc())
+        .limit(200)
+    ).all()
+    merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
+    html = render_template(
+        "agent/ticket.html",
+        ticket=ticket,
+        reply_form=reply_form or _reply_form(compose),
+        properties_form=properties_form or _properties_form(ticket, choices),
+        merge_form=merge_form or MergeForm(formdata=None),
+        compose=compose,
+        timeline=timeline,
+        merged_into=merged_into,
+        other_tickets=services.requester_tickets(ticket),
+        now=utcnow(),
+    )
+    return html, status
+
+
+@bp.route("/tickets/<int:ticket_id>")
+@agent_required
+def ticket(ticket_id: int):
+    if "csrf_token" in request.args:  # a no-JS "insert" button submitted the whole reply form
+        args = request.args.to_dict()
+        args.pop("csrf_token")
+        return redirect(url_for("agent.ticket", ticket_id=ticket_id, **args) + "#reply")
+    ticket = _load_ticket(ticket_id)
+    now = utcnow()
+    if jobs.due_for_check(ticket, now):
+        with db.writing():
+            jobs.check_ticket(ticket, now)
+    return _ticket_page(ticket, compose=_compose(ticket, request.args))
+
+
+@bp.route("/tickets/<int:ticket_id>/compose")
+@agent_required
+def compose(ticket_id: int):
+    """The reply editor with a canned reply or KB link inserted (htmx swaps it in place)."""
+    ticket = _load_ticket(ticket_id)
+    state = _compose(ticket, request.args)
+    if not wants_partial("reply-editor"):
+        return redirect(url_for("agent.ticket", ticket_id=ticket_id, **request.args.to_dict(
+            flat=True)) + "#reply")
+    return render_template("agent/_reply_editor.html", ticket=ticket,
+                           reply_form=_reply_form(state), compose=state)
+
+
+@bp.post("/tickets/<int:ticket_id>/reply")
+@agent_required
+def reply(ticket_id: int):
+    ticket = _load_ticket(ticket_id)
+    form = ReplyForm()
+    state = _compose(ticket, {})
+    if form.validate_on_submit():
+        try:
+            services.reply(
+                ticket,
+                current_user,
+                form.body.data,
+                internal=form.internal.data,
+                new_status=Status(form.status_after.data) if form.status_after.data else None,
+                files=request.files.getlist(form.attachments.name),
+            )
+        except (services.ActionError, ValueError) as exc:
+            db.session.rollback()
+            form.body.errors = [*form.body.errors, str(exc)]
+        else:
+            db.session.commit()
+            flash("Internal note added." if form.internal.data else "Reply sent.", "success")
+            return redirect(url_for("agent.ticket", ticket_id=ticket.id))
+        ticket = _load_ticket(ticket_id)
+    state["body"] = form.body.data or ""
+    return _ticket_page(ticket, reply_form=form, compose=state, status=422)
+
+
+@bp.post("/tickets/<int:ticket_id>/properties")
+@agent_required
+def properties(ticket_id: int):
+    ticket = _load_ticket(ticket_id)
+    choices = _choices()
+    form = _properties_form(ticket, choices, submitted=True)
+    if form.validate_on_submit():
+        try:
+            changed = services.apply_changes(
+                ticket,
+                services.Changes(
+                    status=Status(form.status.data),
+                    priority=Priority(form.priority.data),
+                    type=TicketType(form.type.data),
+                    category_id=form.category.data,
+                    group_id=form.group.data,
+                    assignee_id=form.assignee.data,
+                    tags=services.parse_tags(form.tags.data or ""),
+                ),
+                current_user,
+            )
+        except services.ActionError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(
+                f"Saved: {', '.join(changed)}." if changed else "Nothing changed.",
+                "success" if changed else "info",
+            )
+            return redirect(url_for("agent.ticket", ticket_id=ticket.id))
+        ticket = _load_ticket(ticket_id)
+    return _ticket_page(ticket, properties_form=form, status=422)
+
+
+@bp.post("/tickets/<int:ticket_id>/merge")
+@agent_required
+def merge(ticket_id: int):
+    ticket = _load_ticket(ticket_id)
+    form = MergeForm()
+    if form.validate_on_submit():
+        target = services.find_by_reference(form.target.data)
+        if target is None:
+            form.target.errors = [*form.target.errors, "No ticket has that reference."]
+        else:
+            try:
+                services.merge(ticket, target, current_user)
+            except services.ActionError as exc:
+                db.session.rollback()
+                form.target.errors = [*form.target.errors, str(exc)]
+            else:
+                db.session.commit()
+                flash(f"{ticket.reference} was merged into {target.reference}.", "success")
+                return redirect(url_for("agent.ticket", ticket_id=target.id))
+        ticket = _load_ticket(ticket_id)
+    return _ticket_page(ticket, merge_form=form, status=422)
+
+
+@bp.route("/tickets/<int:ticket_id>/article", methods=["GET", "POST"])
+@agent_required
+def article_draft(ticket_id: int):
+    """Turn this ticket into a KB draft: the question and the agent's answer, prefilled."""
+    ticket = _load_ticket(ticket_id)
+    form = ArticleDraftForm()
+    sections = db.session.execute(
+        select(KbSection).options(joinedload(KbSection.category)).order_by(KbSection.name)
+    ).scalars().all()
+    form.section.choices = options([(s.id, f"{s.category.name} › {s.name}") for s in sections])
+    if request.method == "GET":
+        form.title.data = ticket.subject
+        form.body.data = articles.draft_body(ticket)
+    elif form.validate_on_submit():
+        try:
+            article = articles.create_draft(
+                ticket, current_user, form.section.data, form.title.data, form.body.data
+            )
+        except services.ActionError as exc:
+            db.session.rollback()
+            form.section.errors = [*form.section.errors, str(exc)]
+        else:
+            db.session.commit()
+            flash(f"Draft article “{article.title}” created for the KB team to review.", "success")
+            return redirect(url_for("agent.ticket", ticket_id=ticket.id))
+    return render_template("agent/article_draft.html", ticket=ticket, form=form,
+                           sections=sections), (422 if form.errors else 200)
+
+
+@bp.route("/tickets/<int:ticket_id>/attachments/<int:attachment_id>/<path:filename>")
+@agent_required
+def download(ticket_id: int, attachment_id: int, filename: str):
+    """Agents download any attachment of the ticket (notes' too); never rendered inline."""
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None or attachment.ticket_id != ticket_id:
+        abort(404)
+    path = stored_path(attachment)
+    if not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=attachment.content_type, as_attachment=True,
+                         download_name=attachment.filename, max_age=0)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- reports --------------------------------------------------------------------------------
+
+CHART_COLOURS = {"created": "#1d4ed8", "solved": "#15803d", "backlog": "#b45309"}
+
+
+@bp.route("/reports")
+@agent_required
+def reports():
+    filters, problems = metrics.ReportFilters.from_args(request.args)
+    for problem in problems:
+        flash(problem, "warning")
+    report = metrics.build_report(filters)
+    labels = [d.day.strftime("%d %b") for d in report.days]
+    volume = daily_chart(
+        "Tickets created and solved per day",
+        labels,
+        {
+            "Created": (CHART_COLOURS["created"], [d.created for d in report.days]),
+            "Solved": (CHART_COLOURS["solved"], [d.solved for d in report.days]),
+        },
+    )
+    backlog = daily_chart(
+        "Backlog at the end of each day",
+        labels,
+        {},
+        {"Backlog": (CHART_COLOURS["backlog"], [d.backlog for d in report.days])},
+    )
+    return render_template(
+        "agent/reports.html",
+        report=report,
+        filters=filters,
+        charts=[volume, backlog],
+        priorities=list(Priority),
+        **_choices(),
+    )
+
+
+@bp.route("/reports/<name>.csv")
+@agent_required
+def reports_csv(name: str):
+    filters, _ = metrics.ReportFilters.from_args(request.args)
+    tables = metrics.build_report(filters).tables()
+    if name not in tables:
+        abort(404)
+    headers, rows = tables[name]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(headers)
+    for row in rows:
+        writer.writerow([_csv_safe(v) for v in row])
+    filename = f"{name}-{filters.start.isoformat()}-{filters.end.isoformat()}.csv"
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _csv_safe(value):
+    """Spreadsheets run cells starting with = + - @ as formulas: prefix text cells with '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

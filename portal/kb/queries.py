@@ -30,6 +30,12 @@ def categories_with_sections() -> list[KbCategory]:
     ))
 
 
+def category_choices() -> list[tuple[int, str]]:
+    return list(db.session.execute(
+        select(KbCategory.id, KbCategory.name).order_by(KbCategory.position, KbCategory.id)
+    ).tuples())
+
+
 def section_counts(audience: Audience) -> dict[int, int]:
     rows = db.session.execute(visible(
         select(Article.section_id, func.count(Article.id)).group_by(Article.section_id), audience))

@@ -157,7 +157,7 @@ def search():
     return render_page_or_partial(
         "kb/search.html", "kb/_search_results.html", "search-results",
         query=query, results=results, log_id=log_id, category_id=category_id,
-        categories=queries.categories_with_sections(),
+        categories=queries.category_choices(),
     )
 
 

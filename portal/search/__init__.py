@@ -20,9 +20,3 @@ __all__ = [
     "suggest_articles",
 ]
 
-
-def init_app(app) -> None:
-    """Apply queued index work after each request that queued some (after its commit)."""
-    from portal.search.queue import process_after_request
-
-    app.after_request(process_after_request)

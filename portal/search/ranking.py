@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 from whoosh import query as wq
-from whoosh.highlight import HtmlFormatter, PinpointFragmenter
+from whoosh.analysis import Token
+from whoosh.highlight import (
+    FIRST,
+    BasicFragmentScorer,
+    HtmlFormatter,
+    PinpointFragmenter,
+    top_fragments,
+)
+from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from portal.search.audience import VISIBLE_TO, Audience
@@ -19,6 +27,7 @@ from portal.search.audience import VISIBLE_TO, Audience
 SNIPPET_CHARS = 220
 _FORMATTER = HtmlFormatter(tagname="mark", between=" … ")
 _FRAGMENTER = PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=70, autotrim=True)
+_SCORER = BasicFragmentScorer()
 
 
 @dataclass
@@ -54,24 +63,65 @@ def _fallback_snippet(body: str) -> Markup:
     return escape(body[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …")
 
 
+def body_words(q: wq.Query) -> set[str]:
+    """The (analysed) words the query looks for in the body."""
+    words = set()
+    for fieldname, text in q.iter_all_terms():
+        if fieldname == "body":
+            words.add(text.decode("utf-8") if isinstance(text, bytes) else text)
+    return words
+
+
+def char_offsets(searcher: Searcher, docnums: list[int], words: set[str]
+                 ) -> dict[int, list[Token]]:
+    """Matched words' character offsets per document, read from the index postings.
+
+    One pass per word over its posting list, documents in ascending order, instead of
+    re-analysing each body. (Whoosh's own pinpoint highlighting needs `terms=True`, whose
+    collector miscounts totals when a filter is set.)
+    """
+    found: dict[int, list[Token]] = {docnum: [] for docnum in docnums}
+    ordered = sorted(docnums)
+    for word in words:
+        try:
+            matcher = searcher.postings("body", word)
+        except TermNotFound:
+            continue
+        for docnum in ordered:
+            if not matcher.is_active():
+                break
+            if matcher.id() < docnum:
+                matcher.skip_to(docnum)
+            if matcher.is_active() and matcher.id() == docnum:
+                found[docnum].extend(
+                    Token(text=word, pos=pos, startchar=start, endchar=end)
+                    for pos, start, end in matcher.value_as("characters")
+                )
+    return found
+
+
+def snippet(body: str, tokens: list[Token]) -> Markup:
+    """The best fragments of the body around the matched words, words marked."""
+    if not tokens:
+        return _fallback_snippet(body)
+    tokens.sort(key=lambda t: t.startchar)
+    fragments = top_fragments(_FRAGMENTER.fragment_matches(body, tokens), 2, _SCORER, FIRST)
+    return Markup(_FORMATTER.format(fragments)) or _fallback_snippet(body)  # noqa: S704
+
+
 def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_page: int,
          snippets: bool) -> tuple[list[RankedDoc], int]:
     """One page of hits for `q` among `allowed` docs, and the total number of matches."""
     if not allowed:  # Whoosh reads an empty filter set as "no filter"
         return [], 0
     # optimize=False: with block-quality skipping, Whoosh counts the total without the filter.
-    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, terms=snippets,
-                                   optimize=False)
-    total = results.total
-    if snippets:
-        results.results.fragmenter = _FRAGMENTER
-        results.results.formatter = _FORMATTER
+    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, optimize=False)
+    hits = list(results)
+    offsets = char_offsets(searcher, [h.docnum for h in hits], body_words(q)) if snippets \
+        else {}
     docs = []
-    for hit in results:
+    for hit in hits:
         fields = hit.fields()
-        snippet = Markup("")
-        if snippets:
-            snippet = Markup(hit.highlights("body", top=2) or "") or _fallback_snippet(  # noqa: S704
-                fields.get("body", ""))
-        docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, snippet))
-    return docs, total
+        text = snippet(fields.get("body", ""), offsets[hit.docnum]) if snippets else Markup("")
+        docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
+    return docs, results.total

@@ -62,6 +62,20 @@ def record_event(
     return event
 
 
+def record_first_response(ticket: Ticket, now) -> None:
+    """The first public agent reply stops the first-response clock (a late one is a breach)."""
+    if ticket.first_response_at is not None:
+        return
+    ticket.first_response_at = now
+    if (
+        ticket.first_response_due_at is not None
+        and now > ticket.first_response_due_at
+        and not ticket.first_response_breached
+    ):
+        ticket.first_response_breached = True
+        record_event(ticket, "breach", None, None, "first_response")
+
+
 def touch(ticket: Ticket) -> None:
     now = utcnow()
     ticket.updated_at = now
@@ -95,6 +109,13 @@ def change_status(ticket: Ticket, new: Status, actor: User | None) -> bool:
         sla.pause(ticket, now)
     if new == Status.SOLVED:
         ticket.solved_at = now
+        if (
+            ticket.resolution_due_at is not None
+            and now > ticket.resolution_due_at
+            and not ticket.resolution_breached
+        ):
+            ticket.resolution_breached = True
+            record_event(ticket, "breach", None, None, "resolution")
     if old == Status.SOLVED and new == Status.OPEN:
         ticket.reopen_count += 1
         ticket.solved_at = None

@@ -116,6 +116,12 @@ class Ticket(Base):
         Index("ix_tickets_requester_activity", "requester_id", "last_activity_at"),
         Index("ix_tickets_org_activity", "organization_id", "last_activity_at"),
         Index("ix_tickets_status_resolution_due", "status", "resolution_due_at"),
+        # Agent workspace (migration 0004_agent): queue sorts and tabs, and report ranges.
+        Index("ix_tickets_status_priority_due", "status", "priority", "resolution_due_at"),
+        Index("ix_tickets_status_first_due", "status", "first_response_at",
+              "first_response_due_at"),
+        Index("ix_tickets_first_response_at", "first_response_at"),
+        Index("ix_tickets_csat_at", "csat_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -251,6 +257,9 @@ class TicketEvent(Base):
     __table_args__ = (
         Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),
         Index("ix_ticket_events_kind_created", "kind", "created_at"),
+        # Agent reports (migration 0004_agent): status changes per day without table reads.
+        Index("ix_ticket_events_kind_value_created", "kind", "new_value", "created_at",
+              "old_value"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

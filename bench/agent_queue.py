@@ -1,0 +1,258 @@
+"""Agent workspace benchmark: seed N tickets with replies, then time the queue views, the agent
+ticket page and the reports page through the Flask app (test client, real SQLite file).
+
+    python bench/agent_queue.py --tickets 100000
+    python bench/agent_queue.py --tickets 5000          # under a minute
+
+Seeding uses executemany on the raw DB-API connection (no ORM objects). Ends with one line:
+RESULT tickets=<n> queue_p95_ms=<x> ticket_p95_ms=<x> reports_p95_ms=<x>
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from werkzeug.security import generate_password_hash  # noqa: E402
+
+from portal import create_app  # noqa: E402
+from portal.extensions import db  # noqa: E402
+
+PASSWORD = "bench password 123"
+FMT = "%Y-%m-%d %H:%M:%S.%f"
+STATUSES_CLOSED = ["closed"] * 60 + ["solved"] * 25
+STATUSES_OPEN = ["new"] * 3 + ["open"] * 6 + ["pending"] * 4 + ["on_hold"] * 2
+PRIORITIES = ["low"] * 2 + ["normal"] * 5 + ["high"] * 2 + ["urgent"]
+TYPES = ["question", "incident", "problem", "request"]
+TARGETS = {"urgent": (60, 240), "high": (240, 1440), "normal": (480, 4320), "low": (1440, 7200)}
+WORDS = [
+    "printer", "invoice", "password", "export", "webhook", "refund", "login", "crash", "upload",
+    "report", "api", "limit", "billing", "sync", "error", "timeout", "mobile", "dashboard",
+    "account", "email",
+]
+
+
+def ts(value: datetime | None) -> str | None:
+    return value.strftime(FMT) if value else None
+
+
+def seed(app, n_tickets: int, rng: random.Random) -> dict:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    started = time.perf_counter()
+    raw = db.engine.raw_connection()
+    cur = raw.cursor()
+    cur.execute("BEGIN")
+    pw = generate_password_hash(PASSWORD, method="scrypt")
+    users = [("agent0@example.com", "Bench Agent 0", "agent")]
+    users += [(f"agent{i}@example.com", f"Agent {i}", "agent") for i in range(1, 25)]
+    n_customers = max(50, n_tickets // 20)
+    users += [(f"c{i}@example.com", f"Customer {i}", "customer") for i in range(n_customers)]
+    cur.executemany(
+        "INSERT INTO users (email, name, password_hash, role, active, session_token, created_at,"
+        " email_confirmed_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+        [(e, n, pw, r, f"tok{i}", ts(now), ts(now)) for i, (e, n, r) in enumerate(users)],
+    )
+    agent_ids = list(range(1, 26))
+    customer_ids = list(range(26, 26 + n_customers))
+    cur.executemany("INSERT INTO groups (name, auto_assign) VALUES (?, 0)",
+                    [(f"Group {i}",) for i in range(5)])
+    cur.executemany("INSERT INTO group_members (group_id, user_id) VALUES (?, ?)",
+                    [(1 + a % 5, a) for a in agent_ids])
+    cur.executemany("INSERT INTO ticket_categories (name, position, active, group_id)"
+                    " VALUES (?, ?, 1, ?)", [(f"Category {i}", i, 1 + i % 5) for i in range(8)])
+    cur.executemany("INSERT INTO tags (name) VALUES (?)", [(w,) for w in WORDS[:10]])
+
+    tickets, messages, events, tag_rows = [], [], [], []
+    message_id = event_id = 0
+    for tid in range(1, n_tickets + 1):
+        created = now - timedelta(minutes=rng.randint(5, 365 * 24 * 60))
+        is_open = rng.random() < 0.12 or created > now - timedelta(days=3)
+        status = rng.choice(STATUSES_OPEN if is_open else STATUSES_CLOSED)
+        priority = rng.choice(PRIORITIES)
+        first_target, res_target = TARGETS[priority]
+        first_due = created + timedelta(minutes=first_target)
+        res_due = created + timedelta(minutes=res_target)
+        requester = rng.choice(customer_ids)
+        answered = status != "new"
+        assignee = rng.choice(agent_ids) if (answered or rng.random() < 0.3) else None
+        first_response = created + timedelta(minutes=rng.randint(5, first_target * 2)) \
+            if answered else None
+        if first_response and first_response > now:
+            first_response = now
+        solved = None
+        if status in ("solved", "closed"):
+            solved = (first_response or created) + timedelta(minutes=rng.randint(10, 6000))
+            solved = min(solved, now)
+        closed = solved + timedelta(days=4) if status == "closed" else None
+        if closed and closed > now:
+            status, closed = "solved", None
+        last = solved or first_response or created
+        fr_breach = bool(first_response and first_response > first_due) or (
+            not first_response and first_due < now)
+        res_breach = bool(solved and solved > res_due) or (
+            not solved and status != "pending" and res_due < now)
+        escalated = ts(min(first_due, res_due)) if is_open and (fr_breach or res_breach) else None
+        rating = rng.choice([None, None, "good", "good", "bad"]) if solved else None
+        subject = f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} problem {tid}"
+        tickets.append((
+            tid, subject, status, priority, rng.choice(TYPES), "web", 1 + tid % 8, 1 + tid % 5,
+            requester, f"Customer {requester - 26}", f"c{requester - 26}@example.com", assignee,
+            ts(created), ts(last), ts(last), ts(first_response), ts(solved), ts(closed),
+            0, 1 if answered else 0, ts(first_due), ts(res_due),
+            ts(last) if status == "pending" else None, fr_breach, res_breach, escalated,
+            rating, "Thanks!" if rating == "good" else "", ts(solved + timedelta(hours=1))
+            if rating else None,
+        ))
+        message_id += 1
+        messages.append((message_id, tid, requester, f"Customer {requester - 26}", 0, 0,
+                         f"Hello, my {rng.choice(WORDS)} has a {rng.choice(WORDS)} issue. "
+                         "Steps to reproduce follow in detail. " * 3, "web", ts(created)))
+        event_id += 1
+        events.append((event_id, tid, requester, "created", None, None, 1, ts(created)))
+        if first_response:
+            message_id += 1
+            messages.append((message_id, tid, assignee, f"Agent {assignee}", 1, 0,
+                             "Thanks for reporting this; here is what to do next. " * 3, "web",
+                             ts(first_response)))
+            event_id += 1
+            events.append((event_id, tid, assignee, "reply", None, None, 1, ts(first_response)))
+            event_id += 1
+            events.append((event_id, tid, assignee, "status", "new", "open", 1,
+                           ts(first_response)))
+        if rng.random() < 0.3:
+            message_id += 1
+            messages.append((message_id, tid, assignee, f"Agent {assignee}", 1, 1,
+                             "Internal: checked the logs.", "web", ts(last)))
+            event_id += 1
+            events.append((event_id, tid, assignee, "note", None, None, 0, ts(last)))
+        if solved:
+            event_id += 1
+            events.append((event_id, tid, assignee, "status", "open", "solved", 1, ts(solved)))
+        if closed:
+            event_id += 1
+            events.append((event_id, tid, None, "status", "solved", "closed", 1, ts(closed)))
+        if escalated:
+            event_id += 1
+            events.append((event_id, tid, None, "escalation", None, "breached", 0, escalated))
+        if rng.random() < 0.2:
+            tag_rows.append((tid, 1 + tid % 10))
+    cur.executemany(
+        "INSERT INTO tickets (id, subject, status, priority, type, channel, category_id, group_id,"  # noqa: S608, E501
+        " requester_id, requester_name, requester_email, assignee_id, created_at, updated_at,"
+        " last_activity_at, first_response_at, solved_at, closed_at, reopen_count,"
+        " public_reply_count, first_response_due_at, resolution_due_at, sla_paused_at,"
+        " first_response_breached, resolution_breached, escalated_at, csat_rating, csat_comment,"
+        " csat_at) VALUES (" + ", ".join(["?"] * 29) + ")",  # only "?" placeholders are joined
+        tickets)
+    cur.executemany(
+        "INSERT INTO messages (id, ticket_id, author_id, author_name, from_agent, internal, body,"
+        " channel, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", messages)
+    cur.executemany(
+        "INSERT INTO ticket_events (id, ticket_id, actor_id, kind, old_value, new_value, public,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+    cur.executemany("INSERT INTO ticket_tags (ticket_id, tag_id) VALUES (?, ?)", tag_rows)
+    searches = [(w, w, rng.choice([0, 0, 3, 8]), "search",
+                 ts(now - timedelta(minutes=rng.randint(1, 60 * 24 * 60))))
+                for w in (rng.choice(WORDS) for _ in range(n_tickets // 2))]
+    cur.executemany("INSERT INTO search_log (query, normalized, result_count, source, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)", searches)
+    raw.commit()
+    cur.execute("ANALYZE")
+    raw.close()
+    return {"seconds": time.perf_counter() - started, "messages": len(messages),
+            "events": len(events), "open": sum(1 for t in tickets if t[2] not in
+                                               ("solved", "closed"))}
+
+
+def timed(client, url: str) -> float:
+    started = time.perf_counter()
+    response = client.get(url)
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise SystemExit(f"{url} answered {response.status_code}")
+    return elapsed
+
+
+def p(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=20, help="requests per URL")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--instance", help="keep the seeded database in this folder and reuse it")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    total_started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="agent-bench-") as scratch:
+        folder = args.instance or scratch
+        reuse = args.instance and (Path(folder) / "portal.sqlite3").exists()
+        app = create_app({
+            "INSTANCE_PATH": folder, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
+            "RATELIMIT_ENABLED": False, "SEMANTIC_SEARCH": False, "TESTING": False,
+        })
+        with app.app_context():
+            from portal.migrate import upgrade
+
+            upgrade(app)
+            info = None if reuse else seed(app, args.tickets, rng)
+        if info:
+            print(f"seeded {args.tickets} tickets, {info['messages']} messages, {info['events']} "
+                  f"events ({info['open']} unsolved) in {info['seconds']:.1f} s")
+
+        client = app.test_client()
+        response = client.post("/auth/login", data={"email": "agent0@example.com",
+                                                    "password": PASSWORD})
+        assert response.status_code in (302, 303), response.status_code
+        queue_urls = [
+            "/agent/?view=open", "/agent/?view=unassigned", "/agent/?view=mine",
+            "/agent/?view=pending", "/agent/?view=due", "/agent/?view=solved",
+            "/agent/?view=open&sort=priority", "/agent/?view=open&sort=updated",
+            "/agent/?view=open&priority=urgent&group=2", "/agent/?view=all&tag=printer",
+            "/agent/?view=open&page=20", "/agent/?view=all&q=TKT-" + str(1000 + args.tickets // 2),
+        ]
+        ticket_ids = [rng.randint(1, args.tickets) for _ in range(args.rounds * 3)]
+        report_urls = ["/agent/reports", "/agent/reports?priority=urgent",
+                       f"/agent/reports?assignee={rng.randint(1, 25)}"]
+        for url in queue_urls + report_urls + [f"/agent/tickets/{ticket_ids[0]}"]:
+            timed(client, url)  # warm caches and the once-a-minute sweep
+        results: dict[str, list[float]] = {"queue": [], "ticket": [], "reports": []}
+        per_url: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            for url in queue_urls:
+                ms = timed(client, url)
+                results["queue"].append(ms)
+                per_url.setdefault(url, []).append(ms)
+        for ticket_id in ticket_ids:
+            results["ticket"].append(timed(client, f"/agent/tickets/{ticket_id}"))
+        for _ in range(args.rounds):
+            for url in report_urls:
+                ms = timed(client, url)
+                results["reports"].append(ms)
+                per_url.setdefault(url, []).append(ms)
+        for url, values in per_url.items():
+            print(f"  {url:<48} p50 {statistics.median(values):7.1f} ms  "
+                  f"p95 {p(values, 95):7.1f} ms")
+        for name, values in results.items():
+            print(f"{name:<8} n={len(values):<4} p50 {statistics.median(values):7.1f} ms  "
+                  f"p95 {p(values, 95):7.1f} ms")
+        app.extensions["portal_db_engine"].dispose()
+    print(f"total {time.perf_counter() - total_started:.1f} s")
+    print(f"RESULT tickets={args.tickets} queue_p95_ms={p(results['queue'], 95):.1f} "
+          f"ticket_p95_ms={p(results['ticket'], 95):.1f} "
+          f"reports_p95_ms={p(results['reports'], 95):.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""The agents' ticket queue: named views, filters, search, sort and paging.
+
+Each page is two indexed queries (a count and the page, with requester, assignee, group and
+category joined in and tags loaded in one extra IN query), however many tickets there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, and_, case, exists, func, or_, select, union
+from sqlalchemy.orm import joinedload, selectinload
+
+from portal.auth.models import User
+from portal.db import utcnow
+from portal.extensions import db
+from portal.tickets.models import (
+    REFERENCE_OFFSET,
+    Message,
+    Priority,
+    Status,
+    Tag,
+    Ticket,
+    TicketType,
+    ticket_tags,
+)
+from portal.tickets.routing import OPEN_STATUSES
+from portal.tickets.sla import DUE_SOON
+
+PAGE_SIZE = 50
+RECENTLY_SOLVED = timedelta(days=7)
+
+VIEWS = {
+    "unassigned": "Unassigned",
+    "mine": "My open tickets",
+    "open": "All open",
+    "pending": "Awaiting customer",
+    "due": "Due soon or breached",
+    "solved": "Recently solved",
+    "all": "All tickets",
+}
+
+SORTS = {
+    "due": "SLA due",
+    "priority": "Priority",
+    "updated": "Last update",
+    "created": "Newest",
+}
+
+PRIORITY_RANK = case(
+    {Priority.URGENT.value: 0, Priority.HIGH.value: 1, Priority.NORMAL.value: 2},
+    value=Ticket.priority,
+    else_=3,
+)
+
+
+@dataclass
+class QueueQuery:
+    """What the agent asked for; built from the query string, invalid values ignored."""
+
+    view: str = "open"
+    sort: str = "due"
+    status: str = ""
+    priority: str = ""
+    type: str = ""
+    category_id: int | None = None
+    group_id: int | None = None
+    assignee_id: int | None = None  # 0 means unassigned
+    tag: str = ""
+    q: str = ""
+    page: int = 1
+    args: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args) -> QueueQuery:
+        def number(name: str) -> int | None:
+            value = args.get(name, "").strip()
+            return int(value) if value.isdigit() and len(value) < 12 else None
+
+        query = cls(
+            view=args.get("view") if args.get("view") in VIEWS else "open",
+            sort=args.get("sort") if args.get("sort") in SORTS else "due",
+            status=args.get("status") if args.get("status") in Status._value2member_map_ else "",
+            priority=(
+                args.get("priority") if args.get("priority") in Priority._value2member_map_ else ""
+            ),
+            type=args.get("type") if args.get("type") in TicketType._value2member_map_ else "",
+            category_id=number("category"),
+            group_id=number("group"),
+            assignee_id=number("assignee"),
+            tag=args.get("tag", "").strip()[:60],
+            q=args.get("q", "").strip()[:200],
+            page=max(1, min(number("page") or 1, 10_000)),
+        )
+        query.args = {
+            key: value
+            for key, value in {
+                "view": query.view,
+                "sort": query.sort,
+                "status": query.status,
+                "priority": query.priority,
+                "type": query.type,
+                "category": query.category_id,
+                "group": query.group_id,
+                "assignee": query.assignee_id,
+                "tag": query.tag,
+                "q": query.q,
+            }.items()
+            if value not in ("", None)
+        }
+        return query
+
+    @property
+    def filtered(self) -> bool:
+        return any(
+            (self.status, self.priority, self.type, self.tag, self.q)
+        ) or any(x is not None for x in (self.category_id, self.group_id, self.assignee_id))
+
+
+@dataclass
+class QueuePage:
+    tickets: list[Ticket]
+    total: int
+    page: int
+    pages: int
+
+
+def _view_condition(view: str, agent: User, now: datetime):
+    open_now = Ticket.status.in_(OPEN_STATUSES)
+    if view == "unassigned":
+        return and_(Ticket.assignee_id.is_(None), open_now)
+    if view == "mine":
+        return and_(Ticket.assignee_id == agent.id, open_now)
+    if view == "pending":
+        return Ticket.status == Status.PENDING
+    if view == "due":
+        soon = now + DUE_SOON
+        working = Ticket.status.in_((Status.NEW, Status.OPEN, Status.ON_HOLD))
+        return and_(
+            working,
+            or_(
+                Ticket.resolution_due_at <= soon,
+                and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at <= soon),
+            ),
+        )
+    if view == "solved":
+        return and_(
+            Ticket.status.in_((Status.SOLVED, Status.CLOSED)),
+            Ticket.solved_at >= now - RECENTLY_SOLVED,
+        )
+    if view == "all":
+        return None
+    return open_now
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_condition(text: str):
+    """A reference finds that ticket; other text is looked for in the subject, the
+    requester's name and email, and every message body."""
+    ticket_id = Ticket.id_from_reference(text)
+    if ticket_id is not None:
+        return Ticket.id == ticket_id
+    like = "%" + escape_like(text) + "%"
+    conditions = [
+        Ticket.subject.ilike(like, escape="\\"),
+        Ticket.requester_name.ilike(like, escape="\\"),
+        Ticket.requester_email.ilike(like, escape="\\"),
+        exists(
+            select(Message.id).where(
+                Message.ticket_id == Ticket.id, Message.body.ilike(like, escape="\\")
+            )
+        ),
+    ]
+    if text.isdigit() and 1000 < int(text) < 10**12:
+        conditions.insert(0, Ticket.id == int(text) - REFERENCE_OFFSET)
+    return or_(*conditions)
+
+
+def build_query(query: QueueQuery, agent: User, now: datetime | None = None) -> Select:
+    now = now or utcnow()
+    stmt = select(Ticket)
+    conditions = []
+    view_condition = _view_condition(query.view, agent, now)
+    if view_condition is not None:
+        conditions.append(view_condition)
+    if query.status:
+        conditions.append(Ticket.status == Status(query.status))
+    if query.priority:
+        conditions.append(Ticket.priority == Priority(query.priority))
+    if query.type:
+        conditions.append(Ticket.type == TicketType(query.type))
+    if query.category_id is not None:
+        conditions.append(Ticket.category_id == query.category_id)
+    if query.group_id is not None:
+        conditions.append(Ticket.group_id == query.group_id)
+    if query.assignee_id is not None:
+        conditions.append(
+            Ticket.assignee_id.is_(None) if query.assignee_id == 0
+            else Ticket.assignee_id == query.assignee_id
+        )
+    if query.tag:
+        conditions.append(
+            Ticket.id.in_(
+                select(ticket_tags.c.ticket_id)
+                .join(Tag, Tag.id == ticket_tags.c.tag_id)
+                .where(Tag.name == query.tag.lower())
+            )
+        )
+    if query.q:
+        conditions.append(_search_condition(query.q))
+    return stmt.where(*conditions)
+
+
+def _ordering(sort: str, view: str):
+    if sort == "priority":
+        return (PRIORITY_RANK, Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at)
+    if sort == "updated":
+        return (Ticket.last_activity_at.desc(), Ticket.id.desc())
+    if sort == "created":
+        return (Ticket.id.desc(),)
+    if view == "solved":
+        return (Ticket.solved_at.desc(), Ticket.id.desc())
+    # SLA due: tickets without a due time go last.
+    return (Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at, Ticket.id)
+
+
+def fetch_page(query: QueueQuery, agent: User, now: datetime | None = None) -> QueuePage:
+    """The count, then the page: the ids are picked (and sorted) inside an index in a
+    subquery, so only the page's rows are read and joined."""
+    stmt = build_query(query, agent, now)
+    total = db.session.scalar(stmt.with_only_columns(func.count(Ticket.id)).order_by(None)) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(query.page, pages)
+    ordering = _ordering(query.sort, query.view)
+    page_ids = (
+        stmt.with_only_columns(Ticket.id)
+        .order_by(*ordering)
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    )
+    tickets = db.session.scalars(
+        select(Ticket)
+        .where(Ticket.id.in_(page_ids.scalar_subquery()))
+        .options(
+            joinedload(Ticket.assignee),
+            joinedload(Ticket.group),
+            joinedload(Ticket.category),
+            selectinload(Ticket.tags),
+        )
+        .order_by(*ordering)
+    ).all()
+    return QueuePage(tickets=list(tickets), total=total, page=page, pages=pages)
+
+
+def view_counts(agent: User, now: datetime | None = None) -> dict[str, int]:
+    """Ticket counts for the view tabs: one statement, each count answered from an index."""
+    now = now or utcnow()
+    counts = {
+        view: select(func.count(Ticket.id)).where(_view_condition(view, agent, now))
+        for view in ("unassigned", "mine", "open", "pending")
+    }
+    soon = now + DUE_SOON
+    working = Ticket.status.in_((Status.NEW, Status.OPEN, Status.ON_HOLD))
+    due_ids = union(
+        select(Ticket.id).where(working, Ticket.resolution_due_at <= soon),
+        select(Ticket.id).where(
+            working, Ticket.first_response_at.is_(None), Ticket.first_response_due_at <= soon
+        ),
+    ).subquery()
+    counts["due"] = select(func.count()).select_from(due_ids)
+    row = db.session.execute(
+        select(*(q.scalar_subquery().label(view) for view, q in counts.items()))
+    ).one()
+    return dict(row._mapping)
+
+
+@dataclass
+class SlaState:
+    kind: str  # breached | soon | running | paused | met | ""
+    label: str
+    due: datetime | None
+
+
+def sla_state(ticket: Ticket, now: datetime) -> SlaState:
+    """The next SLA target as the queue and ticket page show it."""
+    if ticket.status in (Status.SOLVED, Status.CLOSED):
+        breached = ticket.first_response_breached or ticket.resolution_breached
+        return SlaState("breached" if breached else "met",
+                        "Missed" if breached else "Met", None)
+    waiting_first = ticket.first_response_at is None and ticket.first_response_due_at
+    due = ticket.first_response_due_at if waiting_first else ticket.resolution_due_at
+    label = "First reply" if waiting_first else "Resolution"
+    if due is None:
+        return SlaState("", "", None)
+    if ticket.sla_paused_at is not None:
+        return SlaState("paused", "Paused (awaiting customer)", None)
+    if due <= now or ticket.first_response_breached or ticket.resolution_breached:
+        return SlaState("breached", f"{label} breached", due)
+    if due <= now + DUE_SOON:
+        return SlaState("soon", f"{label} due soon", due)
+    return SlaState("running", label, due)
+
+
+def due_in(due: datetime | None, now: datetime) -> str:
+    """"in 3 h 20 min" / "2 d 4 h ago"."""
+    if due is None:
+        return ""
+    seconds = int((due - now).total_seconds())
+    minutes = abs(seconds) // 60
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        text = f"{days} d {hours} h"
+    elif hours:
+        text = f"{hours} h {mins} min"
+    else:
+        text = f"{mins} min"
+    return f"in {text}" if seconds >= 0 else f"{text} ago"

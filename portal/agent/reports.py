@@ -1,0 +1,578 @@
+"""Support metrics for a period, computed from recorded data (timeline events, ticket
+timestamps, search and view logs).
+
+Definitions (shown on the page too):
+- created per day: tickets created; solved per day: "status → solved" events; reopened: "status
+  solved → open" events.
+- backlog: unsolved tickets (new, open, pending, on-hold) at the end of each day, walked back
+  from today's count with the daily created / solved / reopened figures.
+- first response time: from creation to the first public agent reply, for tickets first answered
+  in the period; resolution time: creation to the final solve, for tickets solved in the period
+  (calendar time; medians and 90th percentiles by nearest rank).
+- first contact resolution: tickets solved in the period with exactly one public agent reply and
+  never reopened, out of those solved with at least one reply (merged duplicates left out).
+- reopen rate: reopen events / solve events in the period.
+- escalation rate: tickets created in the period that were ever escalated.
+- SLA attainment: targets met out of targets due — first responses given in the period and
+  resolutions in the period.
+- CSAT: good ratings out of all ratings given in the period.
+- self-service ratio: article views per ticket created.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import String, and_, cast, distinct, func, literal, select
+from sqlalchemy.orm import aliased
+
+from portal.auth.models import User
+from portal.db import utcnow
+from portal.extensions import db
+from portal.kb.models import Article, ArticleView, ArticleVote, SearchLog
+from portal.tickets.models import (
+    REFERENCE_OFFSET,
+    REFERENCE_PREFIX,
+    Priority,
+    SuggestionEvent,
+    Ticket,
+    TicketEvent,
+)
+from portal.tickets.routing import OPEN_STATUSES
+
+MAX_DAYS = 366
+READ_BEFORE_WINDOW = timedelta(hours=1)
+
+
+@dataclass
+class ReportFilters:
+    start: date
+    end: date  # inclusive
+    group_id: int | None = None
+    assignee_id: int | None = None
+    priority: Priority | None = None
+    category_id: int | None = None
+
+    @classmethod
+    def from_args(cls, args, today: date | None = None) -> tuple[ReportFilters, list[str]]:
+        """Parse the query string; bad values fall back to defaults and are reported."""
+        today = today or utcnow().date()
+        problems = []
+
+        def parse_date(name: str, default: date) -> date:
+            raw = args.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                problems.append(f"“{raw[:20]}” is not a date (use YYYY-MM-DD).")
+                return default
+
+        def number(name: str) -> int | None:
+            raw = args.get(name, "").strip()
+            return int(raw) if raw.isdigit() and len(raw) < 12 else None
+
+        end = parse_date("end", today)
+        start = parse_date("start", end - timedelta(days=29))
+        if start > end:
+            problems.append("The start date is after the end date; they were swapped.")
+            start, end = end, start
+        if (end - start).days >= MAX_DAYS:
+            problems.append(f"Periods are limited to {MAX_DAYS} days.")
+            start = end - timedelta(days=MAX_DAYS - 1)
+        priority = args.get("priority", "")
+        return (
+            cls(
+                start=start,
+                end=end,
+                group_id=number("group"),
+                assignee_id=number("assignee"),
+                priority=Priority(priority) if priority in Priority._value2member_map_ else None,
+                category_id=number("category"),
+            ),
+            problems,
+        )
+
+    @property
+    def start_at(self) -> datetime:
+        return datetime.combine(self.start, time())
+
+    @property
+    def end_at(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time())
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+    def args(self) -> dict:
+        values = {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "group": self.group_id,
+            "assignee": self.assignee_id,
+            "priority": self.priority.value if self.priority else None,
+            "category": self.category_id,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    def ticket_conditions(self) -> list:
+        conditions = []
+        if self.group_id is not None:
+            conditions.append(Ticket.group_id == self.group_id)
+        if self.assignee_id is not None:
+            conditions.append(Ticket.assignee_id == self.assignee_id)
+        if self.priority is not None:
+            conditions.append(Ticket.priority == self.priority)
+        if self.category_id is not None:
+            conditions.append(Ticket.category_id == self.category_id)
+        return conditions
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least pct% of values at or below."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass
+class DayRow:
+    day: date
+    created: int = 0
+    solved: int = 0
+    reopened: int = 0
+    backlog: int = 0
+
+
+@dataclass
+class AgentRow:
+    agent_id: int
+    name: str
+    solved: int = 0
+    replies: int = 0
+    open_now: int = 0
+    frt_minutes: list[float] = field(default_factory=list)
+    good: int = 0
+    rated: int = 0
+
+    @property
+    def frt_median(self) -> float | None:
+        return median(self.frt_minutes)
+
+    @property
+    def csat(self) -> float | None:
+        return rate(self.good, self.rated)
+
+
+@dataclass
+class Report:
+    filters: ReportFilters
+    days: list[DayRow]
+    created: int
+    solved: int
+    reopened: int
+    backlog: int
+    frt_minutes: list[float]
+    resolution_minutes: list[float]
+    fcr: int
+    fcr_base: int
+    escalated: int
+    sla_met: int
+    sla_due: int
+    csat_good: int
+    csat_bad: int
+    csat_comments: list[tuple[str, str, str, datetime]]  # reference, rating, comment, when
+    agents: list[AgentRow]
+    searches: int
+    article_views: int
+    impressions: int
+    deflections: int
+    no_result_searches: list[tuple[str, int]]
+    not_helpful: list[tuple[int, str, int]]
+    read_before_ticket: list[tuple[int, str, int]]
+
+    @property
+    def frt_median(self):
+        return median(self.frt_minutes)
+
+    @property
+    def frt_p90(self):
+        return percentile(self.frt_minutes, 90)
+
+    @property
+    def resolution_median(self):
+        return median(self.resolution_minutes)
+
+    @property
+    def resolution_p90(self):
+        return percentile(self.resolution_minutes, 90)
+
+    @property
+    def fcr_rate(self):
+        return rate(self.fcr, self.fcr_base)
+
+    @property
+    def reopen_rate(self):
+        return rate(self.reopened, self.solved)
+
+    @property
+    def escalation_rate(self):
+        return rate(self.escalated, self.created)
+
+    @property
+    def sla_attainment(self):
+        return rate(self.sla_met, self.sla_due)
+
+    @property
+    def csat(self):
+        return rate(self.csat_good, self.csat_good + self.csat_bad)
+
+    @property
+    def self_service_ratio(self):
+        return self.article_views / self.created if self.created else None
+
+    def tables(self) -> dict[str, tuple[list[str], list[list]]]:
+        """Every table on the page, for CSV export."""
+
+        def num(value, digits=1):
+            return "" if value is None else round(value, digits)
+
+        return {
+            "summary": (
+                ["metric", "value"],
+                [
+                    ["tickets created", self.created],
+                    ["tickets solved", self.solved],
+                    ["backlog at end", self.backlog],
+                    ["first response median (min)", num(self.frt_median)],
+                    ["first response p90 (min)", num(self.frt_p90)],
+                    ["resolution median (min)", num(self.resolution_median)],
+                    ["resolution p90 (min)", num(self.resolution_p90)],
+                    ["first contact resolution rate", num(self.fcr_rate, 4)],
+                    ["reopen rate", num(self.reopen_rate, 4)],
+                    ["escalation rate", num(self.escalation_rate, 4)],
+                    ["SLA attainment", num(self.sla_attainment, 4)],
+                    ["CSAT (share good)", num(self.csat, 4)],
+                    ["KB searches", self.searches],
+                    ["article views", self.article_views],
+                    ["suggestion impressions", self.impressions],
+                    ["deflections", self.deflections],
+                    ["self-service ratio", num(self.self_service_ratio, 2)],
+                ],
+            ),
+            "daily": (
+                ["date", "created", "solved", "reopened", "backlog"],
+                [[d.day.isoformat(), d.created, d.solved, d.reopened, d.backlog]
+                 for d in self.days],
+            ),
+            "agents": (
+                ["agent", "solved", "public replies", "open now", "first response median (min)",
+                 "CSAT"],
+                [[a.name, a.solved, a.replies, a.open_now, num(a.frt_median), num(a.csat, 4)]
+                 for a in self.agents],
+            ),
+            "csat": (
+                ["ticket", "rating", "comment", "rated at"],
+                [[ref, rating, comment, when.isoformat(sep=" ", timespec="minutes")]
+                 for ref, rating, comment, when in self.csat_comments],
+            ),
+            "no_results": (["search", "count"], [list(r) for r in self.no_result_searches]),
+            "not_helpful": (
+                ["article id", "title", "not helpful votes"], [list(r) for r in self.not_helpful]
+            ),
+            "read_before_ticket": (
+                ["article id", "title", "tickets filed after reading"],
+                [list(r) for r in self.read_before_ticket],
+            ),
+        }
+
+
+def _day(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _per_day(column, *conditions) -> dict[date, int]:
+    rows = db.session.execute(
+        select(func.date(column), func.count()).where(*conditions).group_by(func.date(column))
+    ).all()
+    return {_day(d): n for d, n in rows}
+
+
+def _event_ticket_conditions(f: ReportFilters) -> list:
+    """Events are joined to their ticket only when a ticket filter needs it."""
+    conditions = f.ticket_conditions()
+    return [TicketEvent.ticket_id == Ticket.id, *conditions] if conditions else []
+
+
+def _status_events(f: ReportFilters, old: str | None, new: str, start, end):
+    conditions = [
+        TicketEvent.kind == "status",
+        TicketEvent.new_value == new,
+        TicketEvent.created_at >= start,
+        TicketEvent.created_at < end,
+        *_event_ticket_conditions(f),
+    ]
+    if old is not None:
+        conditions.append(TicketEvent.old_value == old)
+    return conditions
+
+
+def _count(*conditions, what=None) -> int:
+    counted = Ticket.id if what is None else what
+    return db.session.scalar(select(func.count(counted)).where(*conditions)) or 0
+
+
+def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
+    now = now or utcnow()
+    start, end = f.start_at, f.end_at
+    tc = f.ticket_conditions()
+
+    created = _per_day(Ticket.created_at, Ticket.created_at >= start, Ticket.created_at < end, *tc)
+    solved = _per_day(TicketEvent.created_at, *_status_events(f, None, "solved", start, end))
+    reopened = _per_day(TicketEvent.created_at, *_status_events(f, "solved", "open", start, end))
+
+    # Backlog: today's count, walked back through the days after the period and then in it.
+    backlog_now = _count(Ticket.status.in_(OPEN_STATUSES), *tc)
+    later = max(end, now)
+    after_created = _count(Ticket.created_at >= end, Ticket.created_at < later, *tc)
+    after_solved = _count(*_status_events(f, None, "solved", end, later), what=TicketEvent.id)
+    after_reopened = _count(
+        *_status_events(f, "solved", "open", end, later), what=TicketEvent.id
+    )
+    backlog = backlog_now - after_created + after_solved - after_reopened
+    days = [
+        DayRow(d, created.get(d, 0), solved.get(d, 0), reopened.get(d, 0)) for d in f.days
+    ]
+    running = backlog
+    for row in reversed(days):
+        row.backlog = max(running, 0)
+        running = running - row.created + row.solved - row.reopened
+
+    # Durations are computed by the database: converting thousands of timestamps in Python
+    # would dominate the page time.
+    frt_rows = db.session.execute(
+        select(
+            Ticket.assignee_id,
+            _minutes(Ticket.created_at, Ticket.first_response_at),
+            Ticket.first_response_due_at.is_not(None),
+            Ticket.first_response_breached,
+        ).where(Ticket.first_response_at >= start, Ticket.first_response_at < end, *tc)
+    ).all()
+    frt = [r[1] for r in frt_rows]
+    first_due = [r for r in frt_rows if r[2]]
+
+    solved_rows = db.session.execute(
+        select(
+            Ticket.assignee_id,
+            _minutes(Ticket.created_at, Ticket.solved_at),
+            Ticket.public_reply_count,
+            Ticket.reopen_count,
+            Ticket.resolution_due_at.is_not(None),
+            Ticket.resolution_breached,
+        ).where(
+            Ticket.solved_at >= start,  # set while solved or closed, cleared on reopen
+            Ticket.solved_at < end,
+            Ticket.merged_into_id.is_(None),  # a merged duplicate was not resolved by itself
+            *tc,
+        )
+    ).all()
+    resolution = [r[1] for r in solved_rows]
+    resolution_due = [r for r in solved_rows if r[4]]
+    answered = [r for r in solved_rows if r[2] >= 1]
+    fcr = sum(1 for r in answered if r[2] == 1 and r[3] == 0)
+
+    created_total = sum(created.values())
+    escalated = _count(
+        TicketEvent.kind == "escalation",
+        TicketEvent.created_at >= start,  # never before the ticket was created
+        TicketEvent.ticket_id == Ticket.id,
+        Ticket.created_at >= start,
+        Ticket.created_at < end,
+        *tc,
+        what=distinct(TicketEvent.ticket_id),
+    )
+
+    rated = [
+        Ticket.csat_at >= start, Ticket.csat_at < end, Ticket.csat_rating.is_not(None), *tc
+    ]
+    csat_by_agent = db.session.execute(
+        select(Ticket.assignee_id, func.count(), func.count().filter(Ticket.csat_rating == "good"))
+        .where(*rated)
+        .group_by(Ticket.assignee_id)
+    ).all()
+    good = sum(r[2] for r in csat_by_agent)
+    comments = [
+        (f"{REFERENCE_PREFIX}{ticket_id + REFERENCE_OFFSET}", rating, comment, when)
+        for ticket_id, rating, comment, when in db.session.execute(
+            select(Ticket.id, Ticket.csat_rating, Ticket.csat_comment, Ticket.csat_at)
+            .where(*rated, Ticket.csat_comment != "")
+            .order_by(Ticket.csat_at.desc())
+            .limit(50)
+        )
+    ]
+
+    agents = _agent_rows(f, frt_rows, solved_rows, csat_by_agent)
+
+    return Report(
+        filters=f,
+        days=days,
+        created=created_total,
+        solved=sum(solved.values()),
+        reopened=sum(reopened.values()),
+        backlog=max(backlog, 0),
+        frt_minutes=frt,
+        resolution_minutes=resolution,
+        fcr=fcr,
+        fcr_base=len(answered),
+        escalated=escalated,
+        sla_met=sum(1 for r in first_due if not r[3]) + sum(1 for r in resolution_due if not r[5]),
+        sla_due=len(first_due) + len(resolution_due),
+        csat_good=good,
+        csat_bad=sum(r[1] for r in csat_by_agent) - good,
+        csat_comments=comments,
+        agents=agents,
+        **_self_service(f),
+    )
+
+
+def _agent_rows(f: ReportFilters, frt_rows, solved_rows, csat_by_agent) -> list[AgentRow]:
+    start, end = f.start_at, f.end_at
+    rows: dict[int, AgentRow] = {}
+
+    def row(agent_id: int) -> AgentRow:
+        if agent_id not in rows:
+            rows[agent_id] = AgentRow(agent_id, "")
+        return rows[agent_id]
+
+    for agent_id, minutes, *_ in frt_rows:
+        if agent_id is not None:
+            row(agent_id).frt_minutes.append(minutes)
+    for agent_id, *_ in solved_rows:
+        if agent_id is not None:
+            row(agent_id).solved += 1
+    for agent_id, total, good in csat_by_agent:
+        if agent_id is not None:
+            row(agent_id).rated = total
+            row(agent_id).good = good
+    replies = db.session.execute(
+        select(TicketEvent.actor_id, func.count())
+        .where(
+            TicketEvent.kind == "reply",
+            TicketEvent.created_at >= start,
+            TicketEvent.created_at < end,
+            TicketEvent.actor_id.is_not(None),
+            *_event_ticket_conditions(f),
+        )
+        .group_by(TicketEvent.actor_id)
+    ).all()
+    open_now = db.session.execute(
+        select(Ticket.assignee_id, func.count())
+        .where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee_id.is_not(None),
+               *f.ticket_conditions())
+        .group_by(Ticket.assignee_id)
+    ).all()
+    users = {
+        u.id: u
+        for u in db.session.scalars(
+            select(User).where(
+                User.id.in_({a for a, _ in replies} | {a for a, _ in open_now} | set(rows))
+            )
+        )
+    }
+    for actor_id, count in replies:
+        if actor_id in users and users[actor_id].is_agent:
+            row(actor_id).replies = count
+    for assignee_id, count in open_now:
+        row(assignee_id).open_now = count
+    for agent_id, agent_row in rows.items():
+        agent_row.name = users[agent_id].name if agent_id in users else f"User {agent_id}"
+    return sorted(rows.values(), key=lambda r: (-r.solved, r.name))
+
+
+def _minutes(start, end):
+    """`end - start` in minutes (to the second), computed in SQL."""
+    if db.engine.dialect.name == "sqlite":
+        return func.round((func.julianday(end) - func.julianday(start)) * 86400.0) / 60.0
+    return func.extract("epoch", end - start) / 60.0
+
+
+def _shifted(column, delta: timedelta):
+    """`column + delta` in SQL; SQLite keeps datetimes as text, so it needs datetime()."""
+    if db.engine.dialect.name == "sqlite":
+        return func.datetime(column, f"{int(delta.total_seconds()):+d} seconds")
+    return column + delta
+
+
+def _self_service(f: ReportFilters) -> dict:
+    start, end = f.start_at, f.end_at
+    searches = _count(SearchLog.created_at >= start, SearchLog.created_at < end,
+                      what=SearchLog.id)
+    views = _count(ArticleView.created_at >= start, ArticleView.created_at < end,
+                   what=ArticleView.id)
+    suggestions = dict(
+        db.session.execute(
+            select(SuggestionEvent.kind, func.count())
+            .where(SuggestionEvent.created_at >= start, SuggestionEvent.created_at < end)
+            .group_by(SuggestionEvent.kind)
+        ).all()
+    )
+    no_results = db.session.execute(
+        select(SearchLog.normalized, func.count().label("n"))
+        .where(SearchLog.created_at >= start, SearchLog.created_at < end,
+               SearchLog.result_count == 0)
+        .group_by(SearchLog.normalized)
+        .order_by(func.count().desc(), SearchLog.normalized)
+        .limit(10)
+    ).all()
+    not_helpful = db.session.execute(
+        select(Article.id, Article.title, func.count(ArticleVote.id))
+        .join(Article, Article.id == ArticleVote.article_id)
+        .where(ArticleVote.helpful.is_(False), ArticleVote.updated_at >= start,
+               ArticleVote.updated_at < end)
+        .group_by(Article.id, Article.title)
+        .order_by(func.count(ArticleVote.id).desc(), Article.id)
+        .limit(10)
+    ).all()
+    viewed = aliased(ArticleView)
+    viewer_key = literal("u:", String).concat(cast(Ticket.requester_id, String))
+    read_before = db.session.execute(
+        select(Article.id, Article.title, func.count(distinct(Ticket.id)))
+        .select_from(Ticket)
+        .join(
+            viewed,
+            and_(
+                viewed.viewer_key == viewer_key,
+                viewed.created_at <= Ticket.created_at,
+                viewed.created_at >= _shifted(Ticket.created_at, -READ_BEFORE_WINDOW),
+            ),
+        )
+        .join(Article, Article.id == viewed.article_id)
+        .where(Ticket.created_at >= start, Ticket.created_at < end,
+               Ticket.requester_id.is_not(None), *f.ticket_conditions())
+        .group_by(Article.id, Article.title)
+        .order_by(func.count(distinct(Ticket.id)).desc(), Article.id)
+        .limit(10)
+    ).all()
+    return {
+        "searches": searches,
+        "article_views": views,
+        "impressions": suggestions.get("impression", 0),
+        "deflections": suggestions.get("deflected", 0),
+        "no_result_searches": [tuple(r) for r in no_results],
+        "not_helpful": [tuple(r) for r in not_helpful],
+        "read_before_ticket": [tuple(r) for r in read_before],
+    }

@@ -1,0 +1,367 @@
+"""What agents do to tickets. Each function validates, changes, records timeline events and
+flushes; the view commits once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from portal.auth.models import User
+from portal.db import utcnow
+from portal.extensions import db
+from portal.tickets import notify, sla
+from portal.tickets.attachments import AttachmentError, save_uploads
+from portal.tickets.lifecycle import (
+    TransitionError,
+    change_status,
+    record_event,
+    record_first_response,
+    touch,
+)
+from portal.tickets.models import (
+    CannedReply,
+    Group,
+    Message,
+    Priority,
+    Status,
+    Tag,
+    Ticket,
+    TicketCategory,
+    TicketCC,
+    TicketType,
+)
+
+TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
+
+
+class ActionError(ValueError):
+    """An agent action that cannot be done; the message is shown as is."""
+
+
+def parse_tags(text: str) -> list[str]:
+    """Comma or space separated, lower-cased; raises ActionError on a bad tag."""
+    names = []
+    for raw in re.split(r"[,\s]+", text.strip().lower()):
+        if not raw:
+            continue
+        if not TAG_PATTERN.match(raw):
+            raise ActionError(
+                f"“{raw[:60]}” is not a valid tag: use letters, digits, - and _ (up to 60)."
+            )
+        if raw not in names:
+            names.append(raw)
+    return names
+
+
+def _tags_named(names: Iterable[str]) -> list[Tag]:
+    names = list(names)
+    if not names:
+        return []
+    found = {t.name: t for t in db.session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    tags = []
+    for name in names:
+        tag = found.get(name)
+        if tag is None:
+            tag = Tag(name=name)
+            db.session.add(tag)
+            found[name] = tag
+        tags.append(tag)
+    return tags
+
+
+def set_tags(ticket: Ticket, names: list[str], actor: User | None) -> bool:
+    old = sorted(t.name for t in ticket.tags)
+    if old == sorted(names):
+        return False
+    ticket.tags = _tags_named(names)
+    record_event(ticket, "tags", actor, ", ".join(old), ", ".join(sorted(names)))
+    return True
+
+
+def reply(
+    ticket: Ticket,
+    agent: User,
+    body: str,
+    *,
+    internal: bool,
+    new_status: Status | None = None,
+    files=None,
+) -> Message:
+    """A public reply (emails the customer) or an internal note; optionally change status.
+
+    A public reply to a new ticket opens it, and the first one stops the first-response clock.
+    Files are checked and stored with the message (all or nothing).
+    """
+    body = body.strip()
+    if not body:
+        raise ActionError("Write a reply or a note first.")
+    if ticket.status == Status.CLOSED:
+        raise ActionError("This ticket is closed; open a follow-up ticket instead.")
+    now = utcnow()
+    message = Message(
+        ticket=ticket,
+        author_id=agent.id,
+        author_name=agent.name,
+        from_agent=True,
+        internal=internal,
+        body=body,
+        created_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()
+    try:
+        attachments = save_uploads(files, ticket, message)
+    except AttachmentError as exc:
+        raise ActionError(str(exc)) from exc
+    if attachments:
+        record_event(ticket, "attachment", agent, None,
+                     ", ".join(a.filename for a in attachments), public=not internal)
+    if internal:
+        record_event(ticket, "note", agent)
+    else:
+        ticket.public_reply_count += 1
+        record_first_response(ticket, now)
+        record_event(ticket, "reply", agent)
+        if new_status is None and ticket.status == Status.NEW:
+            new_status = Status.OPEN
+    if new_status is not None:
+        change_status(ticket, new_status, agent)
+    if ticket.assignee_id is None and not internal:
+        ticket.assignee_id = agent.id
+        record_event(ticket, "assignee", agent, None, agent.name)
+    touch(ticket)
+    db.session.flush()
+    if not internal:
+        notify.notify_public_reply(ticket, message)
+        if ticket.status == Status.SOLVED:
+            notify.notify_solved(ticket)
+    return message
+
+
+@dataclass
+class Changes:
+    """Property changes from the ticket form or a bulk action; None means "leave as is"."""
+
+    status: Status | None = None
+    priority: Priority | None = None
+    type: TicketType | None = None
+    category_id: int | None = None  # 0 clears
+    group_id: int | None = None  # 0 clears
+    assignee_id: int | None = None  # 0 clears
+    tags: list[str] | None = None  # replaces
+    add_tags: list[str] | None = None
+    remove_tags: list[str] | None = None
+
+
+def _name(obj) -> str | None:
+    return obj.name if obj is not None else None
+
+
+def _lookup(model, ident: int | None, label: str):
+    if not ident:
+        return None
+    obj = db.session.get(model, ident)
+    if obj is None:
+        raise ActionError(f"That {label} no longer exists.")
+    return obj
+
+
+def _agent(ident: int | None) -> User | None:
+    user = _lookup(User, ident, "agent")
+    if user is not None and (not user.is_agent or not user.active):
+        raise ActionError(f"{user.name} is not an active agent.")
+    return user
+
+
+def apply_changes(ticket: Ticket, changes: Changes, actor: User) -> list[str]:
+    """Apply and record each change; returns the names of what changed."""
+    changed = []
+    if changes.priority is not None and changes.priority != ticket.priority:
+        record_event(ticket, "priority", actor, ticket.priority.value, changes.priority.value)
+        ticket.priority = changes.priority
+        if ticket.status not in (Status.SOLVED, Status.CLOSED):
+            sla.apply_targets(ticket, ticket.created_at)
+        changed.append("priority")
+    if changes.type is not None and changes.type != ticket.type:
+        record_event(ticket, "type", actor, ticket.type.value, changes.type.value)
+        ticket.type = changes.type
+        changed.append("type")
+    if changes.category_id is not None and changes.category_id != (ticket.category_id or 0):
+        category = _lookup(TicketCategory, changes.category_id, "category")
+        record_event(ticket, "category", actor, _name(ticket.category), _name(category))
+        ticket.category = category
+        changed.append("category")
+    if changes.group_id is not None and changes.group_id != (ticket.group_id or 0):
+        group = _lookup(Group, changes.group_id, "group")
+        record_event(ticket, "group", actor, _name(ticket.group), _name(group))
+        ticket.group = group
+        changed.append("group")
+    if changes.assignee_id is not None and changes.assignee_id != (ticket.assignee_id or 0):
+        assignee = _agent(changes.assignee_id)
+        record_event(ticket, "assignee", actor, _name(ticket.assignee), _name(assignee))
+        ticket.assignee = assignee
+        changed.append("assignee")
+    names = None
+    if changes.tags is not None:
+        names = changes.tags
+    elif changes.add_tags or changes.remove_tags:
+        current = [t.name for t in ticket.tags]
+        names = [n for n in current if n not in (changes.remove_tags or [])]
+        names += [n for n in (changes.add_tags or []) if n not in names]
+    if names is not None and set_tags(ticket, names, actor):
+        changed.append("tags")
+    if changes.status is not None:
+        try:
+            if change_status(ticket, changes.status, actor):
+                changed.append("status")
+                if changes.status == Status.SOLVED:
+                    db.session.flush()
+                    notify.notify_solved(ticket)
+        except TransitionError as exc:
+            raise ActionError(str(exc)) from exc
+    if changed:
+        touch(ticket)
+    db.session.flush()
+    return changed
+
+
+def bulk_update(ticket_ids: list[int], changes: Changes, actor: User) -> tuple[int, list[str]]:
+    """Apply the same changes to many tickets. Tickets where a change is not allowed (a
+    closed ticket cannot be reopened) are skipped and reported; the rest are updated."""
+    tickets = db.session.scalars(
+        select(Ticket)
+        .where(Ticket.id.in_(ticket_ids))
+        .options(selectinload(Ticket.tags))
+        .order_by(Ticket.id)
+    ).all()
+    updated, problems = 0, []
+    for ticket in tickets:
+        try:
+            with db.session.begin_nested():
+                if apply_changes(ticket, changes, actor):
+                    updated += 1
+        except ActionError as exc:
+            problems.append(f"{ticket.reference}: {exc}")
+    return updated, problems
+
+
+def merge(source: Ticket, target: Ticket, actor: User) -> None:
+    """Merge a duplicate into `target`: its thread is copied into the target (in time order),
+    its requester is kept on the target as a CC, and the duplicate is closed."""
+    if source.id == target.id:
+        raise ActionError("A ticket cannot be merged into itself.")
+    if target.status == Status.CLOSED:
+        raise ActionError(f"{target.reference} is closed; merge into an open ticket.")
+    if source.status == Status.CLOSED:
+        raise ActionError(f"{source.reference} is already closed.")
+    for message in source.messages:
+        db.session.add(
+            Message(
+                ticket=target,
+                author_id=message.author_id,
+                author_name=message.author_name,
+                from_agent=message.from_agent,
+                internal=message.internal,
+                body=message.body,
+                channel=message.channel,
+                created_at=message.created_at,
+            )
+        )
+    db.session.add(
+        Message(
+            ticket=target,
+            author_id=actor.id,
+            author_name=actor.name,
+            from_agent=True,
+            internal=True,
+            body=f"{source.reference} ({source.subject}) was merged into this ticket.",
+            created_at=utcnow(),
+        )
+    )
+    if source.requester_email.lower() != target.requester_email.lower():
+        known = {cc.email.lower() for cc in target.ccs}
+        if source.requester_email.lower() not in known:
+            db.session.add(TicketCC(ticket=target, email=source.requester_email))
+    source.merged_into_id = target.id
+    record_event(source, "merge", actor, source.reference, target.reference)
+    record_event(target, "merge", actor, source.reference, target.reference, public=False)
+    if source.status != Status.SOLVED:
+        change_status(source, Status.SOLVED, actor)
+    change_status(source, Status.CLOSED, actor)
+    touch(target)
+    db.session.flush()
+    notify.notify_merged(source, target)
+
+
+def find_by_reference(reference: str) -> Ticket | None:
+    text = reference.strip()
+    ticket_id = Ticket.id_from_reference(text)
+    if ticket_id is None and text.isdigit() and len(text) < 12:
+        ticket_id = int(text) - 1000
+    return db.session.get(Ticket, ticket_id) if ticket_id and ticket_id > 0 else None
+
+
+PLACEHOLDERS = {
+    "{{requester.name}}": "The requester's full name",
+    "{{requester.first_name}}": "The requester's first name",
+    "{{ticket.reference}}": "The ticket reference, e.g. TKT-1042",
+    "{{ticket.subject}}": "The ticket subject",
+    "{{agent.name}}": "Your name",
+}
+
+
+def fill_placeholders(text: str, ticket: Ticket, agent: User) -> str:
+    """Plain substitution (never a template engine: the text is user-written)."""
+    first_name = ticket.requester_name.split()[0] if ticket.requester_name.split() else ""
+    values = {
+        "{{requester.name}}": ticket.requester_name,
+        "{{requester.first_name}}": first_name,
+        "{{ticket.reference}}": ticket.reference,
+        "{{ticket.subject}}": ticket.subject,
+        "{{agent.name}}": agent.name,
+    }
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def insert_canned(current: str, canned: CannedReply, ticket: Ticket, agent: User) -> str:
+    filled = fill_placeholders(canned.body, ticket, agent)
+    return f"{current.rstrip()}\n\n{filled}" if current.strip() else filled
+
+
+def insert_link(current: str, title: str, url: str) -> str:
+    link = f"[{title.replace('[', '(').replace(']', ')')}]({url})"
+    return f"{current.rstrip()}\n\n{link}" if current.strip() else link
+
+
+def requester_tickets(ticket: Ticket, limit: int = 10) -> list[Ticket]:
+    """The requester's other tickets, newest first (one indexed query)."""
+    if ticket.requester_id is not None:
+        condition = Ticket.requester_id == ticket.requester_id
+    else:
+        condition = Ticket.requester_email == ticket.requester_email
+    return list(
+        db.session.scalars(
+            select(Ticket)
+            .where(condition, Ticket.id != ticket.id)
+            .order_by(Ticket.last_activity_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def active_agents() -> list[User]:
+    from portal.auth.models import Role
+
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.role.in_((Role.AGENT, Role.ADMIN)), User.active.is_(True))
+            .order_by(User.name)
+        )
+    )

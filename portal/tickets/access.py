@@ -1,0 +1,114 @@
+"""Who may see a ticket on the customer side.
+
+A signed-in customer sees their own tickets, tickets they are CC'd on, and, where their
+organisation shares tickets, their organisation's. A visitor sees a ticket they opened through
+a signed link (the grant lives in their session). Anything else is a 404, exactly like a
+reference that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import abort, session
+from flask_login import current_user
+from sqlalchemy import ColumnElement, exists, false, or_, select
+
+from portal.auth.models import Organization, User
+from portal.extensions import db
+from portal.tickets.links import normalize
+from portal.tickets.models import Ticket, TicketCC
+
+_GRANTS = "ticket_grants"  # session key: {ticket id: email the signed link was bound to}
+MAX_GRANTS = 20
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person looking at a ticket: a signed-in user, or a visitor with a signed link."""
+
+    user: User | None
+    email: str
+    name: str
+
+    def is_requester_of(self, ticket: Ticket) -> bool:
+        """The person who asked: only they mark the ticket solved and rate it (not CCs or
+        colleagues who follow it)."""
+        if self.user is not None and ticket.requester_id == self.user.id:
+            return True
+        return self.email == normalize(ticket.requester_email)
+
+
+def shares_with(user: User) -> bool:
+    org = user.organization
+    return bool(org is not None and org.shares_tickets)
+
+
+def customer_can_see(user: User | None, ticket: Ticket) -> bool:
+    """True when this signed-in user may read the ticket on the customer side."""
+    if user is None or not user.is_authenticated:
+        return False
+    if user.is_agent:
+        return True
+    if ticket.requester_id == user.id:
+        return True
+    if user.email_confirmed_at is not None and normalize(user.email) in {
+        normalize(cc.email) for cc in ticket.ccs
+    }:
+        return True
+    return (
+        ticket.organization_id is not None
+        and ticket.organization_id == user.organization_id
+        and shares_with(user)
+    )
+
+
+def visible_to(user: User) -> ColumnElement[bool]:
+    """SQL condition for the tickets `customer_can_see` allows (own, CC'd, shared org)."""
+    conditions = [Ticket.requester_id == user.id]
+    if user.email_confirmed_at is not None:
+        conditions.append(
+            exists().where(TicketCC.ticket_id == Ticket.id, TicketCC.email == normalize(user.email))
+        )
+    if user.organization_id is not None:
+        shared = select(Organization.shares_tickets).where(
+            Organization.id == user.organization_id
+        ).scalar_subquery()
+        conditions.append((Ticket.organization_id == user.organization_id) & shared)
+    return or_(*conditions) if conditions else false()
+
+
+def grant(ticket: Ticket, email: str) -> None:
+    """Remember in the session that this browser opened `ticket` through a link for `email`."""
+    grants = {k: v for k, v in session.get(_GRANTS, {}).items() if k != str(ticket.id)}
+    grants[str(ticket.id)] = email
+    # The cookie stays small: the most recent links win.
+    session[_GRANTS] = dict(list(grants.items())[-MAX_GRANTS:])
+
+
+def granted_email(ticket: Ticket) -> str | None:
+    return session.get(_GRANTS, {}).get(str(ticket.id))
+
+
+def viewer_for(ticket: Ticket) -> Viewer | None:
+    user = current_user if current_user.is_authenticated else None
+    if user is not None and customer_can_see(user, ticket):
+        return Viewer(user, user.email, user.name)
+    email = granted_email(ticket)
+    if email is not None:
+        from portal.tickets.links import ticket_emails
+
+        if email in ticket_emails(ticket):
+            name = ticket.requester_name if email == normalize(ticket.requester_email) else email
+            return Viewer(user, email, name)
+    return None
+
+
+def get_ticket_or_404(reference: str) -> tuple[Ticket, Viewer]:
+    """The ticket named by `reference` and who is viewing it; 404 when they may not see it."""
+    ticket_id = Ticket.id_from_reference(reference)
+    ticket = db.session.get(Ticket, ticket_id) if ticket_id else None
+    viewer = viewer_for(ticket) if ticket is not None else None
+    if ticket is None or viewer is None:
+        abort(404)
+    return ticket, viewer

@@ -1,0 +1,209 @@
+"""Attachments: checked by content against an allow-list, stored outside static/ under random
+names, and only ever downloaded as attachments.
+
+The file's name is only used for display. Its kind comes from its first bytes (the `filetype`
+library) or, for plain text, from decoding it; a name that claims a different kind than the
+content is refused, so a renamed executable or an HTML page called `.png` never gets in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import filetype
+from flask import current_app
+from werkzeug.datastructures import FileStorage
+
+from portal.extensions import db
+from portal.tickets.models import Attachment, Message, Ticket
+
+
+class AttachmentError(ValueError):
+    """A user-facing reason an upload was refused."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    content_type: str
+    extensions: tuple[str, ...]
+
+
+# Detected MIME type -> what we store and which file name endings may claim it.
+ALLOWED: dict[str, Kind] = {
+    "image/png": Kind("image/png", ("png",)),
+    "image/jpeg": Kind("image/jpeg", ("jpg", "jpeg")),
+    "image/gif": Kind("image/gif", ("gif",)),
+    "image/webp": Kind("image/webp", ("webp",)),
+    "application/pdf": Kind("application/pdf", ("pdf",)),
+    # Office files are zips inside; one without the telltale entries near the start is seen
+    # as a plain zip, so those names may claim a zip too.
+    "application/zip": Kind(
+        "application/zip", ("zip", "docx", "xlsx", "pptx", "odt", "ods", "odp")
+    ),
+    "application/msword": Kind("application/msword", ("doc", "xls", "ppt", "msg")),
+    "application/vnd.ms-excel": Kind("application/vnd.ms-excel", ("xls", "doc", "ppt")),
+    "application/vnd.ms-powerpoint": Kind("application/vnd.ms-powerpoint", ("ppt", "doc", "xls")),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": Kind(
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document", ("docx",)
+    ),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": Kind(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ("xlsx",)
+    ),
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": Kind(
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation", ("pptx",)
+    ),
+    "application/vnd.oasis.opendocument.text": Kind(
+        "application/vnd.oasis.opendocument.text", ("odt",)
+    ),
+    "application/vnd.oasis.opendocument.spreadsheet": Kind(
+        "application/vnd.oasis.opendocument.spreadsheet", ("ods",)
+    ),
+    "application/vnd.oasis.opendocument.presentation": Kind(
+        "application/vnd.oasis.opendocument.presentation", ("odp",)
+    ),
+}
+TEXT = Kind("text/plain", ("txt", "log", "csv", "md", "json", "xml", "yaml", "yml", "ini", ""))
+ALLOWED_DESCRIPTION = "images (PNG, JPEG, GIF, WebP), PDF, plain text, office documents and zip"
+# Markup a browser would render if it ever sniffed it; refused even as "text".
+_MARKUP = re.compile(rb"<\s*(html|script|svg|iframe|body|head|meta|object|!doctype)", re.I)
+
+
+def _limits() -> tuple[int, int]:
+    cfg = current_app.config
+    return int(cfg["MAX_UPLOAD_BYTES"]), int(cfg["MAX_ATTACHMENTS"])
+
+
+def chosen_files(files: list[FileStorage] | None) -> list[FileStorage]:
+    """The file inputs that actually carry a file (an empty input sends a nameless part)."""
+    return [f for f in files or [] if isinstance(f, FileStorage) and f.filename]
+
+
+def safe_filename(name: str) -> str:
+    """A display/download name with no path, control or shell-special characters."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable() and c not in '<>:"|?*;\'`$')
+    name = re.sub(r"\s+", " ", name).strip(" .")
+    if len(name) > 120:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 110] + dot + ext[:8]) if dot else name[:120]
+    return name or "attachment"
+
+
+def _extension(name: str) -> str:
+    stem, dot, ext = name.rpartition(".")
+    return ext.lower() if dot and stem else ""
+
+
+def _read_limited(upload: FileStorage, limit: int) -> bytes:
+    data = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise AttachmentError(
+            f"“{safe_filename(upload.filename)}” is larger than {limit // (1024 * 1024)} MB."
+        )
+    return data
+
+
+def _looks_like_text(data: bytes) -> bool:
+    if b"\x00" in data[:8192]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not _MARKUP.search(data[:4096])
+
+
+def detect(name: str, data: bytes) -> Kind:
+    """The allowed kind of this content, or AttachmentError; the name must agree with it."""
+    shown = safe_filename(name)
+    if not data:
+        raise AttachmentError(f"“{shown}” is empty.")
+    guess = filetype.guess(data)
+    if guess is not None:
+        kind = ALLOWED.get(guess.mime)
+    elif _looks_like_text(data):
+        kind = TEXT
+    else:
+        kind = None
+    if kind is None:
+        raise AttachmentError(
+            f"“{shown}” is not a file type we accept. You can attach {ALLOWED_DESCRIPTION}."
+        )
+    if _extension(shown) not in kind.extensions:
+        raise AttachmentError(
+            f"“{shown}” does not contain what its name says (its content is "
+            f"{kind.content_type}). Rename it or attach the original file."
+        )
+    return kind
+
+
+def check_uploads(files: list[FileStorage] | None) -> list[tuple[FileStorage, bytes, Kind]]:
+    """Validate every chosen file before anything is stored: all or nothing."""
+    chosen = chosen_files(files)
+    max_bytes, max_count = _limits()
+    if len(chosen) > max_count:
+        raise AttachmentError(f"Attach at most {max_count} files at a time.")
+    checked = []
+    for upload in chosen:
+        data = _read_limited(upload, max_bytes)
+        checked.append((upload, data, detect(upload.filename, data)))
+    return checked
+
+
+def upload_dir() -> Path:
+    path = Path(current_app.config["UPLOAD_DIR"])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_uploads(files: list[FileStorage] | None, ticket: Ticket, message: Message) -> list[
+    Attachment
+]:
+    """Check, store and record the uploaded files for `message`; raise AttachmentError.
+
+    Nothing is written unless every file passes. Files written before a failure are removed, so
+    a refused or rolled-back upload leaves nothing behind on disk.
+    """
+    checked = check_uploads(files)
+    folder = upload_dir()
+    saved: list[Attachment] = []
+    written: list[Path] = []
+    try:
+        for upload, data, kind in checked:
+            stored_name = secrets.token_hex(16)
+            path = folder / stored_name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            written.append(path)
+            attachment = Attachment(
+                ticket_id=ticket.id,
+                message=message,
+                filename=safe_filename(upload.filename),
+                stored_name=stored_name,
+                content_type=kind.content_type,
+                size=len(data),
+            )
+            db.session.add(attachment)
+            saved.append(attachment)
+    except OSError as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise AttachmentError("We could not store your files. Please try again.") from exc
+    return saved
+
+
+def remove_files(attachments: list[Attachment]) -> None:
+    """Delete stored files whose database rows were rolled back."""
+    for attachment in attachments:
+        (upload_dir() / attachment.stored_name).unlink(missing_ok=True)
+
+
+def stored_path(attachment: Attachment) -> Path:
+    return upload_dir() / attachment.stored_name
+

@@ -1,0 +1,68 @@
+"""Ticket deflection: articles suggested while a request is typed, and what people did with
+them (impressions, opens, "this answered my question") for the reports."""
+
+from __future__ import annotations
+
+from flask import url_for
+
+from portal.db import utcnow
+from portal.extensions import db
+from portal.kb.markdown import plain_text
+from portal.kb.models import Article, ArticleStatus
+from portal.search import Audience, Hit, audience_for, suggest_articles
+from portal.search.audience import VISIBLE_TO
+from portal.tickets.models import SuggestionEvent
+
+SUGGESTION_LIMIT = 5
+MIN_QUERY_CHARS = 4
+
+
+def customer_audience(user) -> Audience:
+    """The audience for suggestions on the request form: never wider than customers'."""
+    audience = audience_for(user)
+    return Audience.CUSTOMERS if audience == Audience.AGENTS else audience
+
+
+def article_url(article: Article) -> str:
+    return url_for("kb.article", article_id=article.id, slug=article.slug)
+
+
+def preview_text(article: Article, length: int = 600) -> str:
+    text = plain_text(article.body)
+    return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + "…"
+
+
+def suggestion_query(subject: str, description: str) -> str:
+    return f"{subject or ''} {(description or '')[:500]}".strip()
+
+
+def suggestions_for(user, subject: str, description: str, form_key: str) -> list[Hit]:
+    """Up to five articles this person may read, each recorded as an impression."""
+    query = suggestion_query(subject, description)
+    if len(query) < MIN_QUERY_CHARS:
+        return []
+    hits = suggest_articles(query, customer_audience(user), limit=SUGGESTION_LIMIT)
+    record(
+        kind="impression", form_key=form_key, query=query, article_ids=[h.article_id for h in hits]
+    )
+    return hits
+
+
+def record(*, kind: str, form_key: str, query: str = "", article_ids: list[int | None]) -> None:
+    now = utcnow()
+    for article_id in article_ids:
+        db.session.add(
+            SuggestionEvent(
+                kind=kind, article_id=article_id, form_key=form_key[:64], query=query[:200],
+                created_at=now,
+            )
+        )
+
+
+def visible_article(article_id: int, user) -> Article | None:
+    """The published article when this person may read it (never internal or draft)."""
+    article = db.session.get(Article, article_id)
+    if article is None or article.status != ArticleStatus.PUBLISHED:
+        return None
+    allowed = VISIBLE_TO[customer_audience(user)]
+    return article if article.visibility.value in allowed else None

@@ -1,0 +1,130 @@
+from datetime import timedelta
+
+from sqlalchemy import event
+
+from portal.agent.queue import QueueQuery, fetch_page
+from portal.db import utcnow
+from portal.extensions import db
+from portal.tickets.models import Group, Priority, Status, Tag
+
+
+def test_views_filters_and_search(agent_client, agent, customer, make_user, make_ticket):
+    other = make_user("customer", email="olga@example.com", name="Olga Other")
+    mine = make_ticket(customer, subject="Printer on fire", assignee_id=agent.id)
+    unassigned = make_ticket(other, subject="Refund please", priority=Priority.URGENT,
+                             body="Order 5521 arrived broken")
+    pending = make_ticket(customer, subject="Waiting on you", status=Status.PENDING)
+    solved = make_ticket(customer, subject="All good now", status=Status.SOLVED,
+                         solved_at=utcnow() - timedelta(days=1))
+
+    def listed(**args):
+        page = agent_client.get("/agent/", query_string=args)
+        assert page.status_code == 200
+        everything = (mine, unassigned, pending, solved)
+        return {t.reference for t in everything if t.reference in page.text}
+
+    assert listed(view="mine") == {mine.reference}
+    assert listed(view="unassigned") == {unassigned.reference, pending.reference}
+    assert listed(view="open") == {mine.reference, unassigned.reference, pending.reference}
+    assert listed(view="pending") == {pending.reference}
+    assert listed(view="solved") == {solved.reference}
+    assert listed(view="all", priority="urgent") == {unassigned.reference}
+    assert listed(view="all", q="olga@example") == {unassigned.reference}
+    assert listed(view="all", q="5521") == {unassigned.reference}  # message text
+    assert listed(view="all", q=mine.reference) == {mine.reference}
+    assert listed(view="all", q="printer") == {mine.reference}
+    assert listed(view="all", q="100%_") == set()  # LIKE wildcards are literal
+    assert listed(view="all", status="bogus", sort="nonsense") == {
+        mine.reference, unassigned.reference, pending.reference, solved.reference}
+
+
+def test_due_view_and_tags_filter(agent_client, customer, make_ticket):
+    late = make_ticket(customer, subject="Overdue", created_at=utcnow() - timedelta(hours=10))
+    fresh = make_ticket(customer, subject="Fresh", priority=Priority.LOW)
+    late.tags = [Tag(name="vip")]
+    db.session.commit()
+    page = agent_client.get("/agent/?view=due")
+    assert late.reference in page.text and fresh.reference not in page.text
+    assert "First reply breached" in page.text
+    page = agent_client.get("/agent/?view=all&tag=vip")
+    assert late.reference in page.text and fresh.reference not in page.text
+
+
+def test_queue_is_a_fixed_number_of_queries(app, agent, customer, make_ticket):
+    group = Group(name="Support")
+    db.session.add(group)
+    for i in range(30):
+        make_ticket(customer, subject=f"Ticket {i}", group=group, assignee_id=agent.id)
+    db.session.expunge_all()
+    statements = []
+    def listener(_conn, _cursor, statement, *_args):
+        if statement.startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        page = fetch_page(QueueQuery.from_args({"view": "all"}), agent)
+        for t in page.tickets:  # what the template touches
+            _ = (t.assignee and t.assignee.name, t.group and t.group.name, list(t.tags),
+                 t.category)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(page.tickets) == 30
+    assert len(statements) <= 3, statements  # count, page (joined), tags (IN)
+
+
+def test_paging(agent_client, customer, make_ticket):
+    for i in range(55):
+        make_ticket(customer, subject=f"Bulk {i}")
+    first = agent_client.get("/agent/?view=all")
+    assert "page 1 of 2" in first.text and 'rel="next"' in first.text
+    second = agent_client.get("/agent/?view=all&page=2")
+    assert "page 2 of 2" in second.text
+    assert agent_client.get("/agent/?view=all&page=999").status_code == 200
+
+
+def test_htmx_filter_returns_the_results_partial(agent_client, customer, make_ticket):
+    make_ticket(customer)
+    response = agent_client.get("/agent/?view=all", headers={
+        "HX-Request": "true", "HX-Target": "queue-results"})
+    assert "<html" not in response.text and "queue-summary" in response.text
+
+
+def test_bulk_actions(agent_client, agent, customer, make_ticket):
+    a = make_ticket(customer, subject="One")
+    b = make_ticket(customer, subject="Two")
+    c = make_ticket(customer, subject="Three")
+    response = agent_client.post("/agent/bulk", data={
+        "ticket": [str(a.id), str(b.id)], "assignee": str(agent.id), "status": "open",
+        "priority": "high", "add_tags": "billing, vip", "back": "/agent/?view=all"})
+    assert response.status_code == 302 and response.location.endswith("/agent/?view=all")
+    for t in (a, b):
+        db.session.refresh(t)
+        assert (t.assignee_id, t.status, t.priority) == (agent.id, Status.OPEN, Priority.HIGH)
+        assert sorted(tag.name for tag in t.tags) == ["billing", "vip"]
+    db.session.refresh(c)
+    assert c.assignee_id is None and c.status == Status.NEW
+
+    # A closed ticket cannot be reopened: it is skipped and reported, the rest still change.
+    c.status = Status.CLOSED
+    db.session.commit()
+    page = agent_client.post("/agent/bulk", data={
+        "ticket": [str(a.id), str(c.id)], "status": "pending", "remove_tags": "vip"},
+        follow_redirects=True)
+    assert "Updated 1 ticket." in page.text and "cannot become pending" in page.text
+    db.session.refresh(a)
+    assert a.status == Status.PENDING and [t.name for t in a.tags] == ["billing"]
+
+    bad = agent_client.post("/agent/bulk", data={"ticket": [str(a.id)], "add_tags": "no way!"},
+                            follow_redirects=True)
+    assert "is not a valid tag" in bad.text
+    none = agent_client.post("/agent/bulk", data={"status": "open"}, follow_redirects=True)
+    assert "Select at least one ticket" in none.text
+
+
+def test_customers_get_404(customer_client, customer, make_ticket):
+    ticket = make_ticket(customer)
+    assert customer_client.get("/agent/").status_code == 404
+    assert customer_client.get(f"/agent/tickets/{ticket.id}").status_code == 404
+    assert customer_client.post("/agent/bulk", data={"ticket": [str(ticket.id)],
+                                                     "status": "solved"}).status_code == 404

@@ -1,0 +1,112 @@
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+from portal.db import utcnow
+from portal.extensions import db
+from portal.tickets import sla
+from portal.tickets.lifecycle import change_status
+from portal.tickets.models import Group, Priority, SlaPolicy, Status, TicketCategory, TicketEvent
+from portal.tickets.sla import BusinessHours
+
+# Monday 2026-11-23; London is UTC+0 in winter, New York UTC-5.
+LONDON = BusinessHours(frozenset(range(5)), time(9), time(17), "Europe/London")
+
+
+def test_business_hours_skip_nights_and_weekends():
+    friday_4pm = datetime(2026, 11, 27, 16, 0)
+    assert LONDON.add_minutes(friday_4pm, 120) == datetime(2026, 11, 30, 10, 0)  # Monday 10:00
+    saturday = datetime(2026, 11, 28, 12, 0)
+    assert LONDON.add_minutes(saturday, 60) == datetime(2026, 11, 30, 10, 0)
+    assert LONDON.minutes_between(friday_4pm, datetime(2026, 11, 30, 10, 0)) == 120
+    new_york = BusinessHours(frozenset(range(5)), time(9), time(17), "America/New_York")
+    # 09:00 in New York is 14:00 UTC in November.
+    assert new_york.add_minutes(datetime(2026, 11, 23, 13, 0), 30) == datetime(2026, 11, 23, 14, 30)
+
+
+def test_business_hours_follow_daylight_saving():
+    # London switches to BST on 29 March 2026: 09:00 local is 08:00 UTC on the Monday after.
+    before = datetime(2026, 3, 27, 16, 30)  # Friday, 16:30 UTC = 16:30 GMT
+    assert LONDON.add_minutes(before, 60) == datetime(2026, 3, 30, 8, 30)
+
+
+def test_policy_in_business_hours_sets_due_times(app, customer, make_ticket):
+    db.session.add(SlaPolicy(priority=Priority.HIGH, first_response_minutes=60,
+                             resolution_minutes=480, business_hours=True))
+    sla.save_business_hours(LONDON)
+    db.session.commit()
+    ticket = make_ticket(customer, priority=Priority.HIGH, created_at=datetime(2026, 11, 27, 16))
+    assert ticket.first_response_due_at == datetime(2026, 11, 27, 17, 0)  # the last hour
+    assert ticket.resolution_due_at == datetime(2026, 11, 30, 16, 0)  # 1 h Fri + 7 h Mon
+
+
+def test_clock_pauses_while_pending(app, customer, agent, make_ticket):
+    ticket = make_ticket(customer, created_at=utcnow() - timedelta(hours=2))
+    due = ticket.resolution_due_at
+    change_status(ticket, Status.PENDING, agent)
+    ticket.sla_paused_at -= timedelta(hours=5)  # it waited five hours for the customer
+    change_status(ticket, Status.OPEN, agent)
+    assert abs((ticket.resolution_due_at - due) - timedelta(hours=5)) < timedelta(seconds=5)
+
+
+def test_escalation_job_flags_emails_and_counts(app, mailbox, agent, make_user, customer,
+                                                 make_ticket):
+    teammate = make_user("agent", email="tina@example.com", name="Tina")
+    group = Group(name="Tier 2", members=[agent, teammate])
+    db.session.add(group)
+    db.session.commit()
+    late = make_ticket(customer, subject="Server down", priority=Priority.URGENT,
+                       created_at=utcnow() - timedelta(hours=2), assignee_id=agent.id,
+                       group_id=group.id)
+    make_ticket(customer, subject="Fine for now", priority=Priority.LOW)
+    result = app.test_cli_runner().invoke(args=["tickets", "escalate"])
+    assert result.exit_code == 0, result.output
+    assert "Flagged 1 breach, escalated 1 ticket." in result.output
+    db.session.expire_all()
+    assert late.first_response_breached and late.escalated_at is not None
+    messages = mailbox.wait_for(1)
+    assert set(messages[0]["X-Envelope-To"].split(", ")) == {agent.email, teammate.email}
+    assert late.reference in messages[0]["Subject"] and "breached" in messages[0]["Subject"]
+    assert "Server down" in mailbox.text(messages[0])
+    # Running again changes nothing and sends nothing more.
+    again = app.test_cli_runner().invoke(args=["tickets", "escalate"])
+    assert "Flagged 0 breaches, escalated 0 tickets." in again.output
+    assert db.session.scalar(select(func.count()).where(TicketEvent.kind == "escalation")) == 1
+
+
+def test_autoclose_command(app, agent, customer, make_ticket):
+    old = make_ticket(customer, status=Status.SOLVED, solved_at=utcnow() - timedelta(days=5))
+    recent = make_ticket(customer, status=Status.SOLVED, solved_at=utcnow() - timedelta(days=1))
+    result = app.test_cli_runner().invoke(args=["tickets", "autoclose"])
+    assert "Closed 1 ticket solved over 4 days ago." in result.output
+    db.session.expire_all()
+    assert old.status == Status.CLOSED and old.closed_at is not None
+    assert recent.status == Status.SOLVED
+
+
+def test_reading_a_ticket_runs_the_cheap_check(agent_client, customer, make_ticket):
+    stale = make_ticket(customer, status=Status.SOLVED, solved_at=utcnow() - timedelta(days=9))
+    page = agent_client.get(f"/agent/tickets/{stale.id}")
+    assert page.status_code == 200 and "badge-closed" in page.text
+    db.session.expire_all()
+    assert stale.status == Status.CLOSED
+
+
+def test_first_response_after_due_is_a_breach(agent_client, customer, make_ticket):
+    ticket = make_ticket(customer, priority=Priority.URGENT,
+                         created_at=utcnow() - timedelta(minutes=61))
+    agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={"body": "Sorry for the wait"})
+    db.session.expire_all()
+    assert ticket.first_response_breached
+
+
+def test_routing_by_category_round_robin(app, agent, make_user, customer, make_ticket):
+    second = make_user("agent", email="sam@example.com", name="Sam")
+    group = Group(name="Billing", auto_assign=True, members=[agent, second])
+    category = TicketCategory(name="Invoices", group=group)
+    db.session.add_all([group, category])
+    db.session.commit()
+    first = make_ticket(customer, category=category)
+    following = make_ticket(customer, category=category)
+    assert first.group_id == group.id and following.group_id == group.id
+    assert {first.assignee_id, following.assignee_id} == {agent.id, second.id}

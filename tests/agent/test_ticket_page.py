@@ -1,0 +1,224 @@
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.kb.models import Article, ArticleRevision, ArticleStatus, KbCategory, KbSection
+from portal.tickets.models import (
+    CannedReply,
+    Group,
+    Message,
+    Priority,
+    Status,
+    TicketCC,
+    TicketEvent,
+)
+
+
+def kinds(ticket):
+    return [e.kind for e in db.session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))]
+
+
+def test_thread_shows_internal_notes_apart(agent_client, agent, customer, make_ticket):
+    ticket = make_ticket(customer, body="My <b>printer</b> is on fire")
+    response = agent_client.post(f"/agent/tickets/{ticket.id}/reply",
+                                 data={"body": "Checked the logs", "internal": "y"})
+    assert response.status_code == 302
+    page = agent_client.get(f"/agent/tickets/{ticket.id}")
+    assert "message-internal" in page.text and "Internal note" in page.text
+    assert "My &lt;b&gt;printer&lt;/b&gt;" in page.text  # escaped
+    db.session.refresh(ticket)
+    # A note is not a response: the first-response clock still runs, status unchanged.
+    assert ticket.first_response_at is None and ticket.status == Status.NEW
+    assert ticket.public_reply_count == 0 and kinds(ticket)[-1] == "note"
+
+
+def test_public_reply_opens_and_answers(agent_client, agent, customer, make_ticket):
+    ticket = make_ticket(customer)
+    agent_client.post(f"/agent/tickets/{ticket.id}/reply",
+                      data={"body": "Try resetting it", "status_after": "pending"})
+    db.session.refresh(ticket)
+    assert ticket.status == Status.PENDING and ticket.first_response_at is not None
+    assert ticket.public_reply_count == 1 and ticket.assignee_id == agent.id
+    assert ticket.sla_paused_at is not None  # awaiting the customer
+    assert {"reply", "status", "assignee"} <= set(kinds(ticket))
+    message = db.session.scalars(select(Message).where(Message.ticket_id == ticket.id)
+                                 .order_by(Message.id.desc())).first()
+    assert message.from_agent and not message.internal
+
+
+def test_empty_reply_keeps_the_page(agent_client, customer, make_ticket):
+    ticket = make_ticket(customer)
+    response = agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={"body": "  "})
+    assert response.status_code == 422 and "Write a reply" in response.text
+
+
+def test_properties_change_and_timeline(agent_client, agent, customer, make_ticket):
+    ticket = make_ticket(customer)
+    group = Group(name="Billing")
+    db.session.add(group)
+    db.session.commit()
+    old_due = ticket.resolution_due_at
+    response = agent_client.post(f"/agent/tickets/{ticket.id}/properties", data={
+        "status": "open", "priority": "urgent", "type": "incident", "category": "0",
+        "group": str(group.id), "assignee": str(agent.id), "tags": "Outage, vip"})
+    assert response.status_code == 302
+    db.session.refresh(ticket)
+    assert ticket.priority == Priority.URGENT and ticket.group_id == group.id
+    assert ticket.resolution_due_at < old_due  # urgent targets are shorter
+    assert sorted(t.name for t in ticket.tags) == ["outage", "vip"]
+    page = agent_client.get(f"/agent/tickets/{ticket.id}")
+    for text in ("changed priority from", "changed group from", "changed tags from",
+                 "changed status from", "changed assignee from"):
+        assert text in page.text
+
+
+def test_invalid_transition_is_refused(agent_client, customer, make_ticket):
+    ticket = make_ticket(customer, status=Status.CLOSED)
+    response = agent_client.post(f"/agent/tickets/{ticket.id}/properties", data={
+        "status": "open", "priority": "normal", "type": "question", "category": "0",
+        "group": "0", "assignee": "0", "tags": ""})
+    assert response.status_code == 422 and "cannot become open" in response.text
+    db.session.refresh(ticket)
+    assert ticket.status == Status.CLOSED
+
+
+def test_canned_reply_placeholders_with_and_without_htmx(agent_client, agent, customer,
+                                                         make_ticket):
+    ticket = make_ticket(customer)
+    canned = CannedReply(title="Hello", body="Hi {{requester.first_name}}, about "
+                         "{{ticket.reference}}. {{agent.name}}")
+    db.session.add(canned)
+    db.session.commit()
+    expected = f"Hi Casey, about {ticket.reference}. {agent.name}"
+    partial = agent_client.get(f"/agent/tickets/{ticket.id}/compose",
+                               query_string={"canned": canned.id, "body": "Thanks!"},
+                               headers={"HX-Request": "true", "HX-Target": "reply-editor"})
+    assert "<html" not in partial.text
+    assert f"Thanks!\n\n{expected}" in partial.text
+    # Without JavaScript the button submits the reply form by GET to the page itself.
+    page = agent_client.get(f"/agent/tickets/{ticket.id}",
+                            query_string={"canned": canned.id, "body": "Thanks!"})
+    assert f"Thanks!\n\n{expected}" in page.text
+    leaked = agent_client.get(f"/agent/tickets/{ticket.id}?csrf_token=abc&body=x")
+    assert leaked.status_code == 302 and "csrf_token" not in leaked.location
+
+
+def kb_article(title="Reset your password", status=ArticleStatus.PUBLISHED):
+    category = KbCategory(name="Accounts", slug="accounts")
+    section = KbSection(category=category, name="Sign-in", slug="sign-in")
+    article = Article(section=section, title=title, slug="reset", body="Steps", status=status)
+    db.session.add_all([category, section, article])
+    db.session.commit()
+    return article
+
+
+def test_kb_link_search_and_insert(agent_client, customer, make_ticket):
+    ticket = make_ticket(customer)
+    article = kb_article()
+    kb_article("Draft about passwords", ArticleStatus.DRAFT)
+    found = agent_client.get(f"/agent/tickets/{ticket.id}", query_string={"kb_q": "password"})
+    assert "Reset your password" in found.text and "Draft about passwords" not in found.text
+    inserted = agent_client.get(f"/agent/tickets/{ticket.id}/compose",
+                                query_string={"link": article.id, "body": "See"},
+                                headers={"HX-Request": "true", "HX-Target": "reply-editor"})
+    assert "See\n\n[Reset your password](http" in inserted.text
+
+
+def test_turn_into_article(agent_client, agent, customer, make_ticket):
+    ticket = make_ticket(customer, subject="How do I export?", body="Where is export?")
+    agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={"body": "Use Settings > Export"})
+    section = kb_article().section
+    form = agent_client.get(f"/agent/tickets/{ticket.id}/article")
+    assert "Where is export?" in form.text and "Use Settings &gt; Export" in form.text
+    response = agent_client.post(f"/agent/tickets/{ticket.id}/article", data={
+        "section": str(section.id), "title": "Exporting data", "body": "## How\n\nSettings"})
+    assert response.status_code == 302
+    article = db.session.scalar(select(Article).where(Article.title == "Exporting data"))
+    assert article.status == ArticleStatus.DRAFT and article.author_id == agent.id
+    assert db.session.scalar(select(ArticleRevision).where(
+        ArticleRevision.article_id == article.id)).note.endswith(ticket.reference)
+    missing = agent_client.post(f"/agent/tickets/{ticket.id}/article", data={
+        "section": str(section.id), "title": "", "body": "kept text"})
+    assert missing.status_code == 422 and "kept text" in missing.text
+
+
+def test_merge_keeps_thread_and_requester(agent_client, agent, customer, make_user, make_ticket):
+    other = make_user("customer", email="olga@example.com", name="Olga")
+    target = make_ticket(customer, subject="Printer broken")
+    duplicate = make_ticket(other, subject="Printer broken too", body="Same here, on floor 2")
+    response = agent_client.post(f"/agent/tickets/{duplicate.id}/merge",
+                                 data={"target": target.reference})
+    assert response.status_code == 302 and response.location.endswith(f"/tickets/{target.id}")
+    db.session.refresh(duplicate)
+    assert duplicate.status == Status.CLOSED and duplicate.merged_into_id == target.id
+    bodies = [m.body for m in db.session.scalars(
+        select(Message).where(Message.ticket_id == target.id))]
+    assert "Same here, on floor 2" in bodies
+    assert db.session.scalar(select(TicketCC.email).where(TicketCC.ticket_id == target.id)) == (
+        "olga@example.com")
+    assert "merge" in kinds(target) and "merge" in kinds(duplicate)
+
+    again = agent_client.post(f"/agent/tickets/{target.id}/merge", data={"target": "TKT-99999"})
+    assert again.status_code == 422 and "No ticket has that reference" in again.text
+    itself = agent_client.post(f"/agent/tickets/{target.id}/merge",
+                               data={"target": target.reference})
+    assert "cannot be merged into itself" in itself.text
+
+
+def test_requesters_other_tickets(agent_client, customer, make_ticket):
+    first = make_ticket(customer, subject="Earlier problem")
+    second = make_ticket(customer, subject="New problem")
+    page = agent_client.get(f"/agent/tickets/{second.id}")
+    assert "Other tickets" in page.text and first.reference in page.text
+
+
+def test_unknown_ticket_is_404(agent_client):
+    assert agent_client.get("/agent/tickets/424242").status_code == 404
+
+
+def test_customer_is_emailed_replies_but_never_notes(agent_client, mailbox, customer,
+                                                     make_ticket):
+    ticket = make_ticket(customer)
+    agent_client.post(f"/agent/tickets/{ticket.id}/reply",
+                      data={"body": "SECRET internal reasoning", "internal": "y"})
+    agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={"body": "Please try again"})
+    messages = mailbox.wait_for(1)
+    assert len(mailbox.to(customer.email)) == 1
+    text = mailbox.text(messages[0])
+    assert "Please try again" in text and "SECRET" not in text
+
+
+def test_merge_tells_the_customer(agent_client, mailbox, customer, make_user, make_ticket):
+    other = make_user("customer", email="olga@example.com", name="Olga")
+    target = make_ticket(customer, subject="Printer broken")
+    duplicate = make_ticket(other, subject="Printer broken too")
+    agent_client.post(f"/agent/tickets/{duplicate.id}/merge", data={"target": target.reference})
+    mailbox.wait_for(1)
+    told = mailbox.to("olga@example.com")
+    assert told and target.reference in told[0]["Subject"]
+
+
+def test_reply_with_attachment_and_agent_download(agent_client, customer, make_ticket):
+    import io
+
+    ticket = make_ticket(customer)
+    response = agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={
+        "body": "Log attached", "attachments": [(io.BytesIO(b"line one\nline two\n"), "log.txt")]},
+        content_type="multipart/form-data")
+    assert response.status_code == 302
+    page = agent_client.get(f"/agent/tickets/{ticket.id}")
+    assert "log.txt" in page.text
+    from portal.tickets.models import Attachment
+
+    attachment = db.session.scalar(select(Attachment))
+    download = agent_client.get(f"/agent/tickets/{ticket.id}/attachments/{attachment.id}/log.txt")
+    assert download.status_code == 200 and download.data == b"line one\nline two\n"
+    assert "attachment" in download.headers["Content-Disposition"]
+    download.close()
+    assert agent_client.get(
+        f"/agent/tickets/{ticket.id + 1}/attachments/{attachment.id}/log.txt").status_code == 404
+    refused = agent_client.post(f"/agent/tickets/{ticket.id}/reply", data={
+        "body": "keep this text", "attachments": [(io.BytesIO(b"MZ\x90\x00" + b"\0" * 64),
+                                                   "tool.exe")]},
+        content_type="multipart/form-data")
+    assert refused.status_code == 422 and "keep this text" in refused.text
