@@ -104,6 +104,15 @@ class Database:
         _immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
 
     @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Transactions begun inside this block take no lock until their first write."""
+        token = _immediate.set(False)
+        try:
+            yield
+        finally:
+            _immediate.reset(token)
+
+    @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:
         """Slow read-only work inside a POST (a password check) without holding the write lock.
 
@@ -111,12 +120,11 @@ class Database:
         """
         session = self.session()
         session.commit()
-        token = _immediate.set(False)
         try:
-            yield session
+            with self.deferred():
+                yield session
         finally:
             session.rollback()  # end the read transaction; there is nothing to keep
-            _immediate.reset(token)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:

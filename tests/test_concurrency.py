@@ -101,3 +101,17 @@ def test_reading_takes_no_write_lock(app, customer):
             write_elsewhere()
     finally:
         db.session.rollback()
+
+
+def test_test_thread_reads_do_not_block_the_live_server(live_server, customer):
+    """A browser test that checks the database mid-flow must not stall the server's writes."""
+    import time
+
+    db.session.scalars(select(User)).all()  # a read transaction stays open in the test thread
+    data = urllib.parse.urlencode({"name": "Late", "email": "late@example.com",
+                                   "password": "longpassword", "confirm": "longpassword"}).encode()
+    started = time.monotonic()
+    request = urllib.request.Request(f"{live_server.url}/auth/register", data=data)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        assert response.status == 200
+    assert time.monotonic() - started < 5
