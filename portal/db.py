@@ -84,6 +84,7 @@ class Database:
         app.extensions["portal_db_engine"] = engine
         app.teardown_appcontext(self._remove_session)
         app.before_request(self._choose_transaction_mode)
+        app.teardown_request(self._restore_transaction_mode)
 
     @property
     def engine(self) -> Engine:
@@ -101,7 +102,14 @@ class Database:
     def _choose_transaction_mode() -> None:
         from flask import request
 
-        _immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+        g._portal_db_mode = _immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+
+    @staticmethod
+    def _restore_transaction_mode(_exc=None) -> None:
+        """A thread that serves several requests (or a test) must not inherit the last mode."""
+        token = g.pop("_portal_db_mode", None)
+        if token is not None:
+            _immediate.reset(token)
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:

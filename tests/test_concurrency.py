@@ -115,3 +115,13 @@ def test_test_thread_reads_do_not_block_the_live_server(live_server, customer):
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         assert response.status == 200
     assert time.monotonic() - started < 5
+
+
+def test_a_request_does_not_leave_its_transaction_mode_behind(app, client):
+    """A worker thread serves many requests; what one GET chose must not leak into the next
+    piece of work on that thread (say, a CLI-style job or another request)."""
+    from portal.db import _immediate
+
+    assert _immediate.get() is True
+    client.get("/auth/login")
+    assert _immediate.get() is True
