@@ -50,6 +50,7 @@ def default_config(instance_path: str) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_DURATION": 30 * 24 * 3600,  # seconds "keep me signed in" lasts
         "WTF_CSRF_TIME_LIMIT": None,
         "DEVELOPMENT": True,
     }

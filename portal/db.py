@@ -4,7 +4,8 @@ SQLite runs in WAL mode with foreign keys on and a busy timeout. Write transacti
 write lock up front with `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes
 fails at once with "database is locked" when another writer got there first, and the busy
 timeout cannot help it. Requests that change state (every method but GET/HEAD/OPTIONS) and CLI
-commands begin immediately; a GET that must write uses `db.writing()`.
+commands begin immediately; a GET that must write uses `db.writing()`, and a POST that does slow
+reading first (checking a password) can do it in `db.reading()` without holding the lock.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Database:
         app.extensions["portal_db_engine"] = engine
         app.teardown_appcontext(self._remove_session)
         app.before_request(self._choose_transaction_mode)
+        app.teardown_request(self._restore_transaction_mode)
 
     @property
     def engine(self) -> Engine:
@@ -100,7 +102,37 @@ class Database:
     def _choose_transaction_mode() -> None:
         from flask import request
 
-        _immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+        g._portal_db_mode = _immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+
+    @staticmethod
+    def _restore_transaction_mode(_exc=None) -> None:
+        """A thread that serves several requests (or a test) must not inherit the last mode."""
+        token = g.pop("_portal_db_mode", None)
+        if token is not None:
+            _immediate.reset(token)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Transactions begun inside this block take no lock until their first write."""
+        token = _immediate.set(False)
+        try:
+            yield
+        finally:
+            _immediate.reset(token)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """Slow read-only work inside a POST (a password check) without holding the write lock.
+
+        Nothing may be written inside; the view's writes afterwards begin a new transaction.
+        """
+        session = self.session()
+        session.commit()
+        try:
+            with self.deferred():
+                yield session
+        finally:
+            session.rollback()  # end the read transaction; there is nothing to keep
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:

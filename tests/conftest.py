@@ -245,8 +245,16 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(app):
+    """The app served on 127.0.0.1 by a threaded server.
+
+    While it runs, the test thread's transactions begin deferred, so a test that reads the
+    database to check what the browser did does not hold the write lock the server needs.
+    """
     server = LiveServer(app).start()
-    yield server
+    db.session.commit()
+    with db.deferred():
+        yield server
+    db.session.rollback()
     server.stop()
 
 

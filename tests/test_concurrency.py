@@ -4,6 +4,7 @@ import threading
 import urllib.parse
 import urllib.request
 
+import pytest
 from sqlalchemy import func, select
 
 from portal.auth.models import User
@@ -74,3 +75,53 @@ def test_concurrent_sign_ups_over_http(live_server):
     assert errors == []
     db.session.expire_all()
     assert db.session.scalar(select(func.count(User.id))) == THREADS * 3
+
+
+def test_reading_takes_no_write_lock(app, customer):
+    """A sign-in checks the password inside db.reading(): other writers need not wait for it."""
+    import sqlite3
+
+    path = app.config["DATABASE_URL"].removeprefix("sqlite:///")
+
+    def write_elsewhere():
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("UPDATE users SET name = 'Written meanwhile'")
+            other.execute("COMMIT")
+        finally:
+            other.close()
+
+    with db.reading():
+        db.session.scalars(select(User)).all()
+        write_elsewhere()
+    db.session.scalars(select(User)).all()  # outside it, the first query takes the write lock
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            write_elsewhere()
+    finally:
+        db.session.rollback()
+
+
+def test_test_thread_reads_do_not_block_the_live_server(live_server, customer):
+    """A browser test that checks the database mid-flow must not stall the server's writes."""
+    import time
+
+    db.session.scalars(select(User)).all()  # a read transaction stays open in the test thread
+    data = urllib.parse.urlencode({"name": "Late", "email": "late@example.com",
+                                   "password": "longpassword", "confirm": "longpassword"}).encode()
+    started = time.monotonic()
+    request = urllib.request.Request(f"{live_server.url}/auth/register", data=data)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        assert response.status == 200
+    assert time.monotonic() - started < 5
+
+
+def test_a_request_does_not_leave_its_transaction_mode_behind(app, client):
+    """A worker thread serves many requests; what one GET chose must not leak into the next
+    piece of work on that thread (say, a CLI-style job or another request)."""
+    from portal.db import _immediate
+
+    assert _immediate.get() is True
+    client.get("/auth/login")
+    assert _immediate.get() is True

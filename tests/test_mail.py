@@ -40,3 +40,13 @@ def test_development_mail_goes_to_files(app, client, caplog):
 def test_emailed_links_use_the_public_base_url_even_without_a_request(app):
     app.config["BASE_URL"] = "https://help.example.com/"
     assert absolute_url("auth.reset", token="abc") == "https://help.example.com/auth/reset/abc"
+
+
+def test_account_emails_have_an_html_part_with_the_same_link(client, customer, mailbox):
+    client.post("/auth/reset", data={"email": customer.email})
+    [message] = mailbox.wait_for(1)
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    body = html.get_payload(decode=True).decode()
+    link = next(w for w in mailbox.text(message).split() if "/auth/reset/" in w)
+    assert f'href="{link}"' in body and "Choose a new password" in body
+    assert "Casey Customer" in body and "<script" not in body

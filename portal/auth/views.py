@@ -1,3 +1,4 @@
+from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import (
@@ -67,7 +68,8 @@ def login():
 def _check_credentials(form: LoginForm):
     """The user the form signs in as, or None with the reason attached to the form."""
     try:
-        user = services.authenticate(form.email.data, form.password.data)
+        with db.reading():  # the slow hash check must not hold up other writers
+            user = services.authenticate(form.email.data, form.password.data)
     except services.AccountError as exc:
         form.email.errors.append(str(exc))
         return None
@@ -77,6 +79,7 @@ def _check_credentials(form: LoginForm):
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"])
 def register():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
@@ -224,28 +227,22 @@ def init_login(login_manager) -> None:
         return user
 
 
-def agent_required(view):
-    """Agents and admins only; customers and visitors get a 404 (nothing to see here)."""
-    from functools import wraps
+def _requires(permission: str):
+    """A decorator: signed in, and `current_user.<permission>` true; everyone else gets a 404
+    (visitors are sent to sign in first), so staff pages do not reveal that they exist."""
 
-    @wraps(view)
-    @login_required
-    def wrapped(*args, **kwargs):
-        if not current_user.is_agent:
-            abort(404)
-        return view(*args, **kwargs)
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not getattr(current_user, permission):
+                abort(404)
+            return view(*args, **kwargs)
 
-    return wrapped
+        return wrapped
+
+    return decorator
 
 
-def admin_required(view):
-    from functools import wraps
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args, **kwargs):
-        if not current_user.is_admin:
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapped
+agent_required = _requires("is_agent")  # agents and admins
+admin_required = _requires("is_admin")

@@ -1,5 +1,8 @@
 """Sign-up, sign-in, sign-out and password reset, including the issue's bad-input list."""
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import func, select
@@ -122,6 +125,15 @@ def test_remember_me_cookie_is_httponly_and_lax(client, auth, customer):
     session = next(c for c in cookies if c.startswith("session="))
     for cookie in (remember, session):
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_remember_me_lasts_thirty_days(client, auth, customer):
+    response = auth.login(customer.email, remember="y")
+    remember = next(c for c in response.headers.getlist("Set-Cookie")
+                    if c.startswith("remember_token="))
+    expires = parsedate_to_datetime(remember.split("Expires=")[1].split(";")[0])
+    days = (expires - datetime.now(UTC)).days
+    assert 29 <= days <= 30
 
 
 def test_remember_me_signs_in_a_new_browser_session(client, auth, customer):

@@ -57,6 +57,7 @@ def test_sign_up_then_sign_out_and_in_again(page, live_server, axe):
     page.get_by_label("Password").fill("robins password")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Welcome back, Robin Reader.").wait_for()
+    axe(page, "home signed in")
     page.get_by_role("link", name="Robin Reader").click()
     page.get_by_role("heading", name="Account settings").wait_for()
     axe(page, "account settings")
@@ -72,6 +73,7 @@ def test_sign_in_returns_to_the_page_asked_for(page, live_server, customer, axe)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Account settings").wait_for()
     assert page.url.endswith("/account")
+    axe(page, "account settings after sign-in")
 
 
 def test_password_reset_through_the_emailed_link(mailbox, page, live_server, customer, axe):
@@ -91,6 +93,7 @@ def test_password_reset_through_the_emailed_link(mailbox, page, live_server, cus
     page.get_by_label("Confirm new password").fill("my new password")
     page.get_by_role("button", name="Save new password").click()
     page.get_by_text("Your password has been changed.").wait_for()
+    axe(page, "sign-in page after a reset")
 
     page.goto(link)  # the link works once
     page.get_by_text("This reset link has already been used.").wait_for()
@@ -98,10 +101,13 @@ def test_password_reset_through_the_emailed_link(mailbox, page, live_server, cus
 
     sign_in(page, customer.email, "my new password")
     page.get_by_text(f"Welcome back, {customer.name}.").wait_for()
+    axe(page, "home after signing in with the new password")
 
 
 def test_admin_invites_an_agent_who_joins(mailbox, page, live_server, admin, browser, axe):
     sign_in(page, admin.email)
+    page.get_by_text(f"Welcome back, {admin.name}.").wait_for()
+    axe(page, "agent workspace after sign-in")
     page.get_by_role("link", name="Admin", exact=True).click()
     page.get_by_role("heading", name="Admin").wait_for()
     axe(page, "admin index")
@@ -122,6 +128,7 @@ def test_admin_invites_an_agent_who_joins(mailbox, page, live_server, admin, bro
     page.get_by_label("Search by name, email or organisation").fill("ivy")
     page.get_by_role("status").filter(has_text="1 user matching").wait_for()  # htmx search
     assert "q=ivy" in page.url
+    axe(page, "user list after searching")
 
     invitee = browser.new_context(base_url=live_server.url).new_page()
     invitee.goto(emailed_path(mailbox, "ivy@example.com", "/auth/invite/"))
@@ -131,6 +138,7 @@ def test_admin_invites_an_agent_who_joins(mailbox, page, live_server, admin, bro
     invitee.get_by_label("Confirm new password").fill("ivy's password")
     invitee.get_by_role("button", name="Set password and sign in").click()
     invitee.get_by_text("Welcome to the team, Ivy Agent.").wait_for()
+    axe(invitee, "agent workspace of the new agent")
     invitee.context.close()
 
 
@@ -140,6 +148,7 @@ def test_pages_fit_a_phone_screen(page, live_server, admin, axe):
     for path in paths:
         page.goto(path)
         assert_no_horizontal_scroll(page)
+        axe(page, f"{path} at phone width")
     sign_in(page, admin.email)
     page.get_by_text("Welcome back").wait_for()
     for path in ["/account", "/admin/", "/admin/users", "/admin/users/new",
