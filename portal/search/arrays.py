@@ -31,7 +31,8 @@ Postings = tuple[np.ndarray, np.ndarray]
 
 
 class ArrayPostings:
-    """Lazily loaded postings of one searcher's reader (one index generation)."""
+    """Scored postings of one searcher's reader (one index generation), built lazily from
+    the per-segment cache below."""
 
     def __init__(self, reader: IndexReader) -> None:
         self.reader = reader
@@ -53,13 +54,10 @@ class ArrayPostings:
 
     def _field_lengths(self, fieldname: str) -> tuple[np.ndarray, float]:
         if fieldname not in self._lengths:
-            reader = self.reader
-            lengths = np.fromiter(
-                (reader.doc_field_length(docnum, fieldname, 0)
-                 for docnum in range(self.doc_count)),
-                dtype=np.float64, count=self.doc_count,
-            )
-            average = float(lengths.mean()) if self.doc_count else 1.0
+            parts = [_segment_lengths(leaf, fieldname)
+                     for leaf, _offset in self.reader.leaf_readers()]
+            lengths = np.concatenate(parts) if parts else np.empty(0)
+            average = float(lengths.mean()) if len(lengths) else 1.0
             self._lengths[fieldname] = (lengths, average or 1.0)
         return self._lengths[fieldname]
 
@@ -67,19 +65,14 @@ class ArrayPostings:
         id_parts: list[np.ndarray] = []
         tf_parts: list[np.ndarray] = []
         for leaf, offset in self.reader.leaf_readers():
-            try:
-                matcher = leaf.postings(fieldname, text)
-            except TermNotFound:
-                continue
-            ids, tf = _read_postings(matcher)
-            id_parts.append(ids + offset)
-            tf_parts.append(tf)
+            ids, tf = _segment_postings(leaf, fieldname, text)
+            if len(ids):
+                id_parts.append(ids + offset)
+                tf_parts.append(tf)
         if not id_parts:
             return _EMPTY
         ids = np.concatenate(id_parts)
         tf = np.concatenate(tf_parts)
-        if not len(ids):
-            return _EMPTY
         df = len(ids)
         idf = math.log(1 + (self.doc_count - df + 0.5) / (df + 0.5))
         b = B.get(fieldname, 0.0)
@@ -116,6 +109,52 @@ def evaluate_words(postings: ArrayPostings, q: wq.Query) -> Postings | None:
         matched_words = _union([(p[0], np.ones(len(p[0]))) for p in parts])[1]
         return ids, matched_words * COORDINATION + scores
     return postings.evaluate(q)
+
+
+# Raw postings per segment. Segments never change once written (deletions live apart and
+# are excluded by the visibility mask), so a commit that adds a small segment keeps
+# everything read from the big ones: only the new segment is read.
+_segment_cache: dict[tuple, tuple[np.ndarray, np.ndarray] | np.ndarray] = {}
+_segment_cache_entries = 0
+
+
+def _cached(key: tuple, load):
+    global _segment_cache_entries
+    if key[1] is None:  # a reader without a segment (an empty index): nothing to keep
+        return load()
+    value = _segment_cache.get(key)
+    if value is None:
+        if _segment_cache_entries >= MAX_CACHED_ENTRIES:
+            _segment_cache.clear()
+            _segment_cache_entries = 0
+        value = _segment_cache[key] = load()
+        first = value[0] if isinstance(value, tuple) else value
+        _segment_cache_entries += len(first)
+    return value
+
+
+def _segment_key(leaf) -> str | None:
+    segment = leaf.segment()
+    return segment.segment_id() if segment is not None else None
+
+
+def _segment_postings(leaf, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+    def load():
+        try:
+            return _read_postings(leaf.postings(fieldname, text))
+        except TermNotFound:
+            return _EMPTY
+
+    return _cached(("postings", _segment_key(leaf), fieldname, text), load)
+
+
+def _segment_lengths(leaf, fieldname: str) -> np.ndarray:
+    def load():
+        count = leaf.doc_count_all()
+        return np.fromiter((leaf.doc_field_length(n, fieldname, 0) for n in range(count)),
+                           dtype=np.float64, count=count)
+
+    return _cached(("lengths", _segment_key(leaf), fieldname), load)
 
 
 def _read_postings(matcher) -> Postings:

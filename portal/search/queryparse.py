@@ -15,6 +15,7 @@ import heapq
 import logging
 import re
 import unicodedata
+import weakref
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -31,7 +32,7 @@ MAX_QUERY_CHARS = 200
 MAX_QUERY_WORDS = 12
 MIN_PREFIX = 2
 MAX_EXPANSIONS = 12
-MAX_SCAN = 2000
+MAX_SCAN = 1000
 
 _DISABLED_PLUGINS = (
     plugins.SingleQuotePlugin,  # apostrophes in "don't" are not quotes
@@ -191,17 +192,30 @@ def _expand(q: wq.PatternQuery, reader: IndexReader, notes: list[str]) -> wq.Que
     if len(literal) < MIN_PREFIX:
         _note(notes, _SHORT_WILDCARD)
         return wq.NullQuery
-    matcher = None
-    if isinstance(q, wq.Wildcard) and pattern.rstrip("*") != literal:
-        matcher = re.compile(fnmatch.translate(pattern)).match
-    try:
-        candidates = islice(reader.expand_prefix(q.fieldname, literal), MAX_SCAN)
-        words = [w for w in candidates if matcher is None or matcher(w)]
-    except (KeyError, ValueError):
-        return wq.NullQuery
+    words = _expansions(reader, q.fieldname, pattern, literal,
+                        isinstance(q, wq.Wildcard) and pattern.rstrip("*") != literal)
     if not words:
         return wq.NullQuery
-    top = heapq.nlargest(MAX_EXPANSIONS, words,
-                         key=lambda w: reader.doc_frequency(q.fieldname, w))
-    return wq.Or([wq.Term(q.fieldname, w.decode("utf-8") if isinstance(w, bytes) else w,
-                          boost=q.boost) for w in top])
+    return wq.Or([wq.Term(q.fieldname, w, boost=q.boost) for w in words])
+
+
+# Expansions depend only on the reader (one index generation): typing "passw", "passwo"...
+# repeats them, so they are kept per reader.
+_expansion_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _expansions(reader: IndexReader, fieldname: str, pattern: str, literal: str,
+                glob: bool) -> tuple[str, ...]:
+    cache = _expansion_cache.setdefault(reader, {})
+    key = (fieldname, pattern)
+    if key not in cache:
+        matcher = re.compile(fnmatch.translate(pattern)).match if glob else None
+        try:
+            candidates = islice(reader.expand_prefix(fieldname, literal), MAX_SCAN)
+            words = [w.decode("utf-8") if isinstance(w, bytes) else w for w in candidates]
+        except (KeyError, ValueError):
+            words = []
+        words = [w for w in words if matcher is None or matcher(w)]
+        cache[key] = tuple(heapq.nlargest(MAX_EXPANSIONS, words,
+                                          key=lambda w: reader.doc_frequency(fieldname, w)))
+    return cache[key]
