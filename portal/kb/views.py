@@ -11,3 +11,8 @@ def index():
 @bp.route("/")
 def home():
     return render_template("kb/home.html")
+
+
+@bp.route("/articles/<int:article_id>-<slug>")
+def article(article_id: int, slug: str):
+    return render_template("kb/home.html")

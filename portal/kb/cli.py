@@ -1,0 +1,36 @@
+"""`flask --app app kb reindex|process-queue`."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+kb_cli = AppGroup("kb", help="Knowledge base and its search index.")
+
+
+@kb_cli.command("reindex")
+def reindex() -> None:
+    """Rebuild the search index from the database (the database is the source of truth)."""
+    from portal.search import reindex_all
+
+    with click.progressbar(length=1, label="Indexing articles", show_pos=True) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        count = reindex_all(progress=progress)
+    click.echo(f"Indexed {count} articles.")
+
+
+@kb_cli.command("process-queue")
+def process_queue() -> None:
+    """Apply index changes left queued (e.g. after the index was locked or the disk full)."""
+    from portal.search import process_index_queue
+
+    total = 0
+    while True:
+        done = process_index_queue()
+        total += done
+        if not done:
+            break
+    click.echo(f"Applied {total} queued index changes.")

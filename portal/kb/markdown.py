@@ -1,0 +1,82 @@
+"""Markdown to safe HTML (python-markdown, then the nh3 sanitiser) and to plain text for search."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import markdown
+import nh3
+from markdown.extensions.toc import slugify_unicode
+from markupsafe import Markup
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt",
+    "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre",
+    "s", "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "th", "thead", "tr",
+    "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "h1": {"id"}, "h2": {"id"}, "h3": {"id"}, "h4": {"id"}, "h5": {"id"}, "h6": {"id"},
+    "td": {"align"}, "th": {"align"},
+    "code": {"class"},
+    "div": {"class"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+# A table of contents is worth showing once an article has this many headings.
+TOC_MIN_HEADINGS = 3
+
+
+@dataclass
+class Rendered:
+    html: Markup
+    toc: list[dict]  # [{"id", "name", "level"}] for h2/h3 headings
+
+    @property
+    def show_toc(self) -> bool:
+        return len(self.toc) >= TOC_MIN_HEADINGS
+
+
+def _flatten_toc(tokens: list[dict], out: list[dict]) -> list[dict]:
+    for token in tokens:
+        if token["level"] in (2, 3):
+            out.append({"id": token["id"], "name": html.unescape(token["name"]),
+                        "level": token["level"]})
+        _flatten_toc(token.get("children", []), out)
+    return out
+
+
+def _heading_id(value: str, separator: str) -> str:
+    """Heading anchors get a prefix so they never collide with the page's own ids."""
+    return "h-" + slugify_unicode(value, separator)
+
+
+def render_markdown(text: str) -> Rendered:
+    """Article Markdown -> sanitised HTML with heading anchors, plus the table of contents."""
+    md = markdown.Markdown(
+        extensions=["tables", "fenced_code", "toc", "sane_lists"],
+        extension_configs={"toc": {"toc_depth": "2-3", "slugify": _heading_id}},
+        output_format="html",
+    )
+    raw = md.convert(text or "")
+    clean = nh3.clean(
+        raw,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+    )
+    return Rendered(html=Markup(clean), toc=_flatten_toc(md.toc_tokens, []))  # noqa: S704
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def plain_text(text: str) -> str:
+    """Markdown -> the words a reader sees, for the index and snippets."""
+    raw = markdown.markdown(text or "", extensions=["tables", "fenced_code"])
+    stripped = nh3.clean(raw.replace("<", " <"), tags=set())
+    return _WHITESPACE.sub(" ", html.unescape(stripped)).strip()

@@ -1,0 +1,28 @@
+"""Knowledge-base search: the shared API (other domains call only what is exported here).
+
+Visibility is enforced inside: every query is filtered to published articles the audience
+may see. Index writes happen after the database commit, from the IndexQueue.
+"""
+
+from portal.search.audience import Audience, audience_for
+from portal.search.queue import enqueue_article, process_index_queue, reindex_all
+from portal.search.service import Hit, SearchResults, search_articles, suggest_articles
+
+__all__ = [
+    "Audience",
+    "Hit",
+    "SearchResults",
+    "audience_for",
+    "enqueue_article",
+    "process_index_queue",
+    "reindex_all",
+    "search_articles",
+    "suggest_articles",
+]
+
+
+def init_app(app) -> None:
+    """Apply queued index work after each request that queued some (after its commit)."""
+    from portal.search.queue import process_after_request
+
+    app.after_request(process_after_request)

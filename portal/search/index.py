@@ -1,0 +1,141 @@
+"""The on-disk index, one shared searcher per thread, and guarded writers.
+
+Opening a searcher per query costs more than the query itself, so each thread keeps one and
+swaps it only when the index generation on disk changed (a cheap directory listing). Writers
+take Whoosh's file lock with a timeout: another process holding it -> `LockError`, and the
+caller leaves its queue rows for a later try. A failed commit cancels the writer (releasing
+the lock) and forgets the open index, so the next write starts clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from flask import current_app
+from whoosh import index as whoosh_index
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import EmptyIndexError, FileIndex, LockError
+from whoosh.searching import Searcher
+from whoosh.writing import SegmentWriter
+
+from portal.search.schema import INDEX_NAME, build_schema
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the index could not be read or written now"; the database stays right.
+INDEX_ERRORS = (LockError, OSError, EmptyIndexError)
+
+
+class IndexStore:
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._ix: FileIndex | None = None
+        self._open_lock = threading.Lock()
+        self._local = threading.local()
+        # True when this process had to create an empty index: the database must be re-queued.
+        self.created_empty = False
+
+    # --- opening ---------------------------------------------------------------------------
+    def index(self) -> FileIndex:
+        ix = self._ix
+        if ix is None:
+            with self._open_lock:
+                if self._ix is None:
+                    self._ix = self._open_or_create()
+                ix = self._ix
+        return ix
+
+    def _open_or_create(self) -> FileIndex:
+        self.path.mkdir(parents=True, exist_ok=True)
+        storage = FileStorage(str(self.path))
+        if whoosh_index.exists(storage, indexname=INDEX_NAME):
+            return storage.open_index(indexname=INDEX_NAME)
+        # Creating overwrites: take a file lock so two processes do not both create.
+        create_lock = storage.lock(f"{INDEX_NAME}_create")
+        if not create_lock.acquire(blocking=True):
+            raise LockError("could not lock the index for creation")
+        try:
+            if whoosh_index.exists(storage, indexname=INDEX_NAME):
+                return storage.open_index(indexname=INDEX_NAME)
+            log.info("search index missing at %s: creating it empty", self.path)
+            ix = storage.create_index(build_schema(), indexname=INDEX_NAME)
+            self.created_empty = True
+            return ix
+        finally:
+            create_lock.release()
+
+    def reset(self) -> None:
+        """Forget the open index and searchers (after a failure or a deleted folder)."""
+        with self._open_lock:
+            self._ix = None
+        self._local.__dict__.clear()
+
+    # --- reading ---------------------------------------------------------------------------
+    def searcher(self) -> Searcher:
+        """This thread's searcher, refreshed when the index changed on disk."""
+        searcher = getattr(self._local, "searcher", None)
+        try:
+            if searcher is None:
+                searcher = self.index().searcher()
+            elif not searcher.up_to_date():
+                searcher = searcher.refresh()
+        except (OSError, EmptyIndexError):
+            # The folder was deleted or damaged: start again from an empty index.
+            log.exception("search index unreadable; recreating it")
+            self.reset()
+            searcher = self.index().searcher()
+        if searcher is not getattr(self._local, "searcher", None):
+            self._local.searcher = searcher
+            self._local.memo = {}
+        return searcher
+
+    def memo(self, key, compute):
+        """A value derived from this thread's current searcher (e.g. a filter's doc set),
+        computed once per index generation."""
+        searcher = self.searcher()
+        memo = self._local.memo
+        if key not in memo:
+            memo[key] = compute(searcher)
+        return memo[key]
+
+    def generation(self) -> int:
+        return self.searcher().reader().generation()
+
+    # --- writing ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writer(self, timeout: float, *, clear: bool = False) -> Iterator[SegmentWriter]:
+        """Yield a locked writer and commit it; on any failure cancel it and re-raise."""
+        ix = self.index()
+        writer = ix.writer(timeout=timeout, delay=0.05)
+        try:
+            yield writer
+            if clear:
+                from whoosh.writing import CLEAR
+
+                writer.commit(mergetype=CLEAR)
+            else:
+                writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            if writer.writelock is not None:
+                with contextlib.suppress(Exception):
+                    writer.writelock.release()
+            self.reset()
+            raise
+
+
+def store() -> IndexStore:
+    """The IndexStore of the current app (one per index folder)."""
+    app = current_app._get_current_object()
+    existing = app.extensions.get("portal_search_store")
+    if existing is None or existing.path != Path(app.config["INDEX_DIR"]):
+        existing = IndexStore(app.config["INDEX_DIR"])
+        app.extensions["portal_search_store"] = existing
+    return existing
+
+

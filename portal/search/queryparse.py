@@ -1,0 +1,171 @@
+"""Turning what a person typed into a bounded Whoosh query.
+
+The Whoosh parser slows sharply on long input and wildcard expansion can touch every term in
+the index, so: input is cut to MAX_QUERY_CHARS and MAX_QUERY_WORDS, field/range/boost/"every"
+syntax is off, each wildcard needs MIN_PREFIX literal characters and expands to at most
+MAX_EXPANSIONS of the most frequent matching terms (scanning at most MAX_SCAN), and any parser
+error falls back to the plain words.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import heapq
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from itertools import islice
+
+from whoosh import query as wq
+from whoosh.qparser import AndGroup, MultifieldParser, OrGroup, plugins
+from whoosh.reading import IndexReader
+from whoosh.searching import Searcher
+
+from portal.search.schema import FIELD_BOOSTS, SEARCH_FIELDS
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 200
+MAX_QUERY_WORDS = 12
+MIN_PREFIX = 2
+MAX_EXPANSIONS = 12
+MAX_SCAN = 2000
+
+_DISABLED_PLUGINS = (
+    plugins.SingleQuotePlugin,  # apostrophes in "don't" are not quotes
+    plugins.FieldsPlugin,  # no "status:draft" games
+    plugins.RangePlugin,
+    plugins.BoostPlugin,
+    plugins.EveryPlugin,
+)
+_WORDS = re.compile(r"\w+(?:[*?]\w*)*\*?|\*", re.UNICODE)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass
+class ParsedQuery:
+    text: str  # what will be searched for (cleaned, possibly shortened)
+    query: wq.Query | None  # None when nothing searchable is left
+    notes: list[str] = field(default_factory=list)
+
+
+def normalize(text: str) -> str:
+    """The form searches are grouped by in reports: NFKC, lowercased, single spaces."""
+    text = unicodedata.normalize("NFKC", text or "")
+    return _SPACES.sub(" ", text).strip().lower()[:MAX_QUERY_CHARS]
+
+
+def clean_input(raw: str) -> tuple[str, list[str]]:
+    notes: list[str] = []
+    text = "".join(ch for ch in unicodedata.normalize("NFKC", raw or "")
+                   if unicodedata.category(ch)[0] != "C" or ch in " \t")
+    text = _SPACES.sub(" ", text).strip()
+    if len(text) > MAX_QUERY_CHARS:
+        text = text[:MAX_QUERY_CHARS].rsplit(" ", 1)[0] or text[:MAX_QUERY_CHARS]
+        notes.append(f"Your search was long, so only its first {MAX_QUERY_CHARS} characters "
+                     "were used.")
+    words = text.split(" ")
+    if len(words) > MAX_QUERY_WORDS:
+        text = " ".join(words[:MAX_QUERY_WORDS])
+        notes.append(f"Only the first {MAX_QUERY_WORDS} words of your search were used.")
+    return text, notes
+
+
+def _parser(schema, any_word: bool) -> MultifieldParser:
+    parser = MultifieldParser(
+        list(SEARCH_FIELDS), schema, fieldboosts=FIELD_BOOSTS,
+        group=OrGroup.factory(0.9) if any_word else AndGroup,
+    )
+    for plugin in _DISABLED_PLUGINS:
+        parser.remove_plugin_class(plugin)
+    return parser
+
+
+def plain_words(text: str) -> str:
+    """The query without syntax: words and trailing-* prefixes only."""
+    return " ".join(_WORDS.findall(text))
+
+
+def parse(raw: str, searcher: Searcher, *, any_word: bool = False,
+          prefix_last: bool = False) -> ParsedQuery:
+    """Parse and bound a user query. Never raises for any input."""
+    text, notes = clean_input(raw)
+    source = text
+    if prefix_last and text and not text.endswith((" ", "*", '"')):
+        last = text.rsplit(" ", 1)[-1]
+        if len(last) >= MIN_PREFIX and last.isalnum():
+            source = text + "*"
+    parser = _parser(searcher.schema, any_word)
+    try:
+        parsed = parser.parse(source)
+    except Exception:  # the parser has many failure modes on odd input; words always work
+        log.info("query parser failed on %r; using plain words", source, exc_info=True)
+        try:
+            parsed = parser.parse(plain_words(source))
+        except Exception:
+            log.warning("query parser failed twice on %r", source, exc_info=True)
+            parsed = wq.NullQuery
+    bounded = bound_query(parsed, searcher.reader(), notes)
+    if bounded is wq.NullQuery or bounded is None:
+        return ParsedQuery(text, None, notes)
+    return ParsedQuery(text, bounded, notes)
+
+
+def bound_query(q: wq.Query, reader: IndexReader, notes: list[str]) -> wq.Query:
+    """Replace every wildcard/prefix by a small OR of real terms; drop the hopeless ones."""
+    if isinstance(q, wq.PatternQuery):
+        return _expand(q, reader, notes)
+    if q.is_leaf():
+        return q
+    children = [bound_query(sub, reader, notes) for sub in q.children()]
+    children = [c for c in children if c is not wq.NullQuery]
+    if not children:
+        return wq.NullQuery
+    if len(children) != len(list(q.children())) and isinstance(q, wq.Not | wq.AndNot):
+        return wq.NullQuery  # "x NOT *" must not turn into "x"
+    return _rebuild(q, children)
+
+
+def _rebuild(q: wq.Query, children: list[wq.Query]) -> wq.Query:
+    if isinstance(q, wq.CompoundQuery):
+        clone = q.copy()
+        clone.subqueries = children
+        return clone.normalize()
+    if isinstance(q, wq.BinaryQuery):
+        if len(children) == 2:
+            clone = q.copy()
+            clone.a, clone.b = children
+            return clone.normalize()
+        return children[0] if not isinstance(q, wq.AndNot) else wq.NullQuery
+    if isinstance(q, wq.Not):
+        return wq.Not(children[0], boost=q.boost)
+    if isinstance(q, wq.WrappingQuery):
+        clone = q.copy()
+        clone.child = children[0]
+        return clone
+    return q
+
+
+def _expand(q: wq.PatternQuery, reader: IndexReader, notes: list[str]) -> wq.Query:
+    pattern = q.text
+    literal = re.split(r"[*?]", pattern, maxsplit=1)[0]
+    if len(literal) < MIN_PREFIX:
+        note = f"Put at least {MIN_PREFIX} letters before a * to search by the start of a word."
+        if note not in notes:
+            notes.append(note)
+        return wq.NullQuery
+    matcher = None
+    if isinstance(q, wq.Wildcard) and pattern.rstrip("*") != literal:
+        matcher = re.compile(fnmatch.translate(pattern)).match
+    try:
+        candidates = islice(reader.expand_prefix(q.fieldname, literal), MAX_SCAN)
+        words = [w for w in candidates if matcher is None or matcher(w)]
+    except (KeyError, ValueError):
+        return wq.NullQuery
+    if not words:
+        return wq.NullQuery
+    top = heapq.nlargest(MAX_EXPANSIONS, words,
+                         key=lambda w: reader.doc_frequency(q.fieldname, w))
+    return wq.Or([wq.Term(q.fieldname, w.decode("utf-8") if isinstance(w, bytes) else w,
+                          boost=q.boost) for w in top])

@@ -1,0 +1,196 @@
+"""Keeping the index true to the database.
+
+`enqueue_article` writes an IndexQueue row in the caller's transaction, so the article change
+and the "index me" note commit (or roll back) together. After the commit,
+`process_index_queue` applies queued rows to the index. It takes the index write lock
+first and only then reads the articles, so two processes can never write an older version
+over a newer one. Rows are deleted only if unchanged since they were read (a change queued
+meanwhile stays queued). Any index failure leaves the rows for the next try: a throttled
+catch-up on the next search, the next processing call, or `flask kb reindex`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from flask import current_app, has_request_context
+from sqlalchemy import bindparam, delete, insert, literal, select, update
+from sqlalchemy.orm import selectinload
+
+from portal.db import utcnow
+from portal.extensions import db
+from portal.kb.models import Article, IndexQueue, KbSection
+from portal.search.documents import article_document
+from portal.search.index import INDEX_ERRORS, store
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+# How long a request waits for another process's index writer before leaving work queued.
+REQUEST_LOCK_TIMEOUT = 2.0
+CLI_LOCK_TIMEOUT = 60.0
+CATCH_UP_INTERVAL = 15.0
+
+# Called with the list of article ids just written to the index (e.g. to refresh embeddings).
+after_index_hooks: list[Callable[[list[int]], None]] = []
+
+
+def enqueue_article(article_id: int) -> None:
+    """Note that an article must be (re)indexed; call in the same transaction as the change."""
+    session = db.session
+    session.flush()
+    existing = session.get(IndexQueue, article_id)
+    if existing is None:
+        session.add(IndexQueue(article_id=article_id, queued_at=utcnow()))
+    else:
+        existing.queued_at = utcnow()
+    session.info["index_queue_dirty"] = True
+
+
+def _load_articles(ids: list[int]) -> dict[int, Article]:
+    rows = db.session.scalars(
+        select(Article).where(Article.id.in_(ids))
+        .options(selectinload(Article.section).selectinload(KbSection.category))
+    )
+    return {a.id: a for a in rows}
+
+
+def _lock_timeout() -> float:
+    return REQUEST_LOCK_TIMEOUT if has_request_context() else CLI_LOCK_TIMEOUT
+
+
+def process_index_queue(limit: int | None = None) -> int:
+    """Apply queued changes to the index (after commit). Returns how many were applied."""
+    limit = limit or BATCH_SIZE
+    session = db.session
+    index_store = store()
+    index_store.index()  # creates an empty index if it is missing
+    if index_store.created_empty:
+        _requeue_everything()
+    session.commit()  # start a fresh transaction below: see what other processes committed
+    if session.scalar(select(IndexQueue.article_id).limit(1)) is None:
+        return 0
+    try:
+        with index_store.writer(timeout=_lock_timeout()) as writer:
+            session.commit()
+            rows = session.execute(
+                select(IndexQueue.article_id, IndexQueue.queued_at)
+                .order_by(IndexQueue.queued_at).limit(limit)
+            ).all()
+            ids = [row.article_id for row in rows]
+            articles = _load_articles(ids)
+            session.commit()  # hold no database lock while the index is written
+            for article_id in ids:
+                article = articles.get(article_id)
+                if article is None:
+                    writer.delete_by_term("id", str(article_id))
+                else:
+                    writer.update_document(**article_document(article))
+    except INDEX_ERRORS as exc:
+        log.warning("search index write failed (%s); %s", exc, "changes stay queued")
+        session.rollback()
+        _count_attempt()
+        return 0
+    with _write_transaction():
+        session.connection().execute(
+            delete(IndexQueue.__table__).where(IndexQueue.article_id == bindparam("aid"),
+                                     IndexQueue.queued_at == bindparam("queued")),
+            [{"aid": row.article_id, "queued": row.queued_at} for row in rows],
+        )
+    for hook in after_index_hooks:
+        hook(ids)
+    return len(ids)
+
+
+@contextlib.contextmanager
+def _write_transaction() -> Iterator[None]:
+    """A short write transaction, committed (`db.writing()` inside requests; outside them
+    every transaction already begins IMMEDIATE)."""
+    if has_request_context():
+        with db.writing():
+            yield
+        return
+    db.session.commit()
+    try:
+        yield
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _count_attempt() -> None:
+    try:
+        with _write_transaction():
+            db.session.execute(update(IndexQueue).values(attempts=IndexQueue.attempts + 1))
+    except Exception:  # bookkeeping only: never fail the caller over a retry counter
+        log.exception("could not count index attempts")
+
+
+def _requeue_everything() -> None:
+    """A fresh, empty index: queue every article so the index catches up by itself."""
+    index_store = store()
+    with _write_transaction():
+        db.session.execute(
+            insert(IndexQueue).from_select(
+                ["article_id", "queued_at", "attempts"],
+                select(Article.id, literal(utcnow()), literal(0)).where(
+                    Article.id.not_in(select(IndexQueue.article_id))
+                ),
+            )
+        )
+    index_store.created_empty = False
+
+
+def catch_up() -> None:
+    """Throttled retry of left-over queue rows, run by requests that touch search."""
+    app = current_app._get_current_object()
+    now = time.monotonic()
+    if now - app.extensions.get("portal_search_caught_up", 0.0) < CATCH_UP_INTERVAL:
+        return
+    app.extensions["portal_search_caught_up"] = now
+    try:
+        process_index_queue()
+    except Exception:  # a search must still answer when catching up fails
+        log.exception("index catch-up failed")
+
+
+def process_after_request(response):
+    """After a request whose transaction queued index work, apply it (post-commit)."""
+    if db.session.info.pop("index_queue_dirty", False) and response.status_code < 500:
+        try:
+            process_index_queue()
+        except Exception:
+            log.exception("index update after request failed; it stays queued")
+    return response
+
+
+def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
+    """Rebuild the whole index from the database; returns the number of articles indexed."""
+    session = db.session
+    index_store = store()
+    index_store.index()
+    ids = list(session.scalars(select(Article.id).order_by(Article.id)))
+    started = utcnow()
+    done = 0
+    with index_store.writer(timeout=CLI_LOCK_TIMEOUT, clear=True) as writer:
+        for start in range(0, len(ids), BATCH_SIZE):
+            chunk = ids[start:start + BATCH_SIZE]
+            articles = _load_articles(chunk)
+            for article_id in chunk:
+                if article_id in articles:
+                    writer.add_document(**article_document(articles[article_id]))
+            done += len(chunk)
+            session.commit()  # short read transactions: other writers are not held up
+            session.expunge_all()
+            if progress:
+                progress(done, len(ids))
+    index_store.created_empty = False
+    with _write_transaction():
+        session.execute(delete(IndexQueue).where(IndexQueue.queued_at <= started))
+    for hook in after_index_hooks:
+        hook(ids)
+    return done
