@@ -35,8 +35,8 @@ def _paragraphs(lines: list[str]) -> str:
 
 def load_sections(path: Path = FAQ_TEXT) -> list[FaqSection]:
     """Leaf question sections with a body of their own, in document order."""
-    text = gzip.open(path, "rt", encoding="utf-8").read().replace("\xa0", " ")
-    lines = text.splitlines()
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        lines = f.read().replace("\xa0", " ").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Chapter 1."))
     raw: list[tuple[str, list[str], list[str]]] = []
     in_title = False

@@ -23,6 +23,9 @@ __all__ = [
 
 def init_app(app) -> None:
     """Apply queued index work after each request that queued some (after its commit)."""
-    from portal.search.queue import process_after_request
+    from portal.search import semantic
+    from portal.search.queue import after_index_hooks, process_after_request
 
     app.after_request(process_after_request)
+    if semantic.after_index not in after_index_hooks:
+        after_index_hooks.append(semantic.after_index)

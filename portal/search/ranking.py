@@ -1,8 +1,8 @@
 """Ranking: the one place that turns a bounded query into ordered hits.
 
 Keyword ranking is Whoosh BM25F over title/labels/section/body with the field boosts of
-`schema.FIELD_BOOSTS`. Meaning-based ranking plugs in here (`rank` gets the candidates and
-may re-order them) so callers never change.
+`schema.FIELD_BOOSTS`. Hybrid ranking (`rank_hybrid`) fuses Whoosh's any-word candidates with
+the articles nearest in meaning (`semantic`); snippets still come from Whoosh where it matched.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from whoosh import query as wq
 from whoosh.highlight import HtmlFormatter, PinpointFragmenter
 from whoosh.searching import Searcher
 
+from portal.search import semantic
 from portal.search.audience import VISIBLE_TO, Audience
 
 SNIPPET_CHARS = 220
@@ -71,3 +72,37 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
                 fields.get("body", ""))
         docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, snippet))
     return docs, total
+
+
+def rank_hybrid(searcher: Searcher, any_word_query: wq.Query | None, text: str,
+                audience: Audience, allowed: set[int], *, page: int, per_page: int,
+                snippets: bool) -> tuple[list[RankedDoc], int] | None:
+    """Keyword and meaning candidates fused; None when meaning-based ranking is unavailable."""
+    nearest = semantic.nearest_articles(text, audience, searcher.reader().generation(),
+                                        semantic.CANDIDATES)
+    if nearest is None:
+        return None
+    keyword_hits = {}
+    if any_word_query is not None and semantic.mode() != "semantic":
+        results = searcher.search(any_word_query, limit=semantic.CANDIDATES, filter=allowed,
+                                  terms=snippets)
+        results.fragmenter, results.formatter = _FRAGMENTER, _FORMATTER
+        keyword_hits = {int(hit["id"]): hit for hit in results}
+    order = semantic.fuse(list(keyword_hits), nearest)
+    docs = []
+    for article_id in order:
+        hit = keyword_hits.get(article_id)
+        if hit is not None:
+            fields, docnum = hit.fields(), hit.docnum
+            snippet = Markup(hit.highlights("body", top=2) or "") if snippets else Markup("")  # noqa: S704
+        else:
+            docnum = searcher.document_number(id=str(article_id))
+            if docnum is None or docnum not in allowed:  # e.g. another category
+                continue
+            fields = searcher.stored_fields(docnum)
+            snippet = Markup("")
+        if snippets and not snippet:
+            snippet = _fallback_snippet(fields.get("body", ""))
+        docs.append(RankedDoc(docnum, 1.0 / (len(docs) + 1), fields, snippet))
+    start = (page - 1) * per_page
+    return docs[start:start + per_page], len(docs)

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from flask import url_for
 from markupsafe import Markup
 
+from portal.search import semantic
 from portal.search.audience import Audience
 from portal.search.index import INDEX_ERRORS, IndexStore, store
 from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
 from portal.search.queue import catch_up
-from portal.search.ranking import RankedDoc, allowed_docs, rank
+from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,9 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
          ) -> tuple[ParsedQuery, list[Hit], int]:
     """Parse + rank one query, through the cache (key includes the index generation)."""
     searcher = index_store.searcher()
+    hybrid = semantic.applies_to(text)
     key = (index_store.path, searcher.reader().generation(), id(searcher), text, audience,
-           page, per_page, category_id, instant, any_word)
+           page, per_page, category_id, instant, any_word, hybrid and semantic.signature())
     cached = _cache.get(key)
     if cached is not None:
         return cached
@@ -107,8 +109,14 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     total = 0
     if parsed.query is not None:
         allowed = allowed_docs(index_store, audience, category_id)
-        docs, total = rank(searcher, parsed.query, allowed, page=page, per_page=per_page,
-                           snippets=not instant)
+        ranked = None
+        if hybrid:
+            any_word_query = parsed.query if any_word else parse(
+                text, searcher, any_word=True, prefix_last=instant).query
+            ranked = rank_hybrid(searcher, any_word_query, parsed.text, audience, allowed,
+                                 page=page, per_page=per_page, snippets=not instant)
+        docs, total = ranked or rank(searcher, parsed.query, allowed, page=page,
+                                     per_page=per_page, snippets=not instant)
         hits = [_to_hit(d) for d in docs]
     result = (parsed, hits, total)
     _cache.put(key, result)
