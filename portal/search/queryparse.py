@@ -160,7 +160,8 @@ def _expand(q: wq.PatternQuery, reader: IndexReader, notes: list[str]) -> wq.Que
         matcher = re.compile(fnmatch.translate(pattern)).match
     try:
         candidates = islice(reader.expand_prefix(q.fieldname, literal), MAX_SCAN)
-        words = [w for w in candidates if matcher is None or matcher(w)]
+        words = [w for w in candidates
+                 if matcher is None or matcher(w.decode("utf-8") if isinstance(w, bytes) else w)]
     except (KeyError, ValueError):
         return wq.NullQuery
     if not words:

@@ -100,7 +100,8 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     searcher = index_store.searcher()
     hybrid = semantic.applies_to(text)
     key = (index_store.path, searcher.reader().generation(), id(searcher), text, audience,
-           page, per_page, category_id, instant, any_word, hybrid and semantic.signature())
+           page, per_page, category_id, instant, any_word,
+           hybrid and (semantic.mode(), semantic.signature()))
     cached = _cache.get(key)
     if cached is not None:
         return cached
