@@ -129,12 +129,13 @@ _WORDS = {
 
 
 def filler_article(rng: random.Random, number: int) -> tuple[str, str]:
-    """A plausible help-centre article (30-120 words) so keyword search has real work."""
+    """A plausible help-centre article (20-60 words) so keyword search has real work."""
     w = _WORDS
     title = (f"How to {rng.choice(w['verb'])} your {rng.choice(w['thing'])} "
              f"{rng.choice(w['place'])} ({number})")
-    sentences = []
-    while sum(len(s.split()) for s in sentences) < rng.randint(30, 120):
+    sentences: list[str] = []
+    length = rng.randint(20, 60)
+    while sum(len(s.split()) for s in sentences) < length:
         sentences.append(rng.choice([
             f"If your {rng.choice(w['thing'])} {rng.choice(w['problem'])}, "
             f"{rng.choice(w['verb'])} it {rng.choice(w['place'])}.",
@@ -236,7 +237,7 @@ def main() -> None:
         p50 = p95 = per_1k = float("nan")
         if not args.quality_only:
             filler = max(0, args.articles - len(ids))
-            print(f"Adding {filler} generated filler articles (30-120 words each) ...",
+            print(f"Adding {filler} generated filler articles (20-60 words each) ...",
                   flush=True)
             _ids, per_1k = add_filler(app, filler)
             register_bench_route(app)

@@ -294,10 +294,12 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
 
 
 # --- fusing keyword and meaning -----------------------------------------------------------
+# Tuned on bench/data/debian_faq_queries.tsv (bench/search_quality.py): meaning weighs twice
+# as much as keywords, and a small k favours the top of each list.
 CANDIDATES = 50
-RRF_K = 10
+RRF_K = 5
 KEYWORD_WEIGHT = 1.0
-SEMANTIC_WEIGHT = 1.0
+SEMANTIC_WEIGHT = 2.0
 # Below this best cosine the query is unrelated to every article: suggest nothing.
 QUERY_FLOOR = 0.30
 # A meaning-only candidate must be at least this close to be shown.
