@@ -19,12 +19,13 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from flask import current_app
+from flask import current_app, has_request_context
 from sqlalchemy import delete, func, select
 
 from portal.extensions import db
@@ -38,7 +39,9 @@ log = logging.getLogger(__name__)
 CHUNK_WORDS = 150  # ~200 word pieces with the title: inside the model's 256-token window
 MAX_CHUNKS = 12  # a very long article is represented by its first dozen chunks
 EMBED_BATCH = 64  # articles embedded per database round trip
-MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run
+MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run (CLI)
+MISSING_PER_RUN_IN_REQUEST = 8  # ... and by one run inside a request (keeps it short)
+MISSING_CHECK_INTERVAL = 60.0  # seconds between a process's checks for missing vectors
 QUERY_CACHE = 1024
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
@@ -167,7 +170,8 @@ def after_index(article_ids: list[int]) -> None:
         return
     try:
         sync_embeddings(article_ids)
-        sync_embeddings(missing_article_ids(MISSING_PER_RUN))
+        catch_up = MISSING_PER_RUN_IN_REQUEST if has_request_context() else MISSING_PER_RUN
+        sync_embeddings(missing_article_ids(catch_up))
     except Exception:
         # The index already took these changes; re-queue them so embeddings catch up later.
         log.exception("updating embeddings failed; the articles are queued again")
@@ -187,6 +191,22 @@ def rebuild_embeddings(progress: Callable[[int, int], None] | None = None) -> in
     with _writing():
         db.session.execute(delete(ArticleEmbedding).where(ArticleEmbedding.model != MODEL_ID))
     return sync_embeddings(ids, progress)
+
+
+def _queue_missing() -> None:
+    """Published articles without vectors (e.g. written while the model was unavailable) go
+    back on the index queue, which the next queue run (or search catch-up) processes."""
+    missing = missing_article_ids(MISSING_PER_RUN_IN_REQUEST)
+    if not missing:
+        return
+    from portal.search.queue import enqueue_article
+
+    try:
+        with _writing():
+            for article_id in missing:
+                enqueue_article(article_id)
+    except Exception:  # a search must answer even if this bookkeeping fails
+        log.exception("could not queue articles missing embeddings")
 
 
 # --- the in-memory matrix -----------------------------------------------------------------
@@ -276,6 +296,11 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
             _load(matrix, signature)
         vectors, article_ids = matrix.vectors, matrix.article_ids
         rows = _visible_rows(matrix, audience, generation)
+        check_missing = time.monotonic() - matrix.checked_at > MISSING_CHECK_INTERVAL
+        if check_missing:
+            matrix.checked_at = time.monotonic()
+    if check_missing:
+        _queue_missing()
     if rows.size == 0:
         return []
     query = embed_query(enc, text)
