@@ -9,11 +9,9 @@ from portal.kb import manage, views  # noqa: E402,F401
 
 
 def init_app(app: Flask) -> None:
-    from portal import search
     from portal.kb.cli import kb_cli
 
     app.register_blueprint(public_bp)
     app.register_blueprint(bp)
     app.register_blueprint(manage_bp)
     app.cli.add_command(kb_cli)
-    search.init_app(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from dataclasses import dataclass
 
 import markdown
@@ -75,8 +76,14 @@ def render_markdown(text: str) -> Rendered:
 _WHITESPACE = re.compile(r"\s+")
 
 
+_plain_converter = threading.local()
+
+
 def plain_text(text: str) -> str:
     """Markdown -> the words a reader sees, for the index and snippets."""
-    raw = markdown.markdown(text or "", extensions=["tables", "fenced_code"])
+    converter = getattr(_plain_converter, "md", None)
+    if converter is None:  # building a Markdown instance costs more than converting
+        converter = _plain_converter.md = markdown.Markdown(extensions=["tables", "fenced_code"])
+    raw = converter.reset().convert(text or "")
     stripped = nh3.clean(raw.replace("<", " <"), tags=set())
     return _WHITESPACE.sub(" ", html.unescape(stripped)).strip()

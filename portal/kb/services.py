@@ -69,7 +69,8 @@ def _next_position(model, **where) -> int:
 
 
 def create_category(name: str, description: str = "") -> KbCategory:
-    category = KbCategory(name=name.strip(), slug=slugify(name), description=description.strip(),
+    category = KbCategory(name=name.strip(), slug=slugify(name),
+                          description=(description or "").strip(),
                           position=_next_position(KbCategory))
     db.session.add(category)
     db.session.flush()
@@ -79,13 +80,13 @@ def create_category(name: str, description: str = "") -> KbCategory:
 def update_category(category: KbCategory, name: str, description: str) -> None:
     category.name = name.strip()
     category.slug = slugify(name)
-    category.description = description.strip()
+    category.description = (description or "").strip()
     _reindex_where(KbSection.category_id == category.id)
 
 
 def create_section(category: KbCategory, name: str, description: str = "") -> KbSection:
     section = KbSection(category_id=category.id, name=name.strip(), slug=slugify(name),
-                        description=description.strip(),
+                        description=(description or "").strip(),
                         position=_next_position(KbSection, category_id=category.id))
     db.session.add(section)
     db.session.flush()
@@ -96,7 +97,7 @@ def update_section(section: KbSection, name: str, description: str, category_id:
     moved = section.category_id != category_id
     section.name = name.strip()
     section.slug = slugify(name)
-    section.description = description.strip()
+    section.description = (description or "").strip()
     if moved:
         section.category_id = category_id
         section.position = _next_position(KbSection, category_id=category_id)
@@ -128,7 +129,7 @@ def move_articles(article_ids: list[int], section: KbSection, author) -> int:
     articles = db.session.scalars(select(Article).where(Article.id.in_(article_ids))).all()
     for article in articles:
         if article.section_id != section.id:
-            article.section_id = section.id
+            article.section = section
             _bump(article, author, "Moved to " + section.name)
     return len(articles)
 

@@ -1,18 +1,177 @@
-from flask import render_template
+"""Public knowledge-base pages: home, categories, sections, articles, search, votes."""
 
-from portal.kb import bp, public_bp
+from __future__ import annotations
+
+from flask import abort, current_app, g, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.extensions import db
+from portal.htmx import render_page_or_partial, wants_partial
+from portal.kb import bp, public_bp, queries, services
+from portal.kb.forms import VoteForm
+from portal.kb.markdown import render_markdown
+from portal.kb.models import KbCategory, KbSection
+from portal.search import audience_for, search_articles
+
+VISITOR_COOKIE = "portal_vid"
+VISITOR_COOKIE_AGE = 2 * 365 * 24 * 3600
+INSTANT_LIMIT = 8
+
+
+def _audience():
+    return audience_for(current_user)
+
+
+def _viewer_key(create: bool) -> str | None:
+    """"u:<id>" for signed-in users, "v:<random>" from a long-lived cookie for visitors."""
+    if current_user.is_authenticated:
+        return f"u:{current_user.id}"
+    vid = request.cookies.get(VISITOR_COOKIE, "")
+    if not (16 <= len(vid) <= 40 and vid.replace("-", "").replace("_", "").isalnum()):
+        if not create:
+            return None
+        vid = g.setdefault("new_visitor_id", services.new_visitor_id())
+    return f"v:{vid}"
+
+
+@public_bp.after_app_request
+def _set_visitor_cookie(response):
+    vid = g.pop("new_visitor_id", None)
+    if vid:
+        response.set_cookie(VISITOR_COOKIE, vid, max_age=VISITOR_COOKIE_AGE, httponly=True,
+                            samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def _overview(audience):
+    return {
+        "categories": queries.categories_with_sections(),
+        "counts": queries.section_counts(audience),
+        "previews": queries.top_articles_per_section(
+            audience, queries.ARTICLES_PER_SECTION_PREVIEW),
+    }
 
 
 @public_bp.route("/")
 def index():
-    return render_template("kb/home.html")
+    audience = _audience()
+    return render_template(
+        "kb/home.html", promoted=queries.promoted_articles(audience),
+        popular=queries.popular_articles(audience), **_overview(audience),
+    )
 
 
 @bp.route("/")
 def home():
-    return render_template("kb/home.html")
+    return render_template("kb/overview.html", **_overview(_audience()))
+
+
+def _canonical(endpoint: str, slug: str, expected: str, **ids):
+    if slug != expected:
+        return redirect(url_for(endpoint, slug=expected, **ids, **request.args), 301)
+    return None
+
+
+@bp.route("/categories/<int:category_id>-<slug>")
+def category(category_id: int, slug: str):
+    cat = db.session.get(KbCategory, category_id) or abort(404)
+    moved = _canonical("kb.category", slug, cat.slug, category_id=cat.id)
+    if moved:
+        return moved
+    audience = _audience()
+    return render_template(
+        "kb/category.html", category=cat, counts=queries.section_counts(audience),
+        previews=queries.top_articles_per_section(audience, 6),
+    )
+
+
+@bp.route("/sections/<int:section_id>-<slug>")
+def section(section_id: int, slug: str):
+    sec = db.session.get(KbSection, section_id) or abort(404)
+    moved = _canonical("kb.section", slug, sec.slug, section_id=sec.id)
+    if moved:
+        return moved
+    return render_template("kb/section.html", section=sec,
+                           articles=queries.section_articles(sec.id, _audience()))
 
 
 @bp.route("/articles/<int:article_id>-<slug>")
 def article(article_id: int, slug: str):
-    return render_template("kb/home.html")
+    audience = _audience()
+    art = queries.visible_article(article_id, audience) or abort(404)
+    moved = _canonical("kb.article", slug, art.slug, article_id=art.id)
+    if moved:
+        return moved
+    viewer = _viewer_key(create=True)
+    search_id = request.args.get("from_search", type=int)
+    with db.writing():
+        services.record_view(art, viewer, search_id)
+    return render_template(
+        "kb/article.html", article=art, rendered=render_markdown(art.body),
+        related=queries.related_articles(art, audience),
+        vote=services.current_vote(art, viewer), form=VoteForm(),
+        reasons=services.VOTE_REASONS,
+    )
+
+
+@bp.route("/articles/<int:article_id>/vote", methods=["POST"])
+def vote(article_id: int):
+    art = queries.visible_article(article_id, _audience()) or abort(404)
+    form = VoteForm()
+    viewer = _viewer_key(create=True)
+    if form.validate_on_submit():
+        current = services.cast_vote(art, viewer, form.helpful.data == "yes", form.reason.data,
+                                     form.comment.data or "")
+        db.session.commit()
+    else:
+        current = services.current_vote(art, viewer)
+    if wants_partial("article-feedback"):
+        return render_template("kb/_feedback.html", article=art, vote=current, form=form,
+                               reasons=services.VOTE_REASONS)
+    return redirect(url_for("kb.article", article_id=art.id, slug=art.slug) + "#article-feedback")
+
+
+def _search_params():
+    query = request.args.get("q", "")[:1000]
+    page = request.args.get("page", 1, type=int) or 1
+    category_id = request.args.get("category", type=int)
+    return query, page, category_id
+
+
+def _log(query: str, total: int, source: str) -> int | None:
+    if not query.strip():
+        return None
+    with db.writing():
+        entry = services.log_search(query, total, source)
+    return entry.id
+
+
+@bp.route("/search")
+def search():
+    query, page, category_id = _search_params()
+    results = None
+    log_id = None
+    if query.strip():
+        results = search_articles(query, _audience(), page=page, category_id=category_id)
+        log_id = _log(query, results.total, "search")
+    return render_page_or_partial(
+        "kb/search.html", "kb/_search_results.html", "search-results",
+        query=query, results=results, log_id=log_id, category_id=category_id,
+        categories=queries.category_choices(),
+    )
+
+
+@bp.route("/search/instant")
+def instant():
+    """Results while typing (htmx). Without htmx the full search page answers."""
+    query, _page, category_id = _search_params()
+    if not wants_partial("instant-results"):
+        return redirect(url_for("kb.search", q=query or None, category=category_id))
+    results = None
+    log_id = None
+    if query.strip():
+        results = search_articles(query, _audience(), per_page=INSTANT_LIMIT,
+                                  category_id=category_id, instant=True)
+        log_id = _log(query, results.total, "instant")
+    return render_template("kb/_instant.html", query=query, results=results, log_id=log_id,
+                           category_id=category_id)

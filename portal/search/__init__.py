@@ -21,11 +21,9 @@ __all__ = [
 ]
 
 
-def init_app(app) -> None:
-    """Apply queued index work after each request that queued some (after its commit)."""
-    from portal.search import semantic
-    from portal.search.queue import after_index_hooks, process_after_request
+# Embeddings follow the index: every queue run hands the ids it indexed to `semantic`.
+from portal.search import semantic  # noqa: E402
+from portal.search.queue import after_index_hooks  # noqa: E402
 
-    app.after_request(process_after_request)
-    if semantic.after_index not in after_index_hooks:
-        after_index_hooks.append(semantic.after_index)
+if semantic.after_index not in after_index_hooks:
+    after_index_hooks.append(semantic.after_index)

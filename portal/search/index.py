@@ -20,7 +20,8 @@ from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import EmptyIndexError, FileIndex, LockError
 from whoosh.searching import Searcher
-from whoosh.writing import SegmentWriter
+from whoosh.util.filelock import try_for
+from whoosh.writing import CLEAR, SegmentWriter
 
 from portal.search.schema import INDEX_NAME, build_schema
 
@@ -82,7 +83,10 @@ class IndexStore:
             if searcher is None:
                 searcher = self.index().searcher()
             elif not searcher.up_to_date():
-                searcher = searcher.refresh()
+                # Not searcher.refresh(): its reader reuse keeps stale deletion sets, so an
+                # updated article would be found in both its old and new versions.
+                searcher.close()
+                searcher = self.index().searcher()
         except (OSError, EmptyIndexError):
             # The folder was deleted or damaged: start again from an empty index.
             log.exception("search index unreadable; recreating it")
@@ -108,25 +112,30 @@ class IndexStore:
     # --- writing ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def writer(self, timeout: float, *, clear: bool = False) -> Iterator[SegmentWriter]:
-        """Yield a locked writer and commit it; on any failure cancel it and re-raise."""
-        ix = self.index()
-        writer = ix.writer(timeout=timeout, delay=0.05)
-        try:
-            yield writer
-            if clear:
-                from whoosh.writing import CLEAR
+        """Yield a writer holding the index lock and commit it; on failure cancel and re-raise.
 
-                writer.commit(mergetype=CLEAR)
-            else:
-                writer.commit()
+        The lock is taken here rather than by SegmentWriter: if creating the writer fails
+        (disk full), SegmentWriter would keep its lock and this process could never write
+        again. Whoosh's lock is an OS file lock, so a killed process releases it.
+        """
+        ix = self.index()
+        lock = ix.lock("WRITELOCK")
+        if not try_for(lock.acquire, timeout=timeout, delay=0.05):
+            raise LockError("the search index is locked by another writer")
+        writer = None
+        try:
+            writer = SegmentWriter(ix, _lk=False)
+            yield writer
+            writer.commit(mergetype=CLEAR) if clear else writer.commit()
         except BaseException:
-            with contextlib.suppress(Exception):
-                writer.cancel()
-            if writer.writelock is not None:
+            if writer is not None and not writer.is_closed:
                 with contextlib.suppress(Exception):
-                    writer.writelock.release()
+                    writer.cancel()
             self.reset()
             raise
+        finally:
+            with contextlib.suppress(Exception):
+                lock.release()
 
 
 def store() -> IndexStore:

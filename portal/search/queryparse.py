@@ -22,7 +22,7 @@ from whoosh.qparser import AndGroup, MultifieldParser, OrGroup, plugins
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from portal.search.schema import FIELD_BOOSTS, SEARCH_FIELDS
+from portal.search.schema import FIELD_BOOSTS, INSTANT_FIELDS, SEARCH_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,14 @@ def clean_input(raw: str) -> tuple[str, list[str]]:
     return text, notes
 
 
-def _parser(schema, any_word: bool) -> MultifieldParser:
+def make_parser(schema, any_word: bool, fields: tuple[str, ...] = SEARCH_FIELDS
+                ) -> MultifieldParser:
+    # OR with a coordination bonus ranks articles with more of the words first; instant
+    # results skip it (scoring every match defeats Whoosh's top-N block skipping).
+    any_group = OrGroup.factory(0.9) if fields == SEARCH_FIELDS else OrGroup
     parser = MultifieldParser(
-        list(SEARCH_FIELDS), schema, fieldboosts=FIELD_BOOSTS,
-        group=OrGroup.factory(0.9) if any_word else AndGroup,
+        list(fields), schema, fieldboosts={f: FIELD_BOOSTS[f] for f in fields},
+        group=any_group if any_word else AndGroup,
     )
     for plugin in _DISABLED_PLUGINS:
         parser.remove_plugin_class(plugin)
@@ -89,14 +93,19 @@ def plain_words(text: str) -> str:
 
 def parse(raw: str, searcher: Searcher, *, any_word: bool = False,
           prefix_last: bool = False) -> ParsedQuery:
-    """Parse and bound a user query. Never raises for any input."""
+    """Parse and bound a user query. Never raises for any input.
+
+    `prefix_last` (instant results): the last word may be unfinished, so it matches as a
+    prefix, and only the short fields are searched.
+    """
     text, notes = clean_input(raw)
     source = text
     if prefix_last and text and not text.endswith((" ", "*", '"')):
         last = text.rsplit(" ", 1)[-1]
         if len(last) >= MIN_PREFIX and last.isalnum():
             source = text + "*"
-    parser = _parser(searcher.schema, any_word)
+    parser = make_parser(searcher.schema, any_word,
+                         INSTANT_FIELDS if prefix_last else SEARCH_FIELDS)
     try:
         parsed = parser.parse(source)
     except Exception:  # the parser has many failure modes on odd input; words always work
@@ -116,6 +125,9 @@ def bound_query(q: wq.Query, reader: IndexReader, notes: list[str]) -> wq.Query:
     """Replace every wildcard/prefix by a small OR of real terms; drop the hopeless ones."""
     if isinstance(q, wq.PatternQuery):
         return _expand(q, reader, notes)
+    if isinstance(q, wq.Every):  # a bare "*": everything is no answer
+        _note(notes, _SHORT_WILDCARD)
+        return wq.NullQuery
     if q.is_leaf():
         return q
     children = [bound_query(sub, reader, notes) for sub in q.children()]
@@ -147,13 +159,20 @@ def _rebuild(q: wq.Query, children: list[wq.Query]) -> wq.Query:
     return q
 
 
+_SHORT_WILDCARD = (f"Put at least {MIN_PREFIX} letters before a * to search by the start of "
+                   "a word.")
+
+
+def _note(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
 def _expand(q: wq.PatternQuery, reader: IndexReader, notes: list[str]) -> wq.Query:
     pattern = q.text
     literal = re.split(r"[*?]", pattern, maxsplit=1)[0]
     if len(literal) < MIN_PREFIX:
-        note = f"Put at least {MIN_PREFIX} letters before a * to search by the start of a word."
-        if note not in notes:
-            notes.append(note)
+        _note(notes, _SHORT_WILDCARD)
         return wq.NullQuery
     matcher = None
     if isinstance(q, wq.Wildcard) and pattern.rstrip("*") != literal:

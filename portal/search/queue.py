@@ -1,8 +1,10 @@
 """Keeping the index true to the database.
 
 `enqueue_article` writes an IndexQueue row in the caller's transaction, so the article change
-and the "index me" note commit (or roll back) together. After the commit,
-`process_index_queue` applies queued rows to the index. It takes the index write lock
+and the "index me" note commit (or roll back) together. Once that
+transaction commits, `process_index_queue` applies the queued rows to the index (an
+`after_commit` hook runs it in a fresh app context, since the committing session may not
+query inside the hook). It takes the index write lock
 first and only then reads the articles, so two processes can never write an older version
 over a newer one. Rows are deleted only if unchanged since they were read (a change queued
 meanwhile stays queued). Any index failure leaves the rows for the next try: a throttled
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from flask import current_app, has_request_context
-from sqlalchemy import bindparam, delete, insert, literal, select, update
+from sqlalchemy import bindparam, delete, event, insert, literal, select, update
 from sqlalchemy.orm import selectinload
 
 from portal.db import utcnow
@@ -49,12 +51,29 @@ def enqueue_article(article_id: int) -> None:
     else:
         existing.queued_at = utcnow()
     session.info["index_queue_dirty"] = True
+    if not session.info.get("index_listener"):
+        session.info["index_listener"] = True
+        event.listen(session(), "after_commit", _process_after_commit)
+
+
+def _process_after_commit(session) -> None:
+    """Runs in a fresh app context (its own session): the committing one may not query."""
+    if not session.info.pop("index_queue_dirty", False):
+        return
+    app = current_app._get_current_object()
+    with app.app_context():
+        try:
+            process_index_queue()
+        except Exception:
+            log.exception("index update after commit failed; it stays queued")
 
 
 def _load_articles(ids: list[int]) -> dict[int, Article]:
     rows = db.session.scalars(
         select(Article).where(Article.id.in_(ids))
         .options(selectinload(Article.section).selectinload(KbSection.category))
+        # Sessions keep objects after commit: re-read them, the index must see the database.
+        .execution_options(populate_existing=True)
     )
     return {a.id: a for a in rows}
 
@@ -72,7 +91,11 @@ def process_index_queue(limit: int | None = None) -> int:
     if index_store.created_empty:
         _requeue_everything()
     session.commit()  # start a fresh transaction below: see what other processes committed
-    if session.scalar(select(IndexQueue.article_id).limit(1)) is None:
+    pending = session.scalar(select(IndexQueue.article_id).limit(1)) is not None
+    # Never wait for the index lock inside a database transaction: the lock holder may be
+    # waiting for the database (outside requests every transaction is BEGIN IMMEDIATE).
+    session.commit()
+    if not pending:
         return 0
     try:
         with index_store.writer(timeout=_lock_timeout()) as writer:
@@ -159,22 +182,13 @@ def catch_up() -> None:
         log.exception("index catch-up failed")
 
 
-def process_after_request(response):
-    """After a request whose transaction queued index work, apply it (post-commit)."""
-    if db.session.info.pop("index_queue_dirty", False) and response.status_code < 500:
-        try:
-            process_index_queue()
-        except Exception:
-            log.exception("index update after request failed; it stays queued")
-    return response
-
-
 def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
     """Rebuild the whole index from the database; returns the number of articles indexed."""
     session = db.session
     index_store = store()
     index_store.index()
     ids = list(session.scalars(select(Article.id).order_by(Article.id)))
+    session.commit()
     started = utcnow()
     done = 0
     with index_store.writer(timeout=CLI_LOCK_TIMEOUT, clear=True) as writer:

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from markupsafe import Markup, escape
 from whoosh import query as wq
-from whoosh.highlight import HtmlFormatter, PinpointFragmenter
+from whoosh.analysis import Token
+from whoosh.highlight import (
+    FIRST,
+    BasicFragmentScorer,
+    HtmlFormatter,
+    PinpointFragmenter,
+    top_fragments,
+)
+from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from portal.search import semantic
 from portal.search.audience import VISIBLE_TO, Audience
+from portal.search.shortfields import ShortFieldPostings, top
 
 SNIPPET_CHARS = 220
 _FORMATTER = HtmlFormatter(tagname="mark", between=" … ")
 _FRAGMENTER = PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=70, autotrim=True)
+_SCORER = BasicFragmentScorer()
 
 
 @dataclass
@@ -49,60 +60,140 @@ def allowed_docs(store, audience: Audience, category_id: int | None) -> set[int]
     )
 
 
+def allowed_mask(store, audience: Audience, category_id: int | None) -> np.ndarray:
+    """`allowed_docs` as a boolean array indexed by doc number."""
+    def compute(searcher):
+        mask = np.zeros(searcher.reader().doc_count_all(), dtype=bool)
+        mask[list(allowed_docs(store, audience, category_id))] = True
+        return mask
+
+    return store.memo(("allowed_mask", audience, category_id), compute)
+
+
+def rank_instant(store, q: wq.Query, audience: Audience, category_id: int | None, *,
+                 page: int, per_page: int) -> tuple[list[RankedDoc], int] | None:
+    """Instant results from in-memory short-field postings; None if `q` needs Whoosh."""
+    postings = store.memo("short_fields", lambda s: ShortFieldPostings(s.reader()))
+    found = postings.evaluate(q)
+    if found is None:
+        return None
+    best, total = top(found, allowed_mask(store, audience, category_id),
+                      (page - 1) * per_page, per_page)
+    searcher = store.searcher()
+    return [RankedDoc(docnum, score, searcher.stored_fields(docnum), Markup(""))
+            for docnum, score in best], total
+
+
 def _fallback_snippet(body: str) -> Markup:
     if len(body) <= SNIPPET_CHARS:
         return escape(body)
     return escape(body[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …")
 
 
+def body_words(q: wq.Query) -> set[str]:
+    """The (analysed) words the query looks for in the body."""
+    words = set()
+    for fieldname, text in q.iter_all_terms():
+        if fieldname == "body":
+            words.add(text.decode("utf-8") if isinstance(text, bytes) else text)
+    return words
+
+
+def char_offsets(searcher: Searcher, docnums: list[int], words: set[str]
+                 ) -> dict[int, list[Token]]:
+    """Matched words' character offsets per document, read from the index postings.
+
+    One pass per word over its posting list, documents in ascending order, instead of
+    re-analysing each body. (Whoosh's own pinpoint highlighting needs `terms=True`, whose
+    collector miscounts totals when a filter is set.)
+    """
+    found: dict[int, list[Token]] = {docnum: [] for docnum in docnums}
+    ordered = sorted(docnums)
+    for word in words:
+        try:
+            matcher = searcher.postings("body", word)
+        except TermNotFound:
+            continue
+        for docnum in ordered:
+            if not matcher.is_active():
+                break
+            if matcher.id() < docnum:
+                matcher.skip_to(docnum)
+            if matcher.is_active() and matcher.id() == docnum:
+                found[docnum].extend(
+                    Token(text=word, pos=pos, startchar=start, endchar=end)
+                    for pos, start, end in matcher.value_as("characters")
+                )
+    return found
+
+
+def snippet(body: str, tokens: list[Token]) -> Markup:
+    """The best fragments of the body around the matched words, words marked."""
+    if not tokens:
+        return _fallback_snippet(body)
+    tokens.sort(key=lambda t: t.startchar)
+    fragments = top_fragments(_FRAGMENTER.fragment_matches(body, tokens), 2, _SCORER, FIRST)
+    return Markup(_FORMATTER.format(fragments)) or _fallback_snippet(body)  # noqa: S704
+
+
 def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_page: int,
          snippets: bool) -> tuple[list[RankedDoc], int]:
     """One page of hits for `q` among `allowed` docs, and the total number of matches."""
-    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, terms=snippets)
-    total = results.total
-    if snippets:
-        results.results.fragmenter = _FRAGMENTER
-        results.results.formatter = _FORMATTER
+    if not allowed:  # Whoosh reads an empty filter set as "no filter"
+        return [], 0
+    # optimize=False: with block skipping Whoosh counts the total ignoring the filter.
+    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, optimize=False)
+    hits, total = list(results), results.total
+    offsets = char_offsets(searcher, [h.docnum for h in hits], body_words(q)) if snippets \
+        else {}
     docs = []
-    for hit in results:
+    for hit in hits:
         fields = hit.fields()
-        snippet = Markup("")
-        if snippets:
-            snippet = Markup(hit.highlights("body", top=2) or "") or _fallback_snippet(  # noqa: S704
-                fields.get("body", ""))
-        docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, snippet))
+        text = snippet(fields.get("body", ""), offsets[hit.docnum]) if snippets else Markup("")
+        docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
     return docs, total
 
 
-def rank_hybrid(searcher: Searcher, any_word_query: wq.Query | None, text: str,
-                audience: Audience, allowed: set[int], *, page: int, per_page: int,
-                snippets: bool) -> tuple[list[RankedDoc], int] | None:
-    """Keyword and meaning candidates fused; None when meaning-based ranking is unavailable."""
+def rank_hybrid(store, any_word_query: wq.Query | None, text: str, audience: Audience,
+                category_id: int | None, *, page: int, per_page: int, instant: bool
+                ) -> tuple[list[RankedDoc], int] | None:
+    """Keyword and meaning candidates fused; None when meaning-based ranking is unavailable.
+
+    Keyword candidates are Whoosh's any-word matches (for instant results, the in-memory
+    short-field postings); snippets come from Whoosh's offsets where it matched.
+    """
+    searcher = store.searcher()
     nearest = semantic.nearest_articles(text, audience, searcher.reader().generation(),
                                         semantic.CANDIDATES)
     if nearest is None:
         return None
-    keyword_hits = {}
+    allowed = allowed_docs(store, audience, category_id)
+    if not allowed:  # Whoosh reads an empty filter set as "no filter"
+        return [], 0
+    keyword: dict[int, RankedDoc] = {}
     if any_word_query is not None and semantic.mode() != "semantic":
-        results = searcher.search(any_word_query, limit=semantic.CANDIDATES, filter=allowed,
-                                  terms=snippets)
-        results.fragmenter, results.formatter = _FRAGMENTER, _FORMATTER
-        keyword_hits = {int(hit["id"]): hit for hit in results}
-    order = semantic.fuse(list(keyword_hits), nearest)
+        found = None
+        if instant:
+            found = rank_instant(store, any_word_query, audience, category_id, page=1,
+                                 per_page=semantic.CANDIDATES)
+        if found is None:
+            found = rank(searcher, any_word_query, allowed, page=1,
+                         per_page=semantic.CANDIDATES, snippets=False)
+        keyword = {int(doc.fields["id"]): doc for doc in found[0]}
     docs = []
-    for article_id in order:
-        hit = keyword_hits.get(article_id)
-        if hit is not None:
-            fields, docnum = hit.fields(), hit.docnum
-            snippet = Markup(hit.highlights("body", top=2) or "") if snippets else Markup("")  # noqa: S704
-        else:
+    for article_id in semantic.fuse(list(keyword), nearest):
+        doc = keyword.get(article_id)
+        if doc is None:
             docnum = searcher.document_number(id=str(article_id))
             if docnum is None or docnum not in allowed:  # e.g. another category
                 continue
-            fields = searcher.stored_fields(docnum)
-            snippet = Markup("")
-        if snippets and not snippet:
-            snippet = _fallback_snippet(fields.get("body", ""))
-        docs.append(RankedDoc(docnum, 1.0 / (len(docs) + 1), fields, snippet))
+            doc = RankedDoc(docnum, 0.0, searcher.stored_fields(docnum), Markup(""))
+        docs.append(RankedDoc(doc.docnum, 1.0 / (len(docs) + 1), doc.fields, Markup("")))
     start = (page - 1) * per_page
-    return docs[start:start + per_page], len(docs)
+    page_docs = docs[start:start + per_page]
+    if not instant and page_docs:
+        words = body_words(any_word_query) if any_word_query is not None else set()
+        offsets = char_offsets(searcher, [d.docnum for d in page_docs], words)
+        for doc in page_docs:
+            doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])
+    return page_docs, len(docs)

@@ -176,11 +176,18 @@ def after_index(article_ids: list[int]) -> None:
         # The index already took these changes; re-queue them so embeddings catch up later.
         log.exception("updating embeddings failed; the articles are queued again")
         db.session.rollback()
-        from portal.search.queue import enqueue_article
+        _requeue(article_ids)
 
-        with _writing():
-            for article_id in article_ids:
-                enqueue_article(article_id)
+
+def _requeue(article_ids: list[int]) -> None:
+    """Put articles back on the index queue for the throttled catch-up to process later
+    (not at this commit: that would retry a failure in a loop, or embed inside a search)."""
+    from portal.search.queue import enqueue_article
+
+    with _writing():
+        for article_id in article_ids:
+            enqueue_article(article_id)
+        db.session.info.pop("index_queue_dirty", None)
 
 
 def rebuild_embeddings(progress: Callable[[int, int], None] | None = None) -> int:
@@ -199,12 +206,8 @@ def _queue_missing() -> None:
     missing = missing_article_ids(MISSING_PER_RUN_IN_REQUEST)
     if not missing:
         return
-    from portal.search.queue import enqueue_article
-
     try:
-        with _writing():
-            for article_id in missing:
-                enqueue_article(article_id)
+        _requeue(missing)
     except Exception:  # a search must answer even if this bookkeeping fails
         log.exception("could not queue articles missing embeddings")
 

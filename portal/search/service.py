@@ -16,7 +16,7 @@ from portal.search.audience import Audience
 from portal.search.index import INDEX_ERRORS, IndexStore, store
 from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
 from portal.search.queue import catch_up
-from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid
+from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_instant
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +109,20 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     hits: list[Hit] = []
     total = 0
     if parsed.query is not None:
-        allowed = allowed_docs(index_store, audience, category_id)
         ranked = None
         if hybrid:
             any_word_query = parsed.query if any_word else parse(
                 text, searcher, any_word=True, prefix_last=instant).query
-            ranked = rank_hybrid(searcher, any_word_query, parsed.text, audience, allowed,
-                                 page=page, per_page=per_page, snippets=not instant)
-        docs, total = ranked or rank(searcher, parsed.query, allowed, page=page,
-                                     per_page=per_page, snippets=not instant)
+            ranked = rank_hybrid(index_store, any_word_query, parsed.text, audience,
+                                 category_id, page=page, per_page=per_page, instant=instant)
+        if ranked is None and instant:
+            ranked = rank_instant(index_store, parsed.query, audience, category_id, page=page,
+                                  per_page=per_page)
+        if ranked is None:
+            allowed = allowed_docs(index_store, audience, category_id)
+            ranked = rank(searcher, parsed.query, allowed, page=page, per_page=per_page,
+                          snippets=not instant)
+        docs, total = ranked
         hits = [_to_hit(d) for d in docs]
     result = (parsed, hits, total)
     _cache.put(key, result)
@@ -181,7 +186,8 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
             notes.append("Type a word or two to search, for example “reset password”.")
         return SearchResults(parsed.text, [], 0, page, per_page, message=" ".join(notes))
     result = SearchResults(parsed.text, hits, total, page, per_page)
-    if total < FEW_HITS:
+    # A spelling check costs a scan of the word list: instant results only do it when empty.
+    if total == 0 or (total < FEW_HITS and not instant):
         correction = correct_spelling(index_store, parsed.text)
         if correction and correction.lower() != parsed.text.lower():
             c_parsed, c_hits, c_total = _run(index_store, correction, audience,

@@ -50,11 +50,19 @@ def test_visibility_per_audience_and_drafts_never(make_article):
     make_article("Export data draft", "export", status=ArticleStatus.DRAFT)
     make_article("Export data archived", "export", status=ArticleStatus.ARCHIVED)
     assert set(ids(search_articles("export", Audience.PUBLIC))) == {public.id}
+    assert search_articles("export", Audience.PUBLIC).total == 1
+    assert search_articles("export", Audience.CUSTOMERS, per_page=1).total == 2
     assert set(ids(search_articles("export", Audience.CUSTOMERS))) == {public.id, customers.id}
     assert set(ids(search_articles("export", Audience.AGENTS))) == {
         public.id, customers.id, internal.id}
     assert {h.article_id for h in suggest_articles("export my data", Audience.CUSTOMERS)} == {
         public.id, customers.id}
+
+
+def test_nothing_visible_means_nothing_found(make_article):
+    make_article("Escalations", "internal only", visibility=Visibility.INTERNAL)
+    results = search_articles("escalations", Audience.PUBLIC)
+    assert results.total == 0 and results.hits == []
 
 
 def test_phrase_and_prefix(make_article):

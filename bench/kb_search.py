@@ -1,0 +1,236 @@
+"""Benchmark KB search on a seeded corpus (a script, not a test).
+
+    python bench/kb_search.py [--articles 20000] [--seed 7]
+
+Builds a fresh instance in a temporary folder, generates N articles, builds the index with
+`reindex_all`, then times 200 fixed 1-3 word queries three ways:
+  * the full search page   GET /kb/search?q=...           (Flask app, highlighted snippets)
+  * the instant partial    GET /kb/search/instant?q=...   (Flask app, htmx headers)
+  * bare Whoosh            a shared searcher, the same MultifieldParser, search(limit=10)
+Each measured query runs once, after a warm-up on *different* queries, so the result cache
+does not flatter the numbers. The last line is machine-readable:
+RESULT articles=<n> build_s=<x> page_p95_ms=<x> instant_p95_ms=<x> overhead_ratio=<x>
+where overhead_ratio = search page p95 / bare Whoosh p95 over the same fields (what our
+layer costs: visibility filter, exact totals, snippets, search log, rendering). Instant
+results search only the short fields (title, labels, section); the bare figure for those
+fields is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TOPICS = {
+    "Account": ["password", "sign", "login", "email", "profile", "security", "verification",
+                "two-step", "session", "account", "username", "recovery", "locked", "sso"],
+    "Billing": ["invoice", "receipt", "payment", "card", "refund", "plan", "upgrade",
+                "downgrade", "cancel", "subscription", "seat", "tax", "vat", "charge"],
+    "Integrations": ["slack", "webhook", "api", "token", "calendar", "google", "microsoft",
+                     "zapier", "import", "export", "csv", "sync", "github", "jira"],
+    "Troubleshooting": ["slow", "error", "upload", "cache", "browser", "crash", "timeout",
+                        "offline", "notification", "mobile", "app", "loading", "blank",
+                        "failed"],
+    "Projects": ["project", "task", "board", "deadline", "assign", "comment", "label",
+                 "template", "archive", "permission", "guest", "member", "milestone", "file"],
+    "Reports": ["report", "dashboard", "chart", "time", "tracking", "filter", "schedule",
+                "summary", "export", "metrics", "workload", "budget", "forecast", "goal"],
+}
+VERBS = ["reset", "change", "set up", "fix", "connect", "remove", "add", "enable", "disable",
+         "update", "download", "share", "move", "restore", "manage", "configure", "troubleshoot"]
+FILLER = [
+    "the", "a", "your", "you", "to", "and", "of", "in", "for", "on", "with", "this", "that",
+    "when", "it", "is", "can", "settings", "page", "open", "click", "choose", "select", "menu",
+    "button", "then", "after", "before", "if", "not", "from", "by", "at", "as", "be", "will",
+    "new", "team", "workspace", "owner", "admin", "user", "people", "list", "option", "steps",
+    "help",
+]
+QUERY_WARMUP = ["help", "settings", "workspace owner", "menu", "steps", "team admin",
+                "button", "new user", "click open", "people list"]
+
+
+def _synthetic_vocabulary(rng: random.Random, size: int) -> list[str]:
+    syllables = ["ka", "lo", "mi", "ter", "ron", "vel", "sa", "dri", "pon", "el", "qua", "zen",
+                 "bor", "fi", "ne", "tal", "gra", "mo", "ur", "is"]
+    words = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+def fixed_queries() -> list[str]:
+    """200 realistic 1-3 word queries, the same every run (own seed)."""
+    rng = random.Random(2024)
+    words = [w for ws in TOPICS.values() for w in ws]
+    queries = ["reset password", "invoice", "cancel subscription", "slack", "two-step",
+               "api token", "upload failed", "refund", "change email", "webhook retries",
+               "pasword", "invoce", "slak integration", "export csv", "pass*", "sso",
+               '"reset password"', "card declined", "delete account", "time tracking"]
+    while len(queries) < 200:
+        n = rng.choice((1, 1, 2, 2, 2, 3))
+        parts = rng.sample(words, n)
+        if n >= 2 and rng.random() < 0.4:
+            parts[0] = rng.choice(VERBS)
+        queries.append(" ".join(parts))
+    return queries
+
+
+def generate_rows(n: int, seed: int, section_ids: dict[str, list[int]]):
+    rng = random.Random(seed)
+    vocabulary = _synthetic_vocabulary(rng, 6000)
+    cumulative, total = [], 0.0
+    for rank in range(len(vocabulary)):  # Zipf-like: a few common words, a long tail
+        total += 1 / (rank + 1)
+        cumulative.append(total)
+    topics = list(TOPICS)
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        terms = TOPICS[topic]
+        title = f"{rng.choice(VERBS).capitalize()} {' '.join(rng.sample(terms, 2))}"
+        paragraphs = []
+        for _ in range(rng.randint(2, 5)):
+            words = []
+            for _ in range(rng.randint(30, 70)):
+                r = rng.random()
+                if r < 0.45:
+                    words.append(rng.choice(FILLER))
+                elif r < 0.7:
+                    words.append(rng.choice(terms))
+                else:
+                    words.append(rng.choices(vocabulary, cum_weights=cumulative)[0])
+            paragraphs.append(" ".join(words).capitalize() + ".")
+        body = f"## {title}\n\n" + "\n\n".join(paragraphs)
+        status = "draft" if i % 50 == 0 else "published"
+        visibility = "internal" if i % 40 == 0 else ("customers" if i % 9 == 0 else "public")
+        yield {
+            "section_id": rng.choice(section_ids[topic]), "title": f"{title} ({i})",
+            "slug": f"article-{i}", "body": body, "labels": ", ".join(rng.sample(terms, 2)),
+            "status": status, "visibility": visibility, "promoted": i % 500 == 0,
+        }
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * pct / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(name: str, samples_ms: list[float]) -> str:
+    return (f"{name:<22} p50 {percentile(samples_ms, 50):7.2f} ms   "
+            f"p95 {percentile(samples_ms, 95):7.2f} ms   p99 {percentile(samples_ms, 99):7.2f} ms"
+            f"   mean {statistics.fmean(samples_ms):7.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    import logging
+
+    logging.disable(logging.WARNING)
+    from sqlalchemy import insert
+
+    from portal import create_app
+    from portal.extensions import db
+    from portal.kb.models import Article
+    from portal.kb.services import create_category, create_section
+    from portal.migrate import upgrade
+    from portal.search import reindex_all
+    from portal.search.index import store
+    from portal.search.queryparse import make_parser
+    from portal.search.schema import INSTANT_FIELDS
+
+    with tempfile.TemporaryDirectory(prefix="kb-bench-") as folder:
+        instance = Path(folder)
+        app = create_app({
+            "INSTANCE_PATH": str(instance),
+            "DATABASE_URL": f"sqlite:///{instance / 'portal.sqlite3'}",
+            "SECRET_KEY": "bench", "SEMANTIC_SEARCH": False, "RATELIMIT_ENABLED": False,
+            "DEVELOPMENT": True,
+        })
+        with app.app_context():
+            upgrade(app)
+            sections: dict[str, list[int]] = {}
+            for topic in TOPICS:
+                category = create_category(topic)
+                sections[topic] = [create_section(category, f"{topic} {n}").id for n in range(5)]
+            db.session.commit()
+            started = time.perf_counter()
+            rows = list(generate_rows(args.articles, args.seed, sections))
+            for start in range(0, len(rows), 2000):
+                db.session.execute(insert(Article), rows[start:start + 2000])
+            db.session.commit()
+            print(f"generated {args.articles} articles in {time.perf_counter() - started:.1f} s")
+
+            started = time.perf_counter()
+            reindex_all()
+            build_s = time.perf_counter() - started
+            print(f"index build (reindex_all)  {build_s:.1f} s")
+
+        client = app.test_client()
+        queries = fixed_queries()
+        htmx = {"HX-Request": "true", "HX-Target": "instant-results"}
+
+        def timed(url: str, headers=None) -> float:
+            began = time.perf_counter()
+            response = client.get(url, headers=headers or {})
+            elapsed = (time.perf_counter() - began) * 1000
+            assert response.status_code == 200, (url, response.status_code)
+            return elapsed
+
+        from urllib.parse import quote
+
+        for q in QUERY_WARMUP:
+            timed(f"/kb/search?q={quote(q)}")
+            timed(f"/kb/search/instant?q={quote(q)}", htmx)
+        page = [timed(f"/kb/search?q={quote(q)}") for q in queries]
+        instant = [timed(f"/kb/search/instant?q={quote(q[:-1] if len(q) > 4 else q)}", htmx)
+                   for q in queries]
+        cached = [timed(f"/kb/search?q={quote(q)}") for q in queries]
+
+        with app.app_context():
+            searcher = store().index().searcher()
+
+            def bare_run(parser, texts, limit) -> list[float]:
+                samples = []
+                for text in texts:
+                    began = time.perf_counter()
+                    results = searcher.search(parser.parse(text), limit=limit)
+                    [hit.fields() for hit in results]
+                    samples.append((time.perf_counter() - began) * 1000)
+                return samples
+
+            page_parser = make_parser(searcher.schema, any_word=False)
+            instant_parser = make_parser(searcher.schema, any_word=False, fields=INSTANT_FIELDS)
+            bare_run(page_parser, QUERY_WARMUP, 10)
+            bare = bare_run(page_parser, queries, 10)
+            bare_instant = bare_run(instant_parser, queries, 8)
+            searcher.close()
+
+    print(summary("search page", page))
+    print(summary("instant partial", instant))
+    print(summary("search page (repeat)", cached))
+    print(summary("bare whoosh", bare))
+    print(summary("bare whoosh, instant", bare_instant))
+    page_p95 = percentile(page, 95)
+    instant_p95 = percentile(instant, 95)
+    ratio = page_p95 / percentile(bare, 95)
+    print(f"overhead (same fields, same queries): page p95 / bare p95 = {ratio:.2f}; "
+          f"instant p95 / bare instant-fields p95 = "
+          f"{instant_p95 / percentile(bare_instant, 95):.2f}")
+    print(f"RESULT articles={args.articles} build_s={build_s:.1f} page_p95_ms={page_p95:.1f} "
+          f"instant_p95_ms={instant_p95:.1f} overhead_ratio={ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import AnyOf, InputRequired, Length, Optional
+
+from portal.kb.models import Visibility
+from portal.kb.services import VOTE_REASONS
+
+
+def choices(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class VoteForm(FlaskForm):
+    helpful = HiddenField(validators=[InputRequired(), AnyOf(["yes", "no"])])
+    reason = RadioField("What was wrong?", choices=choices(VOTE_REASONS.items()),
+                        validators=[Optional()])
+    comment = TextAreaField("Tell us more (optional)", validators=[Length(max=1000)],
+                            filters=[_strip])
+
+
+class ArticleForm(FlaskForm):
+    title = StringField("Title", validators=[InputRequired(), Length(max=200)], filters=[_strip])
+    section_id = SelectField("Section", coerce=int, validators=[InputRequired()])
+    body = TextAreaField("Content (Markdown)", validators=[Length(max=100_000)])
+    labels = StringField("Labels", validators=[Length(max=500)], filters=[_strip])
+    visibility = SelectField("Who can see it", choices=choices([
+        (Visibility.PUBLIC.value, "Everyone"),
+        (Visibility.CUSTOMERS.value, "Signed-in customers"),
+        (Visibility.INTERNAL.value, "Agents only (internal)"),
+    ]))
+    promoted = BooleanField("Promote on the home page")
+    version = HiddenField()
+    note = StringField("Change note (optional)", validators=[Length(max=200)], filters=[_strip])
+
+
+class PreviewForm(FlaskForm):
+    body = TextAreaField(validators=[Length(max=100_000)])
+
+
+class VersionForm(FlaskForm):
+    """Status changes and restores name the version they act on (optimistic locking)."""
+
+    version = IntegerField(validators=[InputRequired()])
+
+
+class CategoryForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
+    description = TextAreaField("Description", validators=[Length(max=1000)], filters=[_strip])
+
+
+class SectionForm(CategoryForm):
+    category_id = SelectField("Category", coerce=int, validators=[InputRequired()])
+
+
+class MoveArticlesForm(FlaskForm):
+    section_id = SelectField("Move selected articles to", coerce=int,
+                             validators=[InputRequired()])
+
+
+class ActionForm(FlaskForm):
+    """A bare CSRF-protected button (reorder, mark done)."""

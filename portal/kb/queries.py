@@ -1,0 +1,105 @@
+"""Read-side queries for KB pages: always through the audience's visibility rules."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import selectinload
+
+from portal.extensions import db
+from portal.kb.models import Article, ArticleStatus, KbCategory, KbSection
+from portal.search.audience import VISIBLE_TO, Audience
+
+ARTICLES_PER_SECTION_PREVIEW = 3
+
+
+def visible(stmt: Select, audience: Audience) -> Select:
+    return stmt.where(Article.status == ArticleStatus.PUBLISHED,
+                      Article.visibility.in_(VISIBLE_TO[audience]))
+
+
+def visible_article(article_id: int, audience: Audience) -> Article | None:
+    return db.session.scalar(visible(
+        select(Article).where(Article.id == article_id)
+        .options(selectinload(Article.section).selectinload(KbSection.category)), audience))
+
+
+def categories_with_sections() -> list[KbCategory]:
+    return list(db.session.scalars(
+        select(KbCategory).order_by(KbCategory.position, KbCategory.id)
+        .options(selectinload(KbCategory.sections))
+    ))
+
+
+def category_choices() -> list[tuple[int, str]]:
+    rows = db.session.execute(
+        select(KbCategory.id, KbCategory.name).order_by(KbCategory.position, KbCategory.id))
+    return [(row.id, row.name) for row in rows]
+
+
+def section_counts(audience: Audience) -> dict[int, int]:
+    rows = db.session.execute(visible(
+        select(Article.section_id, func.count(Article.id)).group_by(Article.section_id), audience))
+    return dict(rows.all())
+
+
+def top_articles_per_section(audience: Audience, per_section: int) -> dict[int, list[Article]]:
+    """The first few articles of every section in one query (window function, no N+1)."""
+    ranked = visible(select(
+        Article.id,
+        func.row_number().over(
+            partition_by=Article.section_id,
+            order_by=(Article.promoted.desc(), Article.view_count.desc(), Article.id),
+        ).label("rank"),
+    ), audience).subquery()
+    articles = db.session.scalars(
+        select(Article).join(ranked, ranked.c.id == Article.id)
+        .where(ranked.c.rank <= per_section)
+        .order_by(Article.section_id, ranked.c.rank)
+    )
+    grouped: dict[int, list[Article]] = {}
+    for article in articles:
+        grouped.setdefault(article.section_id, []).append(article)
+    return grouped
+
+
+def _with_place(stmt: Select) -> Select:
+    return stmt.options(selectinload(Article.section).selectinload(KbSection.category))
+
+
+def promoted_articles(audience: Audience, limit: int = 6) -> list[Article]:
+    return list(db.session.scalars(_with_place(visible(
+        select(Article).where(Article.promoted.is_(True))
+        .order_by(Article.updated_at.desc()).limit(limit), audience))))
+
+
+def popular_articles(audience: Audience, limit: int = 6) -> list[Article]:
+    return list(db.session.scalars(_with_place(visible(
+        select(Article).order_by(Article.view_count.desc(), Article.id).limit(limit), audience))))
+
+
+def section_articles(section_id: int, audience: Audience) -> list[Article]:
+    return list(db.session.scalars(visible(
+        select(Article).where(Article.section_id == section_id)
+        .order_by(Article.promoted.desc(), Article.title), audience)))
+
+
+def related_articles(article: Article, audience: Audience, limit: int = 5) -> list:
+    """Same section first, then similar text found by search (both visibility-filtered)."""
+    from portal.search import suggest_articles
+
+    related: dict[int, tuple[str, str]] = {}
+    for other in db.session.scalars(visible(
+        select(Article).where(Article.section_id == article.section_id, Article.id != article.id)
+        .order_by(Article.view_count.desc()).limit(limit), audience,
+    )):
+        related[other.id] = (other.title, _article_url(other))
+    for hit in suggest_articles(f"{article.title} {article.labels}", audience, limit=limit + 1):
+        if hit.article_id != article.id and len(related) < limit * 2:
+            related.setdefault(hit.article_id, (hit.title, hit.url))
+    return [{"title": title, "url": url} for title, url in list(related.values())[:limit]]
+
+
+def _article_url(article: Article) -> str:
+    from flask import url_for
+
+    return url_for("kb.article", article_id=article.id, slug=article.slug)

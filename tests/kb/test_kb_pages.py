@@ -1,0 +1,122 @@
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.kb.models import ArticleView, SearchLog
+from tests.kb.conftest import url
+
+
+def test_home_lists_categories_sections_promoted_and_popular(client, kb):
+    page = client.get("/").get_data(as_text=True)
+    assert "How can we help?" in page
+    assert "Billing" in page and "Invoices" in page and "Download an invoice" in page
+    assert "Featured articles" in page
+    for hidden in ("Refund playbook", "Draft invoice notes", "Old invoice portal",
+                   "Change the billing email"):
+        assert hidden not in page
+
+
+def test_category_section_and_article_urls(client, kb):
+    cat, sec, art = kb["category"], kb["section"], kb["public"]
+    assert client.get(f"/kb/categories/{cat.id}-{cat.slug}").status_code == 200
+    assert client.get(f"/kb/sections/{sec.id}-{sec.slug}").status_code == 200
+    page = client.get(url(art)).get_data(as_text=True)
+    assert 'id="h-where"' in page and "<strong>Billing</strong>" in page
+    assert "Was this article helpful?" in page
+
+
+def test_old_slug_redirects_permanently(client, kb, agent):
+    from portal.kb.services import ArticleInput, update_article
+
+    art = kb["public"]
+    old = url(art)
+    update_article(art, ArticleInput(title="Get your invoices", body=art.body,
+                                     section_id=art.section_id), agent, art.version)
+    db.session.commit()
+    response = client.get(old + "?from_search=1")
+    assert response.status_code == 301
+    assert response.location.endswith(f"/kb/articles/{art.id}-get-your-invoices?from_search=1")
+
+
+def test_hidden_articles_are_404_for_visitors_and_customers(client, auth, customer, kb):
+    for key in ("customers", "internal", "draft", "archived"):
+        assert client.get(url(kb[key])).status_code == 404
+    auth.login(customer.email)
+    assert client.get(url(kb["customers"])).status_code == 200
+    for key in ("internal", "draft", "archived"):
+        assert client.get(url(kb[key])).status_code == 404
+
+
+def test_agents_see_internal_articles(agent_client, kb):
+    assert agent_client.get(url(kb["internal"])).status_code == 200
+    assert agent_client.get(url(kb["draft"])).status_code == 404
+
+
+def test_views_are_counted_with_a_visitor_cookie(client, kb):
+    art = kb["public"]
+    client.get(url(art))
+    cookie = client.get_cookie("portal_vid")
+    assert cookie is not None and cookie.http_only
+    client.get(url(art))
+    views = db.session.scalars(select(ArticleView).where(ArticleView.article_id == art.id)).all()
+    assert len(views) == 2 and {v.viewer_key for v in views} == {f"v:{cookie.value}"}
+    db.session.refresh(art)
+    assert art.view_count == 2
+
+
+def test_search_page_logs_and_links_open_article(client, kb):
+    page = client.get("/kb/search?q=invoice").get_data(as_text=True)
+    entry = db.session.scalars(select(SearchLog)).one()
+    assert entry.query == "invoice" and entry.result_count == 1 and entry.source == "search"
+    link = f"{url(kb['public'])}?from_search={entry.id}"
+    assert link in page and "invoice</mark>" in page
+    client.get(link)
+    db.session.refresh(entry)
+    assert entry.opened_article_id == kb["public"].id
+
+
+def test_search_page_without_query_and_with_nasty_input(client, kb):
+    assert client.get("/kb/search").status_code == 200
+    for q in ['"unbalanced', "*", "AND OR NOT", "x" * 5000, "🙂🙂", "((", "a*"]:
+        response = client.get("/kb/search", query_string={"q": q})
+        assert response.status_code == 200, q
+
+
+def test_instant_partial_and_js_off_redirect(client, kb):
+    headers = {"HX-Request": "true", "HX-Target": "instant-results"}
+    partial = client.get("/kb/search/instant?q=invoi", headers=headers).get_data(as_text=True)
+    assert "Download an invoice" in partial and "<html" not in partial
+    response = client.get("/kb/search/instant?q=invoi")
+    assert response.status_code == 302 and response.location.endswith("/kb/search?q=invoi")
+
+
+def test_vote_without_js_then_reason_then_change(client, kb):
+    from portal.kb.models import ArticleVote
+
+    art = kb["public"]
+    client.get(url(art))
+    response = client.post(f"/kb/articles/{art.id}/vote", data={"helpful": "no"})
+    assert response.status_code == 302 and response.location.endswith("#article-feedback")
+    page = client.get(url(art)).get_data(as_text=True)
+    assert "What was wrong?" in page
+    client.post(f"/kb/articles/{art.id}/vote",
+                data={"helpful": "no", "reason": "outdated", "comment": "Menu moved"})
+    vote = db.session.scalars(select(ArticleVote)).one()
+    assert (vote.helpful, vote.reason, vote.comment) == (False, "outdated", "Menu moved")
+    client.post(f"/kb/articles/{art.id}/vote", data={"helpful": "yes"})
+    db.session.refresh(art)
+    assert (art.helpful_yes, art.helpful_no) == (1, 0)
+    assert len(db.session.scalars(select(ArticleVote)).all()) == 1
+
+
+def test_vote_with_htmx_returns_the_feedback_partial(client, kb):
+    art = kb["public"]
+    headers = {"HX-Request": "true", "HX-Target": "article-feedback"}
+    body = client.post(f"/kb/articles/{art.id}/vote", data={"helpful": "no"},
+                       headers=headers).get_data(as_text=True)
+    assert body.lstrip().startswith('<section id="article-feedback"')
+    assert "What was wrong?" in body
+
+
+def test_cannot_vote_on_hidden_article(client, kb):
+    assert client.post(f"/kb/articles/{kb['internal'].id}/vote",
+                       data={"helpful": "yes"}).status_code == 404
