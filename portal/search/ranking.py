@@ -177,8 +177,9 @@ def rank_hybrid(store, any_word_query: wq.Query | None, text: str, audience: Aud
             found = rank_instant(store, any_word_query, audience, category_id, page=1,
                                  per_page=semantic.CANDIDATES)
         if found is None:
-            found = rank(searcher, any_word_query, allowed, page=1,
-                         per_page=semantic.CANDIDATES, snippets=False)
+            # Only the top candidates are needed, not a total: block skipping may stay on.
+            hits = searcher.search(any_word_query, limit=semantic.CANDIDATES, filter=allowed)
+            found = [RankedDoc(h.docnum, h.score or 0.0, h.fields(), Markup("")) for h in hits], 0
         keyword = {int(doc.fields["id"]): doc for doc in found[0]}
     docs = []
     for article_id in semantic.fuse(list(keyword), nearest):
