@@ -7,7 +7,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from portal.db import utcnow
 from portal.extensions import db
@@ -303,9 +303,11 @@ def _adjust_counts(article: Article, helpful: bool, delta: int) -> None:
     db.session.refresh(article, ["helpful_yes", "helpful_no"])
 
 
-def log_search(query: str, result_count: int, source: str) -> SearchLog:
-    entry = SearchLog(query=query[:200], normalized=normalize(query), result_count=result_count,
-                      source=source)
-    db.session.add(entry)
-    db.session.flush()
-    return entry
+def log_search(query: str, result_count: int, source: str) -> int:
+    """Record a search (no personal data); returns the log id for the result links."""
+    return db.session.execute(
+        insert(SearchLog).values(query=query[:200], normalized=normalize(query),
+                                 result_count=result_count, source=source,
+                                 created_at=utcnow())
+        .returning(SearchLog.id)
+    ).scalar_one()

@@ -142,8 +142,7 @@ def _log(query: str, total: int, source: str) -> int | None:
     if not query.strip():
         return None
     with db.writing():
-        entry = services.log_search(query, total, source)
-    return entry.id
+        return services.log_search(query, total, source)
 
 
 @bp.route("/search")

@@ -20,7 +20,9 @@ def article_document(article: Article) -> dict:
     category = section.category
     body = plain_text(article.body)[:MAX_BODY_CHARS]
     labels = " ".join(article.label_list)
-    spell = f"{article.title} {labels} {body}" if is_customer_visible(article) else ""
+    # "Did you mean" ranks words by how many articles have them: each word once is enough.
+    spell = " ".join(dict.fromkeys(f"{article.title} {labels} {body}".split())) \
+        if is_customer_visible(article) else ""
     return {
         "id": str(article.id),
         "title": article.title,

@@ -111,7 +111,8 @@ class IndexStore:
 
     # --- writing ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def writer(self, timeout: float, *, clear: bool = False) -> Iterator[SegmentWriter]:
+    def writer(self, timeout: float, *, clear: bool = False, memory_mb: int = 64
+               ) -> Iterator[SegmentWriter]:
         """Yield a writer holding the index lock and commit it; on failure cancel and re-raise.
 
         The lock is taken here rather than by SegmentWriter: if creating the writer fails
@@ -124,7 +125,7 @@ class IndexStore:
             raise LockError("the search index is locked by another writer")
         writer = None
         try:
-            writer = SegmentWriter(ix, _lk=False)
+            writer = SegmentWriter(ix, _lk=False, limitmb=memory_mb)
             yield writer
             writer.commit(mergetype=CLEAR) if clear else writer.commit()
         except BaseException:

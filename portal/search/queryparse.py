@@ -9,11 +9,13 @@ error falls back to the plain words.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import heapq
 import logging
 import re
 import unicodedata
+import weakref
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -30,7 +32,7 @@ MAX_QUERY_CHARS = 200
 MAX_QUERY_WORDS = 12
 MIN_PREFIX = 2
 MAX_EXPANSIONS = 12
-MAX_SCAN = 2000
+MAX_SCAN = 1000
 
 _DISABLED_PLUGINS = (
     plugins.SingleQuotePlugin,  # apostrophes in "don't" are not quotes
@@ -72,6 +74,18 @@ def clean_input(raw: str) -> tuple[str, list[str]]:
     return text, notes
 
 
+_parsers: dict[tuple, MultifieldParser] = {}
+
+
+def cached_parser(schema, any_word: bool, fields: tuple[str, ...]) -> MultifieldParser:
+    """Parsers hold no per-query state; building one costs more than a short parse."""
+    key = (id(schema), any_word, fields)
+    parser = _parsers.get(key)
+    if parser is None or parser.schema is not schema:
+        parser = _parsers[key] = make_parser(schema, any_word, fields)
+    return parser
+
+
 def make_parser(schema, any_word: bool, fields: tuple[str, ...] = SEARCH_FIELDS
                 ) -> MultifieldParser:
     # OR with a coordination bonus ranks articles with more of the words first; instant
@@ -104,8 +118,8 @@ def parse(raw: str, searcher: Searcher, *, any_word: bool = False,
         last = text.rsplit(" ", 1)[-1]
         if len(last) >= MIN_PREFIX and last.isalnum():
             source = text + "*"
-    parser = make_parser(searcher.schema, any_word,
-                         INSTANT_FIELDS if prefix_last else SEARCH_FIELDS)
+    parser = cached_parser(searcher.schema, any_word,
+                           INSTANT_FIELDS if prefix_last else SEARCH_FIELDS)
     try:
         parsed = parser.parse(source)
     except Exception:  # the parser has many failure modes on odd input; words always work
@@ -130,30 +144,34 @@ def bound_query(q: wq.Query, reader: IndexReader, notes: list[str]) -> wq.Query:
         return wq.NullQuery
     if q.is_leaf():
         return q
-    children = [bound_query(sub, reader, notes) for sub in q.children()]
+    originals = list(q.children())
+    children = [bound_query(sub, reader, notes) for sub in originals]
+    if all(new is old for new, old in zip(children, originals, strict=True)):
+        return q
     children = [c for c in children if c is not wq.NullQuery]
     if not children:
         return wq.NullQuery
-    if len(children) != len(list(q.children())) and isinstance(q, wq.Not | wq.AndNot):
+    if len(children) != len(originals) and isinstance(q, wq.Not | wq.AndNot):
         return wq.NullQuery  # "x NOT *" must not turn into "x"
     return _rebuild(q, children)
 
 
 def _rebuild(q: wq.Query, children: list[wq.Query]) -> wq.Query:
+    """`q` with new children (a shallow copy: Query.copy() deep-copies the whole tree)."""
     if isinstance(q, wq.CompoundQuery):
-        clone = q.copy()
+        clone = copy.copy(q)
         clone.subqueries = children
         return clone.normalize()
     if isinstance(q, wq.BinaryQuery):
         if len(children) == 2:
-            clone = q.copy()
+            clone = copy.copy(q)
             clone.a, clone.b = children
             return clone.normalize()
         return children[0] if not isinstance(q, wq.AndNot) else wq.NullQuery
     if isinstance(q, wq.Not):
         return wq.Not(children[0], boost=q.boost)
     if isinstance(q, wq.WrappingQuery):
-        clone = q.copy()
+        clone = copy.copy(q)
         clone.child = children[0]
         return clone
     return q
@@ -174,18 +192,30 @@ def _expand(q: wq.PatternQuery, reader: IndexReader, notes: list[str]) -> wq.Que
     if len(literal) < MIN_PREFIX:
         _note(notes, _SHORT_WILDCARD)
         return wq.NullQuery
-    matcher = None
-    if isinstance(q, wq.Wildcard) and pattern.rstrip("*") != literal:
-        matcher = re.compile(fnmatch.translate(pattern)).match
-    try:
-        candidates = islice(reader.expand_prefix(q.fieldname, literal), MAX_SCAN)
-        words = [w for w in candidates
-                 if matcher is None or matcher(w.decode("utf-8") if isinstance(w, bytes) else w)]
-    except (KeyError, ValueError):
-        return wq.NullQuery
+    words = _expansions(reader, q.fieldname, pattern, literal,
+                        isinstance(q, wq.Wildcard) and pattern.rstrip("*") != literal)
     if not words:
         return wq.NullQuery
-    top = heapq.nlargest(MAX_EXPANSIONS, words,
-                         key=lambda w: reader.doc_frequency(q.fieldname, w))
-    return wq.Or([wq.Term(q.fieldname, w.decode("utf-8") if isinstance(w, bytes) else w,
-                          boost=q.boost) for w in top])
+    return wq.Or([wq.Term(q.fieldname, w, boost=q.boost) for w in words])
+
+
+# Expansions depend only on the reader (one index generation): typing "passw", "passwo"...
+# repeats them, so they are kept per reader.
+_expansion_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _expansions(reader: IndexReader, fieldname: str, pattern: str, literal: str,
+                glob: bool) -> tuple[str, ...]:
+    cache = _expansion_cache.setdefault(reader, {})
+    key = (fieldname, pattern)
+    if key not in cache:
+        matcher = re.compile(fnmatch.translate(pattern)).match if glob else None
+        try:
+            candidates = islice(reader.expand_prefix(fieldname, literal), MAX_SCAN)
+            words = [w.decode("utf-8") if isinstance(w, bytes) else w for w in candidates]
+        except (KeyError, ValueError):
+            words = []
+        words = [w for w in words if matcher is None or matcher(w)]
+        cache[key] = tuple(heapq.nlargest(MAX_EXPANSIONS, words,
+                                          key=lambda w: reader.doc_frequency(fieldname, w)))
+    return cache[key]

@@ -191,7 +191,7 @@ def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
     session.commit()
     started = utcnow()
     done = 0
-    with index_store.writer(timeout=CLI_LOCK_TIMEOUT, clear=True) as writer:
+    with index_store.writer(timeout=CLI_LOCK_TIMEOUT, clear=True, memory_mb=256) as writer:
         for start in range(0, len(ids), BATCH_SIZE):
             chunk = ids[start:start + BATCH_SIZE]
             articles = _load_articles(chunk)

@@ -1,8 +1,10 @@
 """Ranking: the one place that turns a bounded query into ordered hits.
 
-Keyword ranking is Whoosh BM25F over title/labels/section/body with the field boosts of
-`schema.FIELD_BOOSTS`. Hybrid ranking (`rank_hybrid`) fuses Whoosh's any-word candidates with
-the articles nearest in meaning (`semantic`); snippets still come from Whoosh where it matched.
+Keyword ranking is BM25 over title/labels/section/body with the field boosts of
+`schema.FIELD_BOOSTS`: `rank_in_memory` evaluates word/prefix/AND/OR queries on posting
+arrays (arrays.py), `rank` runs everything else (phrases, NOT) through Whoosh. Both return
+`RankedDoc`s and a total. Hybrid ranking (`rank_hybrid`) fuses the any-word keyword candidates
+with the articles nearest in meaning (`semantic`); snippets still come from the keyword match.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from portal.search import semantic
+from portal.search.arrays import ArrayPostings, evaluate_words, top
 from portal.search.audience import VISIBLE_TO, Audience
-from portal.search.shortfields import ShortFieldPostings, top
 
 SNIPPET_CHARS = 220
 _FORMATTER = HtmlFormatter(tagname="mark", between=" … ")
@@ -70,18 +72,24 @@ def allowed_mask(store, audience: Audience, category_id: int | None) -> np.ndarr
     return store.memo(("allowed_mask", audience, category_id), compute)
 
 
-def rank_instant(store, q: wq.Query, audience: Audience, category_id: int | None, *,
-                 page: int, per_page: int) -> tuple[list[RankedDoc], int] | None:
-    """Instant results from in-memory short-field postings; None if `q` needs Whoosh."""
-    postings = store.memo("short_fields", lambda s: ShortFieldPostings(s.reader()))
-    found = postings.evaluate(q)
+def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | None, *,
+                   page: int, per_page: int, snippets: bool
+                   ) -> tuple[list[RankedDoc], int] | None:
+    """Rank with in-memory posting arrays (see arrays.py); None if `q` needs Whoosh."""
+    postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
+    found = evaluate_words(postings, q)
     if found is None:
         return None
     best, total = top(found, allowed_mask(store, audience, category_id),
                       (page - 1) * per_page, per_page)
     searcher = store.searcher()
-    return [RankedDoc(docnum, score, searcher.stored_fields(docnum), Markup(""))
-            for docnum, score in best], total
+    offsets = char_offsets(searcher, [d for d, _s in best], body_words(q)) if snippets else {}
+    docs = []
+    for docnum, score in best:
+        fields = searcher.stored_fields(docnum)
+        text = snippet(fields.get("body", ""), offsets[docnum]) if snippets else Markup("")
+        docs.append(RankedDoc(docnum, score, fields, text))
+    return docs, total
 
 
 def _fallback_snippet(body: str) -> Markup:
@@ -109,9 +117,10 @@ def char_offsets(searcher: Searcher, docnums: list[int], words: set[str]
     """
     found: dict[int, list[Token]] = {docnum: [] for docnum in docnums}
     ordered = sorted(docnums)
+    reader = searcher.reader()  # reader postings: no scorer (and no idf) is needed here
     for word in words:
         try:
-            matcher = searcher.postings("body", word)
+            matcher = reader.postings("body", word)
         except TermNotFound:
             continue
         for docnum in ordered:
@@ -172,10 +181,8 @@ def rank_hybrid(store, any_word_query: wq.Query | None, text: str, audience: Aud
         return [], 0
     keyword: dict[int, RankedDoc] = {}
     if any_word_query is not None and semantic.mode() != "semantic":
-        found = None
-        if instant:
-            found = rank_instant(store, any_word_query, audience, category_id, page=1,
-                                 per_page=semantic.CANDIDATES)
+        found = rank_in_memory(store, any_word_query, audience, category_id, page=1,
+                               per_page=semantic.CANDIDATES, snippets=False)
         if found is None:
             # Only the top candidates are needed, not a total: block skipping may stay on.
             hits = searcher.search(any_word_query, limit=semantic.CANDIDATES, filter=allowed)

@@ -16,7 +16,7 @@ from portal.search.audience import Audience
 from portal.search.index import INDEX_ERRORS, IndexStore, store
 from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
 from portal.search.queue import catch_up
-from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_instant
+from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,10 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
                 text, searcher, any_word=True, prefix_last=instant).query
             ranked = rank_hybrid(index_store, any_word_query, parsed.text, audience,
                                  category_id, page=page, per_page=per_page, instant=instant)
-        if ranked is None and instant:
-            ranked = rank_instant(index_store, parsed.query, audience, category_id, page=page,
-                                  per_page=per_page)
         if ranked is None:
+            ranked = rank_in_memory(index_store, parsed.query, audience, category_id, page=page,
+                                    per_page=per_page, snippets=not instant)
+        if ranked is None:  # phrases and NOT: Whoosh evaluates them
             allowed = allowed_docs(index_store, audience, category_id)
             ranked = rank(searcher, parsed.query, allowed, page=page, per_page=per_page,
                           snippets=not instant)
@@ -179,7 +179,9 @@ def search_articles(query: str, audience: Audience, *, page: int = 1, per_page: 
 def _search(index_store: IndexStore, query: str, audience: Audience, page: int, per_page: int,
             category_id: int | None, instant: bool) -> SearchResults:
     run = {"page": page, "per_page": per_page, "category_id": category_id, "instant": instant}
-    parsed, hits, total = _run(index_store, query, audience, any_word=False, **run)
+    # Instant results rank articles with every word first, then those with some of them,
+    # in one pass; the search page requires every word and falls back to any word.
+    parsed, hits, total = _run(index_store, query, audience, any_word=instant, **run)
     notes = list(parsed.notes)
     if parsed.query is None:
         if not notes:
@@ -191,13 +193,13 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
         correction = correct_spelling(index_store, parsed.text)
         if correction and correction.lower() != parsed.text.lower():
             c_parsed, c_hits, c_total = _run(index_store, correction, audience,
-                                             any_word=False, **run)
+                                             any_word=instant, **run)
             if total == 0 and c_total:
                 result.hits, result.total = c_hits, c_total
                 result.corrected_query = correction
             elif c_total > total:
                 result.did_you_mean = correction
-    if result.total == 0 and len(parsed.text.split()) > 1:
+    if result.total == 0 and len(parsed.text.split()) > 1 and not instant:
         _p, or_hits, or_total = _run(index_store, parsed.text, audience, any_word=True, **run)
         if or_total:
             result.hits, result.total = or_hits, or_total

@@ -150,3 +150,28 @@ def test_report_and_mark_review_done(agent_client, client, kb):
     assert vote.review_done
     assert db.session.scalar(select(func.count(SearchLog.id))) == 2
     assert db.session.get(ArticleVote, vote.id).review_done
+
+
+def test_review_done_without_js_redirects_back(agent_client, kb):
+    from portal.kb.services import cast_vote
+
+    vote = cast_vote(kb["public"], "v:xyz", False, "outdated")
+    db.session.commit()
+    response = agent_client.post(f"/agent/kb/reviews/{vote.id}/done")
+    assert response.status_code == 302 and response.location.endswith("#needs-review")
+    db.session.refresh(vote)
+    assert vote.review_done
+    assert "Nothing to review." in agent_client.get("/agent/kb/report").get_data(as_text=True)
+
+
+def test_changing_a_vote_back_to_no_puts_it_back_in_review(agent_client, kb):
+    from portal.kb.services import cast_vote
+
+    vote = cast_vote(kb["public"], "v:xyz", False, "unclear")
+    vote.review_done = True
+    cast_vote(kb["public"], "v:xyz", True)
+    cast_vote(kb["public"], "v:xyz", False, "outdated")
+    db.session.commit()
+    db.session.refresh(kb["public"])
+    assert (kb["public"].helpful_yes, kb["public"].helpful_no) == (0, 1)
+    assert not vote.review_done and vote.reason == "outdated"

@@ -18,6 +18,7 @@ NASTY = [
     "パスワード", "пароль", "كلمة المرور", "पासवर्ड", "Ωμέγα", "<script>alert(1)</script>",
     "%", "%%", "_", "' OR 1=1 --", "reset" * 500, "a " * 2000, "x" * 10_000,
     " ".join(f"w{n}*" for n in range(100)), "\n\t\r", "ANDNOT", "ANDMAYBE", "reset^", "^",
+    "pa?s*", "re?et", "pass*word",
 ]
 
 
