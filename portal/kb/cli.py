@@ -20,6 +20,22 @@ def reindex() -> None:
 
         count = reindex_all(progress=progress)
     click.echo(f"Indexed {count} articles.")
+    _rebuild_embeddings()
+
+
+def _rebuild_embeddings() -> None:
+    from portal.search import semantic
+
+    if semantic.encoder() is None:
+        click.echo(f"Embeddings skipped: {semantic.status()['reason']} Search is keyword-only.")
+        return
+    with click.progressbar(length=1, label="Embedding articles", show_pos=True) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        chunks = semantic.rebuild_embeddings(progress=progress)
+    click.echo(f"Embedded {chunks} new or changed chunks.")
 
 
 @kb_cli.command("process-queue")

@@ -20,3 +20,10 @@ __all__ = [
     "suggest_articles",
 ]
 
+
+# Embeddings follow the index: every queue run hands the ids it indexed to `semantic`.
+from portal.search import semantic  # noqa: E402
+from portal.search.queue import after_index_hooks  # noqa: E402
+
+if semantic.after_index not in after_index_hooks:
+    after_index_hooks.append(semantic.after_index)

