@@ -228,6 +228,9 @@ def main() -> None:
             "/agent/?view=open&sort=priority", "/agent/?view=open&sort=updated",
             "/agent/?view=open&priority=urgent&group=2", "/agent/?view=all&tag=printer",
             "/agent/?view=open&page=20", "/agent/?view=all&q=TKT-" + str(1000 + args.tickets // 2),
+            # Free text: a common word, two words anywhere in one ticket, part of an address.
+            "/agent/?view=open&q=printer", "/agent/?view=all&q=invoice+timeout",
+            "/agent/?view=all&q=c4242%40example",
         ]
         ticket_ids = [rng.randint(1, args.tickets) for _ in range(args.rounds * 3)]
         report_urls = ["/agent/reports", "/agent/reports?priority=urgent",

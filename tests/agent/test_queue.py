@@ -39,6 +39,38 @@ def test_views_filters_and_search(agent_client, agent, customer, make_user, make
         mine.reference, unassigned.reference, pending.reference, solved.reference}
 
 
+def test_search_index_follows_tickets_and_messages(agent_client, customer, make_ticket):
+    """The full-text index is kept in step with every insert, update and delete."""
+    from portal.tickets.models import Message
+
+    printer = make_ticket(customer, subject="Printer jams on tray two", body="Model LX-200")
+    other = make_ticket(customer, subject="Invoice question", body="Where is my invoice?")
+
+    def found(q):
+        page = agent_client.get("/agent/", query_string={"view": "all", "q": q})
+        return {t.reference for t in (printer, other) if t.reference in page.text}
+
+    assert found("tray jams") == {printer.reference}  # every word, any order
+    assert found("print") == {printer.reference}  # the beginning of a word
+    assert found("lx 200") == {printer.reference}  # message text, punctuation ignored
+    assert found("printer invoice") == set()  # not one ticket has both
+    assert found("%_") == set()  # no words at all finds nothing
+
+    note = Message(ticket=printer, author_name="Agent", body="Replaced the fuser unit",
+                   internal=True)
+    db.session.add(note)
+    db.session.commit()
+    assert found("fuser") == {printer.reference}  # internal notes: agents search them
+    note.body = "Replaced the roller"
+    printer.subject = "Paper feed problem"
+    db.session.commit()
+    assert found("fuser") == set() and found("roller") == {printer.reference}
+    assert found("tray") == set() and found("paper feed") == {printer.reference}
+    db.session.delete(note)
+    db.session.commit()
+    assert found("roller") == set()
+
+
 def test_due_view_and_tags_filter(agent_client, customer, make_ticket):
     late = make_ticket(customer, subject="Overdue", created_at=utcnow() - timedelta(hours=10))
     fresh = make_ticket(customer, subject="Fresh", priority=Priority.LOW)

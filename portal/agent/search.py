@@ -1,0 +1,71 @@
+"""Full-text search for the agents' queue: ticket subject, requester name and email, and every
+message body (internal notes included: only agents search here).
+
+SQLite answers from the FTS5 tables `fts_tickets` / `fts_messages`, PostgreSQL from GIN
+indexes on `to_tsvector` expressions (both made by migration 0004_agent_search). Every word
+of the search must occur, as a word or a word's beginning, in the ticket's own fields or in one
+of its messages.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import bindparam, literal_column, select, text, union
+from sqlalchemy.sql.elements import ColumnElement
+
+from portal.extensions import db
+from portal.tickets.models import Message, Ticket
+
+WORD = re.compile(r"[^\W_]+")
+MAX_WORDS = 12
+
+# Must stay identical to the index expressions in migration 0004_agent_search.
+PG_TICKET_TEXT = (
+    "to_tsvector('simple'::regconfig, regexp_replace(tickets.subject || ' ' || "
+    "tickets.requester_name || ' ' || tickets.requester_email, '[^[:alnum:]]+', ' ', 'g'))"
+)
+PG_MESSAGE_TEXT = (
+    "to_tsvector('simple'::regconfig, regexp_replace(messages.body, '[^[:alnum:]]+', ' ', 'g'))"
+)
+
+
+def search_words(query: str) -> list[str]:
+    """The words of a search as the tokenizers see them (letters and digits), lower-cased."""
+    return [w.lower() for w in WORD.findall(query)][:MAX_WORDS]
+
+
+def matching_ticket_ids(words: list[str]):
+    """A select of the ids of tickets matching every word; answered from the text indexes."""
+    if db.engine.dialect.name == "postgresql":
+        query = bindparam("fts_query", " & ".join(f"'{w}':*" for w in words))
+        matches = "@@ to_tsquery('simple'::regconfig, :fts_query)"
+        return union(
+            select(Ticket.id).where(
+                text(f"{PG_TICKET_TEXT} {matches}").bindparams(query)
+            ),
+            select(Message.ticket_id).where(
+                text(f"{PG_MESSAGE_TEXT} {matches}").bindparams(query)
+            ),
+        )
+    query = bindparam("fts_query", " ".join(f'"{w}"*' for w in words))
+    return union(
+        select(literal_column("rowid")).select_from(text("fts_tickets")).where(
+            text("fts_tickets MATCH :fts_query").bindparams(query)
+        ),
+        select(Message.ticket_id).where(
+            Message.id.in_(
+                select(literal_column("rowid")).select_from(text("fts_messages")).where(
+                    text("fts_messages MATCH :fts_query").bindparams(query)
+                )
+            )
+        ),
+    )
+
+
+def text_condition(query: str) -> ColumnElement[bool] | None:
+    """`Ticket.id IN (matches)`, or None when the search has no words at all."""
+    words = search_words(query)
+    if not words:
+        return None
+    return Ticket.id.in_(matching_ticket_ids(words))
