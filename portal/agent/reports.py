@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter, defaultdict
+import threading
+import time as clock
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from flask import current_app
 from sqlalchemy import String, and_, cast, distinct, func, literal, select
 from sqlalchemy.orm import aliased
 
@@ -46,6 +49,9 @@ from portal.tickets.routing import OPEN_STATUSES
 
 MAX_DAYS = 366
 READ_BEFORE_WINDOW = timedelta(hours=1)
+CACHE_SECONDS = 60
+CACHE_ENTRIES = 32
+_cache_lock = threading.Lock()
 
 
 @dataclass
@@ -335,6 +341,37 @@ def _status_events(f: ReportFilters, old: str | None, new: str, start, end):
 def _count(*conditions, what=None) -> int:
     counted = Ticket.id if what is None else what
     return db.session.scalar(select(func.count(counted)).where(*conditions)) or 0
+
+
+def _data_stamp() -> tuple:
+    """The newest row of every table a report reads, in one statement of index look-ups.
+    Every ticket change records a timeline event, so a new ticket, event, search, article
+    view, suggestion event, vote or article edit changes the stamp."""
+    newest = (
+        func.max(Ticket.id), func.max(TicketEvent.id), func.max(SearchLog.id),
+        func.max(ArticleView.id), func.max(SuggestionEvent.id), func.max(ArticleVote.updated_at),
+        func.max(Article.updated_at),
+    )
+    return tuple(db.session.execute(select(*(select(m).scalar_subquery() for m in newest))).one())
+
+
+def cached_report(f: ReportFilters) -> Report:
+    """The report for these filters, reused for up to CACHE_SECONDS while nothing it reads
+    has changed (per process; agents reload and export the same period over and over)."""
+    cache: OrderedDict = current_app.extensions.setdefault("agent_report_cache", OrderedDict())
+    key = tuple(sorted(f.args().items()))
+    stamp = _data_stamp()
+    with _cache_lock:
+        hit = cache.get(key)
+    if hit and hit[0] == stamp and clock.monotonic() - hit[1] < CACHE_SECONDS:
+        return hit[2]
+    report = build_report(f)
+    with _cache_lock:
+        cache[key] = (stamp, clock.monotonic(), report)
+        cache.move_to_end(key)
+        while len(cache) > CACHE_ENTRIES:
+            cache.popitem(last=False)
+    return report
 
 
 def build_report(f: ReportFilters, now: datetime | None = None) -> Report:

@@ -1,17 +1,17 @@
 """Full-text search for the agents' queue: ticket subject, requester name and email, and every
 message body (internal notes included: only agents search here).
 
-SQLite answers from the FTS5 tables `fts_tickets` / `fts_messages`, PostgreSQL from GIN
-indexes on `to_tsvector` expressions (both made by migration 0004_agent_search). Every word
-of the search must occur, as a word or a word's beginning, in the ticket's own fields or in one
-of its messages.
+SQLite answers from the FTS5 table `fts_tickets` (one document per ticket), PostgreSQL from
+GIN indexes on `to_tsvector` expressions of tickets and messages (both made by migration
+0004_agent_search). Every word of the search must occur, as a word or a word's beginning,
+somewhere in the ticket: its own fields or any of its messages.
 """
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import bindparam, literal_column, select, text, union
+from sqlalchemy import bindparam, intersect, literal_column, select, text, union
 from sqlalchemy.sql.elements import ColumnElement
 
 from portal.extensions import db
@@ -36,30 +36,23 @@ def search_words(query: str) -> list[str]:
 
 
 def matching_ticket_ids(words: list[str]):
-    """A select of the ids of tickets matching every word; answered from the text indexes."""
+    """A select of the ids of tickets containing every word; answered from the text indexes."""
     if db.engine.dialect.name == "postgresql":
-        query = bindparam("fts_query", " & ".join(f"'{w}':*" for w in words))
-        matches = "@@ to_tsquery('simple'::regconfig, :fts_query)"
-        return union(
-            select(Ticket.id).where(
-                text(f"{PG_TICKET_TEXT} {matches}").bindparams(query)
-            ),
-            select(Message.ticket_id).where(
-                text(f"{PG_MESSAGE_TEXT} {matches}").bindparams(query)
-            ),
-        )
-    query = bindparam("fts_query", " ".join(f'"{w}"*' for w in words))
-    return union(
-        select(literal_column("rowid")).select_from(text("fts_tickets")).where(
-            text("fts_tickets MATCH :fts_query").bindparams(query)
-        ),
-        select(Message.ticket_id).where(
-            Message.id.in_(
-                select(literal_column("rowid")).select_from(text("fts_messages")).where(
-                    text("fts_messages MATCH :fts_query").bindparams(query)
-                )
-            )
-        ),
+        # Per word: tickets whose own fields or any message have it; then every word's set.
+        per_word = []
+        for number, word in enumerate(words):
+            query = bindparam(f"fts_word_{number}", f"'{word}':*")
+            matches = f"@@ to_tsquery('simple'::regconfig, :fts_word_{number})"
+            per_word.append(union(
+                select(Ticket.id).where(text(f"{PG_TICKET_TEXT} {matches}").bindparams(query)),
+                select(Message.ticket_id).where(
+                    text(f"{PG_MESSAGE_TEXT} {matches}").bindparams(query)
+                ),
+            ))
+        return per_word[0] if len(per_word) == 1 else intersect(*per_word)
+    query = " ".join(f'"{w}"*' for w in words)
+    return select(literal_column("rowid")).select_from(text("fts_tickets")).where(
+        text("fts_tickets MATCH :fts_query").bindparams(fts_query=query)
     )
 
 

@@ -412,7 +412,7 @@ def reports():
     filters, problems = metrics.ReportFilters.from_args(request.args)
     for problem in problems:
         flash(problem, "warning")
-    report = metrics.build_report(filters)
+    report = metrics.cached_report(filters)
     labels = [d.day.strftime("%d %b") for d in report.days]
     volume = daily_chart(
         "Tickets created and solved per day",
@@ -442,7 +442,7 @@ def reports():
 @agent_required
 def reports_csv(name: str):
     filters, _ = metrics.ReportFilters.from_args(request.args)
-    tables = metrics.build_report(filters).tables()
+    tables = metrics.cached_report(filters).tables()
     if name not in tables:
         abort(404)
     headers, rows = tables[name]

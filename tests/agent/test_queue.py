@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from portal.agent.queue import QueueQuery, fetch_page
 from portal.db import utcnow
@@ -54,6 +54,7 @@ def test_search_index_follows_tickets_and_messages(agent_client, customer, make_
     assert found("print") == {printer.reference}  # the beginning of a word
     assert found("lx 200") == {printer.reference}  # message text, punctuation ignored
     assert found("printer invoice") == set()  # not one ticket has both
+    assert found("jams lx") == {printer.reference}  # subject and message words together
     assert found("%_") == set()  # no words at all finds nothing
 
     note = Message(ticket=printer, author_name="Agent", body="Replaced the fuser unit",
@@ -69,6 +70,12 @@ def test_search_index_follows_tickets_and_messages(agent_client, customer, make_
     db.session.delete(note)
     db.session.commit()
     assert found("roller") == set()
+    db.session.execute(text("DELETE FROM tickets WHERE id = :id"), {"id": other.id})  # cascades
+    db.session.commit()
+    assert found("invoice") == set()
+    # The index matches its content exactly (FTS5 compares every document with the view).
+    db.session.execute(text(
+        "INSERT INTO fts_tickets(fts_tickets, rank) VALUES ('integrity-check', 1)"))
 
 
 def test_due_view_and_tags_filter(agent_client, customer, make_ticket):

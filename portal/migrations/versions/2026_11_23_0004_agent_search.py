@@ -1,13 +1,14 @@
 """agent queue full-text search and the no-result-searches report index
 
-SQLite: two FTS5 external-content tables, `fts_tickets` (subject, requester name and email over
-`tickets`) and `fts_messages` (body over `messages`), kept in sync by triggers and filled from
-the existing rows. PostgreSQL: GIN indexes on the same text as `to_tsvector('simple', ...)`
-expressions (punctuation turned into spaces, as SQLite's unicode61 tokenizer splits words).
+SQLite: an FTS5 table `fts_tickets`, one document per ticket (subject, requester, every message
+body) with the view `fts_ticket_documents` as external content, kept in step by triggers on
+`tickets` and `messages` and filled from the existing rows. PostgreSQL: GIN indexes on
+`to_tsvector('simple', ...)` expressions of the ticket fields and of message bodies
+(punctuation turned into spaces, as SQLite's unicode61 tokenizer splits words).
 The models do not describe these; `portal.migrate.include_object` leaves them out of
 model-vs-database comparisons. A later SQLite batch alteration of `tickets` or `messages`
-recreates the table and drops its triggers: such a migration must call `_sqlite_triggers()`
-again (copy it) and rebuild both tables.
+recreates the table and drops its triggers: such a migration must create
+the triggers again (copy SQLITE_TRIGGERS) and rebuild `fts_tickets`.
 
 Revision ID: 0004_agent_search
 Revises: 0004_agent
@@ -21,10 +22,64 @@ branch_labels = None
 depends_on = None
 
 TOKENIZE = "unicode61 remove_diacritics 2"
-SQLITE_TABLES = {
-    # fts table: (content table, indexed columns)
-    "fts_tickets": ("tickets", ("subject", "requester_name", "requester_email")),
-    "fts_messages": ("messages", ("body",)),
+# One search document per ticket (rowid = ticket id): its subject, requester, and every message
+# body, so that each word of a search may be anywhere in the ticket. The FTS5 table's external
+# content is this view; the index stores no copy of the text.
+SQLITE_VIEW = """
+CREATE VIEW fts_ticket_documents AS
+SELECT t.id AS id, t.subject AS subject,
+       t.requester_name || ' ' || t.requester_email AS requester,
+       (SELECT group_concat(m.body, ' ') FROM messages m WHERE m.ticket_id = t.id) AS body
+FROM tickets t
+"""
+COLUMNS = "subject, requester, body"
+
+
+def _forget(ticket_id: str) -> str:
+    """Remove a ticket's document as it is now (FTS5 must be given the indexed text): run
+    BEFORE the change. Skipped when the ticket is not indexed, so it can never go wrong twice."""
+    return (
+        f"INSERT INTO fts_tickets(fts_tickets, rowid, {COLUMNS}) "
+        f"SELECT 'delete', id, {COLUMNS} FROM fts_ticket_documents WHERE id = {ticket_id} "
+        f"AND EXISTS (SELECT 1 FROM fts_tickets_docsize WHERE id = {ticket_id});"
+    )
+
+
+def _index(ticket_id: str) -> str:
+    """Index a ticket's document as it is now: run AFTER the change."""
+    return (
+        f"INSERT INTO fts_tickets(rowid, {COLUMNS}) "
+        f"SELECT id, {COLUMNS} FROM fts_ticket_documents WHERE id = {ticket_id} "
+        f"AND NOT EXISTS (SELECT 1 FROM fts_tickets_docsize WHERE id = {ticket_id});"
+    )
+
+
+TICKET_FIELDS = "subject, requester_name, requester_email"
+SQLITE_TRIGGERS = {
+    "fts_tickets_insert": f"AFTER INSERT ON tickets BEGIN {_index('new.id')} END",
+    "fts_tickets_before_update": (
+        f"BEFORE UPDATE OF {TICKET_FIELDS} ON tickets BEGIN {_forget('old.id')} END"
+    ),
+    "fts_tickets_after_update": (
+        f"AFTER UPDATE OF {TICKET_FIELDS} ON tickets BEGIN {_index('new.id')} END"
+    ),
+    "fts_tickets_delete": f"BEFORE DELETE ON tickets BEGIN {_forget('old.id')} END",
+    "fts_messages_before_insert": (
+        f"BEFORE INSERT ON messages BEGIN {_forget('new.ticket_id')} END"
+    ),
+    "fts_messages_after_insert": f"AFTER INSERT ON messages BEGIN {_index('new.ticket_id')} END",
+    "fts_messages_before_update": (
+        "BEFORE UPDATE OF body, ticket_id ON messages "
+        f"BEGIN {_forget('old.ticket_id')} {_forget('new.ticket_id')} END"
+    ),
+    "fts_messages_after_update": (
+        "AFTER UPDATE OF body, ticket_id ON messages "
+        f"BEGIN {_index('old.ticket_id')} {_index('new.ticket_id')} END"
+    ),
+    "fts_messages_before_delete": (
+        f"BEFORE DELETE ON messages BEGIN {_forget('old.ticket_id')} END"
+    ),
+    "fts_messages_after_delete": f"AFTER DELETE ON messages BEGIN {_index('old.ticket_id')} END",
 }
 # Must stay identical to the expressions in portal/agent/search.py.
 POSTGRES_INDEXES = {
@@ -40,20 +95,6 @@ POSTGRES_INDEXES = {
 }
 
 
-def _sqlite_triggers(fts: str, table: str, columns: tuple[str, ...]) -> list[str]:
-    names = ", ".join(columns)
-    new = ", ".join(f"new.{c}" for c in columns)
-    old = ", ".join(f"old.{c}" for c in columns)
-    add = f"INSERT INTO {fts}(rowid, {names}) VALUES (new.id, {new});"
-    remove = f"INSERT INTO {fts}({fts}, rowid, {names}) VALUES ('delete', old.id, {old});"
-    return [
-        f"CREATE TRIGGER {fts}_insert AFTER INSERT ON {table} BEGIN {add} END",
-        f"CREATE TRIGGER {fts}_delete AFTER DELETE ON {table} BEGIN {remove} END",
-        f"CREATE TRIGGER {fts}_update AFTER UPDATE OF {names} ON {table} "
-        f"BEGIN {remove} {add} END",
-    ]
-
-
 def upgrade():
     with op.batch_alter_table("search_log") as batch:
         batch.create_index(
@@ -61,14 +102,14 @@ def upgrade():
         )
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
-        for fts, (table, columns) in SQLITE_TABLES.items():
-            op.execute(
-                f"CREATE VIRTUAL TABLE {fts} USING fts5({', '.join(columns)}, "
-                f"content='{table}', content_rowid='id', tokenize='{TOKENIZE}')"
-            )
-            for statement in _sqlite_triggers(fts, table, columns):
-                op.execute(statement)
-            op.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+        op.execute(SQLITE_VIEW)
+        op.execute(
+            f"CREATE VIRTUAL TABLE fts_tickets USING fts5({COLUMNS}, "
+            f"content='fts_ticket_documents', content_rowid='id', tokenize='{TOKENIZE}')"
+        )
+        for name, body in SQLITE_TRIGGERS.items():
+            op.execute(f"CREATE TRIGGER {name} {body}")
+        op.execute("INSERT INTO fts_tickets(fts_tickets) VALUES ('rebuild')")
     elif dialect == "postgresql":
         for name, (table, expression) in POSTGRES_INDEXES.items():
             op.execute(f"CREATE INDEX {name} ON {table} USING gin (({expression}))")
@@ -77,10 +118,10 @@ def upgrade():
 def downgrade():
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
-        for fts in SQLITE_TABLES:
-            for suffix in ("insert", "delete", "update"):
-                op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
-            op.execute(f"DROP TABLE IF EXISTS {fts}")
+        for name in SQLITE_TRIGGERS:
+            op.execute(f"DROP TRIGGER IF EXISTS {name}")
+        op.execute("DROP TABLE IF EXISTS fts_tickets")
+        op.execute("DROP VIEW IF EXISTS fts_ticket_documents")
     elif dialect == "postgresql":
         for name in POSTGRES_INDEXES:
             op.execute(f"DROP INDEX IF EXISTS {name}")
