@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 from sqlalchemy import event, text
@@ -155,17 +156,28 @@ def test_bulk_actions(agent_client, agent, customer, make_ticket):
     db.session.refresh(a)
     assert a.status == Status.PENDING and [t.name for t in a.tags] == ["billing"]
 
-    bad = agent_client.post("/agent/bulk", data={"ticket": [str(a.id)], "add_tags": "no way!"},
-                            follow_redirects=True)
-    assert "is not a valid tag" in bad.text
+    # A bad tag: the queue comes back with the error, what was typed and the ticks kept.
+    bad = agent_client.post("/agent/bulk", data={
+        "ticket": [str(a.id)], "add_tags": "no way!", "status": "solved",
+        "remove_tags": "billing", "back": "/agent/?view=all&sort=created"})
+    assert bad.status_code == 422 and "is not a valid tag" in bad.text
+    assert 'value="no way!"' in bad.text and 'value="billing"' in bad.text
+    assert '<option selected value="solved">' in bad.text
+    assert f'name="ticket" value="{a.id}" checked' in bad.text
+    assert f'name="ticket" value="{b.id}">' in bad.text  # not ticked
+    back = re.search(r'name="back" value="([^"]*)"', bad.text).group(1)
+    assert "sort=created" in back and "view=all" in back  # the same queue page
+    db.session.refresh(a)
+    assert a.status == Status.PENDING and [t.name for t in a.tags] == ["billing"]
     whole_page = agent_client.post("/agent/bulk", data={
         "on_page": [str(b.id), str(c.id)], "scope": "page", "add_tags": "paged"})
     assert whole_page.status_code == 302
     db.session.refresh(b)
     db.session.refresh(c)
     assert "paged" in [t.name for t in b.tags] and "paged" in [t.name for t in c.tags]
-    none = agent_client.post("/agent/bulk", data={"status": "open"}, follow_redirects=True)
-    assert "Select at least one ticket" in none.text
+    none = agent_client.post("/agent/bulk", data={"status": "open", "add_tags": "kept"})
+    assert none.status_code == 422 and "Select at least one ticket" in none.text
+    assert 'value="kept"' in none.text
 
 
 def test_customers_get_404(customer_client, customer, make_ticket):
