@@ -320,9 +320,10 @@ def _per_day(column, *conditions) -> dict[date, int]:
 
 
 def _event_ticket_conditions(f: ReportFilters) -> list:
-    """Events are joined to their ticket only when a ticket filter needs it."""
+    """Events are limited to the filtered tickets only when there is a ticket filter (the set
+    of matching ticket ids is built once from an index, then each event is checked in it)."""
     conditions = f.ticket_conditions()
-    return [TicketEvent.ticket_id == Ticket.id, *conditions] if conditions else []
+    return [TicketEvent.ticket_id.in_(select(Ticket.id).where(*conditions))] if conditions else []
 
 
 def _status_events(f: ReportFilters, old: str | None, new: str, start, end):
