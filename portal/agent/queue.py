@@ -156,7 +156,7 @@ def _view_condition(view: str, agent: User, now: datetime):
     return open_now
 
 
-def _search_condition(text: str):
+def _search_condition(text: str, narrowed: bool):
     """A reference finds that ticket; other text is looked for, word by word, in the subject,
     the requester's name and email and every message body, through the full-text indexes."""
     ticket_id = Ticket.id_from_reference(text)
@@ -164,7 +164,7 @@ def _search_condition(text: str):
         return Ticket.id == ticket_id
     if EMAIL.match(text):  # a whole address: that requester's tickets, from the index
         return Ticket.requester_email.in_({text, text.lower()})
-    condition = search.text_condition(text)
+    condition = search.text_condition(text, narrowed=narrowed)
     if text.isdigit() and 1000 < int(text) < 10**12:  # a bare reference number
         return or_(Ticket.id == int(text) - REFERENCE_OFFSET, condition)
     return false() if condition is None else condition
@@ -201,7 +201,7 @@ def build_query(query: QueueQuery, agent: User, now: datetime | None = None) -> 
             )
         )
     if query.q:
-        conditions.append(_search_condition(query.q))
+        conditions.append(_search_condition(query.q, narrowed=view_condition is not None))
     return stmt.where(*conditions)
 
 

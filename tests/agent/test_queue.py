@@ -35,6 +35,8 @@ def test_views_filters_and_search(agent_client, agent, customer, make_user, make
     assert listed(view="all", q="5521") == {unassigned.reference}  # message text
     assert listed(view="all", q=mine.reference) == {mine.reference}
     assert listed(view="all", q="printer") == {mine.reference}
+    assert listed(view="open", q="printer fire") == {mine.reference}  # within a view
+    assert listed(view="pending", q="printer") == set()
     assert listed(view="all", q="100%_") == set()  # LIKE wildcards are literal
     assert listed(view="all", status="bogus", sort="nonsense") == {
         mine.reference, unassigned.reference, pending.reference, solved.reference}
