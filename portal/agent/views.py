@@ -119,14 +119,17 @@ def bulk_update():
     back = back if back.startswith("/agent/") and not back.startswith("//") else url_for(
         "agent.queue"
     )
-    chosen = request.form.getlist("on_page" if request.form.get("scope") == "page" else "ticket")
-    ids = [int(i) for i in chosen if i.isdigit() and len(i) < 12]
+
+    def numbers(name: str) -> list[int]:
+        return [int(i) for i in request.form.getlist(name) if i.isdigit() and len(i) < 12]
+
+    ids = numbers("on_page" if request.form.get("scope") == "page" else "ticket")
 
     def shown_again(error: str):
         status = 200 if request.headers.get("HX-Request") else 422
         return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), bulk=form,
-                           bulk_error=error,
-                           selected=frozenset(ids), status=status)
+                           bulk_error=error, selected=frozenset(numbers("ticket")),
+                           status=status)
 
     if not form.validate_on_submit():
         return shown_again("That bulk action could not be read; check the fields below.")
