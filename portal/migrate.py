@@ -9,6 +9,15 @@ from flask import Flask
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Leave out of model-vs-database comparisons what the models cannot describe: the
+    full-text search tables (SQLite FTS5 and their shadow tables, `fts_*`) and expression
+    indexes (`ix_fts_*`) that migrations create by hand."""
+    unmanaged = type_ == "table" and (name or "").startswith("fts_")
+    unmanaged |= type_ == "index" and (name or "").startswith("ix_fts_")
+    return not (reflected and compare_to is None and unmanaged)
+
+
 def alembic_config(app: Flask) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

@@ -3,6 +3,7 @@ from alembic.migration import MigrationContext
 
 from portal.db import Base
 from portal.extensions import db
+from portal.migrate import include_object
 
 
 def test_config_defaults_from_instance(app_factory, tmp_path):
@@ -27,7 +28,10 @@ def test_env_overrides(monkeypatch, app_factory):
 
 def test_models_and_migrations_agree(app):
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"include_object": include_object}),
+            Base.metadata,
+        )
     assert diff == [], f"models differ from migrations; run `flask db revision`: {diff}"
 
 

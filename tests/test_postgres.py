@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from portal.db import Base
 from portal.extensions import db
+from portal.migrate import include_object
 
 POSTGRES_URL = os.environ.get("PORTAL_TEST_POSTGRES_URL")
 
@@ -38,7 +39,10 @@ def pg_app(app_factory):
 
 def test_migrations_build_the_models_on_postgres(pg_app):
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"include_object": include_object}),
+            Base.metadata,
+        )
     assert diff == []
 
 
@@ -124,4 +128,9 @@ def test_demo_content_and_main_pages_on_postgres(pg_app):
     client.post("/auth/login", data={"email": email, "password": password})
     queue = client.get("/agent/")
     assert queue.status_code == 200 and b"Export on Postgres" in queue.data
+    # Full-text search through the GIN indexes: subject words, message words, word beginnings.
+    for found in ("postgres expo", "csv stops", "Export on Postgres"):
+        assert b"Export on Postgres" in client.get("/agent/", query_string={
+            "view": "all", "q": found}).data, found
+    assert b"Export on Postgres" not in client.get("/agent/?view=all&q=csv+printer").data
     assert client.get("/agent/reports").status_code == 200

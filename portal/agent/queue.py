@@ -10,15 +10,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select, union
+from sqlalchemy import Select, and_, case, false, func, or_, select, union
 from sqlalchemy.orm import joinedload, selectinload
 
+from portal.agent import search
 from portal.auth.models import User
 from portal.db import utcnow
 from portal.extensions import db
 from portal.tickets.models import (
     REFERENCE_OFFSET,
-    Message,
     Priority,
     Status,
     Tag,
@@ -156,32 +156,18 @@ def _view_condition(view: str, agent: User, now: datetime):
     return open_now
 
 
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _search_condition(text: str):
-    """A reference finds that ticket; other text is looked for in the subject, the
-    requester's name and email, and every message body."""
+def _search_condition(text: str, narrowed: bool):
+    """A reference finds that ticket; other text is looked for, word by word, in the subject,
+    the requester's name and email and every message body, through the full-text indexes."""
     ticket_id = Ticket.id_from_reference(text)
     if ticket_id is not None:
         return Ticket.id == ticket_id
     if EMAIL.match(text):  # a whole address: that requester's tickets, from the index
         return Ticket.requester_email.in_({text, text.lower()})
-    like = "%" + escape_like(text) + "%"
-    conditions = [
-        Ticket.subject.ilike(like, escape="\\"),
-        Ticket.requester_name.ilike(like, escape="\\"),
-        Ticket.requester_email.ilike(like, escape="\\"),
-        exists(
-            select(Message.id).where(
-                Message.ticket_id == Ticket.id, Message.body.ilike(like, escape="\\")
-            )
-        ),
-    ]
-    if text.isdigit() and 1000 < int(text) < 10**12:
-        conditions.insert(0, Ticket.id == int(text) - REFERENCE_OFFSET)
-    return or_(*conditions)
+    condition = search.text_condition(text, narrowed=narrowed)
+    if text.isdigit() and 1000 < int(text) < 10**12:  # a bare reference number
+        return or_(Ticket.id == int(text) - REFERENCE_OFFSET, condition)
+    return false() if condition is None else condition
 
 
 def build_query(query: QueueQuery, agent: User, now: datetime | None = None) -> Select:
@@ -215,7 +201,7 @@ def build_query(query: QueueQuery, agent: User, now: datetime | None = None) -> 
             )
         )
     if query.q:
-        conditions.append(_search_condition(query.q))
+        conditions.append(_search_condition(query.q, narrowed=view_condition is not None))
     return stmt.where(*conditions)
 
 

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter, defaultdict
+import threading
+import time as clock
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from flask import current_app
 from sqlalchemy import String, and_, cast, distinct, func, literal, select
 from sqlalchemy.orm import aliased
 
@@ -46,6 +49,9 @@ from portal.tickets.routing import OPEN_STATUSES
 
 MAX_DAYS = 366
 READ_BEFORE_WINDOW = timedelta(hours=1)
+CACHE_SECONDS = 60
+CACHE_ENTRIES = 32
+_cache_lock = threading.Lock()
 
 
 @dataclass
@@ -306,30 +312,44 @@ def _day(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _per_day(column, *conditions) -> dict[date, int]:
-    rows = db.session.execute(
-        select(func.date(column), func.count()).where(*conditions).group_by(func.date(column))
-    ).all()
-    return {_day(d): n for d, n in rows}
-
-
 def _event_ticket_conditions(f: ReportFilters) -> list:
-    """Events are joined to their ticket only when a ticket filter needs it."""
+    """Events are limited to the filtered tickets only when there is a ticket filter (the set
+    of matching ticket ids is built once from an index, then each event is checked in it)."""
     conditions = f.ticket_conditions()
-    return [TicketEvent.ticket_id == Ticket.id, *conditions] if conditions else []
+    return [TicketEvent.ticket_id.in_(select(Ticket.id).where(*conditions))] if conditions else []
 
 
-def _status_events(f: ReportFilters, old: str | None, new: str, start, end):
-    conditions = [
-        TicketEvent.kind == "status",
-        TicketEvent.new_value == new,
-        TicketEvent.created_at >= start,
-        TicketEvent.created_at < end,
-        *_event_ticket_conditions(f),
-    ]
-    if old is not None:
-        conditions.append(TicketEvent.old_value == old)
-    return conditions
+def _daily_volume(f: ReportFilters, start: datetime, until: datetime):
+    """Tickets created, solved and reopened per day from `start` to `until`, in two grouped
+    single-pass queries (one over tickets, one over status events with conditional counts)."""
+    created_day = func.date(Ticket.created_at)
+    created = {
+        _day(d): n
+        for d, n in db.session.execute(
+            select(created_day, func.count())
+            .where(Ticket.created_at >= start, Ticket.created_at < until, *f.ticket_conditions())
+            .group_by(created_day)
+        )
+    }
+    event_day = func.date(TicketEvent.created_at)
+    solved, reopened = {}, {}
+    for d, solves, reopens in db.session.execute(
+        select(
+            event_day,
+            func.count().filter(TicketEvent.new_value == "solved"),
+            func.count().filter(TicketEvent.new_value == "open", TicketEvent.old_value == "solved"),
+        )
+        .where(
+            TicketEvent.kind == "status",
+            TicketEvent.new_value.in_(("solved", "open")),
+            TicketEvent.created_at >= start,
+            TicketEvent.created_at < until,
+            *_event_ticket_conditions(f),
+        )
+        .group_by(event_day)
+    ):
+        solved[_day(d)], reopened[_day(d)] = solves, reopens
+    return created, solved, reopened
 
 
 def _count(*conditions, what=None) -> int:
@@ -337,24 +357,55 @@ def _count(*conditions, what=None) -> int:
     return db.session.scalar(select(func.count(counted)).where(*conditions)) or 0
 
 
+def _data_stamp() -> tuple:
+    """The newest row of every table a report reads, in one statement of index look-ups.
+    Every ticket change records a timeline event, so a new ticket, event, search, article
+    view, suggestion event, vote or article edit changes the stamp."""
+    newest = (
+        func.max(Ticket.id), func.max(TicketEvent.id), func.max(SearchLog.id),
+        func.max(ArticleView.id), func.max(SuggestionEvent.id), func.max(ArticleVote.updated_at),
+        func.max(Article.updated_at),
+    )
+    return tuple(db.session.execute(select(*(select(m).scalar_subquery() for m in newest))).one())
+
+
+def cached_report(f: ReportFilters) -> Report:
+    """The report for these filters, reused for up to CACHE_SECONDS while nothing it reads
+    has changed (per process; agents reload and export the same period over and over)."""
+    cache: OrderedDict = current_app.extensions.setdefault("agent_report_cache", OrderedDict())
+    key = tuple(sorted(f.args().items()))
+    stamp = _data_stamp()
+    with _cache_lock:
+        hit = cache.get(key)
+    if hit and hit[0] == stamp and clock.monotonic() - hit[1] < CACHE_SECONDS:
+        return hit[2]
+    report = build_report(f)
+    with _cache_lock:
+        cache[key] = (stamp, clock.monotonic(), report)
+        cache.move_to_end(key)
+        while len(cache) > CACHE_ENTRIES:
+            cache.popitem(last=False)
+    return report
+
+
 def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
     now = now or utcnow()
     start, end = f.start_at, f.end_at
     tc = f.ticket_conditions()
 
-    created = _per_day(Ticket.created_at, Ticket.created_at >= start, Ticket.created_at < end, *tc)
-    solved = _per_day(TicketEvent.created_at, *_status_events(f, None, "solved", start, end))
-    reopened = _per_day(TicketEvent.created_at, *_status_events(f, "solved", "open", start, end))
+    # Read up to now: the days after the period feed the backlog walk below.
+    created, solved, reopened = _daily_volume(f, start, max(end, now))
+
+    def after_period(per_day: dict[date, int]) -> int:
+        """Removes the days after the period from `per_day`; returns their total."""
+        later = [d for d in per_day if d > f.end]
+        return sum(per_day.pop(d) for d in later)
 
     # Backlog: today's count, walked back through the days after the period and then in it.
     backlog_now = _count(Ticket.status.in_(OPEN_STATUSES), *tc)
-    later = max(end, now)
-    after_created = _count(Ticket.created_at >= end, Ticket.created_at < later, *tc)
-    after_solved = _count(*_status_events(f, None, "solved", end, later), what=TicketEvent.id)
-    after_reopened = _count(
-        *_status_events(f, "solved", "open", end, later), what=TicketEvent.id
+    backlog = (
+        backlog_now - after_period(created) + after_period(solved) - after_period(reopened)
     )
-    backlog = backlog_now - after_created + after_solved - after_reopened
     days = [
         DayRow(d, created.get(d, 0), solved.get(d, 0), reopened.get(d, 0)) for d in f.days
     ]

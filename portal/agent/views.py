@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
     Response,
@@ -18,6 +19,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
+from werkzeug.datastructures import MultiDict
 
 from portal.agent import articles, bp, jobs, services
 from portal.agent import queue as queues
@@ -69,15 +71,25 @@ def _choices():
 @agent_required
 def queue():
     jobs.sweep_if_due()
-    query = queues.QueueQuery.from_args(request.args)
+    return _queue_page(request.args)
+
+
+def _bulk_form(agents, submitted: bool = False) -> BulkForm:
+    form = BulkForm() if submitted else BulkForm(formdata=None)
+    form.assignee.choices = options(
+        [("", "— no change —"), ("0", "Unassigned")] + [(str(a.id), a.name) for a in agents]
+    )
+    return form
+
+
+def _queue_page(args, *, bulk: BulkForm | None = None, bulk_error: str = "",
+                selected: frozenset[int] = frozenset(), status: int = 200):
+    """The queue for these query arguments; a bulk form that failed comes back with what was
+    typed and the tickets still ticked."""
+    query = queues.QueueQuery.from_args(args)
     results = queues.fetch_page(query, current_user)
     choices = _choices()
-    bulk = BulkForm()
-    bulk.assignee.choices = options(
-        [("", "— no change —"), ("0", "Unassigned")]
-        + [(str(a.id), a.name) for a in choices["agents"]]
-    )
-    return render_page_or_partial(
+    page = render_page_or_partial(
         "agent/queue.html",
         "agent/_queue_results.html",
         "queue-results",
@@ -87,34 +99,42 @@ def queue():
         counts={} if wants_partial("queue-results") else queues.view_counts(current_user),
         views=queues.VIEWS,
         sorts=queues.SORTS,
-        bulk=bulk,
+        bulk=bulk or _bulk_form(choices["agents"]),
+        bulk_error=bulk_error,
+        selected=selected,
         statuses=list(Status),
         priorities=list(Priority),
         types=list(TicketType),
         now=utcnow(),
         **choices,
     )
+    return page, status
 
 
 @bp.post("/bulk")
 @agent_required
 def bulk_update():
-    form = BulkForm()
-    form.assignee.choices = options(
-        [("", ""), ("0", "")] + [(str(a.id), a.name) for a in services.active_agents()]
-    )
+    form = _bulk_form(services.active_agents(), submitted=True)
     back = request.form.get("back", "")
     back = back if back.startswith("/agent/") and not back.startswith("//") else url_for(
         "agent.queue"
     )
-    chosen = request.form.getlist("on_page" if request.form.get("scope") == "page" else "ticket")
-    ids = [int(i) for i in chosen if i.isdigit() and len(i) < 12]
+
+    def numbers(name: str) -> list[int]:
+        return [int(i) for i in request.form.getlist(name) if i.isdigit() and len(i) < 12]
+
+    ids = numbers("on_page" if request.form.get("scope") == "page" else "ticket")
+
+    def shown_again(error: str):
+        status = 200 if request.headers.get("HX-Request") else 422
+        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), bulk=form,
+                           bulk_error=error, selected=frozenset(numbers("ticket")),
+                           status=status)
+
     if not form.validate_on_submit():
-        flash("That bulk action could not be read; please try again.", "error")
-        return redirect(back)
+        return shown_again("That bulk action could not be read; check the fields below.")
     if not ids:
-        flash("Select at least one ticket.", "error")
-        return redirect(back)
+        return shown_again("Select at least one ticket.")
     try:
         changes = services.Changes(
             status=Status(form.status.data) if form.status.data else None,
@@ -124,8 +144,7 @@ def bulk_update():
             remove_tags=services.parse_tags(form.remove_tags.data or ""),
         )
     except services.ActionError as exc:
-        flash(str(exc), "error")
-        return redirect(back)
+        return shown_again(str(exc))
     updated, problems = services.bulk_update(ids[:500], changes, current_user)
     db.session.commit()
     flash(f"Updated {updated} ticket{'s' if updated != 1 else ''}.", "success")
@@ -412,7 +431,7 @@ def reports():
     filters, problems = metrics.ReportFilters.from_args(request.args)
     for problem in problems:
         flash(problem, "warning")
-    report = metrics.build_report(filters)
+    report = metrics.cached_report(filters)
     labels = [d.day.strftime("%d %b") for d in report.days]
     volume = daily_chart(
         "Tickets created and solved per day",
@@ -442,7 +461,7 @@ def reports():
 @agent_required
 def reports_csv(name: str):
     filters, _ = metrics.ReportFilters.from_args(request.args)
-    tables = metrics.build_report(filters).tables()
+    tables = metrics.cached_report(filters).tables()
     if name not in tables:
         abort(404)
     headers, rows = tables[name]

@@ -166,6 +166,10 @@ class SearchLog(Base):
     """Every search: what was asked and what it found. No personal data."""
 
     __tablename__ = "search_log"
+    # The report's "top searches with no results" (migration 0004_agent_search).
+    __table_args__ = (
+        Index("ix_search_log_no_results", "result_count", "created_at", "normalized"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     query: Mapped[str] = mapped_column(String(200))

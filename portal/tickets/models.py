@@ -127,6 +127,9 @@ class Ticket(Base):
               "merged_into_id", "public_reply_count", "reopen_count", "resolution_due_at",
               "resolution_breached"),
         Index("ix_tickets_csat_report", "csat_at", "csat_rating", "assignee_id"),
+        # Tickets created in the period with every report filter (migration 0004_agent_search).
+        Index("ix_tickets_created_report", "created_at", "priority", "assignee_id", "group_id",
+              "category_id", "requester_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -261,10 +264,12 @@ class TicketEvent(Base):
     __tablename__ = "ticket_events"
     __table_args__ = (
         Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),
-        Index("ix_ticket_events_kind_created", "kind", "created_at"),
-        # Agent reports (migration 0004_agent): status changes per day without table reads.
+        # Agent reports (migrations 0004_agent, 0004_agent_search): status changes per day,
+        # filtered by their tickets, without table reads.
         Index("ix_ticket_events_kind_value_created", "kind", "new_value", "created_at",
-              "old_value"),
+              "old_value", "ticket_id"),
+        # Also serves every (kind, created_at) look-up: it replaced ix_ticket_events_kind_created,
+        # which SQLite preferred over it and then read the table rows.
         Index("ix_ticket_events_kind_created_actor", "kind", "created_at", "actor_id",
               "ticket_id"),
     )

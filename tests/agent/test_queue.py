@@ -1,6 +1,7 @@
+import re
 from datetime import timedelta
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from portal.agent.queue import QueueQuery, fetch_page
 from portal.db import utcnow
@@ -34,9 +35,50 @@ def test_views_filters_and_search(agent_client, agent, customer, make_user, make
     assert listed(view="all", q="5521") == {unassigned.reference}  # message text
     assert listed(view="all", q=mine.reference) == {mine.reference}
     assert listed(view="all", q="printer") == {mine.reference}
+    assert listed(view="open", q="printer fire") == {mine.reference}  # within a view
+    assert listed(view="pending", q="printer") == set()
     assert listed(view="all", q="100%_") == set()  # LIKE wildcards are literal
     assert listed(view="all", status="bogus", sort="nonsense") == {
         mine.reference, unassigned.reference, pending.reference, solved.reference}
+
+
+def test_search_index_follows_tickets_and_messages(agent_client, customer, make_ticket):
+    """The full-text index is kept in step with every insert, update and delete."""
+    from portal.tickets.models import Message
+
+    printer = make_ticket(customer, subject="Printer jams on tray two", body="Model LX-200")
+    other = make_ticket(customer, subject="Invoice question", body="Where is my invoice?")
+
+    def found(q):
+        page = agent_client.get("/agent/", query_string={"view": "all", "q": q})
+        return {t.reference for t in (printer, other) if t.reference in page.text}
+
+    assert found("tray jams") == {printer.reference}  # every word, any order
+    assert found("print") == {printer.reference}  # the beginning of a word
+    assert found("lx 200") == {printer.reference}  # message text, punctuation ignored
+    assert found("printer invoice") == set()  # not one ticket has both
+    assert found("jams lx") == {printer.reference}  # subject and message words together
+    assert found("%_") == set()  # no words at all finds nothing
+
+    note = Message(ticket=printer, author_name="Agent", body="Replaced the fuser unit",
+                   internal=True)
+    db.session.add(note)
+    db.session.commit()
+    assert found("fuser") == {printer.reference}  # internal notes: agents search them
+    note.body = "Replaced the roller"
+    printer.subject = "Paper feed problem"
+    db.session.commit()
+    assert found("fuser") == set() and found("roller") == {printer.reference}
+    assert found("tray") == set() and found("paper feed") == {printer.reference}
+    db.session.delete(note)
+    db.session.commit()
+    assert found("roller") == set()
+    db.session.execute(text("DELETE FROM tickets WHERE id = :id"), {"id": other.id})  # cascades
+    db.session.commit()
+    assert found("invoice") == set()
+    # The index matches its content exactly (FTS5 compares every document with the view).
+    db.session.execute(text(
+        "INSERT INTO fts_tickets(fts_tickets, rank) VALUES ('integrity-check', 1)"))
 
 
 def test_due_view_and_tags_filter(agent_client, customer, make_ticket):
@@ -116,17 +158,28 @@ def test_bulk_actions(agent_client, agent, customer, make_ticket):
     db.session.refresh(a)
     assert a.status == Status.PENDING and [t.name for t in a.tags] == ["billing"]
 
-    bad = agent_client.post("/agent/bulk", data={"ticket": [str(a.id)], "add_tags": "no way!"},
-                            follow_redirects=True)
-    assert "is not a valid tag" in bad.text
+    # A bad tag: the queue comes back with the error, what was typed and the ticks kept.
+    bad = agent_client.post("/agent/bulk", data={
+        "ticket": [str(a.id)], "add_tags": "no way!", "status": "solved",
+        "remove_tags": "billing", "back": "/agent/?view=all&sort=created"})
+    assert bad.status_code == 422 and "is not a valid tag" in bad.text
+    assert 'value="no way!"' in bad.text and 'value="billing"' in bad.text
+    assert '<option selected value="solved">' in bad.text
+    assert f'name="ticket" value="{a.id}" checked' in bad.text
+    assert f'name="ticket" value="{b.id}">' in bad.text  # not ticked
+    back = re.search(r'name="back" value="([^"]*)"', bad.text).group(1)
+    assert "sort=created" in back and "view=all" in back  # the same queue page
+    db.session.refresh(a)
+    assert a.status == Status.PENDING and [t.name for t in a.tags] == ["billing"]
     whole_page = agent_client.post("/agent/bulk", data={
         "on_page": [str(b.id), str(c.id)], "scope": "page", "add_tags": "paged"})
     assert whole_page.status_code == 302
     db.session.refresh(b)
     db.session.refresh(c)
     assert "paged" in [t.name for t in b.tags] and "paged" in [t.name for t in c.tags]
-    none = agent_client.post("/agent/bulk", data={"status": "open"}, follow_redirects=True)
-    assert "Select at least one ticket" in none.text
+    none = agent_client.post("/agent/bulk", data={"status": "open", "add_tags": "kept"})
+    assert none.status_code == 422 and "Select at least one ticket" in none.text
+    assert 'value="kept"' in none.text
 
 
 def test_customers_get_404(customer_client, customer, make_ticket):

@@ -174,3 +174,20 @@ def test_bad_period_is_explained(agent_client):
 def test_customers_cannot_see_reports(customer_client):
     assert customer_client.get("/agent/reports").status_code == 404
     assert customer_client.get("/agent/reports/daily.csv").status_code == 404
+
+
+def test_cached_report_is_reused_until_something_changes(history):
+    from sqlalchemy import select
+
+    from portal.agent.reports import cached_report
+
+    first = cached_report(PERIOD)
+    assert cached_report(PERIOD) is first
+    urgent = ReportFilters(start=PERIOD.start, end=PERIOD.end, priority=Priority.URGENT)
+    assert cached_report(urgent) is not first  # keyed by the filters
+    ticket_id = db.session.scalar(select(Ticket.id).limit(1))
+    db.session.add(TicketEvent(ticket_id=ticket_id, kind="status", old_value="open",
+                               new_value="solved", created_at=at(2, 15)))
+    db.session.commit()
+    again = cached_report(PERIOD)
+    assert again is not first and again.solved == first.solved + 1
