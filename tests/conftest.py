@@ -4,6 +4,7 @@ and a live server with a real Chromium for browser tests."""
 from __future__ import annotations
 
 import email
+import re
 import shutil
 import socket
 import threading
@@ -46,9 +47,11 @@ def _forget_signed_in_user(sender, **extra):
     """Each request decides who is signed in from its own cookies, as in production.
 
     The `app` fixture keeps one app context pushed for the whole test, and a request inside it
-    reuses that context's `g`, where Flask-Login caches the user of the previous request.
+    reuses that context's `g`, where Flask-Login caches the user of the previous request and
+    Flask-WTF the CSRF token of the previous request's session (another client's, maybe).
     """
     g.pop("_login_user", None)
+    g.pop(sender.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
 
 
 @pytest.fixture(scope="session")
@@ -391,8 +394,12 @@ def world(app, make_user):
     def client_for(user):
         client = app.test_client()
         if user is not None:
-            response = client.post("/auth/login", data={"email": user.email,
-                                                        "password": PASSWORD})
+            page = client.get("/auth/login").get_data(as_text=True)
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+            response = client.post("/auth/login", data={
+                "email": user.email, "password": PASSWORD,
+                "csrf_token": token.group(1) if token else "",
+            })
             assert response.status_code in (302, 303), response.status_code
         return client
 
