@@ -48,7 +48,7 @@ def test_a_token_from_another_session_is_refused(app, world):
     import re
 
     attacker = world.client_for(world.stranger)
-    page = attacker.get(f"/tickets/new").get_data(as_text=True)
+    page = attacker.get("/tickets/new").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
     victim = world.client_for(world.owner)
     before = snapshot()

@@ -15,6 +15,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from portal.converters import MAX_DB_INT
 from portal.extensions import db, htmx, limiter
 from portal.htmx import wants_partial
 from portal.tickets import bp, notify, services, suggestions
@@ -284,7 +285,9 @@ def updates(reference):
     ticket, viewer = get_ticket_or_404(reference)
     if request.args.get("v") == version_of(ticket):
         return "", 204
-    messages = services.public_messages(ticket, request.args.get("after", 0, type=int))
+    after = request.args.get("after", 0, type=int)
+    # Past any id the database holds (SQLite overflows on it): nothing newer to show.
+    messages = services.public_messages(ticket, min(max(after, 0), MAX_DB_INT))
     context = _ticket_context(ticket, viewer)
     status_changed = request.args.get("s") != ticket.status.value
     response = current_app.make_response(render_template(

@@ -1,0 +1,152 @@
+"""Hostile and careless input on every page that takes some: never a 500, never unescaped HTML.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+HUGE = "99999999999999999999999"
+NASTY_VALUES = [
+    "x" * 20_000,
+    "nul\x00byte",
+    "emoji 🔥🧯 printer",
+    "\u202eRTL override \u05e9\u05dc\u05d5\u05dd مرحبا",
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "[click](javascript:alert(1))",
+    "TKT-99999999999999999999",
+    "-1",
+    HUGE,
+    "%s%n{0}{{7*7}}",
+    "' OR 1=1 --",
+    "",
+]
+INJECTED = re.compile(r"<script>alert|<img src=x onerror|href=\"javascript:", re.I)
+
+
+def assert_sane(response, where):
+    response.close()
+    assert response.status_code < 500, f"{where}: {response.status_code}"
+    text = response.get_data(as_text=True)
+    assert "Something went wrong on our side" not in text, where
+    assert not INJECTED.search(text), f"{where}: unescaped input"
+
+
+def query_urls(w):
+    ref = w.ticket.reference
+    return [
+        "/kb/search?q={v}", "/kb/search?q=printer&page={v}", "/kb/search?q=printer&category={v}",
+        "/kb/search/instant?q={v}", "/kb/search/instant?q=printer&category={v}",
+        f"/kb/articles/{w.public_article.id}-x?from_search={{v}}",
+        "/tickets/?q={v}", "/tickets/?page={v}", "/tickets/?status={v}", "/tickets/?scope={v}",
+        "/tickets/new?follow_up={v}", "/tickets/new/suggestions?subject={v}&description={v}",
+        "/tickets/new/suggestions/1?form_key={v}",
+        f"/tickets/{ref}/updates?after={{v}}&v={{v}}&s={{v}}", f"/tickets/{ref}/rate?rating={{v}}",
+        "/tickets/{v}", "/tickets/{v}/updates", "/tickets/link/{v}",
+        "/agent/?q={v}", "/agent/?page={v}", "/agent/?status={v}", "/agent/?sort={v}",
+        "/agent/?view={v}", "/agent/?assignee={v}", "/agent/?group={v}", "/agent/?priority={v}",
+        f"/agent/tickets/{w.ticket.id}?body={{v}}&canned={{v}}&link={{v}}&kb_q={{v}}",
+        f"/agent/tickets/{w.ticket.id}/compose?body={{v}}&kb_q={{v}}",
+        "/agent/reports?start={v}&end={v}&group={v}", "/agent/reports/volume.csv?start={v}",
+        "/agent/kb/?q={v}&status={v}&visibility={v}", "/agent/kb/report?days={v}",
+        "/admin/users?q={v}&page={v}&role={v}",
+    ]
+
+
+@pytest.mark.parametrize("value", NASTY_VALUES, ids=lambda v: repr(v[:12]))
+def test_query_strings_never_break_a_page(app, world, value):
+    from urllib.parse import quote
+
+    problems = []
+    clients = {role: world.client_for(getattr(world, role)) for role in ("owner", "admin")}
+    for template in query_urls(world):
+        url = template.replace("{v}", quote(value, safe=""))
+        client = clients["admin" if template.startswith(("/agent", "/admin")) else "owner"]
+        for headers in ({}, {"HX-Request": "true"}):
+            response = client.get(url, headers=headers)
+            try:
+                assert_sane(response, url[:120])
+            except AssertionError as exc:
+                problems.append(str(exc).splitlines()[0])
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+@pytest.mark.parametrize("value", NASTY_VALUES[:7], ids=lambda v: repr(v[:12]))
+def test_forms_take_nasty_text_without_breaking_or_injecting(app, world, value):
+    owner = world.client_for(world.owner)
+    agent = world.client_for(world.agent)
+    ref, tid = world.ticket.reference, world.ticket.id
+    posts = [
+        (owner, "/tickets/new", {"subject": value, "description": value, "type": "question"}),
+        (owner, "/tickets/new", {"subject": "Check", "description": value, "check": "1"}),
+        (owner, f"/tickets/{ref}/reply", {"body": value}),
+        (owner, "/tickets/find", {"email": value, "reference": value}),
+        (owner, f"/kb/articles/{world.public_article.id}/vote",
+         {"helpful": "no", "reason": value, "comment": value}),
+        (agent, f"/agent/tickets/{tid}/reply", {"body": value, "internal": "y"}),
+        (agent, f"/agent/tickets/{tid}/properties", {"status": value, "tags": value}),
+        (agent, f"/agent/tickets/{tid}/merge", {"target": value}),
+        (agent, "/agent/bulk", {"ticket": [str(tid), value], "add_tags": value, "status": value}),
+        (agent, "/agent/kb/preview", {"body": value}),
+        (agent, "/agent/kb/new", {"title": value, "body": value, "section": "1"}),
+        (agent, f"/agent/tickets/{tid}/article", {"title": value, "body": value}),
+    ]
+    problems = []
+    for client, url, data in posts:
+        for headers in ({}, {"HX-Request": "true"}):
+            response = client.post(url, data=data, headers=headers, follow_redirects=True)
+            try:
+                assert_sane(response, url)
+            except AssertionError as exc:
+                problems.append(str(exc).splitlines()[0])
+    # Whatever was stored shows escaped on the pages that display it.
+    for client, url in [(owner, f"/tickets/{ref}"), (owner, "/tickets/"),
+                        (agent, f"/agent/tickets/{tid}"), (agent, "/agent/")]:
+        try:
+            assert_sane(client.get(url), url)
+        except AssertionError as exc:
+            problems.append(str(exc).splitlines()[0])
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+@pytest.mark.parametrize("role", ["visitor", "owner", "admin"])
+def test_huge_ids_in_every_route_are_a_404_not_a_500(app, world, role):
+    """Werkzeug's int converter takes any number of digits; the database does not."""
+    from test_access_matrix import build, rules
+
+    client = world.client_for(getattr(world, role, None))
+    problems = []
+    for rule in rules(app):
+        ints = [name for name, conv in rule._converters.items()
+                if type(conv).__name__ == "IntegerConverter"]
+        if not ints:
+            continue
+        url = build(app, rule, world, **dict.fromkeys(ints, int(HUGE)))
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            response = client.open(url, method=method, data={"body": "x"})
+            response.close()
+            if response.status_code >= 500:
+                problems.append(f"{method} {url}: {response.status_code}")
+    assert not problems, "\n".join(problems)
+
+
+KB_MANAGE_OVERFLOW = pytest.mark.xfail(
+    strict=True, reason="portal/kb/manage.py index(): page/section reach SQLite unbounded "
+    "(OverflowError); owned by the KB engineer")
+
+
+@KB_MANAGE_OVERFLOW
+@pytest.mark.parametrize("arg", ["page", "section"])
+def test_huge_numbers_in_the_agent_article_list(app, world, arg):
+    client = world.client_for(world.agent)
+    assert_sane(client.get(f"/agent/kb/?{arg}={HUGE}"), arg)
+
+
+@pytest.mark.xfail(strict=True, reason="portal/agent/views.py ticket()/compose(): query keys "
+                   "passed as url_for keywords (ticket_id, _method...) raise TypeError")
+@pytest.mark.parametrize("path", ["?csrf_token=x&ticket_id=5", "/compose?ticket_id=5"])
+def test_agent_ticket_redirects_survive_any_query_key(app, world, path):
+    client = world.client_for(world.agent)
+    assert_sane(client.get(f"/agent/tickets/{world.ticket.id}{path}"), path)
