@@ -150,3 +150,35 @@ def test_huge_numbers_in_the_agent_article_list(app, world, arg):
 def test_agent_ticket_redirects_survive_any_query_key(app, world, path):
     client = world.client_for(world.agent)
     assert_sane(client.get(f"/agent/tickets/{world.ticket.id}{path}"), path)
+
+
+def test_line_breaks_in_a_subject_cannot_inject_email_headers(app, world, mailbox):
+    """A crafted post put CR/LF in the subject: the ticket was saved, then its email raised
+    ValueError, a 500 for the customer and no confirmation."""
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.tickets.models import Ticket
+
+    client = world.client_for(world.owner)
+    response = client.post("/tickets/new", data={
+        "subject": "Hello\r\nBcc: evil@example.com\x00", "description": "Injected?",
+        "type": "question",
+    })
+    assert response.status_code == 303
+    ticket = db.session.scalar(select(Ticket).where(Ticket.subject.like("Hello%")))
+    assert ticket.subject == "Hello Bcc: evil@example.com"
+    (message,) = mailbox.wait_for(1)
+    assert message["X-Envelope-To"] == world.owner.email
+    assert message["Bcc"] is None and "Hello Bcc:" in message["Subject"]
+
+
+def test_send_mail_survives_a_multi_line_subject(app, mailbox):
+    """Other callers (agent, CLI) reach send_mail with subjects the form never cleaned."""
+    from portal.mail import send_mail
+
+    send_mail("someone@example.com", "Line one\nBcc: evil@example.com", "ticket_links",
+              links=[], link_days=1)
+    (message,) = mailbox.wait_for(1)
+    assert message["Subject"] == "Line one Bcc: evil@example.com"
+    assert message["X-Envelope-To"] == "someone@example.com"
