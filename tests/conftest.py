@@ -325,7 +325,7 @@ def world(app, make_user):
     from portal.kb.models import ArticleStatus, Visibility
     from portal.kb.services import ArticleInput, create_article, create_category, create_section
     from portal.tickets import services
-    from portal.tickets.models import Priority, Status, TicketType
+    from portal.tickets.models import Priority, TicketType
 
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -389,7 +389,7 @@ def world(app, make_user):
     w.draft_article = article(f"Printer smokes {SECRET} draft", status=ArticleStatus.DRAFT)
     w.archived_article = article(f"Printer smokes {SECRET} archived",
                                  status=ArticleStatus.ARCHIVED)
-    w.Status = Status
+    w.secret = SECRET
 
     def client_for(user):
         client = app.test_client()

@@ -182,3 +182,52 @@ def test_send_mail_survives_a_multi_line_subject(app, mailbox):
     (message,) = mailbox.wait_for(1)
     assert message["Subject"] == "Line one Bcc: evil@example.com"
     assert message["X-Envelope-To"] == "someone@example.com"
+
+
+HOSTILE_MARKDOWN = [
+    "[click](javascript:alert(1))",
+    "[click](JaVaScRiPt:alert(1))",
+    "[click](  javascript:alert(1))",
+    "[click](&#106;avascript:alert(1))",
+    "<a href=\"javascript:alert(1)\">raw</a>",
+    "![x](javascript:alert(1))",
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    "<iframe src=\"https://example.com\"></iframe>",
+    "<p style=\"position:fixed\">overlay</p>",
+    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "<svg onload=alert(1)>",
+    "<form action=\"https://example.com\"><input name=password></form>",
+]
+DANGEROUS = re.compile(
+    r"javascript:|\bon\w+\s*=|<script|<iframe|<svg|<form|style=|data:text", re.I)
+
+
+def article_body(response) -> str:
+    """The rendered Markdown alone (the page around it has forms and icons of its own)."""
+    parts = re.split(r'class="[^"]*article-body[^"]*"[^>]*>', response.get_data(as_text=True),
+                     maxsplit=1)
+    assert len(parts) == 2, "no article body on the page"
+    return parts[1].split("</div>", 1)[0]
+
+
+@pytest.mark.parametrize("body", HOSTILE_MARKDOWN)
+def test_article_markdown_cannot_run_script_or_restyle_the_page(app, world, body):
+    from portal.kb.models import Article
+    from portal.kb.services import ArticleInput, update_article
+
+    article = world.public_article
+    client = world.client_for(world.agent)
+    preview = client.post("/agent/kb/preview", data={"body": body},
+                          headers={"HX-Request": "true", "HX-Target": "preview-pane"})
+    assert not DANGEROUS.search(article_body(preview)), body
+    from portal.extensions import db
+
+    db.session.expire_all()
+    article = db.session.get(Article, article.id)
+    update_article(article, ArticleInput(title=article.title, body=f"Intro.\n\n{body}",
+                                         section_id=article.section_id), world.agent,
+                   expected_version=article.version)
+    db.session.commit()
+    page = world.client_for(None).get(f"/kb/articles/{article.id}-{article.slug}")
+    assert not DANGEROUS.search(article_body(page)), body
