@@ -163,7 +163,12 @@ def submitted(reference):
 
 @bp.route("/new/suggestions")
 def suggest():
-    """The suggestions panel for the text typed so far (htmx, debounced by the form)."""
+    """The suggestions panel for the text typed so far (htmx, debounced by the form).
+
+    Without htmx this fragment is no page: the form's "Check for answers" button does the job.
+    """
+    if not htmx:
+        return redirect(url_for("tickets.new"))
     form_key = request.args.get("form_key", "")[:64]
     with db.writing():
         hits = suggestions.suggestions_for(
@@ -281,8 +286,13 @@ def show(reference):
 
 @bp.route("/<reference>/updates")
 def updates(reference):
-    """The page's poll: 204 when nothing changed (286, stop, once closed), else what is new."""
+    """The page's poll: 204 when nothing changed (286, stop, once closed), else what is new.
+
+    Opened without htmx (a bookmark, a crawler) it is the ticket page itself.
+    """
     ticket, viewer = get_ticket_or_404(reference)
+    if not htmx:
+        return redirect(url_for("tickets.show", reference=ticket.reference))
     if request.args.get("v") == version_of(ticket):
         return "", 204
     after = request.args.get("after", 0, type=int)
