@@ -231,3 +231,24 @@ def test_article_markdown_cannot_run_script_or_restyle_the_page(app, world, body
     db.session.commit()
     page = world.client_for(None).get(f"/kb/articles/{article.id}-{article.slug}")
     assert not DANGEROUS.search(article_body(page)), body
+
+
+@pytest.mark.parametrize("app", [{"RATELIMIT_ENABLED": True,
+                                  "VISITOR_TICKET_RATE_LIMIT": "2 per minute"}], indirect=True)
+@pytest.mark.parametrize("confirmed,expected", [(False, [303, 303, 429]), (True, [303] * 3)])
+def test_an_unconfirmed_account_files_under_the_visitor_limit(app, make_user, auth, client,
+                                                               confirmed, expected):
+    """Anyone can register with any address and is signed in at once: without this limit an
+    unconfirmed account filed without end, each request emailing ten CCs (a spam relay)."""
+    user = make_user("customer")
+    if not confirmed:
+        user.email_confirmed_at = None
+        from portal.extensions import db
+
+        db.session.commit()
+    auth.login(user.email)
+    codes = [client.post("/tickets/new", data={
+        "subject": f"Buy cheap watches {i}", "description": "Spam spam spam",
+        "cc": "a@example.com, b@example.com", "type": "question",
+    }).status_code for i in range(3)]
+    assert codes == expected

@@ -77,13 +77,17 @@ def _visitor_rate_limit() -> str:
     return current_app.config["VISITOR_TICKET_RATE_LIMIT"]
 
 
-def _signed_in() -> bool:
-    return current_user.is_authenticated
+def _proven_sender() -> bool:
+    """Signed in with a confirmed email (or staff). An unconfirmed account is anyone who typed
+    an address: it files (and CCs) like a visitor, under the visitor limit."""
+    return current_user.is_authenticated and (
+        current_user.is_agent or current_user.email_confirmed_at is not None
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
-# Visitor filings send email to addresses nobody has proven: keep that from being a relay.
-@limiter.limit(_visitor_rate_limit, methods=["POST"], exempt_when=_signed_in)
+# Filings by unproven senders email addresses nobody has proven: keep that from being a relay.
+@limiter.limit(_visitor_rate_limit, methods=["POST"], exempt_when=_proven_sender)
 def new():
     user = _signed_in_user()
     categories = services.active_categories()
