@@ -252,3 +252,49 @@ def test_an_unconfirmed_account_files_under_the_visitor_limit(app, make_user, au
         "cc": "a@example.com, b@example.com", "type": "question",
     }).status_code for i in range(3)]
     assert codes == expected
+
+
+# str.isdigit() is True for "²" and "①", and int() refuses them: each place that checks
+# digits with isdigit() and then calls int() is a 500.
+NOT_ASCII_DIGITS = "1²"
+
+
+def _unicode_digit_case(role, method, url, data=None, owner=None):
+    marks = [pytest.mark.xfail(strict=True, reason=f"{owner}: isdigit() then int()")] \
+        if owner else []
+    return pytest.param(role, method, url, data, marks=marks, id=f"{method} {url[:40]}")
+
+
+UNICODE_DIGIT_CASES = [
+    _unicode_digit_case("owner", "GET", "/tickets/TKT-{d}"),
+    _unicode_digit_case("owner", "POST", "/tickets/find",
+                        {"email": "owner@sharing.example.com", "reference": "TKT-{d}"}),
+    _unicode_digit_case("agent", "GET", "/agent/?q={d}", owner="portal/agent/queue.py:182"),
+    _unicode_digit_case("agent", "GET", "/agent/?assignee={d}", owner="portal/agent/queue.py:81"),
+    _unicode_digit_case("agent", "GET", "/agent/reports?group={d}",
+                        owner="portal/agent/reports.py:78"),
+    _unicode_digit_case("agent", "GET", "/agent/tickets/{tid}?canned={d}",
+                        owner="portal/agent/views.py:184"),
+    _unicode_digit_case("agent", "GET", "/agent/tickets/{tid}?link={d}",
+                        owner="portal/agent/views.py:189"),
+    _unicode_digit_case("agent", "POST", "/agent/bulk", {"ticket": "{d}", "status": "open"},
+                        owner="portal/agent/views.py:111"),
+    _unicode_digit_case("agent", "POST", "/agent/tickets/{tid}/merge", {"target": "{d}"},
+                        owner="portal/agent/services.py:303"),
+    _unicode_digit_case("agent", "POST", "/agent/kb/move", {"article_ids": "{d}",
+                                                             "section_id": "{sid}"},
+                        owner="portal/kb/manage.py:94"),
+    _unicode_digit_case("agent", "POST", "/agent/kb/{aid}/edit",
+                        {"title": "T", "section_id": "{sid}", "body": "b", "version": "{d}"}),
+]
+
+
+@pytest.mark.parametrize("role,method,url,data", UNICODE_DIGIT_CASES)
+def test_unicode_digits_are_refused_not_a_500(app, world, role, method, url, data):
+    def fill(text):
+        return text.format(d=NOT_ASCII_DIGITS, tid=world.ticket.id, aid=world.public_article.id,
+                           sid=world.public_article.section_id)
+
+    client = world.client_for(getattr(world, role))
+    data = {k: fill(v) for k, v in (data or {}).items()}
+    assert_sane(client.open(fill(url), method=method, data=data), url)
