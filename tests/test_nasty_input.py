@@ -298,3 +298,30 @@ def test_unicode_digits_are_refused_not_a_500(app, world, role, method, url, dat
     client = world.client_for(getattr(world, role))
     data = {k: fill(v) for k, v in (data or {}).items()}
     assert_sane(client.open(fill(url), method=method, data=data), url)
+
+
+@pytest.mark.parametrize("query", ["zebracode", "zebracode alert", '"zebracode alert"',
+                                   "zebracode NOT nothing"])
+def test_search_snippets_escape_markup_quoted_in_articles(app, world, query):
+    """Article text that quotes HTML (in code) shows as text in every search path's snippets."""
+    from portal.extensions import db
+    from portal.kb.models import Article
+    from portal.kb.services import ArticleInput, update_article
+
+    article = db.session.get(Article, world.public_article.id)
+    body = ("Paste `<script>alert(1)</script>` and `<img src=x onerror=alert(1)>` into "
+            "zebracode alert box. " + "Filler words. " * 40)
+    update_article(article, ArticleInput(title=article.title, body=body,
+                                         section_id=article.section_id), world.agent,
+                   expected_version=article.version)
+    db.session.commit()
+    client = world.client_for(None)
+    shown = []
+    for url in (f"/kb/search?q={query}", f"/kb/search/instant?q={query}"):
+        response = client.get(url, headers={"HX-Request": "true", "HX-Target": "instant-results"})
+        text = response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert not INJECTED.search(text), url
+        assert "<img src=x" not in text and "<script>alert" not in text, url
+        shown.append(article.title in text)
+    assert any(shown), "the article was never found, so nothing was checked"
