@@ -1,5 +1,6 @@
 """What a screen-reader user needs on every page the URL map serves, as each kind of person:
-one h1, a main landmark, a page language, a title, and a name for every form control."""
+one h1, a main landmark, a page language, a title, and a name for every form control; and
+nothing the Content-Security-Policy would block."""
 
 from __future__ import annotations
 
@@ -22,9 +23,15 @@ class Structure(HTMLParser):
         self.labels_for: set[str] = set()
         self.controls: list[dict] = []
         self._label_depth = 0
+        self.csp_breakers: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        # CSP allows no inline style, script or event handler: they would silently not work.
+        if "style" in a or any(name.startswith("on") for name in a):
+            self.csp_breakers.append(f"<{tag} {' '.join(a)}>")
+        if tag == "script" and not a.get("src"):
+            self.csp_breakers.append("<script> without src")
         if tag == "html":
             self.lang = a.get("lang")
         elif tag == "title":
@@ -72,6 +79,7 @@ def test_every_page_has_landmarks_a_heading_and_named_controls(app, world, role)
         if page.main != 1 or not page.lang or not page.title:
             problems.append(f"{url}: main={page.main} lang={page.lang} title={page.title}")
         problems.extend(f"{url}: unlabelled {c}" for c in page.unnamed())
+        problems.extend(f"{url}: blocked by CSP {c}" for c in page.csp_breakers)
     assert not problems, "\n".join(problems)
 
 
