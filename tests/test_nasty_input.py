@@ -325,3 +325,20 @@ def test_search_snippets_escape_markup_quoted_in_articles(app, world, query):
         assert "<img src=x" not in text and "<script>alert" not in text, url
         shown.append(article.title in text)
     assert any(shown), "the article was never found, so nothing was checked"
+
+
+@pytest.mark.parametrize("target", [
+    "//evil.example.com", "/\\evil.example.com", "https://evil.example.com", "\t//evil.example.com",
+    "/\t/evil.example.com", "javascript:alert(1)", "///evil.example.com", "/.//evil.example.com",
+    "%2F%2Fevil.example.com", "\\\\evil.example.com",
+])
+def test_sign_in_never_redirects_off_site(app, world, target):
+    from urllib.parse import urljoin, urlsplit
+
+    client = app.test_client()
+    response = client.post("/auth/login", data={
+        "email": world.owner.email, "password": "correct horse battery", "next": target,
+    })
+    assert response.status_code in (302, 303)
+    landing = urlsplit(urljoin("http://localhost/auth/login", response.location))
+    assert landing.scheme == "http" and landing.netloc == "localhost", response.location
