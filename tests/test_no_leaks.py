@@ -30,6 +30,8 @@ def customer_urls(w) -> list[str]:
         "/kb/search/instant?q=printer",
         "/kb/search/instant?q=runb", "/kb/search?q=%22printer+smokes%22",
         "/kb/search?q=printer+NOT+answer", "/kb/search?q=printer+OR+runbook",
+        # Misspellings: a "did you mean" built from internal vocabulary would name it.
+        "/kb/search?q=runbok", "/kb/search?q=zqxsecre", "/kb/search/instant?q=zqxsecre",
         "/tickets/", "/tickets/?q=naughty", "/tickets/?scope=organization",
         f"/tickets/{ref}", f"/tickets/{ref}/submitted", f"/tickets/{ref}/rate",
         f"/tickets/{ref}/updates", f"/tickets/{ref}/updates?after=0&v=stale&s=new",
