@@ -361,6 +361,7 @@ def world(app, make_user):
     w.ticket = ticket_for(w.owner, "Printer is on fire")
     w.private_ticket = ticket_for(w.private_owner, "Private printer trouble")
     w.public_attachment = w.ticket.messages[0].attachments[0]
+    w.private_attachment = w.private_ticket.messages[0].attachments[0]
     agent_services.reply(w.ticket, w.agent, "Please try turning it off.", internal=False)
     note = agent_services.reply(
         w.ticket, w.agent, f"{SECRET} note: customer is on the naughty list", internal=True,

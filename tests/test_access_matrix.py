@@ -12,9 +12,16 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.tickets.models import Message, Ticket
 
-ROLES = ["visitor", "owner", "colleague", "private_peer", "stranger", "agent", "admin"]
-# Who may see the owner's ticket on the customer side (the colleague through the sharing org).
-TICKET_READERS = {"owner", "colleague", "agent", "admin"}
+ROLES = ["visitor", "owner", "colleague", "private_owner", "private_peer", "stranger", "agent",
+         "admin"]
+# Whose ticket the walk names, and who may see it on the customer side: the owner's (their
+# colleague too, through the sharing organisation) or the private owner's (their peer not).
+TARGETS = {
+    "shared": ("ticket", "public_attachment", {"owner", "colleague", "agent", "admin"}),
+    "private": ("private_ticket", "private_attachment", {"private_owner", "agent", "admin"}),
+}
+TICKET_READERS = TARGETS["shared"][2]
+TICKET_ARGS = {"reference", "ticket_id"}
 STAFF = {"agent", "admin"}
 SKIP = {"static", "favicon", "healthz", "auth.logout"}  # signing out ends the walk
 # Routes anybody may use (they show nothing that belongs to someone else).
@@ -30,14 +37,16 @@ KNOWN_ARGS = {"reference", "ticket_id", "attachment_id", "filename", "article_id
               "user_id"}
 
 
-def url_values(rule, w) -> dict:
-    """A value for every argument of `rule`, naming things that belong to the owner's ticket
+def url_values(rule, w, target: str = "shared") -> dict:
+    """A value for every argument of `rule`, naming things that belong to the target ticket
     or that customers may not see (internal article)."""
+    ticket_name, attachment_name, _readers = TARGETS[target]
+    ticket, attachment = getattr(w, ticket_name), getattr(w, attachment_name)
     values = {
-        "reference": w.ticket.reference,
-        "ticket_id": w.ticket.id,
-        "attachment_id": w.public_attachment.id,
-        "filename": w.public_attachment.filename,
+        "reference": ticket.reference,
+        "ticket_id": ticket.id,
+        "attachment_id": attachment.id,
+        "filename": attachment.filename,
         "article_id": w.internal_article.id,
         "slug": "x",
         "token": "not-a-token",
@@ -69,11 +78,11 @@ def rules(app):
     return [r for r in app.url_map.iter_rules() if r.endpoint not in SKIP]
 
 
-def build(app, rule, w, **override):
+def build(app, rule, w, target="shared", **override):
     with app.test_request_context():
         from flask import url_for
 
-        return url_for(rule.endpoint, **{**url_values(rule, w), **override})
+        return url_for(rule.endpoint, **{**url_values(rule, w, target), **override})
 
 
 def snapshot():
@@ -86,7 +95,7 @@ def snapshot():
     )
 
 
-def expected_denied(kind: str, role: str, rule) -> bool:
+def expected_denied(kind: str, role: str, rule, target: str = "shared") -> bool:
     if kind == "admin":
         return role != "admin"
     if kind == "agent":
@@ -96,12 +105,13 @@ def expected_denied(kind: str, role: str, rule) -> bool:
             return True  # suggestions are for filing a request: customer audience, even staff
         if rule.endpoint.startswith("kb."):
             return role not in STAFF  # article_id names an internal article
-        return role not in TICKET_READERS
+        return role not in TARGETS[target][2]
     return False
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("role", ROLES)
-def test_every_route_as_every_role(app, world, role):
+def test_every_route_as_every_role(app, world, role, target):
     w = world
     user = None if role == "visitor" else getattr(w, role)
     client = w.client_for(user)
@@ -111,8 +121,10 @@ def test_every_route_as_every_role(app, world, role):
         if kind == "unclassified":
             problems.append(f"{rule.rule}: unclassified route, add it to this test")
             continue
-        url = build(app, rule, w)
-        denied = expected_denied(kind, role, rule)
+        if target != "shared" and not rule.arguments & TICKET_ARGS:
+            continue  # the same request as in the shared walk
+        url = build(app, rule, w, target)
+        denied = expected_denied(kind, role, rule, target)
         for method in sorted(rule.methods & {"GET", "POST"}):
             before = snapshot()
             response = client.open(url, method=method, data={})
