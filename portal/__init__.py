@@ -29,6 +29,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     finish_config(app)
     _configure_logging(app)
     _init_extensions(app)
+    from portal import converters
+
+    converters.init_app(app)
     _register_blueprints(app)
     _register_template_helpers(app)
 

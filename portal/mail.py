@@ -33,7 +33,8 @@ def build_message(to: list[str] | str, subject: str, text: str, html: str | None
     msg = EmailMessage()
     msg["From"] = cfg["MAIL_SENDER"]
     msg["To"] = ", ".join([to] if isinstance(to, str) else to)
-    msg["Subject"] = subject
+    # One printable line: CR/LF in a header raises (and would inject headers otherwise).
+    msg["Subject"] = " ".join("".join(c if c.isprintable() else " " for c in subject).split())
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain="portal.local")
     msg.set_content(text)

@@ -4,6 +4,7 @@ and a live server with a real Chromium for browser tests."""
 from __future__ import annotations
 
 import email
+import re
 import shutil
 import socket
 import threading
@@ -46,9 +47,11 @@ def _forget_signed_in_user(sender, **extra):
     """Each request decides who is signed in from its own cookies, as in production.
 
     The `app` fixture keeps one app context pushed for the whole test, and a request inside it
-    reuses that context's `g`, where Flask-Login caches the user of the previous request.
+    reuses that context's `g`, where Flask-Login caches the user of the previous request and
+    Flask-WTF the CSRF token of the previous request's session (another client's, maybe).
     """
     g.pop("_login_user", None)
+    g.pop(sender.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
 
 
 @pytest.fixture(scope="session")
@@ -308,3 +311,106 @@ def axe():
     if not AXE_JS.exists():
         pytest.fail("axe-core is missing: run `npm ci` (make test does)")
     return audit
+
+
+# --- a small world for the cross-cutting QA tests ----------------------------------------------
+
+SECRET = "ZQXSECRET"  # marks every piece of data no customer may ever see
+
+
+@pytest.fixture
+def world(app, make_user):
+    """Customers in a sharing and a non-sharing organisation, a stranger, an agent and an admin;
+    a ticket with a public attachment and an internal note with its own attachment; KB articles
+    that are public, internal, draft and archived. Built through the real services."""
+    import io
+    from types import SimpleNamespace
+
+    from werkzeug.datastructures import FileStorage
+
+    from portal.agent import services as agent_services
+    from portal.auth.models import Organization
+    from portal.kb.models import ArticleStatus, Visibility
+    from portal.kb.services import ArticleInput, create_article, create_category, create_section
+    from portal.tickets import services
+    from portal.tickets.models import Priority, TicketType
+
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+    def files(name):
+        return [FileStorage(io.BytesIO(pdf), filename=name, content_type="application/pdf")]
+
+    shared = Organization(name="Sharing Co", domain="sharing.example.com", shares_tickets=True)
+    private = Organization(name="Private Co", domain="private.example.com", shares_tickets=False)
+    db.session.add_all([shared, private])
+    db.session.flush()
+    w = SimpleNamespace()
+    w.owner = make_user("customer", email="owner@sharing.example.com", name="Olive Owner",
+                        organization_id=shared.id)
+    w.colleague = make_user("customer", email="colleague@sharing.example.com",
+                            name="Colin Colleague", organization_id=shared.id)
+    w.private_owner = make_user("customer", email="pat@private.example.com", name="Pat Private",
+                                organization_id=private.id)
+    w.private_peer = make_user("customer", email="peer@private.example.com", name="Peer Private",
+                               organization_id=private.id)
+    w.stranger = make_user("customer", email="stranger@example.com", name="Stan Stranger")
+    w.agent = make_user("agent", email="agent@example.com", name="Agnes Agent")
+    w.admin = make_user("admin", email="admin@example.com", name="Adam Admin")
+
+    def ticket_for(user, subject):
+        ticket, _ = services.create_ticket(services.NewTicket(
+            subject=subject, description="The printer smokes.", type=TicketType.INCIDENT,
+            name=user.name, email=user.email, requester=user, ccs=[],
+            files=files("public-invoice.pdf"),
+        ))
+        db.session.commit()
+        return ticket
+
+    w.ticket = ticket_for(w.owner, "Printer is on fire")
+    w.private_ticket = ticket_for(w.private_owner, "Private printer trouble")
+    w.public_attachment = w.ticket.messages[0].attachments[0]
+    w.private_attachment = w.private_ticket.messages[0].attachments[0]
+    agent_services.reply(w.ticket, w.agent, "Please try turning it off.", internal=False)
+    note = agent_services.reply(
+        w.ticket, w.agent, f"{SECRET} note: customer is on the naughty list", internal=True,
+        files=files(f"{SECRET}-internal.pdf"),
+    )
+    agent_services.apply_changes(w.ticket, agent_services.Changes(
+        priority=Priority.URGENT, tags=[f"{SECRET.lower()}tag"],
+    ), w.agent)
+    db.session.commit()
+    w.internal_attachment = note.attachments[0]
+    w.note = note
+
+    section = create_section(create_category("Printers"), "Fires")
+    db.session.flush()
+
+    def article(title, visibility=Visibility.PUBLIC, status=ArticleStatus.PUBLISHED):
+        made = create_article(ArticleInput(title=title, body=f"{title} body text about printers.",
+                                           section_id=section.id, visibility=visibility),
+                              w.agent, status=status)
+        db.session.commit()
+        return made
+
+    w.public_article = article("Printer smokes public answer")
+    w.internal_article = article(f"Printer smokes {SECRET} internal runbook",
+                                 visibility=Visibility.INTERNAL)
+    w.draft_article = article(f"Printer smokes {SECRET} draft", status=ArticleStatus.DRAFT)
+    w.archived_article = article(f"Printer smokes {SECRET} archived",
+                                 status=ArticleStatus.ARCHIVED)
+    w.secret = SECRET
+
+    def client_for(user):
+        client = app.test_client()
+        if user is not None:
+            page = client.get("/auth/login").get_data(as_text=True)
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+            response = client.post("/auth/login", data={
+                "email": user.email, "password": PASSWORD,
+                "csrf_token": token.group(1) if token else "",
+            })
+            assert response.status_code in (302, 303), response.status_code
+        return client
+
+    w.client_for = client_for
+    return w

@@ -33,6 +33,14 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
+def _one_line(value):
+    """A single line of printable text: a crafted post can put CR/LF or NUL in an <input>, and
+    the subject and name end up in email headers."""
+    if not isinstance(value, str):
+        return value
+    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
+
+
 def new_form_key() -> str:
     return secrets.token_urlsafe(24)
 
@@ -71,7 +79,7 @@ class CcField(StringField):
 class NewTicketForm(FlaskForm):
     name = StringField(
         "Your name", validators=[InputRequired("Tell us your name."), Length(max=120)],
-        filters=[_strip],
+        filters=[_one_line],
     )
     email = EmailField(
         "Your email",
@@ -88,7 +96,7 @@ class NewTicketForm(FlaskForm):
             InputRequired("Give your request a subject."),
             Length(min=3, max=200, message="Keep the subject between 3 and 200 characters."),
         ],
-        filters=[_strip],
+        filters=[_one_line],
     )
     description = TextAreaField(
         "Description",

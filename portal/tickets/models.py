@@ -199,7 +199,8 @@ class Ticket(Base):
         if not ref.startswith(REFERENCE_PREFIX):
             return None
         number = ref[len(REFERENCE_PREFIX) :]
-        if not number.isdigit() or len(number) > 12:
+        # ASCII only: str.isdigit() also accepts "²" and "①", which int() refuses (a 500).
+        if not (number.isascii() and number.isdigit()) or len(number) > 12:
             return None
         ticket_id = int(number) - REFERENCE_OFFSET
         return ticket_id if ticket_id > 0 else None

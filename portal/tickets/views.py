@@ -15,6 +15,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from portal.converters import MAX_DB_INT
 from portal.extensions import db, htmx, limiter
 from portal.htmx import wants_partial
 from portal.tickets import bp, notify, services, suggestions
@@ -76,13 +77,17 @@ def _visitor_rate_limit() -> str:
     return current_app.config["VISITOR_TICKET_RATE_LIMIT"]
 
 
-def _signed_in() -> bool:
-    return current_user.is_authenticated
+def _proven_sender() -> bool:
+    """Signed in with a confirmed email (or staff). An unconfirmed account is anyone who typed
+    an address: it files (and CCs) like a visitor, under the visitor limit."""
+    return current_user.is_authenticated and (
+        current_user.is_agent or current_user.email_confirmed_at is not None
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
-# Visitor filings send email to addresses nobody has proven: keep that from being a relay.
-@limiter.limit(_visitor_rate_limit, methods=["POST"], exempt_when=_signed_in)
+# Filings by unproven senders email addresses nobody has proven: keep that from being a relay.
+@limiter.limit(_visitor_rate_limit, methods=["POST"], exempt_when=_proven_sender)
 def new():
     user = _signed_in_user()
     categories = services.active_categories()
@@ -162,7 +167,12 @@ def submitted(reference):
 
 @bp.route("/new/suggestions")
 def suggest():
-    """The suggestions panel for the text typed so far (htmx, debounced by the form)."""
+    """The suggestions panel for the text typed so far (htmx, debounced by the form).
+
+    Without htmx this fragment is no page: the form's "Check for answers" button does the job.
+    """
+    if not htmx:
+        return redirect(url_for("tickets.new"))
     form_key = request.args.get("form_key", "")[:64]
     with db.writing():
         hits = suggestions.suggestions_for(
@@ -280,11 +290,18 @@ def show(reference):
 
 @bp.route("/<reference>/updates")
 def updates(reference):
-    """The page's poll: 204 when nothing changed (286, stop, once closed), else what is new."""
+    """The page's poll: 204 when nothing changed (286, stop, once closed), else what is new.
+
+    Opened without htmx (a bookmark, a crawler) it is the ticket page itself.
+    """
     ticket, viewer = get_ticket_or_404(reference)
+    if not htmx:
+        return redirect(url_for("tickets.show", reference=ticket.reference))
     if request.args.get("v") == version_of(ticket):
         return "", 204
-    messages = services.public_messages(ticket, request.args.get("after", 0, type=int))
+    after = request.args.get("after", 0, type=int)
+    # Past any id the database holds (SQLite overflows on it): nothing newer to show.
+    messages = services.public_messages(ticket, min(max(after, 0), MAX_DB_INT))
     context = _ticket_context(ticket, viewer)
     status_changed = request.args.get("s") != ticket.status.value
     response = current_app.make_response(render_template(

@@ -5,6 +5,8 @@ from portal.extensions import db
 from portal.tickets.models import Message, Status, TicketEvent
 from tests.tickets.conftest import EXE, PDF, PNG, upload
 
+HTMX = {"HX-Request": "true"}
+
 
 def test_someone_elses_ticket_is_a_404_everywhere(customer_client, make_user, make_ticket,
                                                    agent_reply, agent):
@@ -34,7 +36,8 @@ def test_thread_shows_public_messages_oldest_first_never_internal_notes(
     page = customer_client.get(f"/tickets/{ticket.reference}").get_data(as_text=True)
     assert page.index("First words") < page.index("Public answer")
     assert "SECRET" not in page and agent.name in page and "Received" in page
-    poll = customer_client.get(f"/tickets/{ticket.reference}/updates?after=0&v=old&s=new")
+    poll = customer_client.get(f"/tickets/{ticket.reference}/updates?after=0&v=old&s=new",
+                               headers=HTMX)
     assert poll.status_code == 200 and b"Public answer" in poll.data and b"SECRET" not in poll.data
 
 
@@ -43,14 +46,14 @@ def test_poll_answers_204_when_nothing_changed_and_new_messages_otherwise(
     ticket = make_ticket(customer)
     page = customer_client.get(f"/tickets/{ticket.reference}").get_data(as_text=True)
     poll_url = page.split('id="poller" hx-get="')[1].split('"')[0].replace("&amp;", "&")
-    assert customer_client.get(poll_url).status_code == 204
+    assert customer_client.get(poll_url, headers=HTMX).status_code == 204
     agent_reply(ticket, agent, body="We are on it")
-    response = customer_client.get(poll_url)
+    response = customer_client.get(poll_url, headers=HTMX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "We are on it" in html
     assert "It smokes." not in html  # only what is new
     fresh_url = html.split('id="poller" hx-get="')[1].split('"')[0].replace("&amp;", "&")
-    assert customer_client.get(fresh_url).status_code == 204
+    assert customer_client.get(fresh_url, headers=HTMX).status_code == 204
 
 
 def test_reply_moves_pending_back_to_open_and_emails_ccs(customer_client, customer, make_ticket,

@@ -4,6 +4,8 @@ from portal.extensions import db
 from portal.kb.models import ArticleStatus, Visibility
 from portal.tickets.models import SuggestionEvent, Ticket
 
+HTMX = {"HX-Request": "true"}
+
 
 def _events(kind):
     return db.session.scalars(select(SuggestionEvent).where(SuggestionEvent.kind == kind)).all()
@@ -16,13 +18,15 @@ def test_suggestions_show_only_what_the_person_may_read(client, auth, customer, 
     draft = kb_article("Password draft notes", status=ArticleStatus.DRAFT)
     params = {"subject": "forgot my password", "description": "", "form_key": "fk1"}
 
-    visitor = client.get("/tickets/new/suggestions", query_string=params).get_data(as_text=True)
+    visitor = client.get("/tickets/new/suggestions", query_string=params,
+                         headers=HTMX).get_data(as_text=True)
     assert public.title in visitor
     assert members.title not in visitor and internal.title not in visitor
     assert draft.title not in visitor
 
     auth.login(customer.email)
-    signed_in = client.get("/tickets/new/suggestions", query_string=params).get_data(as_text=True)
+    signed_in = client.get("/tickets/new/suggestions", query_string=params,
+                           headers=HTMX).get_data(as_text=True)
     assert public.title in signed_in and members.title in signed_in
     assert internal.title not in signed_in and draft.title not in signed_in
     assert {e.article_id for e in _events("impression")} == {public.id, members.id}

@@ -1,0 +1,52 @@
+"""Lists do a fixed number of queries, however many rows they show (no N+1)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+
+from portal.extensions import db
+from portal.tickets import services
+from portal.tickets.models import TicketType
+
+
+def count_queries(client, url: str) -> int:
+    engine = db.engine
+    seen = []
+
+    def record(*_args):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len(seen)
+
+
+def add_tickets(user, n: int) -> None:
+    for i in range(n):
+        services.create_ticket(services.NewTicket(
+            subject=f"Extra ticket {i}", description="More trouble.", type=TicketType.QUESTION,
+            name=user.name, email=user.email, requester=user, ccs=["cc@example.com"],
+        ))
+    db.session.commit()
+
+
+@pytest.mark.parametrize("role,url", [
+    ("owner", "/tickets/"),
+    ("colleague", "/tickets/?scope=organization"),
+    ("owner", "/tickets/?q=trouble"),
+    ("agent", "/agent/"),
+    ("agent", "/agent/kb/"),
+    ("admin", "/admin/users"),
+])
+def test_lists_do_not_query_per_row(app, world, role, url):
+    client = world.client_for(getattr(world, role))
+    add_tickets(world.owner, 2)
+    few = count_queries(client, url)
+    add_tickets(world.owner, 15)
+    many = count_queries(client, url)
+    assert many <= few, f"{url}: {few} queries for a few rows, {many} for many"
