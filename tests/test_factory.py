@@ -93,3 +93,12 @@ def test_client_address_from_a_trusted_proxy(app_factory):
     direct.add_url_rule("/whoami", view_func=whoami)
     assert direct.test_client().get(
         "/whoami", headers={"X-Forwarded-For": "203.0.113.7"}).text == "127.0.0.1"
+
+
+def test_migrations_have_one_head(app):
+    from alembic.script import ScriptDirectory
+
+    from portal.migrate import alembic_config
+
+    heads = ScriptDirectory.from_config(alembic_config(app)).get_heads()
+    assert len(heads) == 1, f"several migration heads, add a merge revision: {heads}"
