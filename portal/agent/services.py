@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.models import Role, User
+from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
 from portal.tickets import notify, sla
@@ -23,6 +24,7 @@ from portal.tickets.lifecycle import (
     touch,
 )
 from portal.tickets.models import (
+    REFERENCE_OFFSET,
     CannedReply,
     Group,
     Message,
@@ -300,8 +302,8 @@ def merge(source: Ticket, target: Ticket, actor: User) -> None:
 def find_by_reference(reference: str) -> Ticket | None:
     text = reference.strip()
     ticket_id = Ticket.id_from_reference(text)
-    if ticket_id is None and text.isdigit() and len(text) < 12:
-        ticket_id = int(text) - 1000
+    if ticket_id is None and (number := parse_id(text)) is not None:
+        ticket_id = number - REFERENCE_OFFSET
     return db.session.get(Ticket, ticket_id) if ticket_id and ticket_id > 0 else None
 
 

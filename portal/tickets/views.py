@@ -15,7 +15,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
-from portal.converters import MAX_DB_INT
+from portal.converters import MAX_DB_INT, parse_page
 from portal.extensions import db, htmx, limiter
 from portal.htmx import wants_partial
 from portal.tickets import bp, notify, services, suggestions
@@ -234,7 +234,7 @@ def my_requests():
     query = request.args.get("q", "")[:200]
     result = services.customer_tickets(
         current_user, scope=scope, status=status, query=query,
-        page=request.args.get("page", 1, type=int) or 1,
+        page=parse_page(request.args.get("page")),
     )
     return render_template(
         "tickets/list.html", result=result, scope=scope, status=status, query=query,
