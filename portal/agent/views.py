@@ -245,7 +245,7 @@ def _reply_form(compose: dict) -> ReplyForm:
 
 
 def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
-                 compose=None, status=200):
+                 merge_target=None, compose=None, status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
     timeline = db.session.scalars(
@@ -262,6 +262,7 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         reply_form=reply_form or _reply_form(compose),
         properties_form=properties_form or _properties_form(ticket, choices),
         merge_form=merge_form or MergeForm(formdata=None),
+        merge_target=merge_target,
         compose=compose,
         timeline=timeline,
         merged_into=merged_into,
@@ -368,9 +369,16 @@ def merge(ticket_id: int):
         target = services.find_by_reference(form.target.data)
         if target is None:
             form.target.errors = [*form.target.errors, "No ticket has that reference."]
+        elif (services.different_requesters(ticket, target)
+              and form.confirmed_for.data != target.reference):
+            # Merging into another customer's ticket: an explicit choice first (default: no CC).
+            form.confirmed_for.data = target.reference
+            form.requester_access.data = "no"
+            return _ticket_page(ticket, merge_form=form, merge_target=target)
         else:
             try:
-                services.merge(ticket, target, current_user)
+                services.merge(ticket, target, current_user,
+                               cc_requester=form.requester_access.data == "cc")
             except services.ActionError as exc:
                 db.session.rollback()
                 form.target.errors = [*form.target.errors, str(exc)]

@@ -19,7 +19,14 @@ from portal.converters import MAX_DB_INT, parse_page
 from portal.extensions import db, htmx, limiter
 from portal.htmx import wants_partial
 from portal.tickets import bp, notify, services, suggestions
-from portal.tickets.access import Viewer, get_ticket_or_404, grant, shares_with
+from portal.tickets.access import (
+    Viewer,
+    get_ticket_or_404,
+    grant,
+    granted_email,
+    shares_with,
+    viewer_for,
+)
 from portal.tickets.attachments import (
     ALLOWED_DESCRIPTION,
     AttachmentError,
@@ -34,7 +41,7 @@ from portal.tickets.forms import (
     ReplyForm,
 )
 from portal.tickets.lifecycle import CUSTOMER_STATUS
-from portal.tickets.links import LinkError, verify_ticket_token
+from portal.tickets.links import LinkError, ticket_emails, verify_ticket_token
 from portal.tickets.models import Attachment, Status, Ticket, TicketType
 
 
@@ -259,11 +266,26 @@ def _ticket_context(ticket: Ticket, viewer: Viewer, reply_form: ReplyForm | None
         "is_requester": viewer.is_requester_of(ticket),
         "poll": poll_state(ticket, messages),
         "upload_hint": _upload_hint(),
-        "merged_into": db.session.get(Ticket, ticket.merged_into_id)
-        if ticket.merged_into_id else None,
-        "follow_up_of": db.session.get(Ticket, ticket.follow_up_of_id)
-        if ticket.follow_up_of_id else None,
+        "merged_into": _linked_ticket(ticket, ticket.merged_into_id),
+        "follow_up_of": _linked_ticket(ticket, ticket.follow_up_of_id),
     }
+
+
+def _linked_ticket(ticket: Ticket, linked_id: int | None) -> Ticket | None:
+    """The ticket this one points to, only when the viewer may open it: a merge can join two
+    customers' tickets, and the other one's reference is not theirs to see.
+
+    A visitor who came through a signed link proved their address; where that address is on
+    the linked ticket too, the grant extends to it (as that ticket's own link would).
+    """
+    linked = db.session.get(Ticket, linked_id) if linked_id else None
+    if linked is None or viewer_for(linked) is not None:
+        return linked
+    email = granted_email(ticket)
+    if email is not None and email in ticket_emails(ticket) and email in ticket_emails(linked):
+        grant(linked, email)
+        return linked
+    return None
 
 
 def version_of(ticket: Ticket) -> str:
