@@ -15,6 +15,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from portal.agent import services as agent_services
 from portal.converters import MAX_DB_INT, parse_page
 from portal.extensions import db, htmx, limiter
 from portal.htmx import wants_partial
@@ -347,6 +348,16 @@ def reply(reference):
     form = ReplyForm()
     if not form.validate_on_submit():
         return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
+    if _replies_as_agent(ticket, viewer):
+        try:
+            message = agent_services.reply(ticket, viewer.user, form.body.data, internal=False,
+                                           files=request.files.getlist(form.attachments.name))
+        except agent_services.ActionError as exc:
+            db.session.rollback()
+            form.body.errors = [str(exc)]
+            return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
+        db.session.commit()
+        return _reply_added(ticket, viewer, message)
     saved = []
     try:
         message, saved, created = services.add_customer_reply(
@@ -369,6 +380,18 @@ def reply(reference):
         return redirect(url_for("tickets.show", reference=ticket.reference), code=303)
     if created:
         notify.notify_public_reply(ticket, message, author_email=viewer.email)
+    return _reply_added(ticket, viewer, message)
+
+
+def _replies_as_agent(ticket: Ticket, viewer: Viewer) -> bool:
+    """Staff answering a customer's ticket from its portal page: their reply is an agent
+    reply (first-response clock, assignment, the customer's email), not a customer message.
+    An agent's own request (they are its requester) stays a customer conversation."""
+    return bool(viewer.user is not None and viewer.user.is_agent
+                and not viewer.is_requester_of(ticket))
+
+
+def _reply_added(ticket: Ticket, viewer: Viewer, message):
     if wants_partial("ticket-body"):
         return render_template(
             "tickets/_ticket_body.html", notice="Your reply was added.",
