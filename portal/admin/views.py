@@ -8,6 +8,7 @@ from portal.auth import services
 from portal.auth.forms import ROLE_LABELS, CreateStaffForm, InviteStaffForm, RoleForm
 from portal.auth.models import Role, User
 from portal.auth.views import admin_required
+from portal.converters import parse_page
 from portal.extensions import db
 from portal.htmx import render_page_or_partial
 from portal.mail import absolute_url, send_mail
@@ -35,7 +36,7 @@ def users():
     show = request.args.get("show", "all")
     if show not in USER_FILTER_LABELS:
         show = "all"
-    result = services.search_users(query, show, request.args.get("page", 1, type=int))
+    result = services.search_users(query, show, parse_page(request.args.get("page")))
     return render_page_or_partial(
         "admin/users.html", "admin/_users_table.html", "user-results",
         users=result, q=query, show=show, filters=USER_FILTER_LABELS,

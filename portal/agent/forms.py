@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    HiddenField,
     MultipleFileField,
+    RadioField,
     SelectField,
     StringField,
     SubmitField,
@@ -75,6 +77,16 @@ class MergeForm(FlaskForm):
     target = StringField("Merge into ticket", validators=[DataRequired("Give a ticket reference."),
                                                           Length(max=30)],
                          description="The reference of the ticket to keep, e.g. TKT-1042.")
+    # Asked only when the two tickets have different requesters (see views.merge).
+    requester_access = RadioField(
+        "Should this ticket's requester see the other ticket?",
+        choices=options([
+            ("no", "No: tell them this request was closed; they get no access to it"),
+            ("cc", "Yes: add them as a CC, so they see its whole conversation"),
+        ]),
+        default="no", validators=[Optional()],
+    )
+    confirmed_for = HiddenField()  # the target reference the choice above was made for
     submit = SubmitField("Merge this ticket")
 
 

@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import selectinload
 
+from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
 from portal.mail import send_mail
@@ -29,8 +30,9 @@ WORKING = (Status.NEW, Status.OPEN, Status.ON_HOLD)  # the SLA clock runs
 
 def autoclose_days() -> int:
     setting = db.session.get(Setting, AUTOCLOSE_KEY)
-    if setting is not None and setting.value.isdigit():
-        return int(setting.value)
+    days = parse_id(setting.value) if setting is not None else None
+    if days is not None:
+        return days
     return int(current_app.config["AUTOCLOSE_DAYS"])
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from portal.agent import search
 from portal.auth.models import User
+from portal.converters import parse_id, parse_page
 from portal.db import utcnow
 from portal.extensions import db
 from portal.tickets.models import (
@@ -76,10 +77,6 @@ class QueueQuery:
 
     @classmethod
     def from_args(cls, args) -> QueueQuery:
-        def number(name: str) -> int | None:
-            value = args.get(name, "").strip()
-            return int(value) if value.isdigit() and len(value) < 12 else None
-
         query = cls(
             view=args.get("view") if args.get("view") in VIEWS else "open",
             sort=args.get("sort") if args.get("sort") in SORTS else "due",
@@ -88,12 +85,12 @@ class QueueQuery:
                 args.get("priority") if args.get("priority") in Priority._value2member_map_ else ""
             ),
             type=args.get("type") if args.get("type") in TicketType._value2member_map_ else "",
-            category_id=number("category"),
-            group_id=number("group"),
-            assignee_id=number("assignee"),
+            category_id=parse_id(args.get("category")),
+            group_id=parse_id(args.get("group")),
+            assignee_id=parse_id(args.get("assignee")),
             tag=args.get("tag", "").strip()[:60],
             q=args.get("q", "").strip()[:200],
-            page=max(1, min(number("page") or 1, 10_000)),
+            page=parse_page(args.get("page")),
         )
         query.args = {
             key: value
@@ -165,8 +162,9 @@ def _search_condition(text: str, narrowed: bool):
     if EMAIL.match(text):  # a whole address: that requester's tickets, from the index
         return Ticket.requester_email.in_({text, text.lower()})
     condition = search.text_condition(text, narrowed=narrowed)
-    if text.isdigit() and 1000 < int(text) < 10**12:  # a bare reference number
-        return or_(Ticket.id == int(text) - REFERENCE_OFFSET, condition)
+    number = parse_id(text)
+    if number is not None and number > REFERENCE_OFFSET:  # a bare reference number
+        return or_(Ticket.id == number - REFERENCE_OFFSET, condition)
     return false() if condition is None else condition
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import String, and_, cast, distinct, func, literal, select
 from sqlalchemy.orm import aliased
 
 from portal.auth.models import User
+from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
 from portal.kb.models import Article, ArticleView, ArticleVote, SearchLog
@@ -79,10 +80,6 @@ class ReportFilters:
                 problems.append(f"“{raw[:20]}” is not a date (use YYYY-MM-DD).")
                 return default
 
-        def number(name: str) -> int | None:
-            raw = args.get(name, "").strip()
-            return int(raw) if raw.isdigit() and len(raw) < 12 else None
-
         end = parse_date("end", today)
         start = parse_date("start", end - timedelta(days=29))
         if start > end:
@@ -96,10 +93,10 @@ class ReportFilters:
             cls(
                 start=start,
                 end=end,
-                group_id=number("group"),
-                assignee_id=number("assignee"),
+                group_id=parse_id(args.get("group")),
+                assignee_id=parse_id(args.get("assignee")),
                 priority=Priority(priority) if priority in Priority._value2member_map_ else None,
-                category_id=number("category"),
+                category_id=parse_id(args.get("category")),
             ),
             problems,
         )

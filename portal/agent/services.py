@@ -11,10 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.models import Role, User
+from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
 from portal.tickets import notify, sla
-from portal.tickets.attachments import AttachmentError, save_uploads
+from portal.tickets.attachments import (
+    AttachmentError,
+    copy_attachments,
+    remove_files,
+    save_uploads,
+)
 from portal.tickets.lifecycle import (
     TransitionError,
     change_status,
@@ -22,7 +28,10 @@ from portal.tickets.lifecycle import (
     record_first_response,
     touch,
 )
+from portal.tickets.links import normalize
 from portal.tickets.models import (
+    REFERENCE_OFFSET,
+    Attachment,
     CannedReply,
     Group,
     Message,
@@ -249,28 +258,50 @@ def bulk_update(ticket_ids: list[int], changes: Changes, actor: User) -> tuple[i
     return updated, problems
 
 
-def merge(source: Ticket, target: Ticket, actor: User) -> None:
-    """Merge a duplicate into `target`: its thread is copied into the target (in time order),
-    its requester is kept on the target as a CC, and the duplicate is closed."""
+def different_requesters(source: Ticket, target: Ticket) -> bool:
+    """A merge across customers: the agent must choose whether the source's requester may
+    read the target (as a CC), since that shows them the target's whole thread."""
+    return normalize(source.requester_email) != normalize(target.requester_email)
+
+
+def merge(source: Ticket, target: Ticket, actor: User, *, cc_requester: bool = False) -> None:
+    """Merge a duplicate into `target`: its thread and files are copied into the target (in
+    time order) and the duplicate is closed, its people told.
+
+    When the requesters differ, the source's requester becomes a CC on the target only with
+    `cc_requester`; otherwise they are told their request was closed and see nothing of the
+    target.
+    """
     if source.id == target.id:
         raise ActionError("A ticket cannot be merged into itself.")
     if target.status == Status.CLOSED:
         raise ActionError(f"{target.reference} is closed; merge into an open ticket.")
     if source.status == Status.CLOSED:
         raise ActionError(f"{source.reference} is already closed.")
+    copied_files: list[Attachment] = []
     for message in source.messages:
-        db.session.add(
-            Message(
-                ticket=target,
-                author_id=message.author_id,
-                author_name=message.author_name,
-                from_agent=message.from_agent,
-                internal=message.internal,
-                body=message.body,
-                channel=message.channel,
-                created_at=message.created_at,
-            )
+        copy = Message(
+            ticket=target,
+            author_id=message.author_id,
+            author_name=message.author_name,
+            from_agent=message.from_agent,
+            internal=message.internal,
+            body=message.body,
+            channel=message.channel,
+            created_at=message.created_at,
         )
+        db.session.add(copy)
+        if message.attachments:
+            try:
+                copied_files += copy_attachments(list(message.attachments), target, copy)
+            except AttachmentError as exc:
+                remove_files(copied_files)
+                raise ActionError(str(exc)) from exc
+    add_cc = cc_requester and different_requesters(source, target)
+    note = f"{source.reference} ({source.subject}) was merged into this ticket."
+    if different_requesters(source, target):
+        note += (f" {source.requester_email} was added as a CC." if add_cc else
+                 f" {source.requester_email} was not given access to this ticket.")
     db.session.add(
         Message(
             ticket=target,
@@ -278,14 +309,14 @@ def merge(source: Ticket, target: Ticket, actor: User) -> None:
             author_name=actor.name,
             from_agent=True,
             internal=True,
-            body=f"{source.reference} ({source.subject}) was merged into this ticket.",
+            body=note,
             created_at=utcnow(),
         )
     )
-    if source.requester_email.lower() != target.requester_email.lower():
-        known = {cc.email.lower() for cc in target.ccs}
-        if source.requester_email.lower() not in known:
-            db.session.add(TicketCC(ticket=target, email=source.requester_email))
+    if add_cc and normalize(source.requester_email) not in {
+        normalize(cc.email) for cc in target.ccs
+    }:
+        db.session.add(TicketCC(ticket=target, email=normalize(source.requester_email)))
     source.merged_into_id = target.id
     record_event(source, "merge", actor, source.reference, target.reference)
     record_event(target, "merge", actor, source.reference, target.reference, public=False)
@@ -300,8 +331,8 @@ def merge(source: Ticket, target: Ticket, actor: User) -> None:
 def find_by_reference(reference: str) -> Ticket | None:
     text = reference.strip()
     ticket_id = Ticket.id_from_reference(text)
-    if ticket_id is None and text.isdigit() and len(text) < 12:
-        ticket_id = int(text) - 1000
+    if ticket_id is None and (number := parse_id(text)) is not None:
+        ticket_id = number - REFERENCE_OFFSET
     return db.session.get(Ticket, ticket_id) if ticket_id and ticket_id > 0 else None
 
 

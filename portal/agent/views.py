@@ -34,6 +34,7 @@ from portal.agent.forms import (
     options,
 )
 from portal.auth.views import agent_required
+from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
 from portal.htmx import render_page_or_partial, wants_partial
@@ -121,7 +122,7 @@ def bulk_update():
     )
 
     def numbers(name: str) -> list[int]:
-        return [int(i) for i in request.form.getlist(name) if i.isdigit() and len(i) < 12]
+        return [i for i in map(parse_id, request.form.getlist(name)) if i is not None]
 
     ids = numbers("on_page" if request.form.get("scope") == "page" else "ticket")
 
@@ -196,17 +197,27 @@ def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> Pro
     return form
 
 
+COMPOSE_KEYS = ("body", "canned", "link", "kb_q", "internal", "status_after")
+
+
+def _compose_url(ticket_id: int, args) -> str:
+    """The ticket page with the reply editor's state: only the editor's own keys, since any
+    other query key (`ticket_id`, `_external`...) would collide with url_for's arguments."""
+    state = {key: args[key] for key in COMPOSE_KEYS if key in args}
+    return url_for("agent.ticket", ticket_id=ticket_id, **state) + "#reply"
+
+
 def _compose(ticket: Ticket, args) -> dict:
     """The reply editor's state from a GET (canned reply or KB link inserted into the text)."""
     body = args.get("body", "")[:50_000]
-    canned_id = args.get("canned", "")
-    if canned_id.isdigit() and len(canned_id) < 12:
-        canned = db.session.get(CannedReply, int(canned_id))
+    canned_id = parse_id(args.get("canned"))
+    if canned_id is not None:
+        canned = db.session.get(CannedReply, canned_id)
         if canned is not None:
             body = services.insert_canned(body, canned, ticket, current_user)
-    link_id = args.get("link", "")
-    if link_id.isdigit() and len(link_id) < 12:
-        article = db.session.get(Article, int(link_id))
+    link_id = parse_id(args.get("link"))
+    if link_id is not None:
+        article = db.session.get(Article, link_id)
         if (
             article is not None
             and article.status == ArticleStatus.PUBLISHED
@@ -234,7 +245,7 @@ def _reply_form(compose: dict) -> ReplyForm:
 
 
 def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
-                 compose=None, status=200):
+                 merge_target=None, compose=None, status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
     timeline = db.session.scalars(
@@ -251,6 +262,7 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         reply_form=reply_form or _reply_form(compose),
         properties_form=properties_form or _properties_form(ticket, choices),
         merge_form=merge_form or MergeForm(formdata=None),
+        merge_target=merge_target,
         compose=compose,
         timeline=timeline,
         merged_into=merged_into,
@@ -264,9 +276,7 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
 @agent_required
 def ticket(ticket_id: int):
     if "csrf_token" in request.args:  # a no-JS "insert" button submitted the whole reply form
-        args = request.args.to_dict()
-        args.pop("csrf_token")
-        return redirect(url_for("agent.ticket", ticket_id=ticket_id, **args) + "#reply")
+        return redirect(_compose_url(ticket_id, request.args))
     ticket = _load_ticket(ticket_id)
     now = utcnow()
     if jobs.due_for_check(ticket, now):
@@ -282,8 +292,7 @@ def compose(ticket_id: int):
     ticket = _load_ticket(ticket_id)
     state = _compose(ticket, request.args)
     if not wants_partial("reply-editor"):
-        return redirect(url_for("agent.ticket", ticket_id=ticket_id, **request.args.to_dict(
-            flat=True)) + "#reply")
+        return redirect(_compose_url(ticket_id, request.args))
     return render_template("agent/_reply_editor.html", ticket=ticket,
                            reply_form=_reply_form(state), compose=state)
 
@@ -360,9 +369,16 @@ def merge(ticket_id: int):
         target = services.find_by_reference(form.target.data)
         if target is None:
             form.target.errors = [*form.target.errors, "No ticket has that reference."]
+        elif (services.different_requesters(ticket, target)
+              and form.confirmed_for.data != target.reference):
+            # Merging into another customer's ticket: an explicit choice first (default: no CC).
+            form.confirmed_for.data = target.reference
+            form.requester_access.data = "no"
+            return _ticket_page(ticket, merge_form=form, merge_target=target)
         else:
             try:
-                services.merge(ticket, target, current_user)
+                services.merge(ticket, target, current_user,
+                               cc_requester=form.requester_access.data == "cc")
             except services.ActionError as exc:
                 db.session.rollback()
                 form.target.errors = [*form.target.errors, str(exc)]

@@ -15,6 +15,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.auth import bp, services
 from portal.auth.forms import LoginForm, RegisterForm, ResetPasswordForm, ResetRequestForm
+from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db, limiter
 from portal.mail import absolute_url, send_mail
@@ -219,9 +220,10 @@ def init_login(login_manager) -> None:
     @login_manager.user_loader
     def load_user(user_id: str):
         uid, _, token = user_id.partition(":")
-        if not uid.isdigit() or not token:
+        user_id = parse_id(uid)
+        if user_id is None or not token:
             return None
-        user = db.session.get(User, int(uid))
+        user = db.session.get(User, user_id)
         if user is None or user.session_token != token or not user.active:
             return None
         return user

@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.views import agent_required
+from portal.converters import parse_id, parse_page
 from portal.extensions import db
 from portal.htmx import wants_partial
 from portal.kb import manage_bp as bp
@@ -58,9 +59,9 @@ def _article_or_404(article_id: int) -> Article:
 def index():
     status = request.args.get("status", "")
     visibility = request.args.get("visibility", "")
-    section_id = request.args.get("section", type=int)
+    section_id = parse_id(request.args.get("section"))
     text = request.args.get("q", "").strip()[:200]
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = parse_page(request.args.get("page"))
     stmt = select(Article)
     if status in {s.value for s in ArticleStatus}:
         stmt = stmt.where(Article.status == status)
@@ -91,7 +92,7 @@ def index():
 def move_articles():
     form = MoveArticlesForm()
     form.section_id.choices = _section_choices()
-    ids = [int(i) for i in request.form.getlist("article_ids") if i.isdigit()]
+    ids = [i for i in map(parse_id, request.form.getlist("article_ids")) if i is not None]
     if not form.validate_on_submit() or not ids:
         flash("Choose at least one article and a section to move them to.", "error")
         return redirect(url_for("kb_manage.index"))
@@ -133,8 +134,8 @@ def new():
     if not form.section_id.choices:
         flash("Create a category and a section first.", "info")
         return redirect(url_for("kb_manage.categories"))
-    if request.method == "GET" and request.args.get("section", type=int):
-        form.section_id.data = request.args.get("section", type=int)
+    if request.method == "GET" and (section_id := parse_id(request.args.get("section"))):
+        form.section_id.data = section_id
     action = request.form.get("action", "save")
     if action == "preview":
         return _render_editor(form, preview=render_markdown(form.body.data or ""), status=200)
@@ -163,7 +164,8 @@ def edit(article_id: int):
         return _render_editor(form, article, preview=render_markdown(form.body.data or ""),
                               status=200)
     if form.validate_on_submit():
-        expected = int(form.version.data) if (form.version.data or "").isdigit() else -1
+        expected = parse_id(form.version.data)
+        expected = -1 if expected is None else expected
         try:
             services.update_article(article, _input(form), current_user, expected,
                                     status=ACTIONS.get(action), note=form.note.data or "Edited")
@@ -251,8 +253,8 @@ def history(article_id: int):
     ).all()
     by_number = {r.number: r for r in revisions}
     newest = revisions[0].number if revisions else 0
-    a = request.args.get("a", type=int)
-    b = request.args.get("b", type=int)
+    a = parse_id(request.args.get("a"))
+    b = parse_id(request.args.get("b"))
     diff = None
     if a in by_number and b in by_number:
         old, new = by_number[min(a, b)], by_number[max(a, b)]

@@ -26,6 +26,13 @@ ALLOWED_ATTRIBUTES = {
     "code": {"class"},
     "div": {"class"},
 }
+# The only classes the renderer itself writes: fenced code's language and the [TOC] block.
+# Any other class in an article (raw HTML) could borrow the page's own styles ("flash",
+# "button", "visually-hidden"...) to fake a notice or hide text, so it is dropped.
+RENDERER_CLASSES = {
+    "code": re.compile(r"language-[\w+#.-]{1,40}"),
+    "div": re.compile(r"toc"),
+}
 URL_SCHEMES = {"http", "https", "mailto"}
 # A table of contents is worth showing once an article has this many headings.
 TOC_MIN_HEADINGS = 3
@@ -55,6 +62,15 @@ def _heading_id(value: str, separator: str) -> str:
     return "h-" + slugify_unicode(value, separator)
 
 
+def _renderer_classes_only(tag: str, attribute: str, value: str) -> str | None:
+    """nh3 attribute filter: of a `class`, keep only the names in RENDERER_CLASSES."""
+    if attribute != "class":
+        return value
+    pattern = RENDERER_CLASSES.get(tag)
+    kept = [name for name in value.split() if pattern is not None and pattern.fullmatch(name)]
+    return " ".join(kept) or None
+
+
 def render_markdown(text: str) -> Rendered:
     """Article Markdown -> sanitised HTML with heading anchors, plus the table of contents."""
     md = markdown.Markdown(
@@ -69,6 +85,7 @@ def render_markdown(text: str) -> Rendered:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
+        attribute_filter=_renderer_classes_only,
     )
     return Rendered(html=Markup(clean), toc=_flatten_toc(md.toc_tokens, []))  # noqa: S704
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portal.converters import parse_id, parse_page
 from portal.extensions import db
 from portal.htmx import render_page_or_partial, wants_partial
 from portal.kb import bp, public_bp, queries, services
@@ -103,7 +104,7 @@ def article(article_id: int, slug: str):
     if moved:
         return moved
     viewer = _viewer_key(create=True)
-    search_id = request.args.get("from_search", type=int)
+    search_id = parse_id(request.args.get("from_search"))
     with db.writing():
         services.record_view(art, viewer, search_id)
     return render_template(
@@ -133,8 +134,8 @@ def vote(article_id: int):
 
 def _search_params():
     query = request.args.get("q", "")[:1000]
-    page = request.args.get("page", 1, type=int) or 1
-    category_id = request.args.get("category", type=int)
+    page = parse_page(request.args.get("page"))
+    category_id = parse_id(request.args.get("category"))
     return query, page, category_id
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,33 @@ def save_uploads(files: list[FileStorage] | None, ticket: Ticket, message: Messa
             path.unlink(missing_ok=True)
         raise AttachmentError("We could not store your files. Please try again.") from exc
     return saved
+
+
+def copy_attachments(attachments: list[Attachment], ticket: Ticket, message: Message) -> list[
+    Attachment
+]:
+    """Copies of `attachments` (rows and stored files) on `message` of `ticket`, as a merge
+    needs: each row owns its file, so deleting either ticket later never takes the other's.
+
+    Raise AttachmentError, having removed every file it wrote, when the disk refuses.
+    """
+    folder = upload_dir()
+    copies: list[Attachment] = []
+    try:
+        for original in attachments:
+            stored_name = secrets.token_hex(16)
+            shutil.copyfile(folder / original.stored_name, folder / stored_name)
+            copy = Attachment(
+                ticket_id=ticket.id, message=message, filename=original.filename,
+                stored_name=stored_name, content_type=original.content_type,
+                size=original.size, created_at=original.created_at,
+            )
+            db.session.add(copy)
+            copies.append(copy)
+    except OSError as exc:
+        remove_files(copies)
+        raise AttachmentError("We could not copy the ticket's files. Please try again.") from exc
+    return copies
 
 
 def remove_files(attachments: list[Attachment]) -> None:

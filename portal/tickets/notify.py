@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import current_app
 
 from portal.mail import send_mail
-from portal.tickets.links import normalize, ticket_link
+from portal.tickets.links import normalize, ticket_emails, ticket_link
 from portal.tickets.models import Message, Ticket
 
 
@@ -78,13 +78,20 @@ def notify_solved(ticket: Ticket) -> None:
 def notify_merged(source: Ticket, target: Ticket) -> None:
     """Tell the source's people their request continues in `target`.
 
+    Only people who may read the target (its requester and CCs) learn its reference and
+    subject: a merge across customers tells the others that their request was closed.
     The link opens the source, which points on to the target for whoever may see it.
     """
-    _send_each(
-        source, recipients(source),
-        _subject(source, f"Your request continues as {target.reference}"), "ticket_merged",
-        target=target,
-    )
+    readers = ticket_emails(target)
+    for email in recipients(source):
+        shown = target if normalize(email) in readers else None
+        text = (f"Your request continues as {target.reference}" if shown
+                else "Your request was merged and closed")
+        send_mail(
+            email, _subject(source, text), "ticket_merged",
+            ticket=source, target=shown, link=ticket_link(source, email),
+            link_days=_link_days(),
+        )
 
 
 def send_ticket_links(email: str, tickets: list[Ticket]) -> None:

@@ -15,11 +15,19 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
-from portal.converters import MAX_DB_INT
+from portal.agent import services as agent_services
+from portal.converters import MAX_DB_INT, parse_page
 from portal.extensions import db, htmx, limiter
 from portal.htmx import wants_partial
 from portal.tickets import bp, notify, services, suggestions
-from portal.tickets.access import Viewer, get_ticket_or_404, grant, shares_with
+from portal.tickets.access import (
+    Viewer,
+    get_ticket_or_404,
+    grant,
+    granted_email,
+    shares_with,
+    viewer_for,
+)
 from portal.tickets.attachments import (
     ALLOWED_DESCRIPTION,
     AttachmentError,
@@ -34,7 +42,7 @@ from portal.tickets.forms import (
     ReplyForm,
 )
 from portal.tickets.lifecycle import CUSTOMER_STATUS
-from portal.tickets.links import LinkError, verify_ticket_token
+from portal.tickets.links import LinkError, ticket_emails, verify_ticket_token
 from portal.tickets.models import Attachment, Status, Ticket, TicketType
 
 
@@ -234,7 +242,7 @@ def my_requests():
     query = request.args.get("q", "")[:200]
     result = services.customer_tickets(
         current_user, scope=scope, status=status, query=query,
-        page=request.args.get("page", 1, type=int) or 1,
+        page=parse_page(request.args.get("page")),
     )
     return render_template(
         "tickets/list.html", result=result, scope=scope, status=status, query=query,
@@ -259,11 +267,26 @@ def _ticket_context(ticket: Ticket, viewer: Viewer, reply_form: ReplyForm | None
         "is_requester": viewer.is_requester_of(ticket),
         "poll": poll_state(ticket, messages),
         "upload_hint": _upload_hint(),
-        "merged_into": db.session.get(Ticket, ticket.merged_into_id)
-        if ticket.merged_into_id else None,
-        "follow_up_of": db.session.get(Ticket, ticket.follow_up_of_id)
-        if ticket.follow_up_of_id else None,
+        "merged_into": _linked_ticket(ticket, ticket.merged_into_id),
+        "follow_up_of": _linked_ticket(ticket, ticket.follow_up_of_id),
     }
+
+
+def _linked_ticket(ticket: Ticket, linked_id: int | None) -> Ticket | None:
+    """The ticket this one points to, only when the viewer may open it: a merge can join two
+    customers' tickets, and the other one's reference is not theirs to see.
+
+    A visitor who came through a signed link proved their address; where that address is on
+    the linked ticket too, the grant extends to it (as that ticket's own link would).
+    """
+    linked = db.session.get(Ticket, linked_id) if linked_id else None
+    if linked is None or viewer_for(linked) is not None:
+        return linked
+    email = granted_email(ticket)
+    if email is not None and email in ticket_emails(ticket) and email in ticket_emails(linked):
+        grant(linked, email)
+        return linked
+    return None
 
 
 def version_of(ticket: Ticket) -> str:
@@ -325,6 +348,16 @@ def reply(reference):
     form = ReplyForm()
     if not form.validate_on_submit():
         return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
+    if _replies_as_agent(ticket, viewer):
+        try:
+            message = agent_services.reply(ticket, viewer.user, form.body.data, internal=False,
+                                           files=request.files.getlist(form.attachments.name))
+        except agent_services.ActionError as exc:
+            db.session.rollback()
+            form.body.errors = [str(exc)]
+            return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
+        db.session.commit()
+        return _reply_added(ticket, viewer, message)
     saved = []
     try:
         message, saved, created = services.add_customer_reply(
@@ -347,6 +380,18 @@ def reply(reference):
         return redirect(url_for("tickets.show", reference=ticket.reference), code=303)
     if created:
         notify.notify_public_reply(ticket, message, author_email=viewer.email)
+    return _reply_added(ticket, viewer, message)
+
+
+def _replies_as_agent(ticket: Ticket, viewer: Viewer) -> bool:
+    """Staff answering a customer's ticket from its portal page: their reply is an agent
+    reply (first-response clock, assignment, the customer's email), not a customer message.
+    An agent's own request (they are its requester) stays a customer conversation."""
+    return bool(viewer.user is not None and viewer.user.is_agent
+                and not viewer.is_requester_of(ticket))
+
+
+def _reply_added(ticket: Ticket, viewer: Viewer, message):
     if wants_partial("ticket-body"):
         return render_template(
             "tickets/_ticket_body.html", notice="Your reply was added.",

@@ -1,3 +1,5 @@
+import re
+
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -142,27 +144,97 @@ def test_turn_into_article(agent_client, agent, customer, make_ticket):
     assert missing.status_code == 422 and "kept text" in missing.text
 
 
-def test_merge_keeps_thread_and_requester(agent_client, agent, customer, make_user, make_ticket):
+def merge_tickets(make_user, make_ticket, customer):
     other = make_user("customer", email="olga@example.com", name="Olga")
-    target = make_ticket(customer, subject="Printer broken")
+    target = make_ticket(customer, subject="Printer broken", body="Our printer is broken")
     duplicate = make_ticket(other, subject="Printer broken too", body="Same here, on floor 2")
-    response = agent_client.post(f"/agent/tickets/{duplicate.id}/merge",
-                                 data={"target": target.reference})
+    return target, duplicate
+
+
+def test_merge_across_customers_asks_first_and_defaults_to_no_access(
+        agent_client, agent, customer, make_user, make_ticket, mailbox):
+    target, duplicate = merge_tickets(make_user, make_ticket, customer)
+    url = f"/agent/tickets/{duplicate.id}/merge"
+    asked = agent_client.post(url, data={"target": target.reference})
+    assert asked.status_code == 200 and "has a different requester" in asked.text
+    assert 'value="no" checked' in asked.text or re.search(r'checked[^>]*value="no"', asked.text)
+    db.session.refresh(duplicate)
+    assert duplicate.merged_into_id is None  # nothing merged before the choice
+
+    # The choice was made for another target: asked again.
+    other_target = make_ticket(customer, subject="Scanner broken")
+    again = agent_client.post(url, data={"target": other_target.reference,
+                                         "confirmed_for": target.reference,
+                                         "requester_access": "no"})
+    assert again.status_code == 200 and other_target.reference in again.text
+    db.session.refresh(duplicate)
+    assert duplicate.merged_into_id is None
+
+    response = agent_client.post(url, data={"target": target.reference,
+                                            "confirmed_for": target.reference,
+                                            "requester_access": "no"})
     assert response.status_code == 302 and response.location.endswith(f"/tickets/{target.id}")
     db.session.refresh(duplicate)
     assert duplicate.status == Status.CLOSED and duplicate.merged_into_id == target.id
     bodies = [m.body for m in db.session.scalars(
         select(Message).where(Message.ticket_id == target.id))]
     assert "Same here, on floor 2" in bodies
-    assert db.session.scalar(select(TicketCC.email).where(TicketCC.ticket_id == target.id)) == (
-        "olga@example.com")
+    assert any("was not given access" in body for body in bodies)
+    assert db.session.scalar(select(TicketCC).where(TicketCC.ticket_id == target.id)) is None
     assert "merge" in kinds(target) and "merge" in kinds(duplicate)
 
-    again = agent_client.post(f"/agent/tickets/{target.id}/merge", data={"target": "TKT-99999"})
-    assert again.status_code == 422 and "No ticket has that reference" in again.text
+    (told,) = mailbox.wait_for(1)
+    text = mailbox.text(told)
+    assert told["X-Envelope-To"] == "olga@example.com"
+    assert target.reference not in told["Subject"] + text and "Printer broken\"" not in text
+    assert "merged and closed" in told["Subject"]
+
+
+def test_merge_across_customers_with_cc_shares_the_target(
+        agent_client, customer, make_user, make_ticket, mailbox):
+    target, duplicate = merge_tickets(make_user, make_ticket, customer)
+    response = agent_client.post(f"/agent/tickets/{duplicate.id}/merge", data={
+        "target": target.reference, "confirmed_for": target.reference, "requester_access": "cc"})
+    assert response.status_code == 302
+    assert db.session.scalar(select(TicketCC.email).where(TicketCC.ticket_id == target.id)) == (
+        "olga@example.com")
+    (told,) = mailbox.wait_for(1)
+    assert target.reference in told["Subject"]
+
+
+def test_merge_of_the_same_requester_needs_no_choice(agent_client, customer, make_ticket):
+    target = make_ticket(customer, subject="Printer broken")
+    duplicate = make_ticket(customer, subject="Printer still broken")
+    response = agent_client.post(f"/agent/tickets/{duplicate.id}/merge",
+                                 data={"target": target.reference})
+    assert response.status_code == 302
+    assert db.session.scalar(select(TicketCC).where(TicketCC.ticket_id == target.id)) is None
+
+    missing = agent_client.post(f"/agent/tickets/{target.id}/merge", data={"target": "TKT-99999"})
+    assert missing.status_code == 422 and "No ticket has that reference" in missing.text
     itself = agent_client.post(f"/agent/tickets/{target.id}/merge",
                                data={"target": target.reference})
     assert "cannot be merged into itself" in itself.text
+
+
+def test_merge_copies_the_attachments(agent_client, customer, make_ticket):
+    import io
+
+    from portal.tickets.models import Attachment
+
+    target = make_ticket(customer, subject="Printer broken")
+    duplicate = make_ticket(customer, subject="Printer still broken")
+    agent_client.post(f"/agent/tickets/{duplicate.id}/reply", data={
+        "body": "Log attached", "attachments": [(io.BytesIO(b"paper jam\n"), "log.txt")]},
+        content_type="multipart/form-data")
+    agent_client.post(f"/agent/tickets/{duplicate.id}/merge", data={"target": target.reference})
+    copy = db.session.scalar(select(Attachment).where(Attachment.ticket_id == target.id))
+    assert copy is not None and copy.filename == "log.txt" and copy.message.body == "Log attached"
+    download = agent_client.get(f"/agent/tickets/{target.id}/attachments/{copy.id}/log.txt")
+    assert download.status_code == 200 and download.data == b"paper jam\n"
+    download.close()
+    original = db.session.scalar(select(Attachment).where(Attachment.ticket_id == duplicate.id))
+    assert original.stored_name != copy.stored_name  # each ticket owns its file
 
 
 def test_requesters_other_tickets(agent_client, customer, make_ticket):
@@ -186,16 +258,6 @@ def test_customer_is_emailed_replies_but_never_notes(agent_client, mailbox, cust
     assert len(mailbox.to(customer.email)) == 1
     text = mailbox.text(messages[0])
     assert "Please try again" in text and "SECRET" not in text
-
-
-def test_merge_tells_the_customer(agent_client, mailbox, customer, make_user, make_ticket):
-    other = make_user("customer", email="olga@example.com", name="Olga")
-    target = make_ticket(customer, subject="Printer broken")
-    duplicate = make_ticket(other, subject="Printer broken too")
-    agent_client.post(f"/agent/tickets/{duplicate.id}/merge", data={"target": target.reference})
-    mailbox.wait_for(1)
-    told = mailbox.to("olga@example.com")
-    assert told and target.reference in told[0]["Subject"]
 
 
 def test_reply_with_attachment_and_agent_download(agent_client, customer, make_ticket):

@@ -105,3 +105,22 @@ def test_admin_support_settings_pages_are_accessible(page, live_server, admin, a
         page.goto(url)
         page.get_by_role("heading", name=heading, exact=True).wait_for()
         axe(page, url)
+
+
+def test_merge_into_another_customers_ticket_asks_first(page, live_server, agent, customer,
+                                                        make_user, axe):
+    olga = make_user("customer", email="olga@example.com", name="Olga")
+    target = file_ticket(customer, "Printer broken")
+    duplicate = file_ticket(olga, "Printer broken too")
+    sign_in(page, agent)
+    page.goto(f"/agent/tickets/{duplicate.id}")
+    page.get_by_label("Merge into ticket").fill(target.reference)
+    page.get_by_role("button", name="Merge", exact=True).click()
+    page.get_by_text(f"{target.reference} has a different requester").wait_for()
+    assert page.get_by_label("No: tell them", exact=False).is_checked()
+    axe(page, "merge confirmation")
+    page.get_by_role("button", name=f"Confirm merge into {target.reference}").click()
+    page.get_by_text(f"{duplicate.reference} was merged into {target.reference}.").wait_for()
+    db.session.expire_all()
+    assert db.session.get(Ticket, duplicate.id).merged_into_id == target.id
+    assert not db.session.get(Ticket, target.id).ccs
