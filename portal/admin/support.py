@@ -24,12 +24,12 @@ from wtforms.validators import DataRequired, Length, NumberRange, ValidationErro
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.admin import bp
-from portal.agent.forms import options
 from portal.agent.jobs import AUTOCLOSE_KEY, autoclose_days
 from portal.agent.services import active_agents
 from portal.auth.models import Role, User
 from portal.auth.views import admin_required
 from portal.extensions import db
+from portal.forms import select_options
 from portal.tickets import sla
 from portal.tickets.models import (
     CannedReply,
@@ -76,7 +76,7 @@ class CannedReplyForm(FlaskForm):
 
 class SlaForm(FlaskForm):
     days = CheckboxesField("Working days", coerce=int,
-                           choices=options(list(enumerate(WEEKDAYS))))
+                           choices=select_options(list(enumerate(WEEKDAYS))))
     start = TimeField("Opens at", validators=[DataRequired("Give an opening time.")])
     end = TimeField("Closes at", validators=[DataRequired("Give a closing time.")])
     time_zone = StringField("Time zone", validators=[DataRequired(), Length(max=60)],
@@ -128,7 +128,7 @@ def _save(obj, form, unique_field: str, template: str, **ctx):
 
 def _group_form(group: Group | None) -> GroupForm:
     form = GroupForm(obj=group if request.method == "GET" else None)
-    form.members.choices = options([(a.id, a.name) for a in active_agents()])
+    form.members.choices = select_options([(a.id, a.name) for a in active_agents()])
     if request.method == "GET" and group is not None:
         form.members.data = [m.id for m in group.members]
     return form
@@ -207,7 +207,7 @@ def category_edit(category_id: int | None):
     if category_id and category is None:
         abort(404)
     form = CategoryForm(obj=category if request.method == "GET" else None)
-    form.group.choices = options(
+    form.group.choices = select_options(
         [(0, "— no routing —")]
         + [(g.id, g.name) for g in db.session.scalars(select(Group).order_by(Group.name))]
     )

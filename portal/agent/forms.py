@@ -13,25 +13,20 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.forms import select_options
 from portal.tickets.models import Priority, Status, TicketType
-
-
-def options(pairs) -> list[SelectChoice]:
-    """Select options from (value, label) pairs."""
-    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def _label(value: str) -> str:
     return value.replace("_", "-").capitalize()
 
 
-STATUS_CHOICES = options([(s.value, _label(s.value)) for s in Status])
-PRIORITY_CHOICES = options([(p.value, p.value.capitalize()) for p in Priority])
-TYPE_CHOICES = options([(t.value, t.value.capitalize()) for t in TicketType])
-KEEP = options([("", "— no change —")])
+STATUS_CHOICES = select_options([(s.value, _label(s.value)) for s in Status])
+PRIORITY_CHOICES = select_options([(p.value, p.value.capitalize()) for p in Priority])
+TYPE_CHOICES = select_options([(t.value, t.value.capitalize()) for t in TicketType])
+KEEP = select_options([("", "— no change —")])
 
 
 class ReplyForm(FlaskForm):
@@ -41,7 +36,7 @@ class ReplyForm(FlaskForm):
     attachments = MultipleFileField("Attach files")
     status_after = SelectField(
         "Then set status",
-        choices=options(
+        choices=select_options(
             [("", "— keep status —")]
             + [(s.value, _label(s.value))
                for s in (Status.OPEN, Status.PENDING, Status.ON_HOLD, Status.SOLVED)]
@@ -80,7 +75,7 @@ class MergeForm(FlaskForm):
     # Asked only when the two tickets have different requesters (see views.merge).
     requester_access = RadioField(
         "Should this ticket's requester see the other ticket?",
-        choices=options([
+        choices=select_options([
             ("no", "No: tell them this request was closed; they get no access to it"),
             ("cc", "Yes: add them as a CC, so they see its whole conversation"),
         ]),

@@ -31,12 +31,12 @@ from portal.agent.forms import (
     MergeForm,
     PropertiesForm,
     ReplyForm,
-    options,
 )
 from portal.auth.views import agent_required
 from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
+from portal.forms import select_options
 from portal.htmx import render_page_or_partial, wants_partial
 from portal.kb.models import Article, ArticleStatus, KbSection, Visibility
 from portal.tickets.attachments import stored_path
@@ -77,7 +77,7 @@ def queue():
 
 def _bulk_form(agents, submitted: bool = False) -> BulkForm:
     form = BulkForm() if submitted else BulkForm(formdata=None)
-    form.assignee.choices = options(
+    form.assignee.choices = select_options(
         [("", "— no change —"), ("0", "Unassigned")] + [(str(a.id), a.name) for a in agents]
     )
     return form
@@ -178,14 +178,16 @@ def _load_ticket(ticket_id: int) -> Ticket:
 
 def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> PropertiesForm:
     form = PropertiesForm() if submitted else PropertiesForm(formdata=None)
-    form.category.choices = options(
+    form.category.choices = select_options(
         [(0, "— none —")] + [(c.id, c.name) for c in choices["categories"]]
     )
-    form.group.choices = options([(0, "— none —")] + [(g.id, g.name) for g in choices["groups"]])
+    form.group.choices = select_options(
+        [(0, "— none —")] + [(g.id, g.name) for g in choices["groups"]]
+    )
     assignees = [(0, "— unassigned —")] + [(a.id, a.name) for a in choices["agents"]]
     if ticket.assignee is not None and ticket.assignee_id not in {a.id for a in choices["agents"]}:
         assignees.append((ticket.assignee_id, f"{ticket.assignee.name} (inactive)"))
-    form.assignee.choices = options(assignees)
+    form.assignee.choices = select_options(assignees)
     if not submitted:
         form.status.data = ticket.status.value
         form.priority.data = ticket.priority.value
@@ -399,7 +401,9 @@ def article_draft(ticket_id: int):
     sections = db.session.execute(
         select(KbSection).options(joinedload(KbSection.category)).order_by(KbSection.name)
     ).scalars().all()
-    form.section.choices = options([(s.id, f"{s.category.name} › {s.name}") for s in sections])
+    form.section.choices = select_options(
+        [(s.id, f"{s.category.name} › {s.name}") for s in sections]
+    )
     if request.method == "GET":
         form.title.data = ticket.subject
         form.body.data = articles.draft_body(ticket)

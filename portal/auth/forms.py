@@ -11,12 +11,10 @@ from wtforms import (
 from wtforms.validators import Email, EqualTo, InputRequired, Length
 
 from portal.auth.models import Role
+from portal.forms import trim
 
 PASSWORD_RULES = [InputRequired(), Length(min=8, max=200, message="Use at least 8 characters.")]
 
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def _email_field(label="Email"):
@@ -25,7 +23,7 @@ def _email_field(label="Email"):
         validators=[
             InputRequired(), Email(message="Enter a valid email address."), Length(max=254)
         ],
-        filters=[_strip],
+        filters=[trim],
     )
 
 
@@ -37,7 +35,7 @@ class LoginForm(FlaskForm):
 
 
 class RegisterForm(FlaskForm):
-    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
     email = _email_field()
     password = PasswordField("Password", validators=PASSWORD_RULES)
     confirm = PasswordField(
@@ -59,7 +57,7 @@ class ResetPasswordForm(FlaskForm):
 
 
 class ProfileForm(FlaskForm):
-    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
     email = _email_field()
     current_password = PasswordField(
         "Current password (needed to change your email)"
@@ -81,7 +79,7 @@ ROLE_LABELS = {Role.CUSTOMER: "Customer", Role.AGENT: "Agent", Role.ADMIN: "Admi
 class InviteStaffForm(FlaskForm):
     """An agent or admin who chooses their own password through an emailed link."""
 
-    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
     email = _email_field()
     role = SelectField(
         "Role",

@@ -8,42 +8,34 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, InputRequired, Length, Optional
 
+from portal.forms import select_options, trim
 from portal.kb.models import Visibility
 from portal.kb.services import VOTE_REASONS
 
 
-def choices(pairs) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in pairs]
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
 class VoteForm(FlaskForm):
     helpful = HiddenField(validators=[InputRequired(), AnyOf(["yes", "no"])])
-    reason = RadioField("What was wrong?", choices=choices(VOTE_REASONS.items()),
+    reason = RadioField("What was wrong?", choices=select_options(VOTE_REASONS.items()),
                         validators=[Optional()])
     comment = TextAreaField("Tell us more (optional)", validators=[Length(max=1000)],
-                            filters=[_strip])
+                            filters=[trim])
 
 
 class ArticleForm(FlaskForm):
-    title = StringField("Title", validators=[InputRequired(), Length(max=200)], filters=[_strip])
+    title = StringField("Title", validators=[InputRequired(), Length(max=200)], filters=[trim])
     section_id = SelectField("Section", coerce=int, validators=[InputRequired()])
     body = TextAreaField("Content (Markdown)", validators=[Length(max=100_000)])
-    labels = StringField("Labels", validators=[Length(max=500)], filters=[_strip])
-    visibility = SelectField("Who can see it", choices=choices([
+    labels = StringField("Labels", validators=[Length(max=500)], filters=[trim])
+    visibility = SelectField("Who can see it", choices=select_options([
         (Visibility.PUBLIC.value, "Everyone"),
         (Visibility.CUSTOMERS.value, "Signed-in customers"),
         (Visibility.INTERNAL.value, "Agents only (internal)"),
     ]))
     promoted = BooleanField("Promote on the home page")
     version = HiddenField()
-    note = StringField("Change note (optional)", validators=[Length(max=200)], filters=[_strip])
+    note = StringField("Change note (optional)", validators=[Length(max=200)], filters=[trim])
 
 
 class PreviewForm(FlaskForm):
@@ -57,8 +49,8 @@ class VersionForm(FlaskForm):
 
 
 class CategoryForm(FlaskForm):
-    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[_strip])
-    description = TextAreaField("Description", validators=[Length(max=1000)], filters=[_strip])
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
+    description = TextAreaField("Description", validators=[Length(max=1000)], filters=[trim])
 
 
 class SectionForm(CategoryForm):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 from portal.auth.views import agent_required
 from portal.converters import parse_id, parse_page
 from portal.extensions import db
+from portal.forms import select_options
 from portal.htmx import wants_partial
 from portal.kb import manage_bp as bp
 from portal.kb import queries, reports, services
@@ -23,7 +24,6 @@ from portal.kb.forms import (
     PreviewForm,
     SectionForm,
     VersionForm,
-    choices,
 )
 from portal.kb.markdown import render_markdown
 from portal.kb.models import (
@@ -45,7 +45,7 @@ def _section_pairs() -> list[tuple[int, str]]:
 
 
 def _section_choices():
-    return choices(_section_pairs())
+    return select_options(_section_pairs())
 
 
 def _article_or_404(article_id: int) -> Article:
@@ -294,7 +294,7 @@ def categories():
     category_form = CategoryForm(prefix="cat")
     section_form = SectionForm(prefix="sec")
     cats = queries.categories_with_sections()
-    section_form.category_id.choices = choices((c.id, c.name) for c in cats)
+    section_form.category_id.choices = select_options((c.id, c.name) for c in cats)
     status = 200
     if request.method == "POST":
         kind = request.form.get("kind")
@@ -336,7 +336,7 @@ def edit_category(category_id: int):
 def edit_section(section_id: int):
     sec = db.session.get(KbSection, section_id) or abort(404)
     form = SectionForm(obj=sec)
-    form.category_id.choices = choices(
+    form.category_id.choices = select_options(
         (c.id, c.name) for c in queries.categories_with_sections())
     if form.validate_on_submit():
         services.update_section(sec, form.name.data, form.description.data,

@@ -18,6 +18,7 @@ from wtforms import (
 )
 from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
 
+from portal.forms import trim
 from portal.tickets.models import TicketType
 
 MAX_CCS = 10
@@ -28,9 +29,6 @@ TYPE_CHOICES = [
     SelectChoice(TicketType.REQUEST.value, "Request: please do something for me"),
 ]
 
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def _one_line(value):
@@ -88,7 +86,7 @@ class NewTicketForm(FlaskForm):
             Email(message="Enter a valid email address."),
             Length(max=254),
         ],
-        filters=[_strip],
+        filters=[trim],
     )
     subject = StringField(
         "Subject",
@@ -104,12 +102,12 @@ class NewTicketForm(FlaskForm):
             InputRequired("Describe what you need help with."),
             Length(max=20000, message="Keep the description under 20,000 characters."),
         ],
-        filters=[_strip],
+        filters=[trim],
     )
     type = SelectField("Type", choices=TYPE_CHOICES, default=TicketType.QUESTION.value)
     category = SelectField("Category", choices=[], validate_choice=True)
     cc = CcField(
-        "CC (optional)", validators=[Optional(), Length(max=2000)], filters=[_strip]
+        "CC (optional)", validators=[Optional(), Length(max=2000)], filters=[trim]
     )
     attachments = MultipleFileField("Attachments (optional)")
     form_key = HiddenField(validators=[Length(max=64)])
@@ -140,7 +138,7 @@ class ReplyForm(FlaskForm):
             InputRequired("Write your reply first."),
             Length(max=20000, message="Keep the reply under 20,000 characters."),
         ],
-        filters=[_strip],
+        filters=[trim],
     )
     attachments = MultipleFileField("Attachments (optional)")
     form_key = HiddenField(validators=[Length(max=64)])
@@ -160,7 +158,7 @@ class RatingForm(FlaskForm):
         validators=[InputRequired("Choose good or bad.")],
     )
     comment = TextAreaField(
-        "Comment (optional)", validators=[Optional(), Length(max=2000)], filters=[_strip]
+        "Comment (optional)", validators=[Optional(), Length(max=2000)], filters=[trim]
     )
 
 
@@ -170,10 +168,10 @@ class FindRequestForm(FlaskForm):
         validators=[
             InputRequired(), Email(message="Enter a valid email address."), Length(max=254)
         ],
-        filters=[_strip],
+        filters=[trim],
     )
     reference = StringField(
-        "Request reference (optional)", validators=[Optional(), Length(max=20)], filters=[_strip]
+        "Request reference (optional)", validators=[Optional(), Length(max=20)], filters=[trim]
     )
 
 
