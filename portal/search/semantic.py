@@ -32,7 +32,14 @@ from portal.extensions import db
 from portal.kb.markdown import plain_text
 from portal.kb.models import Article, ArticleEmbedding, ArticleStatus
 from portal.search.audience import VISIBLE_TO, Audience
-from portal.search.embeddings import DIMENSIONS, MODEL_ID, Encoder, failure, load_encoder
+from portal.search.embeddings import (
+    DIMENSIONS,
+    MODEL_ID,
+    Encoder,
+    failure,
+    load_encoder,
+    single_threaded_blas,
+)
 
 log = logging.getLogger(__name__)
 
@@ -306,8 +313,9 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
         _queue_missing()
     if rows.size == 0:
         return []
-    query = embed_query(enc, text)
-    scores = (vectors @ query)[rows]  # one pass over the whole matrix beats copying a subset
+    with single_threaded_blas():
+        query = embed_query(enc, text)
+        scores = (vectors @ query)[rows]  # one pass over the whole matrix beats copying a subset
     ids = article_ids[rows]
     # Best chunk per article: the top rows by score, keeping each article's first occurrence.
     take = min(len(scores), limit * MAX_CHUNKS)
