@@ -5,10 +5,11 @@ public_bp = Blueprint("home", __name__)
 bp = Blueprint("kb", __name__, url_prefix="/kb")
 manage_bp = Blueprint("kb_manage", __name__, url_prefix="/agent/kb")
 
-from portal.kb import manage, views  # noqa: E402,F401
-
 
 def init_app(app: Flask) -> None:
+    # Imported here, not at module level: the views import portal.search, which imports
+    # portal.kb.models, so a module-level import made `import portal.search` circular.
+    from portal.kb import manage, views  # noqa: F401
     from portal.kb.cli import kb_cli
 
     app.register_blueprint(public_bp)

@@ -57,7 +57,14 @@ def enqueue_article(article_id: int) -> None:
 
 
 def _process_after_commit(session) -> None:
-    """Runs in a fresh app context (its own session): the committing one may not query."""
+    """Runs in a fresh app context (its own session): the committing one may not query.
+
+    A released savepoint (`begin_nested`) fires after_commit too, while the outer transaction
+    still holds the database write lock: processing then would wait for that lock until the
+    busy timeout. The flag stays set for the outer commit.
+    """
+    if session.in_nested_transaction():
+        return
     if not session.info.pop("index_queue_dirty", False):
         return
     app = current_app._get_current_object()

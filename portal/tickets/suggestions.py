@@ -36,16 +36,20 @@ def suggestion_query(subject: str, description: str) -> str:
     return f"{subject or ''} {(description or '')[:500]}".strip()
 
 
-def suggestions_for(user, subject: str, description: str, form_key: str) -> list[Hit]:
-    """Up to five articles this person may read, each recorded as an impression."""
+def suggestions_for(user, subject: str, description: str) -> tuple[str, list[Hit]]:
+    """The query and up to five articles this person may read. Reads only: a GET request
+    records the impressions afterwards in a short write transaction (`record_impressions`),
+    so the database write lock is not held while the articles are ranked."""
     query = suggestion_query(subject, description)
     if len(query) < MIN_QUERY_CHARS:
-        return []
-    hits = suggest_articles(query, customer_audience(user), limit=SUGGESTION_LIMIT)
+        return query, []
+    return query, suggest_articles(query, customer_audience(user), limit=SUGGESTION_LIMIT)
+
+
+def record_impressions(form_key: str, query: str, hits: list[Hit]) -> None:
     record(
         kind="impression", form_key=form_key, query=query, article_ids=[h.article_id for h in hits]
     )
-    return hits
 
 
 def record(*, kind: str, form_key: str, query: str = "", article_ids: list[int | None]) -> None:

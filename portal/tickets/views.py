@@ -110,9 +110,10 @@ def new():
             form.name.data, form.email.data = viewer.name, viewer.email
     if request.method == "POST" and request.form.get("check"):
         # JS off: "Check for answers" shows suggestions and keeps everything typed.
-        hits = suggestions.suggestions_for(
-            user, form.subject.data or "", form.description.data or "", form.form_key.data
+        query, hits = suggestions.suggestions_for(
+            user, form.subject.data or "", form.description.data or ""
         )
+        suggestions.record_impressions(form.form_key.data, query, hits)
         db.session.commit()
         return _render_new(form, hits, follow_up)
     if not form.validate_on_submit():
@@ -182,11 +183,12 @@ def suggest():
     if not htmx:
         return redirect(url_for("tickets.new"))
     form_key = request.args.get("form_key", "")[:64]
+    query, hits = suggestions.suggestions_for(
+        _signed_in_user(), request.args.get("subject", "")[:200],
+        request.args.get("description", "")[:2000],
+    )
     with db.writing():
-        hits = suggestions.suggestions_for(
-            _signed_in_user(), request.args.get("subject", "")[:200],
-            request.args.get("description", "")[:2000], form_key,
-        )
+        suggestions.record_impressions(form_key, query, hits)
     return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key)
 
 

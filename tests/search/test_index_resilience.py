@@ -148,3 +148,20 @@ def test_process_killed_mid_write_leaves_nothing_a_restart_cannot_repair(app, ma
     assert titles("ghost") == []
     assert queued() == 0
     assert os.listdir(app.config["INDEX_DIR"])
+
+
+def test_a_released_savepoint_leaves_the_queue_to_the_outer_commit(app, make_article, caplog):
+    """Releasing a savepoint fires after_commit while the outer transaction still holds the
+    write lock: processing the queue then would wait for that lock and fail."""
+    from portal.kb.models import ArticleStatus
+    from portal.kb.services import ArticleInput, create_article
+
+    article = create_article(ArticleInput(title="Printer shows offline", body="Restart it.",
+                                          section_id=make_article.section.id),
+                             None, status=ArticleStatus.PUBLISHED)
+    with db.session.begin_nested():
+        article.labels = "printing"
+    assert "index update after commit failed" not in caplog.text
+    db.session.commit()
+    assert queued() == 0
+    assert titles("printer offline") == ["Printer shows offline"]
