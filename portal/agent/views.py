@@ -38,7 +38,8 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.forms import select_options
 from portal.htmx import render_page_or_partial, wants_partial
-from portal.kb.models import Article, ArticleStatus, KbSection, Visibility
+from portal.kb import queries as kb_queries
+from portal.kb.models import Article, ArticleStatus, Visibility
 from portal.tickets.attachments import stored_path
 from portal.tickets.models import (
     Attachment,
@@ -398,12 +399,8 @@ def article_draft(ticket_id: int):
     """Turn this ticket into a KB draft: the question and the agent's answer, prefilled."""
     ticket = _load_ticket(ticket_id)
     form = ArticleDraftForm()
-    sections = db.session.execute(
-        select(KbSection).options(joinedload(KbSection.category)).order_by(KbSection.name)
-    ).scalars().all()
-    form.section.choices = select_options(
-        [(s.id, f"{s.category.name} › {s.name}") for s in sections]
-    )
+    sections = kb_queries.section_choices()
+    form.section.choices = select_options(sections)
     if request.method == "GET":
         form.title.data = ticket.subject
         form.body.data = articles.draft_body(ticket)

@@ -39,13 +39,8 @@ from portal.kb.models import (
 PER_PAGE = 25
 
 
-def _section_pairs() -> list[tuple[int, str]]:
-    return [(s.id, f"{c.name} › {s.name}") for c in queries.categories_with_sections()
-            for s in c.sections]
-
-
 def _section_choices():
-    return select_options(_section_pairs())
+    return select_options(queries.section_choices())
 
 
 def _article_or_404(article_id: int) -> Article:
@@ -83,7 +78,7 @@ def index():
     return render_template(
         "agent/kb/index.html", articles=articles, total=total, page=page,
         pages=max(1, -(-total // PER_PAGE)), status=status, visibility=visibility,
-        section_id=section_id, text=text, sections=_section_pairs(), move_form=move_form,
+        section_id=section_id, text=text, sections=queries.section_choices(), move_form=move_form,
     )
 
 

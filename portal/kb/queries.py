@@ -30,6 +30,12 @@ def categories_with_sections() -> list[KbCategory]:
     ))
 
 
+def section_choices() -> list[tuple[int, str]]:
+    """(section id, "Category › Section") in the order agents see the KB."""
+    return [(s.id, f"{c.name} › {s.name}") for c in categories_with_sections()
+            for s in c.sections]
+
+
 def category_choices() -> list[tuple[int, str]]:
     rows = db.session.execute(
         select(KbCategory.id, KbCategory.name).order_by(KbCategory.position, KbCategory.id))

@@ -67,13 +67,15 @@ def record_first_response(ticket: Ticket, now) -> None:
     if ticket.first_response_at is not None:
         return
     ticket.first_response_at = now
-    if (
-        ticket.first_response_due_at is not None
-        and now > ticket.first_response_due_at
-        and not ticket.first_response_breached
-    ):
-        ticket.first_response_breached = True
-        record_event(ticket, "breach", None, None, "first_response")
+    _record_breach_if_late(ticket, now, "first_response")
+
+
+def _record_breach_if_late(ticket: Ticket, now, target: str) -> None:
+    """Flag and record a breach of `target` ("first_response" or "resolution") once."""
+    due = getattr(ticket, f"{target}_due_at")
+    if due is not None and now > due and not getattr(ticket, f"{target}_breached"):
+        setattr(ticket, f"{target}_breached", True)
+        record_event(ticket, "breach", None, None, target)
 
 
 def touch(ticket: Ticket) -> None:
@@ -109,13 +111,7 @@ def change_status(ticket: Ticket, new: Status, actor: User | None) -> bool:
         sla.pause(ticket, now)
     if new == Status.SOLVED:
         ticket.solved_at = now
-        if (
-            ticket.resolution_due_at is not None
-            and now > ticket.resolution_due_at
-            and not ticket.resolution_breached
-        ):
-            ticket.resolution_breached = True
-            record_event(ticket, "breach", None, None, "resolution")
+        _record_breach_if_late(ticket, now, "resolution")
     if old == Status.SOLVED and new == Status.OPEN:
         ticket.reopen_count += 1
         ticket.solved_at = None
