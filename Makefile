@@ -32,6 +32,10 @@ static/vendor/htmx.min.js: $(NODE_STAMP)
 run: install
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app demo seed
+	@# One command serves everything: the web server and, beside it, a job worker (email,
+	@# search index and embeddings, scheduled checks). Stopping the server stops the worker.
+	$(BIN)/flask --app app jobs work & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/flask --app app run --host $(HOST) --port $(PORT)
 
 test: install

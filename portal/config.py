@@ -9,6 +9,7 @@ import contextlib
 import os
 import secrets
 import tempfile
+from email.utils import parseaddr
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,11 @@ def default_config(instance_path: str) -> dict:
         "MAIL_USE_TLS": False,
         "MAIL_USE_SSL": False,
         "MAIL_SENDER": "Support Portal <support@localhost>",
+        "MAIL_MESSAGE_ID_DOMAIN": "",  # empty: the domain of MAIL_SENDER
+        "MAIL_RETRY_HOURS": 24,  # how long a message that fails to send is retried
+        "JOBS_LEASE_SECONDS": 300,  # a killed worker's job runs again after this
+        "JOBS_POLL_SECONDS": 1.0,  # how often an idle worker looks for jobs (PostgreSQL: LISTEN)
+        "JOBS_BATCH": 10,  # jobs a worker claims in one transaction
         "MAX_UPLOAD_MB": 10,
         "MAX_ATTACHMENTS": 5,
         "MAX_CONTENT_LENGTH": 60 * 1024 * 1024,
@@ -84,6 +90,9 @@ def finish_config(app) -> None:
         cfg["SECRET_KEY"] = load_secret_key(app.instance_path)
     if not cfg["DEVELOPMENT"] and not cfg.get("TESTING"):  # production: cookies over HTTPS only
         cfg["SESSION_COOKIE_SECURE"] = cfg["REMEMBER_COOKIE_SECURE"] = True
+    if not cfg["MAIL_MESSAGE_ID_DOMAIN"]:
+        sender = parseaddr(cfg["MAIL_SENDER"])[1]
+        cfg["MAIL_MESSAGE_ID_DOMAIN"] = sender.rpartition("@")[2] or "portal.local"
     cfg["MAX_UPLOAD_BYTES"] = int(cfg["MAX_UPLOAD_MB"] * 1024 * 1024)
     for key in ("INDEX_DIR", "UPLOAD_DIR", "MAIL_DIR"):
         Path(cfg[key]).mkdir(parents=True, exist_ok=True)

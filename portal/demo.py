@@ -53,6 +53,10 @@ def seed_demo() -> dict[str, tuple[str, str]]:
     seed_tickets(customer=users["customer"], agent=users["agent"])
     seed_support(agent=users["agent"])
     db.session.commit()
+    # Searchable on the first page view, before the worker has started.
+    from portal.search.queue import process_all
+
+    process_all()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(accounts, f, indent=2)

@@ -2,6 +2,7 @@
 
 from portal.auth.models import Organization, Role, User
 from portal.db import Base
+from portal.jobs.models import Job, ScheduledRun
 from portal.kb.models import (
     Article,
     ArticleEmbedding,
@@ -15,6 +16,7 @@ from portal.kb.models import (
     SearchLog,
     Visibility,
 )
+from portal.mail.models import OutboxMessage
 from portal.tickets.models import (
     Attachment,
     CannedReply,
@@ -47,12 +49,15 @@ __all__ = [
     "Channel",
     "Group",
     "IndexQueue",
+    "Job",
     "KbCategory",
     "KbSection",
     "Message",
     "Organization",
+    "OutboxMessage",
     "Priority",
     "Role",
+    "ScheduledRun",
     "SearchLog",
     "Setting",
     "SlaPolicy",

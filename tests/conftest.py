@@ -36,6 +36,7 @@ def make_app(instance: Path, **overrides):
         "RATELIMIT_ENABLED": False,
         "WTF_CSRF_ENABLED": False,
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # same KDF, a cost fit for a test suite
+        "JOBS_POLL_SECONDS": 0.05,
     }
     config.update(overrides)
     app = create_app(config)
@@ -169,24 +170,43 @@ def admin_client(client, auth, admin):
 # --- a real SMTP server ------------------------------------------------------------------
 
 
-class MailBox:
-    """Messages received by the aiosmtpd server, parsed."""
+class SmtpHandler:
+    """The aiosmtpd handler (kept apart from MailBox: aiosmtpd inspects every attribute)."""
 
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
+    def __init__(self, received: list[Message]) -> None:
+        self.received = received
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
         msg = email.message_from_bytes(envelope.content)
         msg["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-        self.messages.append(msg)
+        self.received.append(msg)
         return "250 Message accepted for delivery"
 
-    def wait_for(self, count: int = 1, timeout: float = 5.0) -> list[Message]:
+
+class MailBox:
+    """Messages received by the aiosmtpd server, parsed.
+
+    Mail goes out through the outbox and a worker, so reading `messages` first waits until
+    the worker has nothing left to do: "no email was sent" is then a real observation.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[Message] = []
+        self.settle = lambda: None  # set by the `mailbox` fixture
+        self.handler = SmtpHandler(self.received)
+
+    @property
+    def messages(self) -> list[Message]:
+        self.settle()
+        return self.received
+
+    def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[Message]:
         deadline = time.monotonic() + timeout
-        while len(self.messages) < count and time.monotonic() < deadline:
+        commit_pending_work()
+        while len(self.received) < count and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert len(self.messages) >= count, f"expected {count} emails, got {len(self.messages)}"
-        return self.messages
+        assert len(self.received) >= count, f"expected {count} emails, got {len(self.received)}"
+        return self.received
 
     @staticmethod
     def text(msg: Message) -> str:
@@ -207,7 +227,7 @@ def smtp_server():
     with socket.socket() as probe:  # aiosmtpd cannot bind port 0 itself
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller = Controller(mailbox.handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield controller, mailbox
@@ -215,11 +235,68 @@ def smtp_server():
         controller.stop()
 
 
+def commit_pending_work() -> None:
+    """End the test thread's transaction, so a worker sees its work and is not kept waiting
+    for SQLite's write lock."""
+    from flask import has_app_context
+
+    if has_app_context():
+        db.session.commit()
+
+
+def wait_for_jobs(timeout: float = 10.0) -> None:
+    """Wait until no job is due or running (a worker in another thread does them)."""
+    from sqlalchemy import func, or_, select
+
+    from portal.db import utcnow
+    from portal.jobs.models import Job, JobStatus
+
+    commit_pending_work()
+    deadline = time.monotonic() + timeout
+    with db.deferred():
+        while True:
+            busy = db.session.scalar(select(func.count(Job.id)).where(or_(
+                Job.status == JobStatus.RUNNING,
+                (Job.status == JobStatus.QUEUED) & (Job.run_at <= utcnow()),
+            )))
+            db.session.rollback()
+            if not busy:
+                return
+            assert time.monotonic() < deadline, f"{busy} jobs still due after {timeout} s"
+            time.sleep(0.02)
+
+
 @pytest.fixture
-def mailbox(app, smtp_server):
-    """Point the app's mail at a real local SMTP server and return what it receives."""
+def worker(app):
+    """A real job worker running in a background thread for the whole test."""
+    from portal.jobs.worker import Worker
+
+    running = Worker(app, name="test-worker", run_schedules=False)
+    thread = running.start_thread()
+    yield running
+    running.stopping.set()
+    thread.join(10)
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every due job now, in this thread, with the real worker (`jobs work --burst`)."""
+    from portal.jobs.worker import Worker
+
+    def run() -> int:
+        commit_pending_work()
+        return Worker(app, name="burst-worker").run(burst=True)
+
+    return run
+
+
+@pytest.fixture
+def mailbox(app, smtp_server, worker):
+    """Point the app's mail at a real local SMTP server and return what it receives; a
+    worker thread sends the outbox."""
     controller, box = smtp_server
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port)
+    box.settle = wait_for_jobs
     return box
 
 
@@ -319,7 +396,7 @@ SECRET = "ZQXSECRET"  # marks every piece of data no customer may ever see
 
 
 @pytest.fixture
-def world(app, make_user):
+def world(app, make_user, run_jobs):
     """Customers in a sharing and a non-sharing organisation, a stranger, an agent and an admin;
     a ticket with a public attachment and an internal note with its own attachment; KB articles
     that are public, internal, draft and archived. Built through the real services."""
@@ -399,6 +476,7 @@ def world(app, make_user):
     w.archived_article = article(f"Printer smokes {SECRET} archived",
                                  status=ArticleStatus.ARCHIVED)
     w.secret = SECRET
+    run_jobs()  # the search index, and the emails the world's tickets caused
 
     def client_for(user):
         client = app.test_client()

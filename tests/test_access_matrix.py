@@ -64,7 +64,7 @@ def url_values(rule, w, target: str = "shared") -> dict:
 
 
 def classify(rule) -> str:
-    if rule.endpoint.startswith("admin."):
+    if rule.endpoint.startswith("admin.") or rule.rule.startswith("/admin/"):
         return "admin"
     if rule.rule.startswith("/agent/"):
         return "agent"

@@ -171,6 +171,9 @@ def test_send_mail_survives_a_multi_line_subject(app, mailbox):
 
     send_mail("someone@example.com", "Line one\nBcc: evil@example.com", "ticket_links",
               links=[], link_days=1)
+    from portal.extensions import db
+
+    db.session.commit()
     (message,) = mailbox.wait_for(1)
     assert message["Subject"] == "Line one Bcc: evil@example.com"
     assert message["X-Envelope-To"] == "someone@example.com"
@@ -295,7 +298,7 @@ def test_number_lookalikes_and_huge_numbers_are_refused_not_a_500(app, world, ro
 
 @pytest.mark.parametrize("query", ["zebracode", "zebracode alert", '"zebracode alert"',
                                    "zebracode NOT nothing"])
-def test_search_snippets_escape_markup_quoted_in_articles(app, world, query):
+def test_search_snippets_escape_markup_quoted_in_articles(app, world, query, run_jobs):
     """Article text that quotes HTML (in code) shows as text in every search path's snippets."""
     from portal.extensions import db
     from portal.kb.models import Article
@@ -308,6 +311,7 @@ def test_search_snippets_escape_markup_quoted_in_articles(app, world, query):
                                          section_id=article.section_id), world.agent,
                    expected_version=article.version)
     db.session.commit()
+    run_jobs()
     client = world.client_for(None)
     shown = []
     for url in (f"/kb/search?q={query}", f"/kb/search/instant?q={query}"):

@@ -73,8 +73,8 @@ def invite_user():
         except services.AccountError:
             form.email.errors.append(_taken_message(form.email.data))
         else:
-            db.session.commit()
             _send_invite(user)
+            db.session.commit()
             flash(f"Invitation sent to {user.email}.", "success")
             return redirect(url_for("admin.user_detail", user_id=user.id), code=303)
     return _new_user_page(invite=form)
@@ -168,6 +168,7 @@ def resend_invite(user_id: int):
     user = _get_user(user_id)
     if user.invitation_pending and user.active:
         _send_invite(user)
+        db.session.commit()
         flash(f"A new invitation is on its way to {user.email}.", "success")
     else:
         flash("This person has already accepted their invitation.", "info")

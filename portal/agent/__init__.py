@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 tickets_cli = AppGroup("tickets", help="Scheduled ticket jobs (safe to run from cron).")
 
-from portal.agent import views  # noqa: E402,F401
+from portal.agent import tasks, views  # noqa: E402,F401
 
 
 @tickets_cli.command("autoclose")

@@ -1,8 +1,9 @@
 """Time-driven ticket work: auto-closing solved tickets, SLA breaches and escalation.
 
-Run from cron with `flask --app app tickets autoclose` and `flask --app app tickets escalate`
-(both idempotent); the same checks run cheaply when a ticket or the queue is read, so a missed
-cron run never leaves a stale status on screen.
+The job workers run them on a schedule (`portal.agent.tasks`); `flask --app app tickets
+autoclose` and `flask --app app tickets escalate` run them by hand (both idempotent). The same
+checks run cheaply when a ticket or the queue is read, so a stopped worker never leaves a
+stale status on screen.
 """
 
 from __future__ import annotations

@@ -24,9 +24,11 @@ def settings():
     if action == "profile" and profile.validate():
         old_email = current_user.email
         if _update_profile(profile):
-            db.session.commit()
-            if current_user.email != old_email:
+            email_changed = current_user.email != old_email
+            if email_changed:
                 _announce_email_change(old_email)
+            db.session.commit()
+            if email_changed:
                 flash(f"Your details are saved. We sent a confirmation link to "
                       f"{current_user.email}.", "success")
             else:

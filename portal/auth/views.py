@@ -92,8 +92,8 @@ def register():
             form.email.errors.append(str(exc))
         else:
             _start_session(user, remember=False)
-            db.session.commit()
             send_confirmation(user)
+            db.session.commit()
             flash(
                 "Your account is ready. We sent a link to confirm your email address.", "success"
             )
@@ -124,6 +124,7 @@ def confirm(token):
 def resend_confirmation():
     if current_user.email_confirmed_at is None:
         send_confirmation(current_user)
+        db.session.commit()
         flash("We sent a new confirmation link.", "success")
     return redirect(url_for("account.settings"), code=303)
 
@@ -145,6 +146,7 @@ def reset_request():
     form = ResetRequestForm()
     if form.validate_on_submit():
         _send_reset_email(form.email.data)
+        db.session.commit()
         # The same answer, and one email either way, whether or not the account exists.
         flash(
             f"We have sent an email to {form.email.data} with what to do next. It can take a "

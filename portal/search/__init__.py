@@ -27,3 +27,5 @@ from portal.search.queue import after_index_hooks  # noqa: E402
 
 if semantic.after_index not in after_index_hooks:
     after_index_hooks.append(semantic.after_index)
+
+from portal.search import tasks  # noqa: E402,F401  (registers the index jobs)

@@ -1,29 +1,29 @@
 """Keeping the index true to the database.
 
-`enqueue_article` writes an IndexQueue row in the caller's transaction, so the article change
-and the "index me" note commit (or roll back) together. Once that
-transaction commits, `process_index_queue` applies the queued rows to the index (an
-`after_commit` hook runs it in a fresh app context, since the committing session may not
-query inside the hook). It takes the index write lock
+`enqueue_article` writes an IndexQueue row and an index job in the caller's transaction, so the
+article change and the "index me" note commit (or roll back) together, and no request waits
+for the index or the embeddings. A worker runs the job: `process_index_queue` applies the
+queued rows to the index, then the after-index hooks update the embeddings. It takes the
+index write lock
 first and only then reads the articles, so two processes can never write an older version
 over a newer one. Rows are deleted only if unchanged since they were read (a change queued
-meanwhile stays queued). Any index failure leaves the rows for the next try: a throttled
-catch-up on the next search, the next processing call, or `flask kb reindex`.
+meanwhile stays queued). Any index failure leaves the rows for the next try: the job's retry, the
+scheduled catch-up every minute, or `flask kb reindex`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterator
 
-from flask import current_app, has_request_context
-from sqlalchemy import bindparam, delete, event, insert, literal, select, update
+from flask import has_request_context
+from sqlalchemy import bindparam, delete, insert, literal, select, update
 from sqlalchemy.orm import selectinload
 
 from portal.db import utcnow
 from portal.extensions import db
+from portal.jobs import enqueue
 from portal.kb.models import Article, IndexQueue, KbSection
 from portal.search.documents import article_document
 from portal.search.index import INDEX_ERRORS, store
@@ -34,15 +34,18 @@ BATCH_SIZE = 500
 # How long a request waits for another process's index writer before leaving work queued.
 REQUEST_LOCK_TIMEOUT = 2.0
 CLI_LOCK_TIMEOUT = 60.0
-CATCH_UP_INTERVAL = 15.0
+INDEX_JOB = "search.index"
 
 # Called with the article ids the queue just wrote to the index (e.g. to refresh embeddings);
 # `reindex_all` does not call them: `flask kb reindex` rebuilds embeddings with its own bar.
 after_index_hooks: list[Callable[[list[int]], None]] = []
 
 
-def enqueue_article(article_id: int) -> None:
-    """Note that an article must be (re)indexed; call in the same transaction as the change."""
+def enqueue_article(article_id: int, *, job: bool = True) -> None:
+    """Note that an article must be (re)indexed; call in the same transaction as the change.
+
+    `job=False` leaves the row to the scheduled catch-up (a retry after a failure must not
+    run again at once, in a loop)."""
     session = db.session
     session.flush()
     existing = session.get(IndexQueue, article_id)
@@ -50,29 +53,11 @@ def enqueue_article(article_id: int) -> None:
         session.add(IndexQueue(article_id=article_id, queued_at=utcnow()))
     else:
         existing.queued_at = utcnow()
-    session.info["index_queue_dirty"] = True
-    if not session.info.get("index_listener"):
-        session.info["index_listener"] = True
-        event.listen(session(), "after_commit", _process_after_commit)
-
-
-def _process_after_commit(session) -> None:
-    """Runs in a fresh app context (its own session): the committing one may not query.
-
-    A released savepoint (`begin_nested`) fires after_commit too, while the outer transaction
-    still holds the database write lock: processing then would wait for that lock until the
-    busy timeout. The flag stays set for the outer commit.
-    """
-    if session.in_nested_transaction():
-        return
-    if not session.info.pop("index_queue_dirty", False):
-        return
-    app = current_app._get_current_object()
-    with app.app_context():
-        try:
-            process_index_queue()
-        except Exception:
-            log.exception("index update after commit failed; it stays queued")
+    # One index job per transaction, however many articles it changes.
+    transaction = session().get_transaction()
+    if job and session.info.get("index_job_for") is not transaction:
+        session.info["index_job_for"] = transaction
+        enqueue(INDEX_JOB)
 
 
 def _load_articles(ids: list[int]) -> dict[int, Article]:
@@ -176,17 +161,12 @@ def _requeue_everything() -> None:
     index_store.created_empty = False
 
 
-def catch_up() -> None:
-    """Throttled retry of left-over queue rows, run by requests that touch search."""
-    app = current_app._get_current_object()
-    now = time.monotonic()
-    if now - app.extensions.get("portal_search_caught_up", 0.0) < CATCH_UP_INTERVAL:
-        return
-    app.extensions["portal_search_caught_up"] = now
-    try:
-        process_index_queue()
-    except Exception:  # a search must still answer when catching up fails
-        log.exception("index catch-up failed")
+def process_all() -> int:
+    """Apply everything queued, batch by batch (the index job and the catch-up)."""
+    total = 0
+    while done := process_index_queue():
+        total += done
+    return total
 
 
 def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:

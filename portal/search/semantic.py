@@ -189,14 +189,13 @@ def after_index(article_ids: list[int]) -> None:
 
 
 def _requeue(article_ids: list[int]) -> None:
-    """Put articles back on the index queue for the throttled catch-up to process later
-    (not at this commit: that would retry a failure in a loop, or embed inside a search)."""
+    """Put articles back on the index queue for the scheduled catch-up to process later
+    (not at once: that would retry a failure in a loop, or embed inside a search)."""
     from portal.search.queue import enqueue_article
 
     with _writing():
         for article_id in article_ids:
-            enqueue_article(article_id)
-        db.session.info.pop("index_queue_dirty", None)
+            enqueue_article(article_id, job=False)
 
 
 def rebuild_embeddings(progress: Callable[[int, int], None] | None = None) -> int:
@@ -212,7 +211,7 @@ def rebuild_embeddings(progress: Callable[[int, int], None] | None = None) -> in
 
 def _queue_missing() -> None:
     """Published articles without vectors (e.g. written while the model was unavailable) go
-    back on the index queue, which the next queue run (or search catch-up) processes."""
+    back on the index queue, which the next queue run (or the scheduled catch-up) processes."""
     missing = missing_article_ids(MISSING_PER_RUN_IN_REQUEST)
     if not missing:
         return

@@ -15,7 +15,6 @@ from portal.search import semantic
 from portal.search.audience import Audience
 from portal.search.index import INDEX_ERRORS, IndexStore, store
 from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
-from portal.search.queue import catch_up
 from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_in_memory
 
 log = logging.getLogger(__name__)
@@ -164,7 +163,6 @@ def search_articles(query: str, audience: Audience, *, page: int = 1, per_page: 
     """Ranked, visibility-filtered, paged search. Never raises for any input."""
     page = min(max(1, page), MAX_PAGE)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
-    catch_up()
     index_store = store()
     try:
         return _search(index_store, query or "", audience, page, per_page, category_id, instant)
@@ -211,7 +209,6 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
 
 def suggest_articles(text: str, audience: Audience, limit: int = 5) -> list[Hit]:
     """Articles for free text (a ticket's subject and description): any word may match."""
-    catch_up()
     index_store = store()
     words = plain_words((text or "")[:MAX_SUGGEST_CHARS])
     if len(words.replace("*", "").strip()) < MIN_PREFIX:

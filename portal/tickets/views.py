@@ -139,6 +139,7 @@ def new():
     saved = []
     try:
         ticket, saved = services.create_ticket(data)
+        notify.notify_ticket_created(ticket)
         db.session.commit()
     except AttachmentError as exc:
         db.session.rollback()
@@ -152,7 +153,6 @@ def new():
         if existing is None:
             raise
         return _after_filing(existing, form, created=False)
-    notify.notify_ticket_created(ticket)
     return _after_filing(ticket, form, created=True)
 
 
@@ -366,6 +366,8 @@ def reply(reference):
             ticket, viewer, form.body.data, request.files.getlist(form.attachments.name),
             form.form_key.data,
         )
+        if created:
+            notify.notify_public_reply(ticket, message, author_email=viewer.email)
         db.session.commit()
     except AttachmentError as exc:
         db.session.rollback()
@@ -380,8 +382,6 @@ def reply(reference):
         remove_files(saved)
         flash("Your reply was already sent.", "info")
         return redirect(url_for("tickets.show", reference=ticket.reference), code=303)
-    if created:
-        notify.notify_public_reply(ticket, message, author_email=viewer.email)
     return _reply_added(ticket, viewer, message)
 
 
@@ -507,6 +507,7 @@ def find():
         if form.reference.data:
             tickets = [t for t in tickets if t.reference == form.reference.data.strip().upper()]
         notify.send_ticket_links(form.email.data, tickets)
+        db.session.commit()
         flash(
             "If we have requests for that email address, we have sent links to them. "
             "Check your inbox (and spam folder) in a few minutes.",

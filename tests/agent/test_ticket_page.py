@@ -4,6 +4,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.kb.models import Article, ArticleRevision, ArticleStatus, KbCategory, KbSection
+from portal.search.queue import enqueue_article
 from portal.tickets.models import (
     CannedReply,
     Group,
@@ -110,14 +111,17 @@ def kb_article(title="Reset your password", status=ArticleStatus.PUBLISHED):
     section = KbSection(category=category, name="Sign-in", slug="sign-in")
     article = Article(section=section, title=title, slug="reset", body="Steps", status=status)
     db.session.add_all([category, section, article])
+    db.session.flush()
+    enqueue_article(article.id)
     db.session.commit()
     return article
 
 
-def test_kb_link_search_and_insert(agent_client, customer, make_ticket):
+def test_kb_link_search_and_insert(agent_client, customer, make_ticket, run_jobs):
     ticket = make_ticket(customer)
     article = kb_article()
     kb_article("Draft about passwords", ArticleStatus.DRAFT)
+    run_jobs()
     found = agent_client.get(f"/agent/tickets/{ticket.id}", query_string={"kb_q": "password"})
     assert "Reset your password" in found.text and "Draft about passwords" not in found.text
     inserted = agent_client.get(f"/agent/tickets/{ticket.id}/compose",

@@ -7,9 +7,10 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def demo_kb(app, agent):
+def demo_kb(app, agent, run_jobs):
     seed_kb(agent)
     db.session.commit()
+    run_jobs()  # the search index
 
 
 def test_instant_results_on_home_and_search_page(page, demo_kb, axe):

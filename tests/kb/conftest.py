@@ -3,11 +3,10 @@ import pytest
 from portal.extensions import db
 from portal.kb.models import ArticleStatus, Visibility
 from portal.kb.services import ArticleInput, create_article, create_category, create_section
-from portal.search import process_index_queue
 
 
 @pytest.fixture
-def kb(app, agent):
+def kb(app, agent, run_jobs):
     """A small published KB: one category, one section, articles of every visibility/status."""
     category = create_category("Billing", "Plans, invoices and payments")
     section = create_section(category, "Invoices")
@@ -27,7 +26,7 @@ def kb(app, agent):
         "archived": add("Old invoice portal", "Gone.", status=ArticleStatus.ARCHIVED),
     }
     db.session.commit()
-    process_index_queue()
+    run_jobs()
     articles["section"] = section
     articles["category"] = category
     return articles

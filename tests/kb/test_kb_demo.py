@@ -6,9 +6,11 @@ from portal.kb.models import Article, ArticleStatus, IndexQueue, Visibility
 from portal.search import Audience, search_articles
 
 
-def test_demo_content_is_seeded_and_searchable_after_commit(app, agent):
+def test_demo_content_is_seeded_and_searchable_once_the_worker_ran(app, agent, run_jobs):
     seed_kb(agent)
     db.session.commit()
+    assert db.session.scalar(select(func.count(IndexQueue.article_id))) > 0  # queued, not run
+    run_jobs()
     count = db.session.scalar(select(func.count(Article.id)))
     assert count >= 22
     assert db.session.scalar(select(func.count(IndexQueue.article_id))) == 0

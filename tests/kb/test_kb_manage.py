@@ -30,11 +30,14 @@ def test_list_shows_every_status_with_counts_and_filters(agent_client, kb):
     assert "Refund playbook" in found and "Download an invoice" not in found
 
 
-def test_create_publish_then_it_is_searchable(agent_client, kb):
+def test_create_publish_then_it_is_searchable(agent_client, kb, run_jobs):
     response = agent_client.post("/agent/kb/new", data=article_form(kb["section"]))
     assert response.status_code == 302
     article = db.session.scalars(select(Article).where(Article.title.like("Set up%"))).one()
     assert article.status == ArticleStatus.PUBLISHED and article.labels == "sso, saml"
+    # The request only queued the index update; a worker applies it.
+    assert search_articles("saml", Audience.PUBLIC).hits == []
+    assert run_jobs() == 1
     assert [h.article_id for h in search_articles("saml", Audience.PUBLIC).hits] == [article.id]
 
 
@@ -80,23 +83,26 @@ def test_edit_records_revisions_and_stale_save_is_refused(agent_client, kb):
     assert sorted(numbers) == [1, 2]
 
 
-def test_status_changes_reach_search(agent_client, kb):
+def test_status_changes_reach_search(agent_client, kb, run_jobs):
     art = kb["public"]
     response = agent_client.post(f"/agent/kb/{art.id}/status/unpublish",
                                  data={"version": art.version})
     assert response.status_code == 302
+    run_jobs()
     assert search_articles("invoice", Audience.PUBLIC).total == 0
     db.session.refresh(art)
     agent_client.post(f"/agent/kb/{art.id}/status/publish", data={"version": art.version})
+    run_jobs()
     assert search_articles("invoice", Audience.PUBLIC).total == 1
     db.session.refresh(art)
     agent_client.post(f"/agent/kb/{art.id}/status/archive", data={"version": art.version})
+    run_jobs()
     db.session.refresh(art)
     assert art.status == ArticleStatus.ARCHIVED
     assert art.id not in [h.article_id for h in search_articles("invoice", Audience.AGENTS).hits]
 
 
-def test_history_diff_and_restore(agent_client, kb):
+def test_history_diff_and_restore(agent_client, kb, run_jobs):
     art = kb["public"]
     agent_client.post(f"/agent/kb/{art.id}/edit", data=article_form(
         kb["section"], title=art.title, body="Completely new text", version=art.version,
@@ -109,10 +115,11 @@ def test_history_diff_and_restore(agent_client, kb):
     assert response.status_code == 302
     db.session.refresh(art)
     assert art.version == 3 and "pick the invoice" in art.body
+    run_jobs()
     assert search_articles("pick", Audience.PUBLIC).total == 1
 
 
-def test_categories_sections_create_rename_reorder_and_move(agent_client, kb):
+def test_categories_sections_create_rename_reorder_and_move(agent_client, kb, run_jobs):
     from portal.kb.models import KbCategory, KbSection
 
     agent_client.post("/agent/kb/categories", data={"kind": "category", "cat-name": "Security"})
@@ -125,9 +132,11 @@ def test_categories_sections_create_rename_reorder_and_move(agent_client, kb):
     assert security.position == 0
     agent_client.post(f"/agent/kb/sections/{kb['section'].id}/edit", data={
         "name": "Invoices and receipts", "description": "", "category_id": kb["category"].id})
+    run_jobs()
     assert search_articles("receipts", Audience.PUBLIC).total == 1
     agent_client.post("/agent/kb/move", data={"article_ids": [kb["public"].id],
                                                "section_id": twofa.id})
+    run_jobs()
     db.session.refresh(kb["public"])
     assert kb["public"].section_id == twofa.id
     hit = search_articles("invoice", Audience.PUBLIC).hits[0]

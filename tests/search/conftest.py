@@ -3,11 +3,10 @@ import pytest
 from portal.extensions import db
 from portal.kb.models import ArticleStatus, Visibility
 from portal.kb.services import ArticleInput, create_article, create_category, create_section
-from portal.search import process_index_queue
 
 
 @pytest.fixture
-def make_article(app, agent):
+def make_article(app, agent, run_jobs):
     """make_article(title, body, visibility=..., status=..., labels=...) -> committed + indexed."""
     category = create_category("Account & sign-in")
     section = create_section(category, "Passwords")
@@ -22,7 +21,7 @@ def make_article(app, agent):
         )
         db.session.commit()
         if index:
-            process_index_queue()
+            run_jobs()
         return article
 
     factory.section = section

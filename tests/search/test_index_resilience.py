@@ -79,13 +79,16 @@ def test_failed_commit_disk_full_leaves_queue_and_next_write_works(make_article,
     assert titles("beta") == ["Second article"]
 
 
-def test_deleted_index_folder_is_rebuilt_by_itself(app, make_article, monkeypatch):
+def test_deleted_index_folder_is_rebuilt_by_the_scheduled_catch_up(app, make_article,
+                                                                   run_jobs):
+    from portal.jobs.services import run_schedule_now
+
     make_article("Export to CSV", "csv export")
     shutil.rmtree(app.config["INDEX_DIR"])
-    monkeypatch.setattr(index_queue, "CATCH_UP_INTERVAL", 0)
-    # The first search notices, recreates the index and queues every article...
-    search_articles("csv", Audience.PUBLIC)
-    # ...and the next catch-up applies them.
+    store().reset()
+    # The catch-up finds an empty index, queues every article and applies them.
+    run_schedule_now("search.catch-up")
+    run_jobs()
     assert titles("csv") == ["Export to CSV"]
     assert queued() == 0
 
@@ -150,18 +153,30 @@ def test_process_killed_mid_write_leaves_nothing_a_restart_cannot_repair(app, ma
     assert os.listdir(app.config["INDEX_DIR"])
 
 
-def test_a_released_savepoint_leaves_the_queue_to_the_outer_commit(app, make_article, caplog):
-    """Releasing a savepoint fires after_commit while the outer transaction still holds the
-    write lock: processing the queue then would wait for that lock and fail."""
+def test_one_index_job_per_transaction_and_none_after_a_rollback(app, make_article, run_jobs):
+    from portal.jobs.models import Job
     from portal.kb.models import ArticleStatus
     from portal.kb.services import ArticleInput, create_article
 
-    article = create_article(ArticleInput(title="Printer shows offline", body="Restart it.",
-                                          section_id=make_article.section.id),
-                             None, status=ArticleStatus.PUBLISHED)
+    def index_jobs():
+        db.session.commit()
+        return db.session.scalar(select(func.count(Job.id)).where(Job.kind == "search.index",
+                                                                  Job.status == "queued"))
+
+    for title in ("Printer shows offline", "Printer jams"):
+        create_article(ArticleInput(title=title, body="Restart it.",
+                                    section_id=make_article.section.id),
+                       None, status=ArticleStatus.PUBLISHED)
     with db.session.begin_nested():
-        article.labels = "printing"
-    assert "index update after commit failed" not in caplog.text
-    db.session.commit()
+        create_article(ArticleInput(title="Printer is slow", body="Clean it.",
+                                    section_id=make_article.section.id),
+                       None, status=ArticleStatus.PUBLISHED)
+    assert index_jobs() == 1
+    create_article(ArticleInput(title="Printer never written", body="Gone.",
+                                section_id=make_article.section.id),
+                   None, status=ArticleStatus.PUBLISHED)
+    db.session.rollback()
+    assert index_jobs() == 1
+    run_jobs()
     assert queued() == 0
-    assert titles("printer offline") == ["Printer shows offline"]
+    assert sorted(titles("printer")) == ["Printer is slow", "Printer jams", "Printer shows offline"]

@@ -20,7 +20,7 @@ def test_all_words_first_then_some(make_article):
     assert search_articles("slack invoic", Audience.PUBLIC, instant=True).total == 3
 
 
-def test_updates_and_deletions_across_segments(make_article, agent):
+def test_updates_and_deletions_across_segments(make_article, agent, run_jobs):
     article = make_article("Calendar sync", "x")
     for n in range(3):  # several commits: several segments, the old versions deleted
         make_article(f"Other topic {n}", "x")
@@ -28,6 +28,7 @@ def test_updates_and_deletions_across_segments(make_article, agent):
                                              section_id=article.section_id), agent,
                        article.version)
         db.session.commit()
+        run_jobs()
     assert instant_titles("calendar") == ["Calendar feeds 2"]
     assert instant_titles("sync") == []
 

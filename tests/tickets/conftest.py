@@ -72,7 +72,7 @@ def as_viewer(user) -> Viewer:
 
 
 @pytest.fixture
-def kb_article(app, agent):
+def kb_article(app, agent, run_jobs):
     """kb_article(title, body, visibility=...) -> a published, indexed KB article."""
     from portal.kb.models import ArticleStatus, Visibility
     from portal.kb.services import ArticleInput, create_article, create_category, create_section
@@ -87,7 +87,8 @@ def kb_article(app, agent):
                          visibility=visibility),
             agent, status=status,
         )
-        db.session.commit()  # the search index is updated after the commit
+        db.session.commit()
+        run_jobs()  # a worker updates the search index
         return article
 
     return factory

@@ -1,0 +1,18 @@
+"""The ticket jobs the workers run on a schedule (the `flask tickets …` commands remain as
+manual triggers)."""
+
+from datetime import timedelta
+
+from portal.agent.jobs import autoclose, check_sla
+from portal.jobs import scheduled
+
+
+@scheduled("tickets.sla", every=timedelta(minutes=1))
+def sla_escalation() -> None:
+    """Flag SLA breaches and escalate tickets near or past breach."""
+    check_sla()
+
+
+@scheduled("tickets.autoclose", every=timedelta(hours=1))
+def autoclose_solved() -> None:
+    autoclose()
