@@ -77,6 +77,42 @@ def test_concurrent_sign_ups_over_http(live_server):
     assert db.session.scalar(select(func.count(User.id))) == THREADS * 3
 
 
+def test_sixteen_customers_filing_at_once_with_a_worker_running(live_server, worker):
+    """The load that found a 500 for a saved ticket (its email read the ticket after commit):
+    16 visitors filing over HTTP while a worker sends mail. Every answer is a success and every
+    saved ticket has its confirmation queued in the same transaction."""
+    from urllib.error import HTTPError
+
+    from portal.mail.models import OutboxMessage
+    from portal.tickets.models import Ticket
+
+    failures: list[int] = []
+
+    def file_tickets(n):
+        for i in range(3):
+            data = urllib.parse.urlencode({
+                "subject": f"Printer {n}-{i} is on fire", "description": "It smokes a lot.",
+                "type": "incident", "name": f"Visitor {n}", "email": f"v{n}-{i}@example.com",
+                "form_key": f"key-{n}-{i}",
+            }).encode()
+            request = urllib.request.Request(f"{live_server.url}/tickets/new", data=data)  # noqa: S310
+            browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+            try:
+                with browser.open(request, timeout=60) as response:
+                    assert "TKT-" in response.read().decode()
+            except HTTPError as exc:
+                failures.append(exc.code)
+
+    errors = run_in_threads(file_tickets, count=16)
+    assert errors == [] and failures == []
+    db.session.commit()
+    db.session.expire_all()
+    tickets = db.session.scalars(select(Ticket)).all()
+    assert len(tickets) == 48
+    confirmed = set(db.session.scalars(select(OutboxMessage.ticket_id)))
+    assert {t.id for t in tickets} <= confirmed
+
+
 def test_reading_takes_no_write_lock(app, customer):
     """A sign-in checks the password inside db.reading(): other writers need not wait for it."""
     import sqlite3

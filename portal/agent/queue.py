@@ -14,6 +14,7 @@ from sqlalchemy import Select, and_, case, false, func, or_, select, union
 from sqlalchemy.orm import joinedload, selectinload
 
 from portal.agent import search
+from portal.agent.stale import stale_condition
 from portal.auth.models import User
 from portal.converters import parse_id, parse_page
 from portal.db import utcnow
@@ -40,6 +41,7 @@ VIEWS = {
     "open": "All open",
     "pending": "Awaiting customer",
     "due": "Due soon or breached",
+    "stale": "Stale",
     "solved": "Recently solved",
     "all": "All tickets",
 }
@@ -143,6 +145,8 @@ def _view_condition(view: str, agent: User, now: datetime):
                 and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at <= soon),
             ),
         )
+    if view == "stale":
+        return stale_condition()
     if view == "solved":
         return and_(
             Ticket.status.in_((Status.SOLVED, Status.CLOSED)),
@@ -249,7 +253,7 @@ def view_counts(agent: User, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     counts = {
         view: select(func.count(Ticket.id)).where(_view_condition(view, agent, now))
-        for view in ("unassigned", "mine", "open", "pending")
+        for view in ("unassigned", "mine", "open", "pending", "stale")
     }
     soon = now + DUE_SOON
     working = Ticket.status.in_((Status.NEW, Status.OPEN, Status.ON_HOLD))

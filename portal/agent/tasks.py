@@ -4,6 +4,7 @@ manual triggers)."""
 from datetime import timedelta
 
 from portal.agent.jobs import autoclose, check_sla
+from portal.agent.stale import check_stale
 from portal.jobs import scheduled
 
 
@@ -11,6 +12,12 @@ from portal.jobs import scheduled
 def sla_escalation() -> None:
     """Flag SLA breaches and escalate tickets near or past breach."""
     check_sla()
+
+
+@scheduled("tickets.stale", every=timedelta(minutes=1))
+def stale_alerts() -> None:
+    """Flag tickets idle past their status's threshold and tell their people."""
+    check_stale()
 
 
 @scheduled("tickets.autoclose", every=timedelta(hours=1))

@@ -40,6 +40,7 @@ from portal.forms import select_options
 from portal.htmx import render_page_or_partial, wants_partial
 from portal.kb import queries as kb_queries
 from portal.kb.models import Article, ArticleStatus, Visibility
+from portal.mail.services import failed_for_ticket
 from portal.tickets.attachments import stored_path
 from portal.tickets.models import (
     Attachment,
@@ -269,6 +270,7 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         compose=compose,
         timeline=timeline,
         merged_into=merged_into,
+        undelivered=failed_for_ticket(ticket.id),
         other_tickets=services.requester_tickets(ticket),
         now=utcnow(),
     )

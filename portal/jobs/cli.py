@@ -39,6 +39,32 @@ def status() -> None:
                    f"{state.last_slot or 'never'}  {state.last_status or ''}")
 
 
+@jobs_cli.command("ping")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait.")
+def ping(timeout: float) -> None:
+    """Check that a worker is running: queue a no-op job and wait until it is done."""
+    import time
+
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.jobs.models import Job, JobStatus
+    from portal.jobs.services import enqueue
+    from portal.jobs.tasks import PING
+
+    job = enqueue(PING)
+    db.session.commit()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = db.session.scalar(select(Job.status).where(Job.id == job.id))
+        db.session.commit()
+        if status == JobStatus.DONE:
+            click.echo("A worker ran the ping.")
+            return
+        time.sleep(0.1)
+    raise click.ClickException(f"No worker ran the ping within {timeout:g} s: is one running?")
+
+
 @jobs_cli.command("run")
 @click.argument("name")
 def run(name: str) -> None:

@@ -38,7 +38,7 @@ def build_message(to: str, subject: str, text: str, html: str | None = None,
     cfg = current_app.config
     msg = EmailMessage()
     msg["From"] = cfg["MAIL_SENDER"]
-    msg["To"] = to
+    msg["To"] = one_line(to)
     msg["Subject"] = one_line(subject)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id or make_msgid(domain=cfg["MAIL_MESSAGE_ID_DOMAIN"])
@@ -66,7 +66,8 @@ def send_mail(to: list[str] | str, subject: str, template: str, *, ticket=None,
         html = render_template(html_name, **context)
     for address in [to] if isinstance(to, str) else to:
         queue_message(build_message(address, subject, text, html), template,
-                      ticket_id=getattr(ticket, "id", None), session=db.session)
+                      recipient=one_line(address), ticket_id=getattr(ticket, "id", None),
+                      session=db.session)
 
 
 def init_app(app: Flask) -> None:

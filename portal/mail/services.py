@@ -30,11 +30,13 @@ class PermanentMailError(Exception):
     """The server refused this recipient or message for good (5xx), or the address is bad."""
 
 
-def queue_message(msg: EmailMessage, template: str, *, ticket_id: int | None = None,
-                  session: Session | None = None) -> OutboxMessage:
+def queue_message(msg: EmailMessage, template: str, *, recipient: str | None = None,
+                  ticket_id: int | None = None, session: Session | None = None) -> OutboxMessage:
+    """Queue `msg` for one recipient (its To header unless given) with its send job."""
     session = session or db.session
     row = OutboxMessage(
-        message_id=msg["Message-ID"], recipient=msg["To"], subject=msg["Subject"],
+        message_id=msg["Message-ID"], recipient=recipient or str(msg["To"]),
+        subject=str(msg["Subject"]),
         template=template, raw=msg.as_bytes(policy=policy.SMTP), ticket_id=ticket_id,
         status=MailStatus.QUEUED, attempts=0, created_at=utcnow(),
     )

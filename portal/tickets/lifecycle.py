@@ -82,6 +82,7 @@ def touch(ticket: Ticket) -> None:
     now = utcnow()
     ticket.updated_at = now
     ticket.last_activity_at = now
+    ticket.stale_at = None  # activity clears a stale-ticket alert
 
 
 def can_transition(old: Status, new: Status) -> bool:

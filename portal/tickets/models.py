@@ -172,6 +172,7 @@ class Ticket(Base):
     first_response_breached: Mapped[bool] = mapped_column(Boolean, default=False)
     resolution_breached: Mapped[bool] = mapped_column(Boolean, default=False)
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    stale_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # last idle alert
 
     csat_rating: Mapped[str | None] = mapped_column(String(10))  # "good" | "bad"
     csat_comment: Mapped[str] = mapped_column(Text, default="")

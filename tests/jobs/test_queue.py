@@ -197,3 +197,20 @@ def test_cleanup_purges_old_finished_jobs(app, run_jobs):
     assert jobs.purge_finished(utcnow() + timedelta(days=8)) == 1
     db.session.commit()
     assert all_jobs("test.record") == []
+
+
+def test_ping_tells_whether_a_worker_is_running(app):
+    runner = app.test_cli_runner()
+    alone = runner.invoke(args=["jobs", "ping", "--timeout", "0.3"])
+    assert alone.exit_code == 1 and "No worker ran the ping" in alone.output
+    worker = Worker(app, name="pinged", run_schedules=False)
+    thread = worker.start_thread()
+    try:
+        answered = runner.invoke(args=["jobs", "ping"])
+    finally:
+        worker.stopping.set()
+        thread.join(10)
+    assert answered.exit_code == 0 and "A worker ran the ping." in answered.output
+    status = runner.invoke(args=["jobs", "status"])
+    assert "No queued, running or failed jobs." in status.output
+    assert "schedule tickets.sla" in status.output
