@@ -107,6 +107,14 @@ def test_two_workers_one_killed_on_sqlite(app):
 
 
 def test_scheduled_jobs_run_once_per_slot_with_two_workers(app):
+    scheduled_once_per_slot(app)
+
+
+def test_scheduled_jobs_run_once_per_slot_with_two_workers_on_postgres(pg_app):
+    scheduled_once_per_slot(pg_app)
+
+
+def scheduled_once_per_slot(app):
     procs = [start_worker(app, "worker-a"), start_worker(app, "worker-b")]
     try:
         deadline = time.monotonic() + 30
