@@ -126,6 +126,12 @@ def test_customer_and_agent_pages_fit_and_pass_axe(page, live_server, demo, axe,
                       "kb-edit": f"/agent/kb/{article.id}/edit"}.items():
         page.goto(url)
         check(page, axe, shots, name, width)
+    # Internal note mode: the composer turns amber and the button says what it does.
+    page.goto(f"/agent/tickets/{ticket.id}")
+    page.get_by_text("Internal note", exact=True).last.click()
+    assert page.get_by_role("button", name="Add note").is_visible()
+    assert not page.get_by_role("button", name="Send", exact=True).is_visible()
+    check(page, axe, shots, "agent-ticket-note", width)
     # An agent sees the workspace, not the customer's links.
     page.goto("/")
     assert page.get_by_role("link", name="My requests").count() == 0
