@@ -55,8 +55,10 @@ def test_agent_works_the_queue_and_a_ticket(page, live_server, agent, customer, 
     axe(page, "filtered queue")
 
     # Bulk: ticking a ticket brings up the bar; set the priority of every ticket listed.
+    bar = page.locator(".bulk-bar")
+    assert bar.evaluate("e => getComputedStyle(e).position") == "static"
     page.get_by_label(f"Select {printer.reference}").check()
-    page.get_by_text("1 selected").wait_for()
+    assert bar.evaluate("e => getComputedStyle(e).position") == "sticky"
     page.get_by_text("Bulk update").click()
     page.locator("#priority").select_option("high")
     page.get_by_role("button", name="Apply to all 1 on this page").click()
