@@ -132,3 +132,17 @@ def test_merge_into_another_customers_ticket_asks_first(page, live_server, agent
     db.session.expire_all()
     assert db.session.get(Ticket, duplicate.id).merged_into_id == target.id
     assert not db.session.get(Ticket, target.id).ccs
+
+
+def test_saving_properties_keeps_the_reply_being_written(page, live_server, agent, customer,
+                                                          axe):
+    ticket = file_ticket(customer, "Scanner jams")
+    sign_in(page, agent)
+    page.goto(f"/agent/tickets/{ticket.id}")
+    page.get_by_label("Reply", exact=True).fill("Half-written answer")
+    page.locator("#ticket-properties").get_by_label("Priority").select_option("high")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Saved: priority.").wait_for()
+    assert page.get_by_label("Reply", exact=True).input_value() == "Half-written answer"
+    assert page.locator("#ticket-head").get_by_text("High").is_visible()
+    axe(page, "ticket page after saving properties")
