@@ -150,7 +150,11 @@ def snippet(body: str, tokens: list[Token]) -> Markup:
     for fragment in fragments:
         fragment.startchar = _sentence_start(fragment, floor)
         floor = fragment.endchar
-    return Markup(_FORMATTER.format(fragments)) or _fallback_snippet(body)  # noqa: S704
+    text = _FORMATTER.format(fragments)
+    end = fragments[-1].endchar if fragments else len(body)
+    if text and end < len(body.rstrip()) and body[end - 1] not in ".!?":
+        text += " …"  # the text goes on mid-sentence
+    return Markup(text) or _fallback_snippet(body)  # noqa: S704
 
 
 def _sentence_start(fragment, floor: int) -> int:
