@@ -163,11 +163,11 @@ def _sentence_start(fragment, floor: int) -> int:
     body, start = fragment.text, fragment.startchar
     anchor = min((m.startchar for m in fragment.matches), default=start)
     reach = max(floor, anchor - SENTENCE_REACH)
-    if reach == 0:
-        return ([m.end() for m in _SENTENCE_BREAK.finditer(body, 0, anchor)] or [0])[-1]
     breaks = [m.end() for m in _SENTENCE_BREAK.finditer(body, reach, anchor)]
     if breaks:
         return breaks[-1]
+    if reach == 0:  # the match is in the body's first sentence
+        return 0
     if start > 0 and not body[start - 1].isspace():
         space = body.find(" ", start, anchor)
         return space + 1 if space >= 0 else start
