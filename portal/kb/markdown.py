@@ -91,6 +91,18 @@ def render_markdown(text: str) -> Rendered:
 
 
 _WHITESPACE = re.compile(r"\s+")
+# Where one block of text ends and the next begins. Only these become breaks in plain text:
+# inline tags (links, emphasis, code) sit inside a sentence and must leave no gap, or
+# "see [this](…)." would read "see this ." in a snippet.
+_BLOCK_END = re.compile(
+    r"</(?:p|li|h[1-6]|tr|dt|dd|blockquote|pre|div|table|ul|ol|dl|summary|details)>|<hr\s*/?>",
+    re.IGNORECASE,
+)
+# Line breaks and table cells separate words, not sentences.
+_WORD_GAP = re.compile(r"<br\s*/?>|</t[dh]>", re.IGNORECASE)
+_BREAK = "\ue000"  # a private-use character: never in an article, kept by the sanitiser
+_BREAKS = re.compile(rf"\s*(?:{_BREAK}\s*)+")
+_SENTENCE_END = ".!?:;…"
 
 
 _plain_converter = threading.local()
@@ -101,6 +113,16 @@ def plain_text(text: str) -> str:
     converter = getattr(_plain_converter, "md", None)
     if converter is None:  # building a Markdown instance costs more than converting
         converter = _plain_converter.md = markdown.Markdown(extensions=["tables", "fenced_code"])
-    raw = converter.reset().convert(text or "")
-    stripped = nh3.clean(raw.replace("<", " <"), tags=set())
-    return _WHITESPACE.sub(" ", html.unescape(stripped)).strip()
+    raw = converter.reset().convert((text or "").replace(_BREAK, " "))
+    marked = _WORD_GAP.sub(" ", _BLOCK_END.sub(_BREAK, raw))
+    stripped = html.unescape(nh3.clean(marked, tags=set()))
+    return _WHITESPACE.sub(" ", _BREAKS.sub(_end_block, stripped)).strip(" " + _BREAK)
+
+
+def _end_block(match: re.Match) -> str:
+    """A block boundary reads as the end of a sentence: a heading or list item without its
+    own full stop gets one, so "Didn't get the email" + "Check spam" is two sentences."""
+    start = match.start()  # the match took the spaces before it: this is the last character
+    if start == 0 or match.string[start - 1] in _SENTENCE_END:
+        return " "
+    return ". "

@@ -9,6 +9,7 @@ with the articles nearest in meaning (`semantic`); snippets still come from the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,9 @@ SNIPPET_CHARS = 220
 _FORMATTER = HtmlFormatter(tagname="mark", between=" … ")
 _FRAGMENTER = PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=70, autotrim=True)
 _SCORER = BasicFragmentScorer()
+# A snippet starts where its sentence starts when that is this close before the match.
+SENTENCE_REACH = 90
+_SENTENCE_BREAK = re.compile(r"[.!?…]\s+")
 
 
 @dataclass
@@ -142,7 +146,32 @@ def snippet(body: str, tokens: list[Token]) -> Markup:
         return _fallback_snippet(body)
     tokens.sort(key=lambda t: t.startchar)
     fragments = top_fragments(_FRAGMENTER.fragment_matches(body, tokens), 2, _SCORER, FIRST)
-    return Markup(_FORMATTER.format(fragments)) or _fallback_snippet(body)  # noqa: S704
+    floor = 0
+    for fragment in fragments:
+        fragment.startchar = _sentence_start(fragment, floor)
+        floor = fragment.endchar
+    text = _FORMATTER.format(fragments)
+    end = fragments[-1].endchar if fragments else len(body)
+    if text and end < len(body.rstrip()) and body[end - 1] not in ".!?":
+        text += " …"  # the text goes on mid-sentence
+    return Markup(text) or _fallback_snippet(body)  # noqa: S704
+
+
+def _sentence_start(fragment, floor: int) -> int:
+    """Where a fragment should start: at the start of the sentence holding its first match
+    when that is near (and after the previous fragment), else at a word, never mid-word."""
+    body, start = fragment.text, fragment.startchar
+    anchor = min((m.startchar for m in fragment.matches), default=start)
+    reach = max(floor, anchor - SENTENCE_REACH)
+    breaks = [m.end() for m in _SENTENCE_BREAK.finditer(body, reach, anchor)]
+    if breaks:
+        return breaks[-1]
+    if reach == 0:  # the match is in the body's first sentence
+        return 0
+    if start > 0 and not body[start - 1].isspace():
+        space = body.find(" ", start, anchor)
+        return space + 1 if space >= 0 else start
+    return start
 
 
 def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_page: int,

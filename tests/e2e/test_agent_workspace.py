@@ -45,14 +45,21 @@ def test_agent_works_the_queue_and_a_ticket(page, live_server, agent, customer, 
     page.wait_for_url("**/agent/?view=unassigned")
     page.get_by_text("Printer on fire").wait_for()
 
-    # Filter by priority: htmx swaps the results in place.
+    # Filters open on demand; filter by priority: htmx swaps the results in place.
+    assert not page.get_by_label("Priority", exact=True).is_visible()
+    page.get_by_text("Filters", exact=True).click()
     page.get_by_label("Priority", exact=True).select_option("urgent")
     page.wait_for_function(
         "() => !document.querySelector('#queue-results').textContent.includes('Invoice is wrong')")
     assert page.get_by_text("Printer on fire").is_visible()
     axe(page, "filtered queue")
 
-    # Bulk: set the priority of every ticket listed.
+    # Bulk: ticking a ticket brings up the bar; set the priority of every ticket listed.
+    bar = page.locator(".bulk-bar")
+    assert bar.evaluate("e => getComputedStyle(e).position") == "static"
+    page.get_by_label(f"Select {printer.reference}").check()
+    assert bar.evaluate("e => getComputedStyle(e).position") == "sticky"
+    page.get_by_text("Bulk update").click()
     page.locator("#priority").select_option("high")
     page.get_by_role("button", name="Apply to all 1 on this page").click()
     page.get_by_text("Updated 1 ticket.").wait_for()
@@ -114,6 +121,7 @@ def test_merge_into_another_customers_ticket_asks_first(page, live_server, agent
     duplicate = file_ticket(olga, "Printer broken too")
     sign_in(page, agent)
     page.goto(f"/agent/tickets/{duplicate.id}")
+    page.get_by_text("Merge into another ticket…").click()
     page.get_by_label("Merge into ticket").fill(target.reference)
     page.get_by_role("button", name="Merge", exact=True).click()
     page.get_by_text(f"{target.reference} has a different requester").wait_for()
@@ -124,3 +132,17 @@ def test_merge_into_another_customers_ticket_asks_first(page, live_server, agent
     db.session.expire_all()
     assert db.session.get(Ticket, duplicate.id).merged_into_id == target.id
     assert not db.session.get(Ticket, target.id).ccs
+
+
+def test_saving_properties_keeps_the_reply_being_written(page, live_server, agent, customer,
+                                                          axe):
+    ticket = file_ticket(customer, "Scanner jams")
+    sign_in(page, agent)
+    page.goto(f"/agent/tickets/{ticket.id}")
+    page.get_by_label("Reply", exact=True).fill("Half-written answer")
+    page.locator("#ticket-properties").get_by_label("Priority").select_option("high")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Saved: priority.").wait_for()
+    assert page.get_by_label("Reply", exact=True).input_value() == "Half-written answer"
+    assert page.locator("#ticket-head").get_by_text("High").is_visible()
+    axe(page, "ticket page after saving properties")

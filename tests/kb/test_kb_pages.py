@@ -5,14 +5,18 @@ from portal.kb.models import ArticleView, SearchLog
 from tests.kb.conftest import url
 
 
-def test_home_lists_categories_sections_promoted_and_popular(client, kb):
+def test_home_lists_categories_promoted_and_popular(client, kb):
+    """The home page shows topics as cards (name, description, article count), then featured
+    and most viewed; the sections and their articles are one click away on /kb/."""
     page = client.get("/").get_data(as_text=True)
     assert "How can we help?" in page
-    assert "Billing" in page and "Invoices" in page and "Download an invoice" in page
-    assert "Featured articles" in page
+    assert "Billing" in page and 'class="category-count"' in page
+    assert "Featured articles" in page and "Download an invoice" in page
+    overview = client.get("/kb/").get_data(as_text=True)
+    assert "Invoices" in overview and "Download an invoice" in overview
     for hidden in ("Refund playbook", "Draft invoice notes", "Old invoice portal",
                    "Change the billing email"):
-        assert hidden not in page
+        assert hidden not in page and hidden not in overview
 
 
 def test_category_section_and_article_urls(client, kb):

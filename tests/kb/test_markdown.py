@@ -23,3 +23,18 @@ def test_the_renderers_own_classes_stay():
 def test_an_allowed_class_is_kept_and_the_rest_of_the_list_dropped():
     html = str(render_markdown('<div class="toc flash">x</div>').html)
     assert '<div class="toc">' in html
+
+
+def test_plain_text_reads_as_sentences():
+    """Snippets come from this text: no space before punctuation after a link or emphasis,
+    and a heading or list item ends its sentence instead of running into the next one."""
+    from portal.kb.markdown import plain_text
+
+    text = plain_text(
+        "## I didn't get the reset email\n\nThe link works for **one hour**. See"
+        " [Account](/kb/1).\n\n- Check spam\n- Ask IT: they can *allow* it\n\n"
+        "| Plan | Seats |\n|---|---|\n| Team | 10 |\n"
+    )
+    assert text == ("I didn't get the reset email. The link works for one hour. See Account. "
+                    "Check spam. Ask IT: they can allow it. Plan Seats. Team 10.")
+    assert " ." not in text and " ," not in text

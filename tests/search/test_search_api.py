@@ -43,6 +43,14 @@ def test_snippets_highlight_matches_and_escape_html(make_article):
     assert hit.section == "Passwords" and hit.category == "Account & sign-in"
 
 
+def test_snippets_start_at_a_sentence_and_read_as_text(make_article):
+    make_article("Reset", "Padding words go here to push the match far along. " * 6
+                 + "The reset link in the email works for **one hour**. See [Account](/kb/1).")
+    snippet = str(search_articles("hour", Audience.PUBLIC).hits[0].snippet_html)
+    assert snippet.startswith("The reset link in the email works for one <mark")
+    assert "</mark>." in snippet and " ." not in snippet
+
+
 def test_visibility_per_audience_and_drafts_never(make_article):
     public = make_article("Export data public", "export")
     customers = make_article("Export data customers", "export", visibility=Visibility.CUSTOMERS)
