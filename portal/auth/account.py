@@ -60,8 +60,7 @@ def _update_profile(form: ProfileForm) -> bool:
         if services.find_user(new_email) is not None:
             form.email.errors.append("Another account already uses this email.")
             return False
-        current_user.email = new_email
-        current_user.email_confirmed_at = None
+        services.change_email(current_user, new_email)
     current_user.name = form.name.data
     return True
 

@@ -47,6 +47,27 @@ def organization_for_email(email: str) -> Organization | None:
     return db.session.scalar(select(Organization).where(func.lower(Organization.domain) == domain))
 
 
+def join_organization_by_domain(user: User) -> None:
+    """A customer joins the organisation of their email's domain once the address is proven.
+
+    Until then anyone could type an address at that domain and read its shared tickets, so an
+    unconfirmed (or newly changed) address belongs to no organisation.
+    """
+    if user.role != Role.CUSTOMER or user.email_confirmed_at is None:
+        user.organization = None
+        return
+    user.organization = organization_for_email(user.email)
+
+
+def change_email(user: User, email: str) -> None:
+    """A new address is unproven: it leaves the organisation until it is confirmed."""
+    user.email = normalize_email(email)
+    user.email_confirmed_at = None
+    join_organization_by_domain(user)
+    logger.info("User %s changed their email; organisation access waits for confirmation",
+                user.id)
+
+
 def create_user(
     email: str, name: str, password: str, role: Role = Role.CUSTOMER, *, confirmed: bool = False
 ) -> User:
@@ -55,13 +76,12 @@ def create_user(
     user.set_password(password)  # hashing is slow: do it before the first query takes the lock
     if find_user(email) is not None:
         raise AccountError("An account with this email already exists. Sign in instead.")
-    organization = organization_for_email(email) if role == Role.CUSTOMER else None
     if confirmed:
         user.email_confirmed_at = utcnow()
     try:
         with db.session.begin_nested():  # a concurrent sign-up with the same email loses cleanly
             db.session.add(user)
-            user.organization = organization
+            join_organization_by_domain(user)
     except IntegrityError as exc:
         raise AccountError("An account with this email already exists. Sign in instead.") from exc
     logger.info("User %s created with role %s", user.id, role.value)
@@ -159,6 +179,8 @@ def confirm_email(token: str) -> User:
         raise AccountError("This confirmation link is not valid or has expired.")
     if user.email_confirmed_at is None:
         user.email_confirmed_at = utcnow()
+        join_organization_by_domain(user)
+        db.session.flush()  # subscribers read the membership's id
         from portal.signals import email_confirmed
 
         email_confirmed.send(user)
