@@ -42,7 +42,7 @@ def seed_demo() -> dict[str, tuple[str, str]]:
     accounts: dict[str, tuple[str, str]] = {}
     users: dict[str, User] = {}
     for role, (email, name, role_enum) in DEMO_ACCOUNTS.items():
-        password = secrets.token_urlsafe(9)
+        password = secrets.token_urlsafe(12)  # 16 random characters
         users[role] = create_user(email, name, password, role_enum, confirmed=True)
         accounts[role] = (email, password)
     from portal.agent.demo import seed_support

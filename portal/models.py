@@ -1,6 +1,6 @@
 """Every model, imported in one place so metadata (and Alembic) sees all tables."""
 
-from portal.auth.models import Organization, Role, User
+from portal.auth.models import AccountToken, Organization, Role, User
 from portal.db import Base
 from portal.kb.models import (
     Article,
@@ -35,6 +35,7 @@ from portal.tickets.models import (
 )
 
 __all__ = [
+    "AccountToken",
     "Article",
     "ArticleEmbedding",
     "ArticleRevision",

@@ -20,7 +20,7 @@ def settings():
     """Two forms on one page; only the one that was sent reads the request."""
     action = request.form.get("action") if request.method == "POST" else None
     profile = _form(ProfileForm, "profile", action, obj=current_user)
-    password = _form(ChangePasswordForm, "password", action)
+    password = _form(ChangePasswordForm, "password", action, user=current_user)
     if action == "profile" and profile.validate():
         old_email = current_user.email
         if _update_profile(profile):

@@ -8,12 +8,30 @@ from wtforms import (
     SelectField,
     StringField,
 )
-from wtforms.validators import Email, EqualTo, InputRequired, Length
+from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
 
 from portal.auth.models import Role
+from portal.auth.passwords import password_problem
 from portal.forms import trim
 
-PASSWORD_RULES = [InputRequired(), Length(min=8, max=200, message="Use at least 8 characters.")]
+
+class StrongPassword:
+    """The password rule, judged against whose password it is: the form's `user` (reset,
+    invitation, change) or the name and email typed beside it (registration, new staff)."""
+
+    def __call__(self, form, field):
+        user = getattr(form, "user", None)
+        if user is not None:
+            name, email = user.name, user.email
+        else:
+            name = form.name.data if "name" in form else ""
+            email = form.email.data if "email" in form else ""
+        problem = password_problem(field.data or "", name=name or "", email=email or "")
+        if problem:
+            raise ValidationError(problem)
+
+
+PASSWORD_RULES = [InputRequired(), StrongPassword()]
 
 
 
@@ -49,6 +67,12 @@ class ResetRequestForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
+    """Choosing a new password through an emailed link (reset or invitation)."""
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     password = PasswordField("New password", validators=PASSWORD_RULES)
     confirm = PasswordField(
         "Confirm new password",
@@ -65,6 +89,10 @@ class ProfileForm(FlaskForm):
 
 
 class ChangePasswordForm(FlaskForm):
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     current_password = PasswordField("Current password", validators=[InputRequired()])
     password = PasswordField("New password", validators=PASSWORD_RULES)
     confirm = PasswordField(
