@@ -36,6 +36,21 @@ def default_config(instance_path: str) -> dict:
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+        # Failed sign-ins: per account from one address (growing waits), and per account from
+        # everywhere (a ceiling a browser that signed in to the account before is exempt from).
+        "LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT": "5 per minute;20 per hour;50 per day",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "30 per hour;100 per day",
+        # What customers and visitors do (portal/limits.py): per account, and per address.
+        "TICKET_RATE_LIMIT": "5 per minute;30 per day",
+        "TICKET_ADDRESS_RATE_LIMIT": "20 per minute;200 per day",
+        "REPLY_RATE_LIMIT": "10 per minute;300 per day",
+        "REPLY_ADDRESS_RATE_LIMIT": "30 per minute;1000 per day",
+        "UPLOAD_RATE_LIMIT": "30 per hour;100 per day",  # counted per file
+        "UPLOAD_ADDRESS_RATE_LIMIT": "100 per hour;500 per day",
+        "VOTE_RATE_LIMIT": "10 per minute;100 per day",
+        "VOTE_ADDRESS_RATE_LIMIT": "60 per minute;1000 per day",
+        "SEARCH_RATE_LIMIT": "60 per minute;1000 per hour",
+        "SEARCH_ADDRESS_RATE_LIMIT": "300 per minute;5000 per hour",
         # Werkzeug's scrypt defaults (N=2**15, r=8, p=1); tests lower the cost to run fast.
         "PASSWORD_HASH_METHOD": "scrypt",
         "RESET_TOKEN_MAX_AGE": 3600,

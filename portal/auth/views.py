@@ -13,7 +13,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from portal.auth import bp, services
+from portal.auth import bp, services, throttle
 from portal.auth.forms import LoginForm, RegisterForm, ResetPasswordForm, ResetRequestForm
 from portal.auth.passwords import password_problem
 from portal.converters import parse_id
@@ -50,8 +50,26 @@ def _start_session(user, remember: bool) -> None:
     user.last_login_at = utcnow()
 
 
+def _account_address_limit() -> str:
+    return current_app.config["LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT"]
+
+
+def _account_limit() -> str:
+    return current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]
+
+
+_ACCOUNT_LIMITED = ("Too many failed sign-ins to this account in a short time. For its security, "
+                    "wait a while and try again, or reset your password from this page.")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_rate_limit, methods=["POST"])
+@limiter.limit(_account_address_limit, methods=["POST"], key_func=throttle.account_address_key,
+               deduct_when=throttle.failed, error_message=_ACCOUNT_LIMITED,
+               scope="login-account-address")
+@limiter.limit(_account_limit, methods=["POST"], key_func=throttle.account_key,
+               deduct_when=throttle.failed, exempt_when=throttle.known_device,
+               error_message=_ACCOUNT_LIMITED, scope="login-account")
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
@@ -66,9 +84,11 @@ def login():
             # Chosen under an older, looser rule: it still works, but ask for a better one now.
             flash(f"Welcome back, {user.name}. Your password is too easy to guess by today's "
                   "rules: please choose a new one below.", "warning")
-            return redirect(url_for("account.settings", _anchor="password-heading"), code=303)
+            return throttle.remember_device(redirect(
+                url_for("account.settings", _anchor="password-heading"), code=303), user.email)
         flash(f"Welcome back, {user.name}.", "success")
-        return redirect(safe_next(form.next.data) or home_for(user), code=303)
+        return throttle.remember_device(
+            redirect(safe_next(form.next.data) or home_for(user), code=303), user.email)
     return render_template("auth/login.html", form=form)
 
 
@@ -206,7 +226,8 @@ def reset(token):
         logout_user()
         session.clear()
         flash("Your password has been changed. Sign in with the new one.", "success")
-        return redirect(url_for("auth.login"), code=303)
+        # The emailed link proved the mailbox: this browser is the owner's.
+        return throttle.remember_device(redirect(url_for("auth.login"), code=303), user.email)
     return render_template("auth/reset.html", form=form, token=token)
 
 
