@@ -1,4 +1,3 @@
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -12,7 +11,7 @@ from wtforms.validators import Email, EqualTo, InputRequired, Length, Validation
 
 from portal.auth.models import Role
 from portal.auth.passwords import password_problem
-from portal.forms import trim
+from portal.forms import PortalForm, trim
 
 
 class StrongPassword:
@@ -45,14 +44,14 @@ def _email_field(label="Email"):
     )
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PortalForm):
     email = _email_field()
     password = PasswordField("Password", validators=[InputRequired()])
     remember = BooleanField("Keep me signed in on this device")
     next = HiddenField()
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(PortalForm):
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
     email = _email_field()
     password = PasswordField("Password", validators=PASSWORD_RULES)
@@ -62,11 +61,11 @@ class RegisterForm(FlaskForm):
     )
 
 
-class ResetRequestForm(FlaskForm):
+class ResetRequestForm(PortalForm):
     email = _email_field()
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(PortalForm):
     """Choosing a new password through an emailed link (reset or invitation)."""
 
     def __init__(self, *args, user, **kwargs):
@@ -80,7 +79,7 @@ class ResetPasswordForm(FlaskForm):
     )
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(PortalForm):
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
     email = _email_field()
     current_password = PasswordField(
@@ -88,7 +87,7 @@ class ProfileForm(FlaskForm):
     )
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(PortalForm):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
@@ -104,7 +103,7 @@ class ChangePasswordForm(FlaskForm):
 ROLE_LABELS = {Role.CUSTOMER: "Customer", Role.AGENT: "Agent", Role.ADMIN: "Admin"}
 
 
-class InviteStaffForm(FlaskForm):
+class InviteStaffForm(PortalForm):
     """An agent or admin who chooses their own password through an emailed link."""
 
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
@@ -122,7 +121,7 @@ class CreateStaffForm(InviteStaffForm):
     password = PasswordField("Initial password", validators=PASSWORD_RULES)
 
 
-class RoleForm(FlaskForm):
+class RoleForm(PortalForm):
     role = SelectField(
         "Role", choices=[SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
     )
