@@ -39,6 +39,9 @@ class IndexStore:
         self._local = threading.local()
         # True when this process had to create an empty index: the database must be re-queued.
         self.created_empty = False
+        # A background rebuild of the whole index is running in this process (recovery.py).
+        self.rebuilding = False
+        self.rebuild_thread: threading.Thread | None = None
 
     # --- opening ---------------------------------------------------------------------------
     def index(self) -> FileIndex:
