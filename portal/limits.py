@@ -13,6 +13,7 @@ again; htmx: the same partial with the message). The counts live in Flask-Limite
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from flask_login import current_user
 from limits import parse_many
 
 from portal.extensions import limiter
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def refused(name: str, cost: int = 1) -> str | None:
     for item, key in checks:
         if not strategy.test(item, name, key, cost=cost):
             reset = strategy.get_window_stats(item, name, key).reset_time
-            current_app.logger.warning("Limit %s on %s hit by %s", item, name, key)
+            logger.warning("Limit %s on %s hit by %s", item, name, key)
             return (f"You have {action.doing} many times in a short while. Please wait "
                     f"{_wait_words(reset - time.time())} and try again; what you typed is kept.")
     for item, key in checks:
