@@ -2,9 +2,11 @@
 from the database meanwhile (issue 11, item 9). Customers used to see 0 results for about
 15 s, until the throttled catch-up rebuilt the index."""
 
+import gc
 import shutil
 from pathlib import Path
 
+import pytest
 from whoosh.filedb.filestore import FileStorage
 
 from portal.extensions import db
@@ -73,3 +75,20 @@ def test_fallback_snippets_are_escaped(app, make_article):
         lock.release()
         db.session.commit()
         store().rebuild_thread.join(70)
+
+
+# Whoosh leaves the damaged table of contents' file open when it fails to read it.
+@pytest.mark.filterwarnings("ignore::ResourceWarning",
+                            "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_damaged_index_is_recreated_and_rebuilt(app, make_article):
+    make_article("Webhooks", "signature checks")
+    assert titles(search_articles("signature", Audience.PUBLIC)) == ["Webhooks"]
+    for toc in Path(app.config["INDEX_DIR"]).glob("*.toc"):
+        toc.write_bytes(b"not a table of contents")
+    store().reset()  # as a worker that starts now: it must open the damaged index
+    assert titles(search_articles("signature", Audience.PUBLIC)) == ["Webhooks"]
+    db.session.commit()
+    store().rebuild_thread.join(70)
+    assert store().searcher().doc_count() == 1
+    assert search_articles("signature", Audience.PUBLIC).message != NOTICE
+    gc.collect()  # close whoosh's leaked file inside this test, under its warning filter
