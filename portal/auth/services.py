@@ -132,7 +132,8 @@ def issue_token(user: User, purpose: str) -> str:
     max_age = current_app.config[_TOKEN_KINDS[purpose][0]]
     db.session.add(AccountToken(user=user, purpose=purpose, token_hash=_token_hash(token),
                                 created_at=now, expires_at=now + timedelta(seconds=max_age)))
-    # Spent and expired tokens are of no use to anyone: keep the table small.
+    # A day past expiry a token is of no use, not even to say "already used": keep the table
+    # small.
     db.session.execute(delete(AccountToken).where(AccountToken.expires_at < now - timedelta(
         days=1)))
     db.session.flush()
