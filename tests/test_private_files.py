@@ -11,9 +11,15 @@ import shutil
 import stat
 from pathlib import Path
 
-from conftest import make_app
-
+from portal import create_app
 from portal.extensions import db
+
+
+def make_app(instance: Path):
+    return create_app({
+        "TESTING": True, "INSTANCE_PATH": str(instance), "SECRET_KEY": "test",
+        "DATABASE_URL": f"sqlite:///{instance / 'portal.sqlite3'}", "SEMANTIC_SEARCH": False,
+    })
 
 
 def mode(path: Path) -> int:
