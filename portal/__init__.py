@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from portal.config import ROOT, default_config, finish_config
+from portal.config import ROOT, default_config, finish_config, secure_instance
 
 __all__ = ["create_app"]
 
@@ -28,6 +28,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     finish_config(app)
     _configure_logging(app)
+    secure_instance(app)
     _init_extensions(app)
     from portal import converters
 

@@ -47,10 +47,12 @@ def db_revision(message: str) -> None:
 )
 def users_create(email: str, name: str, password: str, role: str) -> None:
     """Create an account (agents and admins are created this way or on /admin/users)."""
+    from portal.auth.passwords import password_problem
     from portal.auth.services import AccountError, create_user
 
-    if len(password) < 8:
-        raise click.BadParameter("use at least 8 characters", param_hint="--password")
+    problem = password_problem(password, name=name, email=email)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
     try:
         user = create_user(email, name, password, Role(role), confirmed=True)
     except AccountError as exc:

@@ -6,13 +6,20 @@ JSON, so `PORTAL_MAIL_PORT=2525` is an int.
 """
 
 import contextlib
+import logging
 import os
 import secrets
+import stat
 import tempfile
 from email.utils import parseaddr
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Files the portal creates are for its own user only: the database, emailed reset links in
+# instance/mail, attachments, the secret key.
+PRIVATE_UMASK = 0o077
+
+logger = logging.getLogger(__name__)
 
 
 def default_config(instance_path: str) -> dict:
@@ -42,6 +49,21 @@ def default_config(instance_path: str) -> dict:
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+        # Failed sign-ins: per account from one address (growing waits), and per account from
+        # everywhere (a ceiling a browser that signed in to the account before is exempt from).
+        "LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT": "5 per minute;20 per hour;50 per day",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "30 per hour;100 per day",
+        # What customers and visitors do (portal/limits.py): per account, and per address.
+        "TICKET_RATE_LIMIT": "5 per minute;30 per day",
+        "TICKET_ADDRESS_RATE_LIMIT": "20 per minute;200 per day",
+        "REPLY_RATE_LIMIT": "10 per minute;300 per day",
+        "REPLY_ADDRESS_RATE_LIMIT": "30 per minute;1000 per day",
+        "UPLOAD_RATE_LIMIT": "30 per hour;100 per day",  # counted per file
+        "UPLOAD_ADDRESS_RATE_LIMIT": "100 per hour;500 per day",
+        "VOTE_RATE_LIMIT": "10 per minute;100 per day",
+        "VOTE_ADDRESS_RATE_LIMIT": "60 per minute;1000 per day",
+        "SEARCH_RATE_LIMIT": "60 per minute;1000 per hour",
+        "SEARCH_ADDRESS_RATE_LIMIT": "300 per minute;5000 per hour",
         # Werkzeug's scrypt defaults (N=2**15, r=8, p=1); tests lower the cost to run fast.
         "PASSWORD_HASH_METHOD": "scrypt",
         "RESET_TOKEN_MAX_AGE": 3600,
@@ -85,6 +107,7 @@ def load_secret_key(instance_path: str) -> str:
 
 def finish_config(app) -> None:
     """Derive settings that depend on others once every source has been read."""
+    os.umask(os.umask(0) | PRIVATE_UMASK)  # before anything below creates a file or folder
     cfg = app.config
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = load_secret_key(app.instance_path)
@@ -95,4 +118,44 @@ def finish_config(app) -> None:
         cfg["MAIL_MESSAGE_ID_DOMAIN"] = sender.rpartition("@")[2] or "portal.local"
     cfg["MAX_UPLOAD_BYTES"] = int(cfg["MAX_UPLOAD_MB"] * 1024 * 1024)
     for key in ("INDEX_DIR", "UPLOAD_DIR", "MAIL_DIR"):
-        Path(cfg[key]).mkdir(parents=True, exist_ok=True)
+        Path(cfg[key]).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _sqlite_files(url: str) -> list[Path]:
+    if not url.startswith("sqlite:///"):
+        return []
+    database = Path(url.removeprefix("sqlite:///").partition("?")[0])
+    return [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+
+
+def _loose(path: Path) -> bool:
+    return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def _make_private(path: Path) -> int:
+    """chmod 0700 (folders) or 0600 (files) when group or others have any access; a loose
+    folder is fixed with everything in it. Returns how many were changed."""
+    if path.is_symlink() or not path.exists() or not _loose(path):
+        return 0
+    if not path.is_dir():
+        path.chmod(0o600)
+        return 1
+    path.chmod(0o700)
+    return 1 + sum(_make_private(child) for child in path.iterdir())
+
+
+def secure_instance(app) -> None:
+    """Fix modes left by older versions (0644/0755) of what finish_config's umask protects.
+
+    A folder already private is not walked (its contents are unreachable for others, and
+    uploads can be many), but the few named files are always checked.
+    """
+    cfg = app.config
+    instance = Path(app.instance_path)
+    folders = [instance, *(Path(cfg[key]) for key in ("INDEX_DIR", "UPLOAD_DIR", "MAIL_DIR"))]
+    files = [instance / "secret_key", instance / "demo-accounts.json",
+             *_sqlite_files(cfg["DATABASE_URL"])]
+    changed = sum(_make_private(path) for path in [*folders, *files])
+    if changed:
+        logger.warning("Made %d files and folders of the instance private (0600/0700): they "
+                       "were readable by other users of this machine", changed)

@@ -1,6 +1,6 @@
 """Every model, imported in one place so metadata (and Alembic) sees all tables."""
 
-from portal.auth.models import Organization, Role, User
+from portal.auth.models import AccountToken, Organization, Role, User
 from portal.db import Base
 from portal.jobs.models import Job, ScheduledRun
 from portal.kb.models import (
@@ -37,6 +37,7 @@ from portal.tickets.models import (
 )
 
 __all__ = [
+    "AccountToken",
     "Article",
     "ArticleEmbedding",
     "ArticleRevision",

@@ -113,6 +113,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc):
         logger.warning("Rate limit %s hit on %s", exc.limit.limit, request.path)
+        if exc.limit.error_message:
+            return _error_page(429, exc.description)
         what = "sign-in attempts" if request.endpoint == "auth.login" else "attempts"
         return _error_page(
             429,

@@ -12,23 +12,23 @@ from portal.extensions import db
 def test_users_create_agent(app):
     result = app.test_cli_runner().invoke(args=[
         "users", "create", "--role", "agent", "--email", "Nia@Example.com", "--name", "Nia",
-        "--password", "long enough"])
+        "--password", "ferry lantern"])
     assert result.exit_code == 0, result.output
     assert "Created agent nia@example.com" in result.output
     user = db.session.scalar(select(User).where(User.email == "nia@example.com"))
-    assert user.role == Role.AGENT and user.check_password("long enough")
+    assert user.role == Role.AGENT and user.check_password("ferry lantern")
 
 
 def test_users_create_refuses_duplicates_and_short_passwords(app, agent):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["users", "create", "--email", agent.email, "--name", "X",
-                                 "--password", "long enough"])
+                                 "--password", "ferry lantern"])
     assert result.exit_code != 0 and "already exists" in result.output
     result = runner.invoke(args=["users", "create", "--email", "s@example.com", "--name", "S",
                                  "--password", "short"])
-    assert result.exit_code != 0 and "at least 8 characters" in result.output
+    assert result.exit_code != 0 and "at least 12 characters" in result.output
     result = runner.invoke(args=["users", "create", "--email", "s@example.com", "--name", "S",
-                                 "--password", "long enough", "--role", "root"])
+                                 "--password", "ferry lantern", "--role", "root"])
     assert result.exit_code != 0
     assert db.session.scalar(select(func.count(User.id))) == 1
 

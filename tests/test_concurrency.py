@@ -65,7 +65,7 @@ def test_concurrent_sign_ups_over_http(live_server):
             browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
             data = urllib.parse.urlencode({
                 "name": f"User {n}-{i}", "email": f"user{n}-{i}@example.com",
-                "password": "longpassword", "confirm": "longpassword",
+                "password": "ferry lantern", "confirm": "ferry lantern",
             }).encode()
             request = urllib.request.Request(f"{live_server.url}/auth/register", data=data)  # noqa: S310
             with browser.open(request, timeout=30) as response:
@@ -145,7 +145,8 @@ def test_test_thread_reads_do_not_block_the_live_server(live_server, customer):
 
     db.session.scalars(select(User)).all()  # a read transaction stays open in the test thread
     data = urllib.parse.urlencode({"name": "Late", "email": "late@example.com",
-                                   "password": "longpassword", "confirm": "longpassword"}).encode()
+                                   "password": "ferry lantern",
+                                   "confirm": "ferry lantern"}).encode()
     started = time.monotonic()
     request = urllib.request.Request(f"{live_server.url}/auth/register", data=data)  # noqa: S310
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310

@@ -65,7 +65,7 @@ def _register(url: str, n: int) -> int:
         page = response.read().decode()
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     form = {"csrf_token": token, "name": f"Worker {n}", "email": f"w{n}@example.com",
-            "password": "longpassword", "confirm": "longpassword"}
+            "password": "ferry lantern", "confirm": "ferry lantern"}
     with opener.open(url + "/auth/register", data=urlencode(form).encode()) as response:
         return response.status
 

@@ -50,14 +50,14 @@ def test_register_and_sign_in_on_postgres(pg_app):
     client = pg_app.test_client()
     response = client.post(
         "/auth/register",
-        data={"name": "Pat", "email": "pat@example.com", "password": "longpassword",
-              "confirm": "longpassword"},
+        data={"name": "Pat", "email": "pat@example.com", "password": "ferry lantern",
+              "confirm": "ferry lantern"},
     )
     assert response.status_code == 303
     client.post("/auth/logout")
     assert client.get("/account").status_code == 302
     assert client.post(
-        "/auth/login", data={"email": "pat@example.com", "password": "longpassword"}
+        "/auth/login", data={"email": "pat@example.com", "password": "ferry lantern"}
     ).status_code == 303
     assert client.get("/account").status_code == 200
 
@@ -78,8 +78,8 @@ def test_simultaneous_sign_ups_with_one_email_on_postgres(pg_app):
         client = pg_app.test_client()
         start.wait()
         response = client.post("/auth/register", data={
-            "name": "Twin", "email": "twin@example.com", "password": "longpassword",
-            "confirm": "longpassword"})
+            "name": "Twin", "email": "twin@example.com", "password": "ferry lantern",
+            "confirm": "ferry lantern"})
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=sign_up) for _ in range(4)]

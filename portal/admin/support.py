@@ -7,7 +7,6 @@ from datetime import time
 from zoneinfo import available_timezones
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -29,7 +28,7 @@ from portal.agent.services import active_agents
 from portal.auth.models import Role, User
 from portal.auth.views import admin_required
 from portal.extensions import db
-from portal.forms import select_options
+from portal.forms import PortalForm, select_options
 from portal.tickets import sla
 from portal.tickets.models import (
     CannedReply,
@@ -51,14 +50,14 @@ class CheckboxesField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class GroupForm(FlaskForm):
+class GroupForm(PortalForm):
     name = StringField("Name", validators=[DataRequired("Give the group a name."),
                                            Length(max=120)])
     auto_assign = BooleanField("Assign new tickets to the least-loaded member (round-robin)")
     members = CheckboxesField("Members", coerce=int, choices=[])
 
 
-class CategoryForm(FlaskForm):
+class CategoryForm(PortalForm):
     name = StringField("Name", validators=[DataRequired("Give the category a name."),
                                            Length(max=120)])
     position = IntegerField("Position in lists", default=0,
@@ -67,14 +66,14 @@ class CategoryForm(FlaskForm):
     group = SelectField("Route new tickets to group", coerce=int, choices=[])
 
 
-class CannedReplyForm(FlaskForm):
+class CannedReplyForm(PortalForm):
     title = StringField("Title", validators=[DataRequired("Give the reply a title."),
                                              Length(max=120)])
     body = TextAreaField("Text", validators=[DataRequired("The text is empty."),
                                              Length(max=20_000)])
 
 
-class SlaForm(FlaskForm):
+class SlaForm(PortalForm):
     days = CheckboxesField("Working days", coerce=int,
                            choices=select_options(list(enumerate(WEEKDAYS))))
     start = TimeField("Opens at", validators=[DataRequired("Give an opening time.")])
@@ -176,7 +175,7 @@ def group_edit(group_id: int | None):
 @admin_required
 def group_delete(group_id: int):
     group = db.session.get(Group, group_id) or abort(404)
-    if FlaskForm().validate_on_submit():
+    if PortalForm().validate_on_submit():
         db.session.delete(group)
         db.session.commit()
         flash(f"Group “{group.name}” deleted; its tickets keep their assignee.", "success")
@@ -293,7 +292,7 @@ def canned_replies():
     from portal.agent.services import PLACEHOLDERS
 
     return render_template("admin/support/canned.html", replies=rows,
-                           placeholders=PLACEHOLDERS, delete_form=FlaskForm())
+                           placeholders=PLACEHOLDERS, delete_form=PortalForm())
 
 
 @bp.route("/support/canned/new", methods=["GET", "POST"], defaults={"reply_id": None})
@@ -331,7 +330,7 @@ def canned_edit(reply_id: int | None):
 @admin_required
 def canned_delete(reply_id: int):
     reply = db.session.get(CannedReply, reply_id) or abort(404)
-    if FlaskForm().validate_on_submit():
+    if PortalForm().validate_on_submit():
         db.session.delete(reply)
         db.session.commit()
         flash(f"Canned reply “{reply.title}” deleted.", "success")

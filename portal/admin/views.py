@@ -103,7 +103,10 @@ def create_user():
 
 
 def _send_invite(user: User) -> None:
-    link = absolute_url("auth.accept_invite", token=services.make_invite_token(user))
+    """A fresh invitation link; the one sent before stops working."""
+    token = services.issue_token(user, services.INVITE)
+    db.session.commit()
+    link = absolute_url("auth.accept_invite", token=token)
     send_mail(
         user.email, "You're invited to the Help Center team", "invite",
         user=user, link=link, inviter=current_user, days=_invite_days(),

@@ -34,6 +34,20 @@ def escalate_command() -> None:
                f"escalated {escalations} ticket{'s' if escalations != 1 else ''}.")
 
 
+@tickets_cli.command("sweep-uploads")
+@click.option("--older-than-hours", default=24, show_default=True,
+              help="Leave younger files alone: their request may still be running.")
+def sweep_uploads_command(older_than_hours: int) -> None:
+    """Remove attachment files no ticket refers to (left by a crash); run daily."""
+    from datetime import timedelta
+
+    from portal.tickets.attachments import sweep_orphan_uploads
+
+    result = sweep_orphan_uploads(timedelta(hours=older_than_hours))
+    click.echo(f"Removed {result.removed} orphan upload{'s' if result.removed != 1 else ''}, "
+               f"moved {result.restored} into place.")
+
+
 def init_app(app: Flask) -> None:
     from portal.agent.queue import due_in, sla_state
 

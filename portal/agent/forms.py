@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -15,7 +14,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from portal.forms import select_options
+from portal.forms import PortalForm, select_options
 from portal.tickets.models import Priority, Status, TicketType
 
 
@@ -29,7 +28,7 @@ TYPE_CHOICES = select_options([(t.value, t.value.capitalize()) for t in TicketTy
 KEEP = select_options([("", "— no change —")])
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(PortalForm):
     body = TextAreaField("Reply", validators=[DataRequired("Write a reply or a note first."),
                                              Length(max=50_000)])
     internal = BooleanField("Internal note (agents only)")
@@ -46,7 +45,7 @@ class ReplyForm(FlaskForm):
     submit = SubmitField("Send")
 
 
-class PropertiesForm(FlaskForm):
+class PropertiesForm(PortalForm):
     status = SelectField("Status", choices=STATUS_CHOICES)
     priority = SelectField("Priority", choices=PRIORITY_CHOICES)
     type = SelectField("Type", choices=TYPE_CHOICES)
@@ -58,7 +57,7 @@ class PropertiesForm(FlaskForm):
     submit = SubmitField("Save changes")
 
 
-class BulkForm(FlaskForm):
+class BulkForm(PortalForm):
     assignee = SelectField("Assign to", choices=[], validators=[Optional()])
     status = SelectField("Set status", choices=KEEP + STATUS_CHOICES, validators=[Optional()])
     priority = SelectField("Set priority", choices=KEEP + PRIORITY_CHOICES,
@@ -68,7 +67,7 @@ class BulkForm(FlaskForm):
     submit = SubmitField("Apply to selected")
 
 
-class MergeForm(FlaskForm):
+class MergeForm(PortalForm):
     target = StringField("Merge into ticket", validators=[DataRequired("Give a ticket reference."),
                                                           Length(max=30)],
                          description="The reference of the ticket to keep, e.g. TKT-1042.")
@@ -85,7 +84,7 @@ class MergeForm(FlaskForm):
     submit = SubmitField("Merge this ticket")
 
 
-class ArticleDraftForm(FlaskForm):
+class ArticleDraftForm(PortalForm):
     section = SelectField("Section", coerce=int, choices=[])
     title = StringField("Title", validators=[DataRequired("Give the article a title."),
                                              Length(max=200)])

@@ -20,7 +20,7 @@ def settings():
     """Two forms on one page; only the one that was sent reads the request."""
     action = request.form.get("action") if request.method == "POST" else None
     profile = _form(ProfileForm, "profile", action, obj=current_user)
-    password = _form(ChangePasswordForm, "password", action)
+    password = _form(ChangePasswordForm, "password", action, user=current_user)
     if action == "profile" and profile.validate():
         old_email = current_user.email
         if _update_profile(profile):
@@ -62,8 +62,7 @@ def _update_profile(form: ProfileForm) -> bool:
         if services.find_user(new_email) is not None:
             form.email.errors.append("Another account already uses this email.")
             return False
-        current_user.email = new_email
-        current_user.email_confirmed_at = None
+        services.change_email(current_user, new_email)
     current_user.name = form.name.data
     return True
 

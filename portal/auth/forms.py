@@ -1,4 +1,3 @@
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -8,12 +7,30 @@ from wtforms import (
     SelectField,
     StringField,
 )
-from wtforms.validators import Email, EqualTo, InputRequired, Length
+from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
 
 from portal.auth.models import Role
-from portal.forms import trim
+from portal.auth.passwords import password_problem
+from portal.forms import PortalForm, trim
 
-PASSWORD_RULES = [InputRequired(), Length(min=8, max=200, message="Use at least 8 characters.")]
+
+class StrongPassword:
+    """The password rule, judged against whose password it is: the form's `user` (reset,
+    invitation, change) or the name and email typed beside it (registration, new staff)."""
+
+    def __call__(self, form, field):
+        user = getattr(form, "user", None)
+        if user is not None:
+            name, email = user.name, user.email
+        else:
+            name = form.name.data if "name" in form else ""
+            email = form.email.data if "email" in form else ""
+        problem = password_problem(field.data or "", name=name or "", email=email or "")
+        if problem:
+            raise ValidationError(problem)
+
+
+PASSWORD_RULES = [InputRequired(), StrongPassword()]
 
 
 
@@ -27,14 +44,14 @@ def _email_field(label="Email"):
     )
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PortalForm):
     email = _email_field()
     password = PasswordField("Password", validators=[InputRequired()])
     remember = BooleanField("Keep me signed in on this device")
     next = HiddenField()
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(PortalForm):
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
     email = _email_field()
     password = PasswordField("Password", validators=PASSWORD_RULES)
@@ -44,11 +61,17 @@ class RegisterForm(FlaskForm):
     )
 
 
-class ResetRequestForm(FlaskForm):
+class ResetRequestForm(PortalForm):
     email = _email_field()
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(PortalForm):
+    """Choosing a new password through an emailed link (reset or invitation)."""
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     password = PasswordField("New password", validators=PASSWORD_RULES)
     confirm = PasswordField(
         "Confirm new password",
@@ -56,7 +79,7 @@ class ResetPasswordForm(FlaskForm):
     )
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(PortalForm):
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
     email = _email_field()
     current_password = PasswordField(
@@ -64,7 +87,11 @@ class ProfileForm(FlaskForm):
     )
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(PortalForm):
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     current_password = PasswordField("Current password", validators=[InputRequired()])
     password = PasswordField("New password", validators=PASSWORD_RULES)
     confirm = PasswordField(
@@ -76,7 +103,7 @@ class ChangePasswordForm(FlaskForm):
 ROLE_LABELS = {Role.CUSTOMER: "Customer", Role.AGENT: "Agent", Role.ADMIN: "Admin"}
 
 
-class InviteStaffForm(FlaskForm):
+class InviteStaffForm(PortalForm):
     """An agent or admin who chooses their own password through an emailed link."""
 
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
@@ -94,7 +121,7 @@ class CreateStaffForm(InviteStaffForm):
     password = PasswordField("Initial password", validators=PASSWORD_RULES)
 
 
-class RoleForm(FlaskForm):
+class RoleForm(PortalForm):
     role = SelectField(
         "Role", choices=[SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
     )

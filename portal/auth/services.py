@@ -9,15 +9,16 @@ import functools
 import hashlib
 import logging
 import secrets
+from datetime import timedelta
 
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, or_, select
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from portal.auth.models import Organization, Role, User
+from portal.auth.models import AccountToken, Organization, Role, User
 from portal.db import Page, paginate, utcnow
 from portal.extensions import db
 
@@ -47,6 +48,27 @@ def organization_for_email(email: str) -> Organization | None:
     return db.session.scalar(select(Organization).where(func.lower(Organization.domain) == domain))
 
 
+def join_organization_by_domain(user: User) -> None:
+    """A customer joins the organisation of their email's domain once the address is proven.
+
+    Until then anyone could type an address at that domain and read its shared tickets, so an
+    unconfirmed (or newly changed) address belongs to no organisation.
+    """
+    if user.role != Role.CUSTOMER or user.email_confirmed_at is None:
+        user.organization = None
+        return
+    user.organization = organization_for_email(user.email)
+
+
+def change_email(user: User, email: str) -> None:
+    """A new address is unproven: it leaves the organisation until it is confirmed."""
+    user.email = normalize_email(email)
+    user.email_confirmed_at = None
+    join_organization_by_domain(user)
+    logger.info("User %s changed their email; organisation access waits for confirmation",
+                user.id)
+
+
 def create_user(
     email: str, name: str, password: str, role: Role = Role.CUSTOMER, *, confirmed: bool = False
 ) -> User:
@@ -55,13 +77,12 @@ def create_user(
     user.set_password(password)  # hashing is slow: do it before the first query takes the lock
     if find_user(email) is not None:
         raise AccountError("An account with this email already exists. Sign in instead.")
-    organization = organization_for_email(email) if role == Role.CUSTOMER else None
     if confirmed:
         user.email_confirmed_at = utcnow()
     try:
         with db.session.begin_nested():  # a concurrent sign-up with the same email loses cleanly
             db.session.add(user)
-            user.organization = organization
+            join_organization_by_domain(user)
     except IntegrityError as exc:
         raise AccountError("An account with this email already exists. Sign in instead.") from exc
     logger.info("User %s created with role %s", user.id, role.value)
@@ -89,47 +110,74 @@ def _serializer(salt: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
 
 
-def _password_fingerprint(user: User) -> str:
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+# Emailed single-use links: what each is for, how long it lives, and what the page calls it.
+RESET, INVITE = "reset", "invite"
+_TOKEN_KINDS = {RESET: ("RESET_TOKEN_MAX_AGE", "reset"),
+                INVITE: ("INVITE_MAX_AGE", "invitation")}
 
 
-def _make_password_token(purpose: str, user: User) -> str:
-    """A signed token naming the user and a fingerprint of the current password hash.
+def _token_hash(token: str) -> str:
+    """Tokens carry 256 random bits, so a plain SHA-256 is enough: nothing to brute-force."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    Once the password changes, the fingerprint no longer matches: the link is single-use.
+
+def issue_token(user: User, purpose: str) -> str:
+    """A fresh random link token for `user`; any earlier one of the same kind stops working.
+
+    Only its hash is stored, with its expiry; the token itself goes into the email alone.
     """
-    return _serializer(purpose).dumps({"u": user.id, "p": _password_fingerprint(user)})
+    now = utcnow()
+    _spend_tokens(user, purpose, now)
+    token = secrets.token_urlsafe(32)
+    max_age = current_app.config[_TOKEN_KINDS[purpose][0]]
+    db.session.add(AccountToken(user=user, purpose=purpose, token_hash=_token_hash(token),
+                                created_at=now, expires_at=now + timedelta(seconds=max_age)))
+    # A day past expiry a token is of no use, not even to say "already used": keep the table
+    # small.
+    db.session.execute(delete(AccountToken).where(AccountToken.expires_at < now - timedelta(
+        days=1)))
+    db.session.flush()
+    return token
 
 
-def _user_for_password_token(purpose: str, token: str, max_age: int, what: str) -> User:
-    try:
-        data = _serializer(purpose).loads(token, max_age=max_age)
-    except SignatureExpired as exc:
-        raise AccountError(f"This {what} link has expired.") from exc
-    except BadSignature as exc:
-        raise AccountError(f"This {what} link is not valid.") from exc
-    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
-    if user is None or not user.active or data.get("p") != _password_fingerprint(user):
-        raise AccountError(f"This {what} link has already been used.")
-    return user
+def _spend_tokens(user: User, purpose: str | None, now) -> None:
+    stmt = update(AccountToken).where(AccountToken.user_id == user.id,
+                                      AccountToken.spent_at.is_(None))
+    if purpose is not None:
+        stmt = stmt.where(AccountToken.purpose == purpose)
+    db.session.execute(stmt.values(spent_at=now))
 
 
-def make_reset_token(user: User) -> str:
-    return _make_password_token("password-reset", user)
+def _live_token(purpose: str, token: str) -> AccountToken:
+    what = _TOKEN_KINDS[purpose][1]
+    row = db.session.scalar(select(AccountToken).where(
+        AccountToken.token_hash == _token_hash(token), AccountToken.purpose == purpose))
+    if row is None:
+        raise AccountError(f"This {what} link is not valid.")
+    if row.spent_at is not None:
+        raise AccountError(f"This {what} link has already been used, or a newer one was sent.")
+    if row.expires_at <= utcnow():
+        raise AccountError(f"This {what} link has expired.")
+    if not row.user.active:
+        raise AccountError(f"This {what} link is not valid.")
+    return row
 
 
-def user_for_reset_token(token: str) -> User:
-    max_age = current_app.config["RESET_TOKEN_MAX_AGE"]
-    return _user_for_password_token("password-reset", token, max_age, "reset")
+def user_for_token(purpose: str, token: str) -> User:
+    """The user a live link belongs to (the page with the form); AccountError otherwise."""
+    return _live_token(purpose, token).user
 
 
-def make_invite_token(user: User) -> str:
-    return _make_password_token("staff-invite", user)
-
-
-def user_for_invite_token(token: str) -> User:
-    max_age = current_app.config["INVITE_MAX_AGE"]
-    return _user_for_password_token("staff-invite", token, max_age, "invitation")
+def spend_token(purpose: str, token: str) -> User:
+    """Use a link once: of two requests racing with the same token, only one gets the user."""
+    row = _live_token(purpose, token)
+    spent = db.session.execute(
+        update(AccountToken).where(AccountToken.id == row.id, AccountToken.spent_at.is_(None))
+        .values(spent_at=utcnow())
+    )
+    if spent.rowcount != 1:
+        raise AccountError(f"This {_TOKEN_KINDS[purpose][1]} link has already been used.")
+    return row.user
 
 
 def accept_invite(user: User, password: str) -> None:
@@ -141,6 +189,7 @@ def accept_invite(user: User, password: str) -> None:
 
 def change_password(user: User, password: str) -> None:
     user.set_password(password)
+    _spend_tokens(user, None, utcnow())  # no emailed link outlives the password it was for
     user.invited_at = None  # an invited person who chose a password has accepted
     user.rotate_session_token()  # signs out other sessions and remember-me cookies
 
@@ -159,6 +208,8 @@ def confirm_email(token: str) -> User:
         raise AccountError("This confirmation link is not valid or has expired.")
     if user.email_confirmed_at is None:
         user.email_confirmed_at = utcnow()
+        join_organization_by_domain(user)
+        db.session.flush()  # subscribers read the membership's id
         from portal.signals import email_confirmed
 
         email_confirmed.send(user)

@@ -13,8 +13,9 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from portal.auth import bp, services
+from portal.auth import bp, services, throttle
 from portal.auth.forms import LoginForm, RegisterForm, ResetPasswordForm, ResetRequestForm
+from portal.auth.passwords import password_problem
 from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db, limiter
@@ -49,8 +50,26 @@ def _start_session(user, remember: bool) -> None:
     user.last_login_at = utcnow()
 
 
+def _account_address_limit() -> str:
+    return current_app.config["LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT"]
+
+
+def _account_limit() -> str:
+    return current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]
+
+
+_ACCOUNT_LIMITED = ("Too many failed sign-ins to this account in a short time. For its security, "
+                    "wait a while and try again, or reset your password from this page.")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_rate_limit, methods=["POST"])
+@limiter.limit(_account_address_limit, methods=["POST"], key_func=throttle.account_address_key,
+               deduct_when=throttle.failed, error_message=_ACCOUNT_LIMITED,
+               scope="login-account-address")
+@limiter.limit(_account_limit, methods=["POST"], key_func=throttle.account_key,
+               deduct_when=throttle.failed, exempt_when=throttle.known_device,
+               error_message=_ACCOUNT_LIMITED, scope="login-account")
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
@@ -61,8 +80,15 @@ def login():
     if user is not None:
         _start_session(user, form.remember.data)
         db.session.commit()
+        if password_problem(form.password.data, name=user.name, email=user.email):
+            # Chosen under an older, looser rule: it still works, but ask for a better one now.
+            flash(f"Welcome back, {user.name}. Your password is too easy to guess by today's "
+                  "rules: please choose a new one below.", "warning")
+            return throttle.remember_device(redirect(
+                url_for("account.settings", _anchor="password-heading"), code=303), user.email)
         flash(f"Welcome back, {user.name}.", "success")
-        return redirect(safe_next(form.next.data) or home_for(user), code=303)
+        return throttle.remember_device(
+            redirect(safe_next(form.next.data) or home_for(user), code=303), user.email)
     return render_template("auth/login.html", form=form)
 
 
@@ -166,7 +192,9 @@ def _send_reset_email(address: str) -> None:
     user = services.find_user(address)
     minutes = current_app.config["RESET_TOKEN_MAX_AGE"] // 60
     if user is not None and user.active:
-        link = absolute_url("auth.reset", token=services.make_reset_token(user))
+        token = services.issue_token(user, services.RESET)
+        db.session.commit()  # the link must work by the time the email arrives
+        link = absolute_url("auth.reset", token=token)
         send_mail(user.email, "Reset your password", "reset_password",
                   user=user, link=link, minutes=minutes)
     else:
@@ -176,34 +204,49 @@ def _send_reset_email(address: str) -> None:
         )
 
 
+def _link_refused(exc: services.AccountError, endpoint: str, advice: str):
+    db.session.rollback()
+    flash(f"{exc} {advice}", "error")
+    return redirect(url_for(endpoint), code=303)
+
+
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 def reset(token):
+    advice = "Ask for a new one below."
     try:
-        user = services.user_for_reset_token(token)
+        user = services.user_for_token(services.RESET, token)
     except services.AccountError as exc:
-        flash(f"{exc} Ask for a new one below.", "error")
-        return redirect(url_for("auth.reset_request"), code=303)
-    form = ResetPasswordForm()
+        return _link_refused(exc, "auth.reset_request", advice)
+    form = ResetPasswordForm(user=user)
     if form.validate_on_submit():
+        try:
+            services.spend_token(services.RESET, token)
+        except services.AccountError as exc:  # the same link used a moment ago elsewhere
+            return _link_refused(exc, "auth.reset_request", advice)
         services.change_password(user, form.password.data)
         db.session.commit()
         logout_user()
         session.clear()
         flash("Your password has been changed. Sign in with the new one.", "success")
-        return redirect(url_for("auth.login"), code=303)
+        # The emailed link proved the mailbox: this browser is the owner's.
+        return throttle.remember_device(redirect(url_for("auth.login"), code=303), user.email)
     return render_template("auth/reset.html", form=form, token=token)
 
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
 def accept_invite(token):
     """An invited agent or admin chooses a password and is signed in."""
+    advice = "Ask an admin to send you a new invitation."
     try:
-        user = services.user_for_invite_token(token)
+        user = services.user_for_token(services.INVITE, token)
     except services.AccountError as exc:
-        flash(f"{exc} Ask an admin to send you a new invitation.", "error")
-        return redirect(url_for("auth.login"), code=303)
-    form = ResetPasswordForm()
+        return _link_refused(exc, "auth.login", advice)
+    form = ResetPasswordForm(user=user)
     if form.validate_on_submit():
+        try:
+            services.spend_token(services.INVITE, token)
+        except services.AccountError as exc:
+            return _link_refused(exc, "auth.login", advice)
         services.accept_invite(user, form.password.data)
         _start_session(user, remember=False)
         db.session.commit()

@@ -1,4 +1,3 @@
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -10,12 +9,12 @@ from wtforms import (
 )
 from wtforms.validators import AnyOf, InputRequired, Length, Optional
 
-from portal.forms import select_options, trim
+from portal.forms import PortalForm, select_options, trim
 from portal.kb.models import Visibility
 from portal.kb.services import VOTE_REASONS
 
 
-class VoteForm(FlaskForm):
+class VoteForm(PortalForm):
     helpful = HiddenField(validators=[InputRequired(), AnyOf(["yes", "no"])])
     reason = RadioField("What was wrong?", choices=select_options(VOTE_REASONS.items()),
                         validators=[Optional()])
@@ -23,7 +22,7 @@ class VoteForm(FlaskForm):
                             filters=[trim])
 
 
-class ArticleForm(FlaskForm):
+class ArticleForm(PortalForm):
     title = StringField("Title", validators=[InputRequired(), Length(max=200)], filters=[trim])
     section_id = SelectField("Section", coerce=int, validators=[InputRequired()])
     body = TextAreaField("Content (Markdown)", validators=[Length(max=100_000)])
@@ -38,17 +37,17 @@ class ArticleForm(FlaskForm):
     note = StringField("Change note (optional)", validators=[Length(max=200)], filters=[trim])
 
 
-class PreviewForm(FlaskForm):
+class PreviewForm(PortalForm):
     body = TextAreaField(validators=[Length(max=100_000)])
 
 
-class VersionForm(FlaskForm):
+class VersionForm(PortalForm):
     """Status changes and restores name the version they act on (optimistic locking)."""
 
     version = IntegerField(validators=[InputRequired()])
 
 
-class CategoryForm(FlaskForm):
+class CategoryForm(PortalForm):
     name = StringField("Name", validators=[InputRequired(), Length(max=120)], filters=[trim])
     description = TextAreaField("Description", validators=[Length(max=1000)], filters=[trim])
 
@@ -57,10 +56,10 @@ class SectionForm(CategoryForm):
     category_id = SelectField("Category", coerce=int, validators=[InputRequired()])
 
 
-class MoveArticlesForm(FlaskForm):
+class MoveArticlesForm(PortalForm):
     section_id = SelectField("Move selected articles to", coerce=int,
                              validators=[InputRequired()])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(PortalForm):
     """A bare CSRF-protected button (reorder, mark done)."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portal import limits
 from portal.converters import parse_id, parse_page
 from portal.extensions import db
+from portal.forms import strip_control
 from portal.htmx import render_page_or_partial, wants_partial
 from portal.kb import bp, public_bp, queries, services
 from portal.kb.forms import VoteForm
@@ -107,33 +109,42 @@ def article(article_id: int, slug: str):
     search_id = parse_id(request.args.get("from_search"))
     with db.writing():
         services.record_view(art, viewer, search_id)
+    return _article_page(art, audience, services.current_vote(art, viewer), VoteForm())
+
+
+def _article_page(art, audience, vote, form, refusal: str | None = None):
     return render_template(
         "kb/article.html", article=art, rendered=render_markdown(art.body),
-        related=queries.related_articles(art, audience),
-        vote=services.current_vote(art, viewer), form=VoteForm(),
-        reasons=services.VOTE_REASONS,
+        related=queries.related_articles(art, audience), vote=vote, form=form,
+        reasons=services.VOTE_REASONS, refusal=refusal,
     )
 
 
 @bp.route("/articles/<int:article_id>/vote", methods=["POST"])
 def vote(article_id: int):
-    art = queries.visible_article(article_id, _audience()) or abort(404)
+    audience = _audience()
+    art = queries.visible_article(article_id, audience) or abort(404)
     form = VoteForm()
     viewer = _viewer_key(create=True)
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    refusal = limits.refused("vote") if valid else None
+    if valid and refusal is None:
         current = services.cast_vote(art, viewer, form.helpful.data == "yes", form.reason.data,
                                      form.comment.data or "")
         db.session.commit()
     else:
         current = services.current_vote(art, viewer)
+    status = 429 if refusal else 200
     if wants_partial("article-feedback"):
         return render_template("kb/_feedback.html", article=art, vote=current, form=form,
-                               reasons=services.VOTE_REASONS)
+                               reasons=services.VOTE_REASONS, refusal=refusal), status
+    if refusal:  # the article again, the typed comment still in its box
+        return _article_page(art, audience, current, form, refusal), status
     return redirect(url_for("kb.article", article_id=art.id, slug=art.slug) + "#article-feedback")
 
 
 def _search_params():
-    query = request.args.get("q", "")[:1000]
+    query = strip_control(request.args.get("q", "")[:1000])
     page = parse_page(request.args.get("page"))
     category_id = parse_id(request.args.get("category"))
     return query, page, category_id
@@ -151,14 +162,15 @@ def search():
     query, page, category_id = _search_params()
     results = None
     log_id = None
-    if query.strip():
+    refusal = limits.refused("search") if query.strip() else None
+    if query.strip() and refusal is None:
         results = search_articles(query, _audience(), page=page, category_id=category_id)
         log_id = _log(query, results.total, "search")
     return render_page_or_partial(
         "kb/search.html", "kb/_search_results.html", "search-results",
         query=query, results=results, log_id=log_id, category_id=category_id,
-        categories=queries.category_choices(),
-    )
+        categories=queries.category_choices(), refusal=refusal,
+    ), 429 if refusal else 200
 
 
 @bp.route("/search/instant")
@@ -169,9 +181,10 @@ def instant():
         return redirect(url_for("kb.search", q=query or None, category=category_id))
     results = None
     log_id = None
-    if query.strip():
+    refusal = limits.refused("search") if query.strip() else None
+    if query.strip() and refusal is None:
         results = search_articles(query, _audience(), per_page=INSTANT_LIMIT,
                                   category_id=category_id, instant=True)
         log_id = _log(query, results.total, "instant")
     return render_template("kb/_instant.html", query=query, results=results, log_id=log_id,
-                           category_id=category_id)
+                           category_id=category_id, refusal=refusal), 429 if refusal else 200

@@ -18,7 +18,8 @@ from pathlib import Path
 from flask import current_app
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
-from whoosh.index import EmptyIndexError, FileIndex, LockError
+from whoosh.index import FileIndex, LockError
+from whoosh.index import IndexError as UnreadableIndexError
 from whoosh.searching import Searcher
 from whoosh.util.filelock import try_for
 from whoosh.writing import CLEAR, SegmentWriter
@@ -28,7 +29,9 @@ from portal.search.schema import INDEX_NAME, build_schema
 log = logging.getLogger(__name__)
 
 # Errors that mean "the index could not be read or written now"; the database stays right.
-INDEX_ERRORS = (LockError, OSError, EmptyIndexError)
+# (Whoosh's IndexError covers a missing index, EmptyIndexError, and a damaged table of
+# contents.)
+INDEX_ERRORS = (LockError, OSError, UnreadableIndexError)
 
 
 class IndexStore:
@@ -39,6 +42,9 @@ class IndexStore:
         self._local = threading.local()
         # True when this process had to create an empty index: the database must be re-queued.
         self.created_empty = False
+        # A background rebuild of the whole index is running in this process (recovery.py).
+        self.rebuilding = False
+        self.rebuild_thread: threading.Thread | None = None
 
     # --- opening ---------------------------------------------------------------------------
     def index(self) -> FileIndex:
@@ -53,21 +59,36 @@ class IndexStore:
     def _open_or_create(self) -> FileIndex:
         self.path.mkdir(parents=True, exist_ok=True)
         storage = FileStorage(str(self.path))
-        if whoosh_index.exists(storage, indexname=INDEX_NAME):
-            return storage.open_index(indexname=INDEX_NAME)
+        opened = self._open(storage)
+        if opened is not None:
+            return opened
         # Creating overwrites: take a file lock so two processes do not both create.
         create_lock = storage.lock(f"{INDEX_NAME}_create")
         if not create_lock.acquire(blocking=True):
             raise LockError("could not lock the index for creation")
         try:
-            if whoosh_index.exists(storage, indexname=INDEX_NAME):
-                return storage.open_index(indexname=INDEX_NAME)
-            log.info("search index missing at %s: creating it empty", self.path)
+            opened = self._open(storage)
+            if opened is not None:
+                return opened
+            log.info("search index missing or unreadable at %s: creating it empty", self.path)
             ix = storage.create_index(build_schema(), indexname=INDEX_NAME)
             self.created_empty = True
             return ix
         finally:
             create_lock.release()
+
+    def _open(self, storage: FileStorage) -> FileIndex | None:
+        """The index on disk, or None when it is missing or damaged (then it is created
+        afresh, which deletes the damaged table of contents, and rebuilt)."""
+        try:
+            if not whoosh_index.exists(storage, indexname=INDEX_NAME):
+                return None
+            ix = storage.open_index(indexname=INDEX_NAME)
+            ix.latest_generation()
+            return ix
+        except UnreadableIndexError:
+            log.exception("search index at %s is unreadable", self.path)
+            return None
 
     def reset(self) -> None:
         """Forget the open index and searchers (after a failure or a deleted folder)."""
@@ -87,7 +108,7 @@ class IndexStore:
                 # updated article would be found in both its old and new versions.
                 searcher.close()
                 searcher = self.index().searcher()
-        except (OSError, EmptyIndexError):
+        except (OSError, UnreadableIndexError):
             # The folder was deleted or damaged: start again from an empty index.
             log.exception("search index unreadable; recreating it")
             self.reset()

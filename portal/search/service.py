@@ -13,9 +13,11 @@ from markupsafe import Markup
 
 from portal.search import semantic
 from portal.search.audience import Audience
+from portal.search.fallback import NOTICE, database_search
 from portal.search.index import INDEX_ERRORS, IndexStore, store
 from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
 from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_in_memory
+from portal.search.recovery import index_incomplete, start_rebuild
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +166,28 @@ def search_articles(query: str, audience: Audience, *, page: int = 1, per_page: 
     page = min(max(1, page), MAX_PAGE)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     index_store = store()
-    try:
-        return _search(index_store, query or "", audience, page, per_page, category_id, instant)
-    except INDEX_ERRORS:
-        log.exception("search failed for %r", query)
-        index_store.reset()
-        return SearchResults(query=(query or "")[:200], hits=[], total=0, page=page,
-                             per_page=per_page,
-                             message="Search is briefly unavailable. Please try again.")
+    if not index_incomplete(index_store):
+        try:
+            return _search(index_store, query or "", audience, page, per_page, category_id,
+                           instant)
+        except INDEX_ERRORS:
+            log.exception("search failed for %r", query)
+            index_store.reset()
+    start_rebuild(index_store)
+    return _fallback(query or "", audience, page, per_page, category_id, instant)
+
+
+def _fallback(query: str, audience: Audience, page: int, per_page: int,
+              category_id: int | None, instant: bool) -> SearchResults:
+    """The database's answer while the index is rebuilt: every word, else any word."""
+    text = " ".join(plain_words(query).split()[:MAX_QUERY_WORDS])
+    hits, total = database_search(text, audience, page=page, per_page=per_page,
+                                  category_id=category_id, any_word=instant)
+    if total == 0 and not instant:
+        hits, total = database_search(text, audience, page=page, per_page=per_page,
+                                      category_id=category_id, any_word=True)
+    return SearchResults(query=text[:200], hits=hits, total=total, page=page,
+                         per_page=per_page, message=None if instant else NOTICE)
 
 
 def _search(index_store: IndexStore, query: str, audience: Audience, page: int, per_page: int,
@@ -213,15 +229,19 @@ def suggest_articles(text: str, audience: Audience, limit: int = 5) -> list[Hit]
     words = plain_words((text or "")[:MAX_SUGGEST_CHARS])
     if len(words.replace("*", "").strip()) < MIN_PREFIX:
         return []
-    try:
-        _parsed, hits, _total = _run(
-            index_store, _longest_words(words), audience, page=1, per_page=max(1, limit),
-            category_id=None, instant=False, any_word=True,
-        )
-    except INDEX_ERRORS:
-        log.exception("suggestions failed")
-        index_store.reset()
-        return []
+    if not index_incomplete(index_store):
+        try:
+            _parsed, hits, _total = _run(
+                index_store, _longest_words(words), audience, page=1, per_page=max(1, limit),
+                category_id=None, instant=False, any_word=True,
+            )
+            return hits
+        except INDEX_ERRORS:
+            log.exception("suggestions failed")
+            index_store.reset()
+    start_rebuild(index_store)
+    hits, _total = database_search(_longest_words(words), audience, page=1,
+                                   per_page=max(1, limit), category_id=None, any_word=True)
     return hits
 
 

@@ -4,7 +4,7 @@ from flask import Blueprint, Flask
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
-from portal.tickets import views  # noqa: E402,F401
+from portal.tickets import tasks, views  # noqa: E402,F401
 
 
 def _claim_on_confirm(user, **_extra) -> None:

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 from flask import abort, session
 from flask_login import current_user
-from sqlalchemy import ColumnElement, exists, false, or_, select
 
-from portal.auth.models import Organization, User
+from portal.auth.models import User
 from portal.extensions import db
 from portal.tickets.links import normalize
-from portal.tickets.models import Ticket, TicketCC
+from portal.tickets.models import Ticket
 
 _GRANTS = "ticket_grants"  # session key: {ticket id: email the signed link was bound to}
 MAX_GRANTS = 20
@@ -39,9 +38,20 @@ class Viewer:
         return self.email == normalize(ticket.requester_email)
 
 
-def shares_with(user: User) -> bool:
+def shared_organization_id(user: User) -> int | None:
+    """The organisation whose tickets this customer may read, or None.
+
+    Membership comes from the email's domain, so it counts only once the address is confirmed
+    (an address change drops it until the new one is): typing someone's domain proves nothing.
+    """
     org = user.organization
-    return bool(org is not None and org.shares_tickets)
+    if org is None or not org.shares_tickets or user.email_confirmed_at is None:
+        return None
+    return org.id
+
+
+def shares_with(user: User) -> bool:
+    return shared_organization_id(user) is not None
 
 
 def customer_can_see(user: User | None, ticket: Ticket) -> bool:
@@ -56,26 +66,8 @@ def customer_can_see(user: User | None, ticket: Ticket) -> bool:
         normalize(cc.email) for cc in ticket.ccs
     }:
         return True
-    return (
-        ticket.organization_id is not None
-        and ticket.organization_id == user.organization_id
-        and shares_with(user)
-    )
-
-
-def visible_to(user: User) -> ColumnElement[bool]:
-    """SQL condition for the tickets `customer_can_see` allows (own, CC'd, shared org)."""
-    conditions = [Ticket.requester_id == user.id]
-    if user.email_confirmed_at is not None:
-        conditions.append(
-            exists().where(TicketCC.ticket_id == Ticket.id, TicketCC.email == normalize(user.email))
-        )
-    if user.organization_id is not None:
-        shared = select(Organization.shares_tickets).where(
-            Organization.id == user.organization_id
-        ).scalar_subquery()
-        conditions.append((Ticket.organization_id == user.organization_id) & shared)
-    return or_(*conditions) if conditions else false()
+    org_id = shared_organization_id(user)
+    return org_id is not None and ticket.organization_id == org_id
 
 
 def grant(ticket: Ticket, email: str) -> None:

@@ -1,6 +1,11 @@
 """Attachments: checked by content against an allow-list, stored outside static/ under random
 names, and only ever downloaded as attachments.
 
+Files are written under a temporary name (`<name>.part`, flushed to disk) and moved into
+place when the database transaction that records them commits; a rollback deletes them. A
+process killed in between leaves only a `.part` file, which `sweep_orphan_uploads` (run
+daily) removes, or moves into place when its row did commit.
+
 The file's name is only used for display. Its kind comes from its first bytes (the `filetype`
 library) or, for plain text, from decoding it; a name that claims a different kind than the
 content is refused, so a renamed executable or an HTML page called `.png` never gets in.
@@ -8,20 +13,31 @@ content is refused, so a renamed executable or an HTML page called `.png` never 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import secrets
-import shutil
+import time
 import unicodedata
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import filetype
 from flask import current_app
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
 from portal.extensions import db
 from portal.tickets.models import Attachment, Message, Ticket
+
+logger = logging.getLogger(__name__)
+
+PART = ".part"
+_PENDING = "pending_uploads"  # Session.info: .part files waiting for the commit
+_STORED_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 class AttachmentError(ValueError):
@@ -177,11 +193,7 @@ def save_uploads(files: list[FileStorage] | None, ticket: Ticket, message: Messa
     try:
         for upload, data, kind in checked:
             stored_name = secrets.token_hex(16)
-            path = folder / stored_name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            written.append(path)
+            written.append(_write_pending(folder, stored_name, data))
             attachment = Attachment(
                 ticket_id=ticket.id,
                 message=message,
@@ -199,6 +211,44 @@ def save_uploads(files: list[FileStorage] | None, ticket: Ticket, message: Messa
     return saved
 
 
+def _write_pending(folder: Path, stored_name: str, data: bytes) -> Path:
+    """Write `data` as `<stored_name>.part`, on disk before the commit that records it."""
+    part = folder / f"{stored_name}{PART}"
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    _await_commit(part)
+    return part
+
+
+def _await_commit(part: Path) -> None:
+    session = db.session()
+    session.info.setdefault(_PENDING, []).append(part)
+    if not session.info.get("upload_listeners"):
+        session.info["upload_listeners"] = True
+        event.listen(session, "after_commit", _publish_pending)
+        event.listen(session, "after_rollback", _discard_pending)
+
+
+def _publish_pending(session: Session) -> None:
+    """The rows are committed: move their files into place. (A released savepoint fires this
+    too, while the outer transaction may still roll back: wait for that one.)"""
+    if session.in_nested_transaction():
+        return
+    for part in session.info.pop(_PENDING, []):
+        try:
+            os.replace(part, part.with_suffix(""))
+        except OSError:  # the daily sweep moves it once it sees the committed row
+            logger.exception("Could not move upload %s into place", part.name)
+
+
+def _discard_pending(session: Session) -> None:
+    for part in session.info.pop(_PENDING, []):
+        part.unlink(missing_ok=True)
+
+
 def copy_attachments(attachments: list[Attachment], ticket: Ticket, message: Message) -> list[
     Attachment
 ]:
@@ -212,7 +262,7 @@ def copy_attachments(attachments: list[Attachment], ticket: Ticket, message: Mes
     try:
         for original in attachments:
             stored_name = secrets.token_hex(16)
-            shutil.copyfile(folder / original.stored_name, folder / stored_name)
+            _write_pending(folder, stored_name, (folder / original.stored_name).read_bytes())
             copy = Attachment(
                 ticket_id=ticket.id, message=message, filename=original.filename,
                 stored_name=stored_name, content_type=original.content_type,
@@ -229,9 +279,57 @@ def copy_attachments(attachments: list[Attachment], ticket: Ticket, message: Mes
 def remove_files(attachments: list[Attachment]) -> None:
     """Delete stored files whose database rows were rolled back."""
     for attachment in attachments:
-        (upload_dir() / attachment.stored_name).unlink(missing_ok=True)
+        path = upload_dir() / attachment.stored_name
+        path.unlink(missing_ok=True)
+        Path(f"{path}{PART}").unlink(missing_ok=True)
 
 
 def stored_path(attachment: Attachment) -> Path:
     return upload_dir() / attachment.stored_name
 
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    removed: int  # files with no database row, older than the grace period
+    restored: int  # .part files whose row did commit, moved into place
+
+
+def sweep_orphan_uploads(older_than: timedelta = timedelta(days=1), batch: int = 500
+                         ) -> SweepResult:
+    """Remove upload files no row refers to (left by a crash), once older than `older_than`;
+    move into place `.part` files whose row committed before the process could do it.
+
+    Run daily (a scheduled job, or `flask tickets sweep-uploads`). The grace period keeps it
+    away from uploads whose request is still running.
+    """
+    folder = upload_dir()
+    cutoff = time.time() - older_than.total_seconds()
+    candidates: dict[str, Path] = {}
+    for path in folder.iterdir():
+        ours = _STORED_NAME.fullmatch(path.name.removesuffix(PART)) and path.is_file()
+        if ours and (path.name.endswith(PART) or path.stat().st_mtime < cutoff):
+            candidates[path.name] = path
+    names = sorted({name.removesuffix(PART) for name in candidates})
+    recorded: set[str] = set()
+    for start in range(0, len(names), batch):
+        chunk = names[start:start + batch]
+        recorded.update(db.session.scalars(
+            select(Attachment.stored_name).where(Attachment.stored_name.in_(chunk))))
+    removed = restored = 0
+    for name, path in candidates.items():
+        stored_name = name.removesuffix(PART)
+        if stored_name in recorded:
+            if name.endswith(PART):
+                with contextlib.suppress(FileNotFoundError):  # its request just did it
+                    os.replace(path, folder / stored_name)
+                    restored += 1
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    if removed or restored:
+        logger.warning("Upload sweep: removed %d orphan files, moved %d into place",
+                       removed, restored)
+    return SweepResult(removed, restored)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 
 from email_validator import EmailNotValidError, validate_email
-from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
     HiddenField,
@@ -18,7 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
 
-from portal.forms import trim
+from portal.forms import PortalForm, trim
 from portal.tickets.models import TicketType
 
 MAX_CCS = 10
@@ -74,7 +73,7 @@ class CcField(StringField):
             raise ValidationError(str(exc)) from exc
 
 
-class NewTicketForm(FlaskForm):
+class NewTicketForm(PortalForm):
     name = StringField(
         "Your name", validators=[InputRequired("Tell us your name."), Length(max=120)],
         filters=[_one_line],
@@ -131,7 +130,7 @@ class NewTicketForm(FlaskForm):
             raise ValidationError("Choose the category that fits best.")
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(PortalForm):
     body = TextAreaField(
         "Your reply",
         validators=[
@@ -149,7 +148,7 @@ class ReplyForm(FlaskForm):
             self.form_key.data = new_form_key()
 
 
-class RatingForm(FlaskForm):
+class RatingForm(PortalForm):
     rating = RadioField(
         "How would you rate the support you received?",
         choices=[
@@ -162,7 +161,7 @@ class RatingForm(FlaskForm):
     )
 
 
-class FindRequestForm(FlaskForm):
+class FindRequestForm(PortalForm):
     email = EmailField(
         "Your email",
         validators=[
@@ -175,5 +174,5 @@ class FindRequestForm(FlaskForm):
     )
 
 
-class ActionForm(FlaskForm):
+class ActionForm(PortalForm):
     """A CSRF-only form for one-button actions (mark solved, deflection)."""

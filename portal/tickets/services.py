@@ -16,7 +16,7 @@ from portal.auth.models import User
 from portal.db import utcnow
 from portal.extensions import db
 from portal.tickets import lifecycle, routing, sla
-from portal.tickets.access import Viewer, visible_to
+from portal.tickets.access import Viewer, shared_organization_id
 from portal.tickets.attachments import save_uploads
 from portal.tickets.links import normalize
 from portal.tickets.models import (
@@ -95,7 +95,7 @@ def create_ticket(data: NewTicket) -> tuple[Ticket, list[Attachment]]:
         requester=requester,
         requester_name=requester.name if requester else data.name,
         requester_email=normalize(requester.email if requester else data.email),
-        organization_id=requester.organization_id if requester else None,
+        organization_id=_organization_of(requester),
         submission_key=data.submission_key,
         follow_up_of_id=data.follow_up_of.id if data.follow_up_of else None,
         created_at=now,
@@ -125,6 +125,13 @@ def create_ticket(data: NewTicket) -> tuple[Ticket, list[Attachment]]:
     routing.route_new_ticket(ticket)
     db.session.flush()
     return ticket, saved
+
+
+def _organization_of(requester: User | None) -> int | None:
+    """A ticket joins its requester's organisation only through a confirmed membership."""
+    if requester is None or requester.email_confirmed_at is None:
+        return None
+    return requester.organization_id
 
 
 def add_customer_reply(
@@ -204,7 +211,14 @@ def rate(ticket: Ticket, viewer: Viewer, rating: str, comment: str) -> None:
 
 
 def claim_visitor_tickets(user: User) -> int:
-    """Give a user with a newly confirmed email the tickets they filed as a visitor."""
+    """Give a user with a newly confirmed email the tickets they filed as a visitor, and bring
+    the ones they filed before confirming into their (now proven) organisation."""
+    if user.organization_id is not None:
+        db.session.execute(
+            update(Ticket)
+            .where(Ticket.requester_id == user.id, Ticket.organization_id.is_(None))
+            .values(organization_id=user.organization_id)
+        )
     result = db.session.execute(
         update(Ticket)
         .where(Ticket.requester_id.is_(None), Ticket.requester_email == normalize(user.email))
@@ -239,8 +253,9 @@ def customer_tickets(
     user: User, *, scope: str = "mine", status: str = "all", query: str = "", page: int = 1
 ) -> TicketPage:
     """One page of "My requests": mine (own and CC'd) or the shared organisation's."""
-    if scope == "organization" and user.organization_id is not None:
-        condition = visible_to(user) & (Ticket.organization_id == user.organization_id)
+    org_id = shared_organization_id(user)
+    if scope == "organization" and org_id is not None:
+        condition = Ticket.organization_id == org_id
     else:
         condition = Ticket.requester_id == user.id
         if user.email_confirmed_at is not None:

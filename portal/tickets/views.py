@@ -15,9 +15,11 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from portal import limits
 from portal.agent import services as agent_services
 from portal.converters import MAX_DB_INT, parse_page
 from portal.extensions import db, htmx, limiter
+from portal.forms import strip_control
 from portal.htmx import wants_partial
 from portal.tickets import bp, notify, services, suggestions
 from portal.tickets.access import (
@@ -31,6 +33,7 @@ from portal.tickets.access import (
 from portal.tickets.attachments import (
     ALLOWED_DESCRIPTION,
     AttachmentError,
+    chosen_files,
     remove_files,
     stored_path,
 )
@@ -81,6 +84,15 @@ def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200):
     ), status
 
 
+def _limited(action: str, text_field, files) -> bool:
+    """Count this action and its files; on refusal the reason goes beside the typed text,
+    which the re-shown form keeps (HTTP 429)."""
+    reason = limits.refused(action) or limits.refused("upload", cost=len(chosen_files(files)))
+    if reason:
+        text_field.errors = [*text_field.errors, reason]
+    return reason is not None
+
+
 def _visitor_rate_limit() -> str:
     return current_app.config["VISITOR_TICKET_RATE_LIMIT"]
 
@@ -110,6 +122,10 @@ def new():
             form.name.data, form.email.data = viewer.name, viewer.email
     if request.method == "POST" and request.form.get("check"):
         # JS off: "Check for answers" shows suggestions and keeps everything typed.
+        refusal = limits.refused("search")
+        if refusal:
+            form.description.errors = [refusal]
+            return _render_new(form, follow_up=follow_up, status=429)
         query, hits = suggestions.suggestions_for(
             user, form.subject.data or "", form.description.data or ""
         )
@@ -122,6 +138,8 @@ def new():
     existing = services.ticket_by_submission_key(form.form_key.data)
     if existing is not None:
         return _after_filing(existing, form, created=False)
+    if _limited("ticket", form.description, request.files.getlist(form.attachments.name)):
+        return _render_new(form, follow_up=follow_up, status=429)
     data = services.NewTicket(
         subject=form.subject.data,
         description=form.description.data,
@@ -183,9 +201,13 @@ def suggest():
     if not htmx:
         return redirect(url_for("tickets.new"))
     form_key = request.args.get("form_key", "")[:64]
+    refusal = limits.refused("search")
+    if refusal:
+        return render_template("tickets/_suggestions.html", hits=[], form_key=form_key,
+                               refusal=refusal), 429
     query, hits = suggestions.suggestions_for(
-        _signed_in_user(), request.args.get("subject", "")[:200],
-        request.args.get("description", "")[:2000],
+        _signed_in_user(), strip_control(request.args.get("subject", "")[:200]),
+        strip_control(request.args.get("description", "")[:2000]),
     )
     with db.writing():
         suggestions.record_impressions(form_key, query, hits)
@@ -350,6 +372,8 @@ def reply(reference):
     form = ReplyForm()
     if not form.validate_on_submit():
         return _render_ticket(ticket, viewer, _invalid(), reply_form=form)
+    if _limited("reply", form.body, request.files.getlist(form.attachments.name)):
+        return _render_ticket(ticket, viewer, 429, reply_form=form)
     if _replies_as_agent(ticket, viewer):
         try:
             message = agent_services.reply(ticket, viewer.user, form.body.data, internal=False,

@@ -63,16 +63,16 @@ def test_change_password_keeps_this_session_and_ends_others(app, customer_client
     assert other.get("/account").status_code == 200
     response = customer_client.post("/account", data={
         "action": "password", "password-current_password": "wrong one",
-        "password-password": "a new password", "password-confirm": "a new password"})
+        "password-password": "quiet orbit pebble", "password-confirm": "quiet orbit pebble"})
     assert "That is not your current password." in response.get_data(as_text=True)
     assert reload(customer).check_password(PASSWORD)
 
     response = customer_client.post("/account", data={
         "action": "password", "password-current_password": PASSWORD,
-        "password-password": "a new password", "password-confirm": "a new password"},
+        "password-password": "quiet orbit pebble", "password-confirm": "quiet orbit pebble"},
         follow_redirects=True)
     assert "Your password is changed." in response.get_data(as_text=True)
-    assert reload(customer).check_password("a new password")
+    assert reload(customer).check_password("quiet orbit pebble")
     assert customer_client.get("/account").status_code == 200
     assert other.get("/account").status_code == 302
 
@@ -94,7 +94,7 @@ def test_unconfirmed_user_can_ask_for_a_new_link(client, auth, make_user, mailbo
 def test_a_failed_password_change_keeps_the_details_form_filled(customer_client):
     response = customer_client.post("/account", data={
         "action": "password", "password-current_password": "",
-        "password-password": "a new password", "password-confirm": "a new password"})
+        "password-password": "quiet orbit pebble", "password-confirm": "quiet orbit pebble"})
     body = response.get_data(as_text=True)
     assert 'value="Casey Customer"' in body and 'value="casey@example.com"' in body
     assert "This field is required." in body

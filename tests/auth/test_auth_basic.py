@@ -7,13 +7,13 @@ from portal.extensions import db
 def test_register_signs_in_and_hashes_password(client, app, mailbox):
     response = client.post(
         "/auth/register",
-        data={"name": "New Person", "email": "New@Example.com", "password": "longpassword",
-              "confirm": "longpassword"},
+        data={"name": "New Person", "email": "New@Example.com", "password": "ferry lantern",
+              "confirm": "ferry lantern"},
     )
     assert response.status_code == 303
     user = db.session.scalar(select(User).where(User.email == "new@example.com"))
     assert user is not None and user.password_hash.startswith("scrypt:")
-    assert "longpassword" not in user.password_hash
+    assert "ferry lantern" not in user.password_hash
     assert client.get("/account").status_code == 200
     mailbox.wait_for(1)
     assert "/auth/confirm/" in mailbox.text(mailbox.messages[0])

@@ -213,7 +213,7 @@ def test_expired_or_tampered_links_get_a_clear_message(app_factory, make_ticket,
 def test_visitor_tickets_are_claimed_when_the_email_is_confirmed(client, make_ticket, mailbox):
     ticket = make_ticket(None, email="val@example.com")
     client.post("/auth/register", data={"name": "Val", "email": "val@example.com",
-                                        "password": "longpassword", "confirm": "longpassword"})
+                                        "password": "ferry lantern", "confirm": "ferry lantern"})
     assert ticket.requester_id is None
     link = next(line for line in mailbox.text(mailbox.wait_for(1)[-1]).splitlines()
                 if "/auth/confirm/" in line)
