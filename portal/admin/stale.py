@@ -1,7 +1,6 @@
 """Admin → Support settings → Stale tickets: idle thresholds per status."""
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
@@ -10,12 +9,13 @@ from portal.agent.stale import DEFAULT_HOURS, MAX_HOURS, STALE_STATUSES, save_th
 from portal.agent.stale import threshold_hours as current_hours
 from portal.auth.views import admin_required
 from portal.extensions import db
+from portal.forms import PortalForm
 
 STATUS_LABELS = {"new": "New", "open": "Open", "pending": "Awaiting customer",
                  "on_hold": "On hold"}
 
 
-class StaleForm(FlaskForm):
+class StaleForm(PortalForm):
     pass
 
 
