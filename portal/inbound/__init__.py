@@ -25,7 +25,7 @@ def threading_headers(ticket, address: str) -> dict:
     received = list(db.session.scalars(
         select(InboundMessage.message_id)
         .where(InboundMessage.ticket_id == ticket.id,
-               InboundMessage.status == InboundStatus.PROCESSED,
+               InboundMessage.status.in_([InboundStatus.PROCESSED, InboundStatus.PENDING]),
                InboundMessage.message_id != "")
         .order_by(InboundMessage.id)
     ))

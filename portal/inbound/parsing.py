@@ -27,6 +27,7 @@ _MESSAGE_IDS = re.compile(r"<[^<>\s]{1,250}>")
 _ROBOT_SENDERS = re.compile(r"^(mailer-daemon|postmaster)@", re.I)
 _BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _MAX_PARTS = 200
+_SIGNATURE_DELIMITER = re.compile(r"^-- $", re.M)
 
 
 def read(raw: bytes) -> EmailMessage:
@@ -259,6 +260,7 @@ def reply_text(text: str) -> str:
     at = text.find(REPLY_MARKER[:20])
     if at >= 0:  # keep the lines before the marker's line (quoted or not)
         text = text[: text.rfind("\n", 0, at) + 1]
+    text = _SIGNATURE_DELIMITER.split(text, 1)[0]  # the standard "-- " line (RFC 3676)
     try:
         reply = EmailReplyParser(languages=list(QUOTE_LANGUAGES)).parse_reply(text=text)
     except Exception:  # a parser failure keeps the whole text rather than losing any

@@ -162,6 +162,7 @@ def _process(row: InboundMessage, release: bool, written: list[Attachment]) -> O
     user = find_user(sender)
     if ticket is not None and ticket.status != Status.CLOSED:
         body = _with_refusals(content.reply or content.text, refused)
+        row.ticket_id = ticket.id  # this message is part of the thread its replies refer to
         _add_reply(ticket, user, name, sender, body, files, written)
         return Outcome(InboundStatus.PROCESSED, f"reply ({evidence})", ticket)
     if not release and _over_sender_limit(sender):
@@ -178,7 +179,7 @@ def _process(row: InboundMessage, release: bool, written: list[Attachment]) -> O
         address for _name, address in parsing.addresses(msg, "To", "Cc")
         if address != sender and not tokens.is_support_address(address)
     ]
-    new = _open_ticket(msg, user, name, sender, subject, body, ccs, files,
+    new = _open_ticket(row, user, name, sender, subject, body, ccs, files,
                        follow_up_of=ticket, written=written)
     reason = "new ticket" if ticket is None else f"follow-up to closed {ticket.reference}"
     return Outcome(InboundStatus.PROCESSED, reason, new)
@@ -236,7 +237,7 @@ def _add_reply(ticket: Ticket, user: User | None, name: str, sender: str, body: 
     return message
 
 
-def _open_ticket(msg, user, name, sender, subject, body, ccs, files, *, follow_up_of,
+def _open_ticket(row, user, name, sender, subject, body, ccs, files, *, follow_up_of,
                  written) -> Ticket:
     from portal.tickets import notify, services
 
@@ -254,6 +255,8 @@ def _open_ticket(msg, user, name, sender, subject, body, ccs, files, *, follow_u
     )
     ticket, saved = services.create_ticket(data)
     written.extend(saved)
+    row.ticket_id = ticket.id  # the thread the confirmation refers to starts with this message
+    db.session.flush()
     notify.notify_ticket_created(ticket, suggestions=suggested_articles(ticket, user, body))
     return ticket
 
