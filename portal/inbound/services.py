@@ -395,7 +395,7 @@ def recent(status: str | None = None, limit: int = PAGE_SIZE) -> list[InboundMes
 def counts() -> dict[str, int]:
     rows = db.session.execute(
         select(InboundMessage.status, func.count()).group_by(InboundMessage.status))
-    return dict(rows.tuples().all())
+    return {row[0]: row[1] for row in rows}
 
 
 def readable_original(row: InboundMessage, limit: int = 200_000) -> str:

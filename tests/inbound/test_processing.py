@@ -246,7 +246,8 @@ def test_a_sender_over_the_limit_is_held_until_an_admin_releases(deliver, admin_
                          indirect=True)
 def test_dmarc_fail_from_our_server_is_held(deliver):
     failed = reply(SUPPORT, "ceo@bank.example", "Wire money", "Urgent")
-    failed["Authentication-Results"] = "mx.example.com; dkim=none; dmarc=fail header.from=bank.example"
+    failed["Authentication-Results"] = (
+        "mx.example.com; dkim=none; dmarc=fail header.from=bank.example")
     forged = reply(SUPPORT, "ceo@bank.example", "Hello", "Hi")
     forged["Authentication-Results"] = "evil.example; dmarc=fail"
     assert deliver(failed).status == "held"
