@@ -267,8 +267,7 @@ def suggested_articles(ticket: Ticket, user: User | None, body: str) -> list[tup
     from portal.tickets import suggestions
 
     base = current_app.config["BASE_URL"].rstrip("/")
-    with current_app.test_request_context("/", base_url=base):
-        _query, hits = suggestions.suggestions_for(user, ticket.subject, body)
+    _query, hits = suggestions.suggestions_for(user, ticket.subject, body)  # in the job's request
     return [(hit.title, base + hit.url) for hit in hits[:3]]
 
 
