@@ -39,8 +39,13 @@ def threading_headers(ticket, address: str) -> dict:
 
 
 def init_app(app: Flask) -> None:
-    from portal.inbound import tasks, views  # noqa: F401
+    from portal.inbound import services, tasks, views  # noqa: F401
+    from portal.inbound.agent_views import agent_bp
     from portal.inbound.cli import mail_cli
 
     app.register_blueprint(bp)
+    app.register_blueprint(agent_bp)
     app.cli.add_command(mail_cli)
+    # The agent's ticket page shows bouncing addresses and links messages to their emails.
+    app.add_template_global(services.bounces_for, "inbound_bounces")
+    app.add_template_global(services.emails_of, "inbound_emails")

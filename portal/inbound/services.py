@@ -163,7 +163,8 @@ def _process(row: InboundMessage, release: bool, written: list[Attachment]) -> O
     if ticket is not None and ticket.status != Status.CLOSED:
         body = _with_refusals(content.reply or content.text, refused)
         row.ticket_id = ticket.id  # this message is part of the thread its replies refer to
-        _add_reply(ticket, user, name, sender, body, files, written)
+        message = _add_reply(ticket, user, name, sender, body, files, written)
+        row.ticket_message_id = message.id
         return Outcome(InboundStatus.PROCESSED, f"reply ({evidence})", ticket)
     if not release and _over_sender_limit(sender):
         return Outcome(
@@ -255,6 +256,7 @@ def _open_ticket(row, user, name, sender, subject, body, ccs, files, *, follow_u
     )
     ticket, saved = services.create_ticket(data)
     written.extend(saved)
+    row.ticket_message_id = ticket.messages[0].id
     row.ticket_id = ticket.id  # the thread the confirmation refers to starts with this message
     db.session.flush()
     notify.notify_ticket_created(ticket, suggestions=suggested_articles(ticket, user, body))
@@ -372,6 +374,22 @@ def mark_bouncing(ticket_id: int, email: str, reason: str) -> None:
 def bouncing_addresses(ticket_id: int) -> set[str]:
     return set(db.session.scalars(
         select(BouncingAddress.email).where(BouncingAddress.ticket_id == ticket_id)))
+
+
+def bounces_for(ticket_id: int) -> list[BouncingAddress]:
+    return list(db.session.scalars(
+        select(BouncingAddress).where(BouncingAddress.ticket_id == ticket_id)
+        .order_by(BouncingAddress.email)))
+
+
+def emails_of(ticket_id: int) -> dict[int, int]:
+    """{ticket message id: inbound message id} for the messages of a ticket that came by
+    email (the agent's "show the full email" links)."""
+    rows = db.session.execute(
+        select(InboundMessage.ticket_message_id, InboundMessage.id)
+        .where(InboundMessage.ticket_id == ticket_id,
+               InboundMessage.ticket_message_id.is_not(None)))
+    return {row[0]: row[1] for row in rows}
 
 
 def bouncing_list(limit: int = 200) -> list[BouncingAddress]:

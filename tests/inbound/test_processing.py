@@ -262,3 +262,39 @@ def test_a_decoded_subject_never_injects_headers(deliver, outbox):
     (sent,) = outbox("renee.francois@laposte.example")
     assert sent["Bcc"] is None and "evil@attacker.example" not in sent.get("To", "")
     assert count(Message) == 1
+
+
+def test_agents_see_bouncing_addresses_and_the_full_email(deliver, outbox, agent_client,
+                                                          run_jobs):
+    ticket, _sent = _ticket_from(deliver, outbox, "thunderbird_attachments.eml")
+    (to_cc,) = outbox("jonas.weber@posteo.de")
+    deliver(corpus("bounce_postfix.eml", RECIPIENT="jonas.weber@posteo.de",
+                   MESSAGE_ID=to_cc["Message-ID"]))
+    page = agent_client.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True)
+    assert "jonas.weber@posteo.de" in page and "Send to it again" in page
+    link = f"/agent/tickets/{ticket.id}/emails/"
+    assert link in page
+    inbound_id = page.split(link, 1)[1].split('"', 1)[0]
+    full = agent_client.get(link + inbound_id).get_data(as_text=True)
+    assert "Hauptstrasse 5" in full  # the signature the ticket message leaves out
+    assert agent_client.get(f"/agent/tickets/{ticket.id + 1}/emails/{inbound_id}") \
+        .status_code == 404  # only under its own ticket
+    (bounce,) = db.session.scalars(select(BouncingAddress))
+    cleared = agent_client.post(f"/agent/tickets/{ticket.id}/bounces/{bounce.id}/clear")
+    assert cleared.status_code == 303 and count(BouncingAddress) == 0
+
+
+def test_a_handler_failure_ends_failed_with_nothing_half_written(app, deliver, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the upload folder should be")
+    app.config["UPLOAD_DIR"] = str(blocked)
+    row = deliver(corpus("thunderbird_attachments.eml"))
+    assert row.status == "failed" and row.reason
+    assert count(Ticket) == 0 and count(OutboxMessage) == 0 and count(Attachment) == 0
+    app.config["UPLOAD_DIR"] = str(tmp_path / "uploads")  # fixed: an admin processes it again
+    from portal.inbound import services
+
+    services.reprocess(row)
+    again = deliver(corpus("gmail_new_request.eml"))  # runs the queued job too
+    db.session.refresh(row)
+    assert row.status == "processed" and again.status == "processed" and count(Ticket) == 2

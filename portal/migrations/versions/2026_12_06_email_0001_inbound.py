@@ -27,9 +27,11 @@ def upgrade():
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=True),
+    sa.Column('ticket_message_id', sa.Integer(), nullable=True),
     sa.Column('received_at', sa.DateTime(), nullable=False),
     sa.Column('processed_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_inbound_messages_ticket_id_tickets'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ticket_message_id'], ['messages.id'], name=op.f('fk_inbound_messages_ticket_message_id_messages'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_messages')),
     sa.UniqueConstraint('fingerprint', name=op.f('uq_inbound_messages_fingerprint'))
     )
@@ -37,6 +39,7 @@ def upgrade():
         batch_op.create_index('ix_inbound_messages_status_received', ['status', 'received_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbound_messages_message_id'), ['message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbound_messages_ticket_id'), ['ticket_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inbound_messages_ticket_message_id'), ['ticket_message_id'], unique=False)
 
     op.create_table('ticket_bounces',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -53,6 +56,7 @@ def upgrade():
 def downgrade():
     op.drop_table('ticket_bounces')
     with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbound_messages_ticket_message_id'))
         batch_op.drop_index(batch_op.f('ix_inbound_messages_ticket_id'))
         batch_op.drop_index(batch_op.f('ix_inbound_messages_message_id'))
         batch_op.drop_index('ix_inbound_messages_status_received')
