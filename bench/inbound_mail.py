@@ -112,7 +112,7 @@ def main() -> None:
     for raw in mixed_messages(args.pipe, random.Random(99)):
         raw = raw.replace(b"Message-ID: <", b"Message-ID: <pipe", 1)
         t0 = time.perf_counter()
-        subprocess.run([str(flask), "--app", "app", "mail", "receive"], input=raw, cwd=ROOT,
+        subprocess.run([str(flask), "--app", "app", "mail", "receive"], input=raw, cwd=ROOT,  # noqa: S603
                        env=env, check=True, capture_output=True)
         pipe_ms.append((time.perf_counter() - t0) * 1000)
     print(f"RESULT messages={len(messages)} stored_per_s={len(messages) / store_s:.0f} "

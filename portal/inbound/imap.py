@@ -17,6 +17,8 @@ from portal.inbound import services
 
 log = logging.getLogger(__name__)
 BATCH = 50
+# A mail server on this machine may be reached without TLS; any other needs imaps or STARTTLS.
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def _connect(url: str) -> tuple[IMAPClient, str]:
@@ -27,8 +29,8 @@ def _connect(url: str) -> tuple[IMAPClient, str]:
     client = IMAPClient(parts.hostname, port=parts.port or (993 if secure else 143),
                         ssl=secure, ssl_context=ssl.create_default_context() if secure else None,
                         timeout=30)
-    if not secure:
-        client.starttls(ssl.create_default_context())  # never send the password in clear
+    if not secure and parts.hostname not in LOOPBACK:
+        client.starttls(ssl.create_default_context())  # never send a password in clear
     client.login(unquote(parts.username or ""), unquote(parts.password or ""))
     return client, unquote(parts.path.lstrip("/")) or "INBOX"
 
