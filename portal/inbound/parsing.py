@@ -84,15 +84,15 @@ def message_ids(value: str) -> list[str]:
     return _MESSAGE_IDS.findall(value or "")
 
 
-def fingerprint_parts(raw: bytes) -> tuple[str, bytes]:
-    """(Message-ID, body bytes): what stays the same when a message is delivered twice
-    (relays add Received headers, the body does not change)."""
+def split_head(raw: bytes) -> tuple[EmailMessage, bytes]:
+    """(parsed headers, body bytes). Message-ID and body are what stay the same when a
+    message is delivered twice (relays add Received headers, the body does not change)."""
     head = read_headers(raw)
     for separator in (b"\r\n\r\n", b"\n\n"):
         at = raw.find(separator)
         if at >= 0:
-            return header(head, "Message-ID")[:255], raw[at + len(separator):]
-    return header(head, "Message-ID")[:255], b""
+            return head, raw[at + len(separator):]
+    return head, b""
 
 
 # --- machines, not people --------------------------------------------------------------------

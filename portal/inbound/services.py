@@ -56,14 +56,14 @@ def store_raw(raw: bytes, source: str) -> tuple[InboundMessage, bool]:
     Returns (row, created). The same message delivered twice (same Message-ID and body)
     returns the first row and queues nothing.
     """
-    message_id, body = parsing.fingerprint_parts(raw)
+    head, body = parsing.split_head(raw)
+    message_id = parsing.header(head, "Message-ID")[:255]
     fingerprint = hashlib.sha256(message_id.encode() + b"\0" + body).hexdigest()
     existing = db.session.scalar(
         select(InboundMessage).where(InboundMessage.fingerprint == fingerprint)
     )
     if existing is not None:
         return existing, False
-    head = parsing.read_headers(raw)
     who = parsing.sender(head)
     row = InboundMessage(
         fingerprint=fingerprint, message_id=message_id, sender=who[1] if who else "",
