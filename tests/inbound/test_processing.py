@@ -298,3 +298,11 @@ def test_a_handler_failure_ends_failed_with_nothing_half_written(app, deliver, t
     again = deliver(corpus("gmail_new_request.eml"))  # runs the queued job too
     db.session.refresh(row)
     assert row.status == "processed" and again.status == "processed" and count(Ticket) == 2
+
+
+@pytest.mark.parametrize("app", [{"MAIL_MAX_MB": 0.001}], indirect=True)
+def test_a_message_over_the_size_limit_is_kept_but_not_processed(deliver):
+    raw = corpus("gmail_new_request.eml") + b"x" * 2000
+    row = deliver(raw)
+    assert row.status == "failed" and "limit" in row.reason and row.raw == raw
+    assert count(Ticket) == 0
