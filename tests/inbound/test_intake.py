@@ -4,10 +4,12 @@ through a real SMTP session, and the admin pages."""
 from __future__ import annotations
 
 import os
+import signal
 import smtplib
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,33 @@ def test_admin_sees_the_original_as_text_and_can_reprocess(admin_client, deliver
     assert db.session.get(InboundMessage, failed.id).status == "pending"
     count = db.session.scalar(select(func.count()).select_from(InboundMessage))
     assert count == 2
+
+
+def test_the_mail_serve_command_listens_until_stopped(app):
+    db.session.commit()
+    port = _free_port()
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": app.instance_path,
+           "PORTAL_DATABASE_URL": app.config["DATABASE_URL"],
+           "PORTAL_SECRET_KEY": app.config["SECRET_KEY"], "PORTAL_SEMANTIC_SEARCH": "false"}
+    flask = Path(sys.executable).with_name("flask")
+    server = subprocess.Popen(
+        [str(flask), "--app", "app", "mail", "serve", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                smtp = smtplib.SMTP("127.0.0.1", port, timeout=10)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        with smtp:
+            refused = smtp.sendmail("maria.lopez@gmail.com", ["support@localhost"],
+                                    corpus("gmail_new_request.eml").replace(b"\n", b"\r\n"))
+        assert refused == {}
+        (row,) = stored()
+        assert row.source == "smtp"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(10)
