@@ -175,7 +175,7 @@ def _decoded(part: EmailMessage) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
-    except LookupError:  # an unknown charset name
+    except (LookupError, ValueError):  # an unknown or malformed charset name
         return payload.decode("utf-8", errors="replace")
 
 
