@@ -62,10 +62,13 @@ def build_message(to: str, subject: str, text: str, html: str | None = None,
 
 
 def send_mail(to: list[str] | str, subject: str, template: str, *, ticket=None,
-              **context) -> None:
+              thread: bool = True, **context) -> None:
     """Render `email/<template>.txt` (and `.html` when it exists) and queue it for each
     recipient in the current transaction. `ticket` links the mail to a ticket, so agents
-    see there when it could not be delivered."""
+    see there when it could not be delivered; `thread` (customer conversation mail) also
+    gives it signed threading headers and a Reply-To that brings answers back to the ticket:
+    staff-only mail about a ticket passes False, so an answer to it never reaches the
+    customer."""
     from portal.mail.services import queue_message
 
     if ticket is not None:
@@ -78,7 +81,7 @@ def send_mail(to: list[str] | str, subject: str, template: str, *, ticket=None,
     elif ticket is not None:  # every ticket email also in HTML, from the same text
         html = render_template("email/_ticket_text.html", text=text, subject=subject)
     for address in [to] if isinstance(to, str) else to:
-        threading = {} if ticket is None else _ticket_threading(ticket, address)
+        threading = _ticket_threading(ticket, address) if ticket is not None and thread else {}
         queue_message(build_message(address, subject, text, html, **threading), template,
                       ticket_id=getattr(ticket, "id", None), session=db.session)
 
