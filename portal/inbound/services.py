@@ -34,7 +34,15 @@ from portal.mail.models import OutboxMessage
 from portal.tickets.access import Viewer
 from portal.tickets.attachments import AttachmentError, detect, remove_files
 from portal.tickets.links import normalize, ticket_emails
-from portal.tickets.models import Attachment, Channel, Message, Status, Ticket, TicketType
+from portal.tickets.models import (
+    Attachment,
+    Channel,
+    Message,
+    Setting,
+    Status,
+    Ticket,
+    TicketType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +184,7 @@ def _process(row: InboundMessage, release: bool, written: list[Attachment]) -> O
     forwarded = subject.lower().startswith(("fw:", "fwd:"))
     body = _with_refusals(content.text if forwarded else (content.reply or content.text),
                           refused)
-    ccs = [] if not cfg["MAIL_ADD_CCS"] else [
+    ccs = [] if not add_ccs() else [
         address for _name, address in parsing.addresses(msg, "To", "Cc")
         if address != sender and not tokens.is_support_address(address)
     ]
@@ -398,6 +406,22 @@ def bouncing_list(limit: int = 200) -> list[BouncingAddress]:
 
 
 # --- admin ------------------------------------------------------------------------------------
+
+ADD_CCS_KEY = "inbound_add_ccs"
+
+
+def add_ccs() -> bool:
+    """Whether a new email's CC addresses become ticket CCs: the admin's choice, else
+    MAIL_ADD_CCS."""
+    setting = db.session.get(Setting, ADD_CCS_KEY)
+    return setting.value == "1" if setting else bool(current_app.config["MAIL_ADD_CCS"])
+
+
+def set_add_ccs(enabled: bool) -> None:
+    setting = db.session.get(Setting, ADD_CCS_KEY) or Setting(key=ADD_CCS_KEY, value="")
+    setting.value = "1" if enabled else "0"
+    db.session.add(setting)
+
 
 PAGE_SIZE = 50
 

@@ -6,6 +6,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from portal.auth.views import admin_required
 from portal.extensions import db
 from portal.inbound import bp, services
+from portal.inbound.forms import InboundSettingsForm
 from portal.inbound.models import BouncingAddress, InboundMessage, InboundStatus
 
 
@@ -17,7 +18,19 @@ def index():
         "inbound/index.html", messages=services.recent(status or None), status=status,
         statuses=list(InboundStatus), counts=services.counts(),
         bouncing=services.bouncing_list(),
+        settings_form=InboundSettingsForm(formdata=None, add_ccs=services.add_ccs()),
     )
+
+
+@bp.post("/settings")
+@admin_required
+def settings():
+    form = InboundSettingsForm()
+    if form.validate_on_submit():
+        services.set_add_ccs(form.add_ccs.data)
+        db.session.commit()
+        flash("Inbound mail settings saved.", "success")
+    return redirect(url_for("inbound.index"), code=303)
 
 
 @bp.route("/<int:message_id>")

@@ -306,3 +306,17 @@ def test_a_message_over_the_size_limit_is_kept_but_not_processed(deliver):
     row = deliver(raw)
     assert row.status == "failed" and "limit" in row.reason and row.raw == raw
     assert count(Ticket) == 0
+
+
+def test_an_admin_can_stop_adding_email_ccs(deliver, admin_client):
+    response = admin_client.post("/admin/inbound/settings", data={})  # the box unticked
+    assert response.status_code == 303
+    assert 'name="add_ccs" type="checkbox" value="y">' in admin_client.get(
+        "/admin/inbound/").get_data(as_text=True)
+    deliver(corpus("thunderbird_attachments.eml"))
+    (ticket,) = tickets()
+    assert ticket.ccs == []
+    admin_client.post("/admin/inbound/settings", data={"add_ccs": "y"})
+    deliver(corpus("gmail_new_request.eml").replace(
+        b"To: support@example.com", b"To: support@example.com\nCc: boss@gmail.com"))
+    assert "boss@gmail.com" in [cc.email for cc in tickets()[-1].ccs]
