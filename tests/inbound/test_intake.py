@@ -162,3 +162,40 @@ def test_the_mail_serve_command_listens_until_stopped(app):
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(10)
+
+
+def test_a_whole_conversation_by_email(app, listener, mailbox):
+    """In by SMTP, the confirmation out by SMTP, the customer's answer back in to its
+    Reply-To: one ticket, two messages."""
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    from portal.tickets.models import Ticket
+
+    def send(sender: str, to: str, raw: bytes) -> None:
+        db.session.commit()
+        with smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp:
+            smtp.sendmail(sender, [to], raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+    send("maria.lopez@gmail.com", "support@localhost", corpus("gmail_new_request.eml"))
+    mailbox.wait_for(1)
+    (confirmation,) = mailbox.to("maria.lopez@gmail.com")
+    confirmation = message_from_bytes(confirmation.as_bytes(), policy=email_policy.default)
+    answer = (
+        f"From: Maria Lopez <maria.lopez@gmail.com>\nTo: {confirmation['Reply-To']}\n"
+        f"Subject: Re: {confirmation['Subject']}\nMessage-ID: <answer-1@mail.gmail.com>\n"
+        f"In-Reply-To: {confirmation['Message-ID']}\n\nThe printer works again.\n\n"
+        "> ##- Please type your reply above this line -##\n> Hello,\n"
+    ).encode()
+    send("maria.lopez@gmail.com", confirmation["Reply-To"], answer)
+    deadline = time.monotonic() + 20
+    with db.deferred():  # watching takes no write lock from the worker
+        while True:
+            db.session.expire_all()
+            (ticket,) = db.session.scalars(select(Ticket)).all()
+            bodies = [m.body for m in ticket.messages]
+            db.session.rollback()
+            if len(bodies) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert bodies[1] == "The printer works again."
