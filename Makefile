@@ -8,6 +8,8 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 # Emailed links and the printed address follow the host and port the server runs on.
 export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
+# Mail to this address becomes tickets (`flask --app app mail receive < message.eml`).
+export PORTAL_SUPPORT_ADDRESS ?= support@localhost
 
 .PHONY: run test install lint bench
 

@@ -39,6 +39,15 @@ def default_config(instance_path: str) -> dict:
         "MAIL_SENDER": "Support Portal <support@localhost>",
         "MAIL_MESSAGE_ID_DOMAIN": "",  # empty: the domain of MAIL_SENDER
         "MAIL_RETRY_HOURS": 24,  # how long a message that fails to send is retried
+        # Inbound mail (portal/inbound): the address customers write to; replies to
+        # notifications come back to it with a signed plus-address (support+t42.….@…).
+        "SUPPORT_ADDRESS": "support@localhost",
+        "MAIL_MAX_MB": 25,  # larger inbound messages are refused (listener) or not processed
+        "MAIL_IMAP_URL": "",  # imaps://user:password@host/INBOX: polled every minute when set
+        "MAIL_IMAP_DONE_FOLDER": "",  # move stored messages there; empty: flag them as seen
+        "MAIL_TRUSTED_AUTHSERV_ID": "",  # our MX's Authentication-Results id: dmarc=fail held
+        "MAIL_SENDER_LIMIT_PER_HOUR": 20,  # new tickets by email per sender; more are held
+        "MAIL_ADD_CCS": True,  # a new ticket's CC addresses become ticket CCs
         "JOBS_LEASE_SECONDS": 300,  # a killed worker's job runs again after this
         "JOBS_POLL_SECONDS": 1.0,  # how often an idle worker looks for jobs (PostgreSQL: LISTEN)
         "JOBS_BATCH": 10,  # jobs a worker claims in one transaction
@@ -117,6 +126,7 @@ def finish_config(app) -> None:
         sender = parseaddr(cfg["MAIL_SENDER"])[1]
         cfg["MAIL_MESSAGE_ID_DOMAIN"] = sender.rpartition("@")[2] or "portal.local"
     cfg["MAX_UPLOAD_BYTES"] = int(cfg["MAX_UPLOAD_MB"] * 1024 * 1024)
+    cfg["MAIL_MAX_BYTES"] = int(cfg["MAIL_MAX_MB"] * 1024 * 1024)
     for key in ("INDEX_DIR", "UPLOAD_DIR", "MAIL_DIR"):
         Path(cfg[key]).mkdir(mode=0o700, parents=True, exist_ok=True)
 

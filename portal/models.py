@@ -2,6 +2,7 @@
 
 from portal.auth.models import AccountToken, Organization, Role, User
 from portal.db import Base
+from portal.inbound.models import BouncingAddress, InboundMessage
 from portal.jobs.models import Job, ScheduledRun
 from portal.kb.models import (
     Article,
@@ -46,9 +47,11 @@ __all__ = [
     "ArticleVote",
     "Attachment",
     "Base",
+    "BouncingAddress",
     "CannedReply",
     "Channel",
     "Group",
+    "InboundMessage",
     "IndexQueue",
     "Job",
     "KbCategory",

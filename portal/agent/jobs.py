@@ -117,6 +117,7 @@ def escalate(ticket: Ticket, now: datetime) -> None:
             f"{ticket.subject}",
             "agent_escalation",
             ticket=ticket,
+            thread=False,  # for agents only: a reply must not become a public message
             due=due,
             breached=due <= now,
             url=current_app.config["BASE_URL"].rstrip("/") + f"/agent/tickets/{ticket.id}",

@@ -84,7 +84,7 @@ def _flag(ticket: Ticket, hours: int, now: datetime) -> None:
 
         send_mail(
             recipients, f"[{ticket.reference}] No activity for {idle}: {ticket.subject}",
-            "agent_stale", ticket=ticket, idle=idle,
+            "agent_stale", ticket=ticket, thread=False, idle=idle,
             url=absolute_url("agent.ticket", ticket_id=ticket.id),
         )
 

@@ -34,7 +34,11 @@ def one_line(text: str) -> str:
 
 
 def build_message(to: str, subject: str, text: str, html: str | None = None,
-                  message_id: str | None = None) -> EmailMessage:
+                  message_id: str | None = None, *, reply_to: str | None = None,
+                  in_reply_to: str | None = None,
+                  references: list[str] | None = None) -> EmailMessage:
+    """One email. Threading headers (In-Reply-To, References) and Reply-To are for ticket
+    mail; values that may come from inbound mail are put on one line first."""
     cfg = current_app.config
     msg = EmailMessage()
     msg["From"] = cfg["MAIL_SENDER"]
@@ -42,8 +46,15 @@ def build_message(to: str, subject: str, text: str, html: str | None = None,
     msg["Subject"] = one_line(subject)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id or make_msgid(domain=cfg["MAIL_MESSAGE_ID_DOMAIN"])
+    if reply_to:
+        msg["Reply-To"] = one_line(reply_to)
+    if in_reply_to:
+        msg["In-Reply-To"] = one_line(in_reply_to)
+    if references:
+        msg["References"] = " ".join(one_line(r) for r in references[-20:])
     # Well-behaved auto-responders do not answer mail marked as automatic (RFC 3834).
     msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     msg.set_content(text)
     if html:
         msg.add_alternative(html, subtype="html")
@@ -51,10 +62,13 @@ def build_message(to: str, subject: str, text: str, html: str | None = None,
 
 
 def send_mail(to: list[str] | str, subject: str, template: str, *, ticket=None,
-              **context) -> None:
+              thread: bool = True, **context) -> None:
     """Render `email/<template>.txt` (and `.html` when it exists) and queue it for each
     recipient in the current transaction. `ticket` links the mail to a ticket, so agents
-    see there when it could not be delivered."""
+    see there when it could not be delivered; `thread` (customer conversation mail) also
+    gives it signed threading headers and a Reply-To that brings answers back to the ticket:
+    staff-only mail about a ticket passes False, so an answer to it never reaches the
+    customer."""
     from portal.mail.services import queue_message
 
     if ticket is not None:
@@ -64,10 +78,21 @@ def send_mail(to: list[str] | str, subject: str, template: str, *, ticket=None,
     html_name = f"email/{template}.html"
     if html_name in current_app.jinja_env.list_templates():
         html = render_template(html_name, **context)
+    elif ticket is not None:  # every ticket email also in HTML, from the same text
+        html = render_template("email/_ticket_text.html", text=text, subject=subject)
     for address in [to] if isinstance(to, str) else to:
-        queue_message(build_message(address, subject, text, html), template,
+        threading = _ticket_threading(ticket, address) if ticket is not None and thread else {}
+        queue_message(build_message(address, subject, text, html, **threading), template,
                       recipient=one_line(address), ticket_id=getattr(ticket, "id", None),
                       session=db.session)
+
+
+def _ticket_threading(ticket, address: str) -> dict:
+    """Signed Message-ID, Reply-To and References for a ticket email (portal/inbound reads
+    them back to put a reply on its ticket)."""
+    from portal.inbound import threading_headers
+
+    return threading_headers(ticket, address)
 
 
 def init_app(app: Flask) -> None:

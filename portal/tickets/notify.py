@@ -11,8 +11,11 @@ from portal.tickets.models import Message, Ticket
 
 
 def recipients(ticket: Ticket, exclude: str | None = None) -> list[str]:
-    """Requester first, then CCs; each address once; `exclude` (the author) left out."""
-    seen: set[str] = set()
+    """Requester first, then CCs; each address once; `exclude` (the author) and addresses
+    whose mail for this ticket bounced left out."""
+    from portal.inbound.services import bouncing_addresses
+
+    seen: set[str] = bouncing_addresses(ticket.id) if ticket.id else set()
     result = []
     for email in [ticket.requester_email, *(cc.email for cc in ticket.ccs)]:
         key = normalize(email)
@@ -39,10 +42,12 @@ def _send_each(ticket: Ticket, emails: list[str], subject: str, template: str, *
         )
 
 
-def notify_ticket_created(ticket: Ticket) -> None:
+def notify_ticket_created(ticket: Ticket,
+                          suggestions: list[tuple[str, str]] | None = None) -> None:
+    """`suggestions`: (title, URL) of articles that may answer it, for the requester."""
     _send_each(
         ticket, recipients(ticket), _subject(ticket, f"We received your request: {ticket.subject}"),
-        "ticket_created",
+        "ticket_created", suggestions=suggestions or [],
     )
 
 

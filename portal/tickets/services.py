@@ -140,6 +140,7 @@ def add_customer_reply(
     body: str,
     files: list[FileStorage] | None = None,
     submission_key: str | None = None,
+    channel: Channel = Channel.WEB,
 ) -> tuple[Message, list[Attachment], bool]:
     """Add the customer's public reply; returns (message, attachments, created).
 
@@ -164,7 +165,7 @@ def add_customer_reply(
         else None,
         author_name=viewer.name,
         body=body,
-        channel=Channel.WEB,
+        channel=channel,
         submission_key=submission_key,
         created_at=now,
     )
