@@ -95,8 +95,8 @@ def free_port() -> int:
 def start_gunicorn(target: str, port: int, env: dict, chdir: Path) -> subprocess.Popen:
     proc = subprocess.Popen(  # noqa: S603 (our own venv's gunicorn, fixed arguments)
         [str(BIN / "gunicorn"), "-w", str(WORKERS), "-b", f"127.0.0.1:{port}",
-         "--chdir", str(chdir), "--log-level", "warning", target],
-        env=env, start_new_session=True)
+         "--log-level", "warning", target],
+        env=env, cwd=chdir, start_new_session=True)  # gunicorn.conf.py is read from cwd
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with socket.socket() as s:

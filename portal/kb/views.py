@@ -13,6 +13,7 @@ from portal.kb.forms import VoteForm
 from portal.kb.markdown import render_markdown
 from portal.kb.models import KbCategory, KbSection
 from portal.search import audience_for, search_articles
+from portal.search.semantic import applies_to as semantic_applies
 
 VISITOR_COOKIE = "portal_vid"
 VISITOR_COOKIE_AGE = 2 * 365 * 24 * 3600
@@ -163,15 +164,22 @@ def search():
 
 @bp.route("/search/instant")
 def instant():
-    """Results while typing (htmx). Without htmx the full search page answers."""
+    """Results while typing (htmx), by keywords; once the person pauses, the partial asks
+    again with `meaning=1` for results ranked by meaning too (the model runs once per pause,
+    not per keystroke). Without htmx the full search page answers."""
     query, _page, category_id = _search_params()
     if not wants_partial("instant-results"):
         return redirect(url_for("kb.search", q=query or None, category=category_id))
-    results = None
-    log_id = None
+    meaning = request.args.get("meaning") == "1"
+    results = refine_url = None
+    log_id = parse_id(request.args.get("log")) if meaning else None
     if query.strip():
         results = search_articles(query, _audience(), per_page=INSTANT_LIMIT,
-                                  category_id=category_id, instant=True)
-        log_id = _log(query, results.total, "instant")
+                                  category_id=category_id, instant=True, meaning=meaning)
+        if not meaning:
+            log_id = _log(query, results.total, "instant")
+            if semantic_applies(query):
+                refine_url = url_for("kb.instant", q=query, category=category_id, meaning=1,
+                                     log=log_id)
     return render_template("kb/_instant.html", query=query, results=results, log_id=log_id,
-                           category_id=category_id)
+                           category_id=category_id, refine_url=refine_url)
