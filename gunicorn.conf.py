@@ -26,6 +26,14 @@ def post_fork(server, worker):
         engine.dispose(close=False)
 
 
+def worker_exit(server, worker):
+    """Article views still buffered in the worker are written before it goes."""
+    from portal.kb.view_counts import flush_views
+
+    with worker.wsgi.app_context():
+        flush_views()
+
+
 def post_worker_init(worker):
     """Without preload (e.g. --no-preload), each worker loads the model in the background."""
     if not worker.cfg.preload_app:

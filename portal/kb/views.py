@@ -10,7 +10,6 @@ from portal.extensions import db
 from portal.htmx import render_page_or_partial, wants_partial
 from portal.kb import bp, public_bp, queries, services
 from portal.kb.forms import VoteForm
-from portal.kb.markdown import render_markdown
 from portal.kb.models import KbCategory, KbSection
 from portal.search import audience_for, search_articles
 from portal.search.semantic import applies_to as semantic_applies
@@ -105,15 +104,15 @@ def article(article_id: int, slug: str):
     if moved:
         return moved
     viewer = _viewer_key(create=True)
-    search_id = parse_id(request.args.get("from_search"))
-    with db.writing():
-        services.record_view(art, viewer, search_id)
-    return render_template(
-        "kb/article.html", article=art, rendered=render_markdown(art.body),
+    services.record_view(art, viewer, parse_id(request.args.get("from_search")))
+    page = render_template(
+        "kb/article.html", article=art, rendered=art.rendered,
         related=queries.related_articles(art, audience),
         vote=services.current_vote(art, viewer), form=VoteForm(),
         reasons=services.VOTE_REASONS,
     )
+    services.flush_views_if_due()
+    return page
 
 
 @bp.route("/articles/<int:article_id>/vote", methods=["POST"])
