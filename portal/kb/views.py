@@ -44,27 +44,14 @@ def _set_visitor_cookie(response):
     return response
 
 
-def _overview(audience):
-    return {
-        "categories": queries.categories_with_sections(),
-        "counts": queries.section_counts(audience),
-        "previews": queries.top_articles_per_section(
-            audience, queries.ARTICLES_PER_SECTION_PREVIEW),
-    }
-
-
 @public_bp.route("/")
 def index():
-    audience = _audience()
-    return render_template(
-        "kb/home.html", promoted=queries.promoted_articles(audience),
-        popular=queries.popular_articles(audience), **_overview(audience),
-    )
+    return render_template("kb/home.html", **queries.overview(_audience(), home=True))
 
 
 @bp.route("/")
 def home():
-    return render_template("kb/overview.html", **_overview(_audience()))
+    return render_template("kb/overview.html", **queries.overview(_audience()))
 
 
 def _canonical(endpoint: str, slug: str, expected: str, **ids):

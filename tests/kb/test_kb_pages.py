@@ -149,3 +149,16 @@ def test_vote_with_htmx_returns_the_feedback_partial(client, kb):
 def test_cannot_vote_on_hidden_article(client, kb):
     assert client.post(f"/kb/articles/{kb['internal'].id}/vote",
                        data={"helpful": "yes"}).status_code == 404
+
+
+def test_the_home_page_reads_the_kb_once_until_it_changes(client, kb, agent):
+    from portal.kb.services import ArticleInput, update_article
+    from tests.test_query_counts import count_queries
+
+    first = count_queries(client, "/")
+    assert count_queries(client, "/") <= 2 < first  # BEGIN and the KB stamp
+    art = kb["public"]
+    update_article(art, ArticleInput(title="Fetch your invoices", body=art.body,
+                                     section_id=art.section_id), agent, art.version)
+    db.session.commit()
+    assert "Fetch your invoices" in client.get("/").text
