@@ -7,7 +7,7 @@ import time
 
 from flask import current_app
 from sqlalchemy import Select, event, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from portal.extensions import db
 from portal.kb.models import Article, ArticleStatus, KbCategory, KbSection
@@ -22,9 +22,10 @@ def visible(stmt: Select, audience: Audience) -> Select:
 
 
 def visible_article(article_id: int, audience: Audience) -> Article | None:
+    """The article with its section and category, in one statement."""
     return db.session.scalar(visible(
         select(Article).where(Article.id == article_id)
-        .options(selectinload(Article.section).selectinload(KbSection.category)), audience))
+        .options(joinedload(Article.section).joinedload(KbSection.category)), audience))
 
 
 def categories_with_sections() -> list[KbCategory]:
