@@ -18,6 +18,9 @@ The first requests after start (cold: the model may still be loading) are timed 
 The last line:
 RESULT min_page_ratio=… instant_ratio=… search_ratio=… suggest_ratio=… rss_mb_per_worker=…
 (min_page_ratio: the lowest ratio of the pages that do not search; rss: the largest worker).
+On a machine shared with other work the req/s ratios mostly measure the neighbours; the
+`cpu_*` keys give the same ratios from server CPU per request (floor CPU / page CPU), which
+is what bounds req/s when the server has the cores to itself.
 """
 
 from __future__ import annotations
@@ -333,20 +336,28 @@ def main() -> None:
             stop(portal)
             stop(floor)
     floor_rps = statistics.mean(r["rps"] for r in floor_runs)
+    floor_cpu = statistics.mean(r["cpu_ms"] for r in floor_runs)
     print(f"load: {CLIENTS} client processes, gunicorn {WORKERS} sync workers per server, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'page':<14}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms':>8}{'ratio':>7}  errors")
+    print(f"{'page':<14}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms':>8}{'ratio':>7}"
+          f"{'CPU ratio':>10}  errors")
     for label, r in [("floor (first)", floor_runs[0]), ("floor (last)", floor_runs[1]),
                      *results.items()]:
         print(f"{label:<14}{r['rps']:8.0f}{r['p50']:9.1f}{r['p95']:9.1f}{r['cpu_ms']:8.1f}"
-              f"{r['rps'] / floor_rps:7.2f}  {r['errors']}/{r['n']}")
+              f"{r['rps'] / floor_rps:7.2f}{floor_cpu / r['cpu_ms']:10.2f}  "
+              f"{r['errors']}/{r['n']}")
     for when, values in (("after warm-up", memory), ("at the end", memory_after)):
         print(f"workers' memory {when}: " + ", ".join(
             f"RSS {rss:.0f} MB / PSS {pss:.0f} MB" for rss, pss in values))
     plain = [r["rps"] / floor_rps for n, r in results.items() if n not in SEARCH_PAGES]
 
+    plain_cpu = [floor_cpu / r["cpu_ms"] for n, r in results.items() if n not in SEARCH_PAGES]
+
     def ratio(name: str) -> str:
         return f"{results[name]['rps'] / floor_rps:.2f}" if name in results else "n/a"
+
+    def cpu_ratio(name: str) -> str:
+        return f"{floor_cpu / results[name]['cpu_ms']:.2f}" if name in results else "n/a"
 
     print(f"RESULT min_page_ratio={min(plain):.2f} " if plain else "RESULT min_page_ratio=n/a ",
           end="")
@@ -354,7 +365,10 @@ def main() -> None:
           f"suggest_ratio={ratio('suggest')} "
           f"rss_mb_per_worker={max(rss for rss, _p in memory_after):.0f} "
           f"pss_mb_per_worker={max(pss for _r, pss in memory_after):.0f} "
-          f"cold_article_ms={cold['article']:.0f} cold_search_ms={cold['search']:.0f}")
+          f"cold_article_ms={cold['article']:.0f} cold_search_ms={cold['search']:.0f} ", end="")
+    print(f"cpu_min_page_ratio={min(plain_cpu):.2f} " if plain_cpu else "", end="")
+    print(f"cpu_instant_ratio={cpu_ratio('instant')} cpu_search_ratio={cpu_ratio('search')} "
+          f"cpu_suggest_ratio={cpu_ratio('suggest')}")
 
 
 if __name__ == "__main__":
