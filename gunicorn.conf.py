@@ -35,8 +35,12 @@ def worker_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Without preload (e.g. --no-preload), each worker loads the model in the background."""
-    if not worker.cfg.preload_app:
-        from portal.search import semantic
+    """Before taking requests, each worker opens the search index and vectors (its own file
+    handles and connections); without preload (e.g. --no-preload) it loads the model in the
+    background instead."""
+    from portal.search import semantic
 
+    if worker.cfg.preload_app:
+        semantic.warm_up(worker.wsgi)
+    else:
         semantic.start_loading(worker.wsgi)

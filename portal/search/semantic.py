@@ -111,6 +111,19 @@ def init_app(app) -> None:
     app.before_request(start_once)
 
 
+def warm_up(app) -> None:
+    """Open the index and load the vector matrix, as a first search would (in a worker before
+    it takes requests: the first customer then does not pay for it). Never raises."""
+    from portal.search.audience import Audience
+    from portal.search.service import suggest_articles
+
+    try:
+        with app.test_request_context():
+            suggest_articles("help with my account", Audience.PUBLIC)
+    except Exception:  # a server that cannot warm up still serves
+        log.exception("search warm-up failed")
+
+
 def wait_until_loaded(app, timeout: float | None = None) -> None:
     """Block until a background load started by `start_loading` is done (before a fork)."""
     with app.app_context():
