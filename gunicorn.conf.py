@@ -1,15 +1,15 @@
 """gunicorn settings, read from the folder it starts in: `gunicorn -w 4 app:app` (README).
 
-The app, and the query model with it, is loaded once in the master before the workers are
-forked, so every worker shares the model's memory instead of holding a copy, and no request
-ever waits for it to load.
+The app, the query model and the search index's in-memory state are loaded once in the master
+before the workers are forked (and before the port opens), so every worker shares the model's
+memory instead of holding a copy, and no request waits for any of it.
 """
 
 preload_app = True
 
 
 def on_starting(server):
-    """In the master, after the app was loaded and before any worker is forked."""
+    """In the master, after the app was loaded and before the port opens or any fork."""
     from portal.search import semantic
 
     app = server.app.wsgi()
@@ -17,13 +17,18 @@ def on_starting(server):
     for name in app.jinja_env.list_templates(extensions=["html"]):
         app.jinja_env.get_template(name)  # compiled once here, not in each worker's requests
     semantic.wait_until_loaded(app)
+    semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
 
 
 def post_fork(server, worker):
-    """A forked worker opens its own database connections."""
-    engine = server.app.wsgi().extensions.get("portal_db_engine")
+    """A forked worker opens its own database connections and index files."""
+    app = server.app.wsgi()
+    engine = app.extensions.get("portal_db_engine")
     if engine is not None:
         engine.dispose(close=False)
+    index_store = app.extensions.get("portal_search_store")
+    if index_store is not None:
+        index_store.reset()
 
 
 def worker_exit(server, worker):
@@ -35,12 +40,8 @@ def worker_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Before taking requests, each worker opens the search index and vectors (its own file
-    handles and connections); without preload (e.g. --no-preload) it loads the model in the
-    background instead."""
-    from portal.search import semantic
+    """Without preload (e.g. --no-preload), each worker loads the model in the background."""
+    if not worker.cfg.preload_app:
+        from portal.search import semantic
 
-    if worker.cfg.preload_app:
-        semantic.warm_up(worker.wsgi)
-    else:
         semantic.start_loading(worker.wsgi)

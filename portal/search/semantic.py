@@ -112,8 +112,8 @@ def init_app(app) -> None:
 
 
 def warm_up(app) -> None:
-    """Open the index and load the vector matrix, as a first search would (in a worker before
-    it takes requests: the first customer then does not pay for it). Never raises."""
+    """Open the index and load the vector matrix, as a first search would (gunicorn's master
+    does it before forking: the first customer then does not pay for it). Never raises."""
     from portal.search.audience import Audience
     from portal.search.service import suggest_articles
 
