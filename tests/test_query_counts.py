@@ -50,4 +50,3 @@ def test_lists_do_not_query_per_row(app, world, role, url):
     add_tickets(world.owner, 15)
     many = count_queries(client, url)
     assert many <= few, f"{url}: {few} queries for a few rows, {many} for many"
-
