@@ -100,7 +100,7 @@ def test_emailed_tokens_stay_out_of_the_gunicorn_access_log(gunicorn_server):
 def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
         tmp_path, migrated_db):
     """gunicorn.conf.py: the master loads the query model and the workers share it; article
-    views buffered in a worker reach the database when the worker stops."""
+    views buffered in a worker reach the database by a timer, and when the worker stops."""
     instance = tmp_path / "instance"
     instance.mkdir()
     shutil.copy(migrated_db, instance / "portal.sqlite3")
@@ -118,7 +118,12 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
             " 'published', 'public', 0, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"))
     port = _free_port()
     env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SEMANTIC_SEARCH": "true",
-           "PORTAL_RATELIMIT_ENABLED": "false"}
+           "PORTAL_RATELIMIT_ENABLED": "false", "PORTAL_VIEW_FLUSH_SECONDS": "1"}
+
+    def stored_views() -> int:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT count(*) FROM article_views"))
+
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as log_file:
         proc = subprocess.Popen(
@@ -139,12 +144,18 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
         for _ in range(5):
             with urllib.request.urlopen(url, timeout=10):  # noqa: S310 - loopback
                 pass
+        deadline = time.monotonic() + 30
+        while stored_views() < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stored_views() == 6  # written by the workers' timers, with no further request
+        with urllib.request.urlopen(url, timeout=10):  # noqa: S310 - loopback
+            pass
     finally:
         proc.terminate()
         proc.wait(30)
     output = log.read_text()
     assert output.count("semantic search: loaded") == 1, output  # once, in the master
     with engine.connect() as conn:
-        assert conn.scalar(text("SELECT view_count FROM articles WHERE id = 1")) == 6
-        assert conn.scalar(text("SELECT count(*) FROM article_views")) == 6
+        assert conn.scalar(text("SELECT view_count FROM articles WHERE id = 1")) == 7
+    assert stored_views() == 7
     engine.dispose()

@@ -6,13 +6,14 @@ buffer; `flush_views()` writes all buffered views at once, with the time each ha
 reports ("read before filing a ticket") see the same data, a few seconds later.
 
 The buffer is flushed by the article request that finds it older than VIEW_FLUSH_SECONDS
-(config; 0 writes every view at once), by gunicorn's worker_exit hook, and is meant to be
-flushed by a per-minute scheduled job as well. A crashed process loses the views it had not
-flushed yet: at most VIEW_FLUSH_SECONDS' worth.
+(config; 0 writes every view at once), by a timer VIEW_FLUSH_SECONDS after the first view it
+holds (so an idle worker's views are written too), and by gunicorn's worker_exit hook. A
+crashed process loses the views it had not flushed yet: at most VIEW_FLUSH_SECONDS' worth.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -25,6 +26,8 @@ from sqlalchemy import insert, select, update
 from portal.db import utcnow
 from portal.extensions import db
 from portal.kb.models import Article, ArticleView, SearchLog
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,21 @@ def record_view(article_id: int, viewer_key: str, search_log_id: int | None) -> 
     """Count one view (in memory: no database work)."""
     buffer = _buffer()
     with buffer.lock:
+        first = not buffer.views
         buffer.views.append(_View(article_id, viewer_key, search_log_id, utcnow()))
+    seconds = current_app.config["VIEW_FLUSH_SECONDS"]
+    if first and seconds > 0 and not current_app.testing:
+        timer = threading.Timer(seconds, _flush_later, [current_app._get_current_object()])
+        timer.daemon = True
+        timer.start()
+
+
+def _flush_later(app) -> None:
+    with app.app_context():
+        try:
+            flush_views()
+        except Exception:  # the views stay buffered for the next flush
+            log.exception("writing buffered article views failed")
 
 
 def flush_due() -> bool:
