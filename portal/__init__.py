@@ -37,6 +37,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_template_helpers(app)
 
     from portal import cli, security
+    from portal.search import semantic
+
+    semantic.init_app(app)
 
     security.init_app(app)
     cli.init_app(app)

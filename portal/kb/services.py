@@ -7,15 +7,16 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import func, insert, select, update
 
 from portal.db import utcnow
 from portal.extensions import db
+from portal.kb import view_counts
 from portal.kb.models import (
     Article,
     ArticleRevision,
     ArticleStatus,
-    ArticleView,
     ArticleVote,
     KbCategory,
     KbSection,
@@ -250,20 +251,15 @@ def new_visitor_id() -> str:
 
 
 def record_view(article: Article, viewer_key: str, search_log_id: int | None) -> None:
-    if search_log_id is not None and db.session.get(SearchLog, search_log_id) is None:
-        search_log_id = None
-    db.session.add(ArticleView(article_id=article.id, viewer_key=viewer_key,
-                               search_log_id=search_log_id))
-    db.session.execute(
-        update(Article).where(Article.id == article.id)
-        .values(view_count=Article.view_count + 1)
-    )
-    if search_log_id is not None:
-        db.session.execute(
-            update(SearchLog).where(SearchLog.id == search_log_id,
-                                    SearchLog.opened_article_id.is_(None))
-            .values(opened_article_id=article.id)
-        )
+    """Count a view: buffered in memory, written by `flush_views_if_due` (view_counts.py)."""
+    view_counts.record_view(article.id, viewer_key, search_log_id)
+    if current_app.config["VIEW_FLUSH_SECONDS"] <= 0:
+        view_counts.flush_views()
+
+
+def flush_views_if_due() -> None:
+    if view_counts.flush_due():
+        view_counts.flush_views()
 
 
 def current_vote(article: Article, voter_key: str | None) -> ArticleVote | None:

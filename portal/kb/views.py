@@ -12,9 +12,9 @@ from portal.forms import strip_control
 from portal.htmx import render_page_or_partial, wants_partial
 from portal.kb import bp, public_bp, queries, services
 from portal.kb.forms import VoteForm
-from portal.kb.markdown import render_markdown
 from portal.kb.models import KbCategory, KbSection
 from portal.search import audience_for, search_articles
+from portal.search.semantic import applies_to as semantic_applies
 
 VISITOR_COOKIE = "portal_vid"
 VISITOR_COOKIE_AGE = 2 * 365 * 24 * 3600
@@ -46,27 +46,14 @@ def _set_visitor_cookie(response):
     return response
 
 
-def _overview(audience):
-    return {
-        "categories": queries.categories_with_sections(),
-        "counts": queries.section_counts(audience),
-        "previews": queries.top_articles_per_section(
-            audience, queries.ARTICLES_PER_SECTION_PREVIEW),
-    }
-
-
 @public_bp.route("/")
 def index():
-    audience = _audience()
-    return render_template(
-        "kb/home.html", promoted=queries.promoted_articles(audience),
-        popular=queries.popular_articles(audience), **_overview(audience),
-    )
+    return render_template("kb/home.html", **queries.overview(_audience(), home=True))
 
 
 @bp.route("/")
 def home():
-    return render_template("kb/overview.html", **_overview(_audience()))
+    return render_template("kb/overview.html", **queries.overview(_audience()))
 
 
 def _canonical(endpoint: str, slug: str, expected: str, **ids):
@@ -106,15 +93,15 @@ def article(article_id: int, slug: str):
     if moved:
         return moved
     viewer = _viewer_key(create=True)
-    search_id = parse_id(request.args.get("from_search"))
-    with db.writing():
-        services.record_view(art, viewer, search_id)
-    return _article_page(art, audience, services.current_vote(art, viewer), VoteForm())
+    services.record_view(art, viewer, parse_id(request.args.get("from_search")))
+    page = _article_page(art, audience, services.current_vote(art, viewer), VoteForm())
+    services.flush_views_if_due()
+    return page
 
 
 def _article_page(art, audience, vote, form, refusal: str | None = None):
     return render_template(
-        "kb/article.html", article=art, rendered=render_markdown(art.body),
+        "kb/article.html", article=art, rendered=art.rendered,
         related=queries.related_articles(art, audience), vote=vote, form=form,
         reasons=services.VOTE_REASONS, refusal=refusal,
     )
@@ -175,16 +162,24 @@ def search():
 
 @bp.route("/search/instant")
 def instant():
-    """Results while typing (htmx). Without htmx the full search page answers."""
+    """Results while typing (htmx), by keywords; once the person pauses, the partial asks
+    again with `meaning=1` for results ranked by meaning too (the model runs once per pause,
+    not per keystroke). Without htmx the full search page answers."""
     query, _page, category_id = _search_params()
     if not wants_partial("instant-results"):
         return redirect(url_for("kb.search", q=query or None, category=category_id))
-    results = None
-    log_id = None
-    refusal = limits.refused("search") if query.strip() else None
+    meaning = request.args.get("meaning") == "1"
+    results = refine_url = None
+    log_id = parse_id(request.args.get("log")) if meaning else None
+    refusal = limits.refused("search") if query.strip() and not meaning else None
     if query.strip() and refusal is None:
         results = search_articles(query, _audience(), per_page=INSTANT_LIMIT,
-                                  category_id=category_id, instant=True)
-        log_id = _log(query, results.total, "instant")
+                                  category_id=category_id, instant=True, meaning=meaning)
+        if not meaning:
+            log_id = _log(query, results.total, "instant")
+            if semantic_applies(query):
+                refine_url = url_for("kb.instant", q=query, category=category_id, meaning=1,
+                                     log=log_id)
     return render_template("kb/_instant.html", query=query, results=results, log_id=log_id,
-                           category_id=category_id, refusal=refusal), 429 if refusal else 200
+                           category_id=category_id, refine_url=refine_url,
+                           refusal=refusal), 429 if refusal else 200

@@ -110,6 +110,8 @@ def process_index_queue(limit: int | None = None) -> int:
         session.rollback()
         _count_attempt()
         return 0
+    if not rows:  # another process emptied the queue while this one waited for the writer
+        return 0
     with _write_transaction():
         session.connection().execute(
             delete(IndexQueue.__table__).where(IndexQueue.article_id == bindparam("aid"),

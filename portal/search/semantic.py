@@ -36,8 +36,10 @@ from portal.search.embeddings import (
     DIMENSIONS,
     MODEL_ID,
     Encoder,
+    QueryEncoder,
     failure,
     load_encoder,
+    load_query_encoder,
     single_threaded_blas,
 )
 
@@ -59,10 +61,92 @@ def enabled() -> bool:
 
 
 def encoder() -> Encoder | None:
-    """The process's encoder, or None (feature off, or model missing: keyword-only)."""
+    """The process's article encoder, or None (feature off, or model missing: keyword-only).
+
+    Loaded on first use (embedding articles): a process that only answers searches never
+    loads it."""
     if not enabled():
         return None
     return load_encoder(current_app.config.get("SEMANTIC_MODEL_PATH"))
+
+
+# --- the query encoder's lifecycle ---------------------------------------------------------
+_loaders: dict[tuple, threading.Thread] = {}
+_loaders_lock = threading.Lock()
+
+
+def _query_model() -> tuple[str, str]:
+    return (current_app.config.get("SEMANTIC_MODEL_PATH") or "",
+            current_app.config.get("SEMANTIC_QUERY_RUNTIME", "numpy"))
+
+
+def start_loading(app) -> None:
+    """Load the query encoder in a background thread, so that no request waits for it.
+
+    Called at server start (gunicorn loads the app, and the model, before it forks: see
+    gunicorn.conf.py, so the workers share one copy). Until it is ready, searches rank by
+    keywords only."""
+    if not app.config.get("SEMANTIC_SEARCH", True):
+        return
+    with app.app_context():
+        key = _query_model()
+    with _loaders_lock:
+        if key not in _loaders:
+            _loaders[key] = threading.Thread(target=load_query_encoder, args=key,
+                                             name="query-encoder-load", daemon=True)
+            _loaders[key].start()
+
+
+def init_app(app) -> None:
+    """Outside tests, the first request starts the background load (for `flask run`, or a
+    server that did not call `start_loading` at start); it does not wait for it."""
+    if app.testing:
+        return
+
+    def start_once() -> None:
+        if "portal_query_model_loading" not in app.extensions:
+            app.extensions["portal_query_model_loading"] = True
+            start_loading(app)
+
+    app.before_request(start_once)
+
+
+def warm_up(app) -> None:
+    """Open the index and load the vector matrix, as a first search would (gunicorn's master
+    does it before forking: the first customer then does not pay for it). Never raises."""
+    from portal.search.audience import Audience
+    from portal.search.service import suggest_articles
+
+    try:
+        with app.test_request_context():
+            suggest_articles("help with my account", Audience.PUBLIC)
+    except Exception:  # a server that cannot warm up still serves
+        log.exception("search warm-up failed")
+
+
+def wait_until_loaded(app, timeout: float | None = None) -> None:
+    """Block until a background load started by `start_loading` is done (before a fork)."""
+    with app.app_context():
+        loader = _loaders.get(_query_model())
+    if loader is not None:
+        loader.join(timeout)
+
+
+def query_encoder() -> QueryEncoder | Encoder | None:
+    """The query encoder, or None: feature off, model missing, or still loading in the
+    background (then the caller ranks by keywords and does not wait)."""
+    if not enabled():
+        return None
+    key = _query_model()
+    loader = _loaders.get(key)
+    if loader is not None and loader.is_alive():
+        return None
+    return load_query_encoder(*key)
+
+
+def ready() -> bool:
+    """Whether queries are ranked by meaning now (part of result cache keys)."""
+    return query_encoder() is not None
 
 
 def status() -> dict:
@@ -70,7 +154,10 @@ def status() -> dict:
     if not enabled():
         return {"mode": "keyword-only", "reason": "SEMANTIC_SEARCH is off in the configuration."}
     path = current_app.config.get("SEMANTIC_MODEL_PATH")
-    if encoder() is None:
+    loader = _loaders.get(_query_model())
+    if loader is not None and loader.is_alive():
+        return {"mode": "keyword-only", "reason": "The model is still loading."}
+    if query_encoder() is None:
         return {"mode": "keyword-only", "reason": failure(path) or "The model did not load."}
     return {"mode": "hybrid", "reason": f"{MODEL_ID} loaded."}
 
@@ -292,7 +379,7 @@ _query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 _query_lock = threading.Lock()
 
 
-def embed_query(enc: Encoder, text: str) -> np.ndarray:
+def embed_query(enc: QueryEncoder | Encoder, text: str) -> np.ndarray:
     key = " ".join(text.lower().split())
     with _query_lock:
         cached = _query_cache.get(key)
@@ -311,9 +398,9 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
                      ) -> list[tuple[int, float]] | None:
     """(article id, best chunk cosine) of the visible articles nearest to `text`, best first.
 
-    None when semantic ranking is unavailable (feature off or model missing).
+    None when semantic ranking is unavailable (feature off, model missing or still loading).
     """
-    enc = encoder()
+    enc = query_encoder()
     if enc is None:
         return None
     matrix = _matrix()
@@ -371,8 +458,8 @@ def mode() -> str:
 
 
 def signature() -> tuple | None:
-    """Changes whenever stored vectors change (part of result cache keys)."""
-    return _signature() if enabled() else None
+    """Changes whenever stored vectors change, or the model becomes ready (result cache keys)."""
+    return (_signature(), ready()) if enabled() else None
 
 
 def fuse(keyword_ids: list[int], nearest: list[tuple[int, float]]) -> list[int]:

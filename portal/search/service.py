@@ -95,11 +95,11 @@ def _to_hit(doc: RankedDoc) -> Hit:
 
 
 def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, per_page: int,
-         category_id: int | None, instant: bool, any_word: bool
+         category_id: int | None, instant: bool, any_word: bool, meaning: bool = True
          ) -> tuple[ParsedQuery, list[Hit], int]:
     """Parse + rank one query, through the cache (key includes the index generation)."""
     searcher = index_store.searcher()
-    hybrid = semantic.applies_to(text)
+    hybrid = meaning and semantic.applies_to(text)
     key = (index_store.path, searcher.reader().generation(), id(searcher), text, audience,
            page, per_page, category_id, instant, any_word,
            hybrid and (semantic.mode(), semantic.signature()))
@@ -161,15 +161,19 @@ def correct_spelling(index_store: IndexStore, text: str) -> str | None:
 
 
 def search_articles(query: str, audience: Audience, *, page: int = 1, per_page: int = 10,
-                    category_id: int | None = None, instant: bool = False) -> SearchResults:
-    """Ranked, visibility-filtered, paged search. Never raises for any input."""
+                    category_id: int | None = None, instant: bool = False,
+                    meaning: bool = True) -> SearchResults:
+    """Ranked, visibility-filtered, paged search. Never raises for any input.
+
+    `meaning=False` ranks by keywords only (instant results while typing: every keystroke
+    would otherwise run the model; the results add meaning once the person pauses)."""
     page = min(max(1, page), MAX_PAGE)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     index_store = store()
     if not index_incomplete(index_store):
         try:
             return _search(index_store, query or "", audience, page, per_page, category_id,
-                           instant)
+                           instant, meaning)
         except INDEX_ERRORS:
             log.exception("search failed for %r", query)
             index_store.reset()
@@ -191,8 +195,9 @@ def _fallback(query: str, audience: Audience, page: int, per_page: int,
 
 
 def _search(index_store: IndexStore, query: str, audience: Audience, page: int, per_page: int,
-            category_id: int | None, instant: bool) -> SearchResults:
-    run = {"page": page, "per_page": per_page, "category_id": category_id, "instant": instant}
+            category_id: int | None, instant: bool, meaning: bool) -> SearchResults:
+    run = {"page": page, "per_page": per_page, "category_id": category_id, "instant": instant,
+           "meaning": meaning}
     # Instant results rank articles with every word first, then those with some of them,
     # in one pass; the search page requires every word and falls back to any word.
     parsed, hits, total = _run(index_store, query, audience, any_word=instant, **run)

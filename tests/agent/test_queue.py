@@ -58,6 +58,9 @@ def test_search_index_follows_tickets_and_messages(agent_client, customer, make_
     assert found("lx 200") == {printer.reference}  # message text, punctuation ignored
     assert found("printer invoice") == set()  # not one ticket has both
     assert found("jams lx") == {printer.reference}  # subject and message words together
+    # Words joined by punctuation are a phrase: in that order, the last one as a beginning.
+    assert found("LX-2") == {printer.reference}
+    assert found("200-lx") == set()
     assert found("%_") == set()  # no words at all finds nothing
 
     note = Message(ticket=printer, author_name="Agent", body="Replaced the fuser unit",
@@ -188,3 +191,30 @@ def test_customers_get_404(customer_client, customer, make_ticket):
     assert customer_client.get(f"/agent/tickets/{ticket.id}").status_code == 404
     assert customer_client.post("/agent/bulk", data={"ticket": [str(ticket.id)],
                                                      "status": "solved"}).status_code == 404
+
+
+def test_many_matches_are_searched_in_a_subquery(agent_client, customer, make_ticket,
+                                                 monkeypatch):
+    from portal.agent import search
+
+    monkeypatch.setattr(search, "FEW_MATCHES", 0)  # every search counts as "many matches"
+    printer = make_ticket(customer, subject="Printer jams", body="Model LX-200")
+    make_ticket(customer, subject="Invoice question")
+    for q, expected in (("jams lx", {printer.reference}), ("LX-2", {printer.reference}),
+                        ("200-lx", set())):
+        page = agent_client.get("/agent/", query_string={"view": "open", "q": q})
+        assert set(re.findall(r"TKT-\d+", page.text)) == expected, q
+
+
+def test_tab_counts_follow_new_and_changed_tickets(agent, customer, make_ticket):
+    from portal.agent.queue import view_counts
+    from portal.tickets.lifecycle import change_status
+
+    before = view_counts(agent)
+    ticket = make_ticket(customer, subject="Counted")
+    assert view_counts(agent)["unassigned"] == before["unassigned"] + 1
+    change_status(ticket, Status.PENDING, agent)
+    db.session.commit()
+    after = view_counts(agent)
+    assert after["pending"] == before["pending"] + 1
+    assert after["unassigned"] == before["unassigned"] + 1  # pending stays unassigned

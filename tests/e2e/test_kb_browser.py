@@ -74,3 +74,15 @@ def test_agent_editor_live_preview_and_management_pages(page, demo_kb, agent, ax
     for path, what in (("/agent/kb/categories", "categories"), ("/agent/kb/report", "report")):
         page.goto(path)
         axe(page, what)
+
+
+@pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True}], indirect=True)
+def test_instant_results_add_meaning_when_typing_pauses(page, demo_kb):
+    """While typing, keyword results; after a pause the partial asks once more, with meaning."""
+    page.goto("/")
+    box = page.get_by_role("searchbox", name="Search the help center")
+    with page.expect_response(lambda r: "meaning=1" in r.url) as refined:
+        box.press_sequentially("forgot my login details", delay=30)
+    assert refined.value.status == 200
+    page.locator("#instant-results").get_by_role("link", name="Reset your password").wait_for()
+    assert page.locator("#instant-results [hx-get]").count() == 0  # asked once per pause

@@ -1,6 +1,8 @@
 """Meaning-based suggestions with the real all-MiniLM-L6-v2 model on a small corpus."""
 
+import html
 import logging
+import re
 import zipfile
 
 import numpy as np
@@ -250,3 +252,58 @@ def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, cu
     page = admin_client.get("/admin/search-status")
     assert page.status_code == 200
     assert "Hybrid" in page.text and "Published articles" in page.text
+
+
+@SEMANTIC
+def test_instant_results_rank_by_keywords_while_typing_and_by_meaning_after_a_pause(
+        app, client, corpus):
+    headers = {"HX-Request": "true", "HX-Target": "instant-results"}
+    vague = "billed two times"
+    typing = client.get("/kb/search/instant", query_string={"q": vague}, headers=headers)
+    assert typing.status_code == 200
+    assert corpus["refund"].title not in typing.text  # no keyword matches it
+    follow_up = re.search(r'hx-get="([^"]*meaning=1[^"]*)"', typing.text)
+    assert follow_up and 'hx-trigger="load delay' in typing.text
+    paused = client.get(html.unescape(follow_up.group(1)), headers=headers)
+    assert corpus["refund"].title in paused.text
+    assert "meaning=1" not in paused.text  # asked once per pause
+    # Keyword syntax never runs the model, so it asks no second time.
+    quoted = client.get("/kb/search/instant", query_string={"q": '"print spooler"'},
+                        headers=headers)
+    assert "meaning=1" not in quoted.text
+
+
+def test_the_query_encoder_runs_int8_weights_close_to_the_article_encoder():
+    from portal.search.embeddings import QueryEncoder, load_query_encoder
+
+    fast = load_query_encoder(runtime="onnx")
+    assert isinstance(fast, QueryEncoder)
+    cosines = (fast.encode(SENTENCES) * load_encoder().encode(SENTENCES)).sum(axis=1)
+    assert cosines.min() >= 0.99, cosines
+
+
+def test_while_the_model_loads_in_the_background_searches_answer_by_keywords(
+        app_factory, tmp_path):
+    import shutil
+
+    from portal.kb.services import create_article, create_category, create_section
+
+    model = tmp_path / "model.zip"  # a path of its own: this process has not loaded it yet
+    shutil.copy(installed_model_zip(), model)
+    app = app_factory(SEMANTIC_SEARCH=False, SEMANTIC_MODEL_PATH=str(model))
+    with app.test_request_context():
+        section = create_section(create_category("Help"), "General")
+        article = create_article(ArticleInput(title="Printer shows offline",
+                                              body="Restart the print spooler.",
+                                              section_id=section.id), None,
+                                 status=ArticleStatus.PUBLISHED)
+        db.session.commit()
+        app.config["SEMANTIC_SEARCH"] = True
+        semantic.start_loading(app)
+        assert semantic.status() == {"mode": "keyword-only",
+                                     "reason": "The model is still loading."}
+        assert ids(search_articles("printer offline", Audience.PUBLIC)) == [article.id]
+        semantic.wait_until_loaded(app)
+        assert semantic.status()["mode"] == "hybrid"
+        semantic.rebuild_embeddings()  # written while search was keyword-only
+        assert ids(search_articles("my printer went offline", Audience.PUBLIC)) == [article.id]
