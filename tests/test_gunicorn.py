@@ -56,7 +56,7 @@ def gunicorn_server(tmp_path, migrated_db):
         pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
     yield url, instance, log
     proc.terminate()
-    proc.wait(30)  # on a loaded machine the master alone has taken 9 s to stop
+    proc.wait(60)  # on a loaded machine the master alone has taken 9 s to stop
 
 
 def _register(url: str, n: int) -> int:
@@ -152,7 +152,7 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
             pass
     finally:
         proc.terminate()
-        proc.wait(30)
+        proc.wait(60)
     output = log.read_text()
     assert output.count("semantic search: loaded") == 1, output  # once, in the master
     with engine.connect() as conn:
