@@ -1,6 +1,7 @@
 """Every model, imported in one place so metadata (and Alembic) sees all tables."""
 
 from portal.auth.models import Organization, Role, User
+from portal.cluster.models import ChangeRecord
 from portal.db import Base
 from portal.jobs.models import Job, ScheduledRun
 from portal.kb.models import (
@@ -41,6 +42,7 @@ __all__ = [
     "ArticleEmbedding",
     "ArticleRevision",
     "ArticleStatus",
+    "ChangeRecord",
     "ArticleView",
     "ArticleVote",
     "Attachment",

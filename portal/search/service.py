@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from flask import url_for
 from markupsafe import Markup
 
-from portal.search import semantic
+from portal.search import pg, semantic
 from portal.search.audience import Audience
 from portal.search.index import INDEX_ERRORS, IndexStore, store
 from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
@@ -96,6 +96,9 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
          category_id: int | None, instant: bool, any_word: bool
          ) -> tuple[ParsedQuery, list[Hit], int]:
     """Parse + rank one query, through the cache (key includes the index generation)."""
+    if pg.active():
+        return pg.run(text, audience, page=page, per_page=per_page, category_id=category_id,
+                      instant=instant, any_word=any_word)
     searcher = index_store.searcher()
     hybrid = semantic.applies_to(text)
     key = (index_store.path, searcher.reader().generation(), id(searcher), text, audience,
@@ -130,6 +133,8 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
 
 def correct_spelling(index_store: IndexStore, text: str) -> str | None:
     """The query with unknown words replaced by the closest indexed words, or None."""
+    if pg.active():
+        return pg.correct_spelling(text)
     searcher = index_store.searcher()
     reader = searcher.reader()
     words = plain_words(text).split()
