@@ -1,6 +1,6 @@
 """Several hosts on one PostgreSQL: the change feed (both databases); on PostgreSQL only,
 full-text search tables (weighted generated tsvector + GIN), the typo vocabulary (pg_trgm)
-and the rate-limit counters.
+and the rate-limit counters (unlogged: losing them in a crash costs nothing).
 
 Revision ID: cluster_0001
 Revises: 0008_jobs
@@ -42,7 +42,7 @@ POSTGRES_UPGRADE = [
     "CREATE INDEX ix_fts_articles_visible ON fts_articles (status, visibility, category_id)",
     "CREATE TABLE fts_vocabulary (word text PRIMARY KEY, articles integer NOT NULL)",
     "CREATE INDEX ix_fts_vocabulary_trgm ON fts_vocabulary USING gin (word gin_trgm_ops)",
-    "CREATE UNLOGGED TABLE fts_rate_limits (key text PRIMARY KEY, hits integer NOT NULL,"
+    "CREATE UNLOGGED TABLE rate_limit_counters (key text PRIMARY KEY, hits integer NOT NULL,"
     " expires_at double precision NOT NULL)",
 ]
 
@@ -61,7 +61,7 @@ def upgrade():
 
 def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
-        for table in ('fts_rate_limits', 'fts_vocabulary', 'fts_articles'):
+        for table in ('rate_limit_counters', 'fts_vocabulary', 'fts_articles'):
             op.execute(f"DROP TABLE IF EXISTS {table}")
         op.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS portal_english")
     op.drop_table('change_feed')
