@@ -80,7 +80,8 @@ def follower(app: Flask | None = None) -> Follower:
         with _create_lock:
             existing = app.extensions.get("portal_changes")
             if existing is None or existing.pid != os.getpid():
-                existing = Follower(app.config["DATABASE_URL"])
+                existing = Follower(app.config["DATABASE_URL"],
+                                    f"portal-changes {os.path.basename(app.instance_path)}")
                 app.extensions["portal_changes"] = existing
     existing.ensure_started()
     return existing
@@ -90,8 +91,9 @@ _create_lock = threading.Lock()
 
 
 class Follower:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, name: str = "portal-changes") -> None:
         self.pid = os.getpid()
+        self.name = name[:60]  # the LISTEN connection's application_name
         self.url = make_url(database_url)
         self.postgres = self.url.get_backend_name() == "postgresql"
         self.lock = threading.Lock()
@@ -197,7 +199,7 @@ class Follower:
 
         conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5,
-                               application_name="portal-changes")
+                               application_name=self.name)
         conn.execute(f"LISTEN {CHANNEL}")
         return conn
 
