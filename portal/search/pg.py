@@ -6,7 +6,8 @@ generated `tsvector` weighs the title (A), labels and headings (B), section and 
 (C) and the body (D) under `portal_english` (unaccent + English stemming: "Café", "cafe" and
 "cafés" meet, as in the Whoosh schema); a GIN index serves `@@`. Phrases use
 `phraseto_tsquery`, a trailing `*` (and the word being typed, for instant results) a prefix
-match, instant results only the A-C weights. `ts_headline` runs on the shown rows only.
+match. Instant results match `tsv_short` (title, labels, headings, section names), whose small
+vectors rank fast. `ts_headline` runs on the shown rows only.
 Typo correction looks up unknown words in `fts_vocabulary` (the words of customer-visible
 articles with their article counts) by `pg_trgm` similarity, then keeps the closest within
 one or two edits. Visibility is part of every query's WHERE clause.
@@ -35,7 +36,6 @@ from portal.search.queryparse import MIN_PREFIX, clean_input, plain_words
 
 CONFIG = "portal_english"
 MARK_START, MARK_END = "\ue000", "\ue001"  # private-use characters: never in stored text
-SHORT_WEIGHTS = "ABC"  # title, labels + headings, section names: what instant results match
 # ts_rank weights for {D, C, B, A}, in the proportions of schema.FIELD_BOOSTS.
 RANK_WEIGHTS = "{0.25, 0.375, 0.625, 1.0}"
 HEADLINE_OPTIONS = (f"StartSel={MARK_START}, StopSel={MARK_END}, MaxFragments=2, MaxWords=30, "
@@ -64,6 +64,36 @@ def _clean(value: str) -> str:
     return value.replace(MARK_START, " ").replace(MARK_END, " ")
 
 
+_UPSERT = (
+    "INSERT INTO fts_articles (article_id, title, labels, headings, section, body,"
+    " status, visibility, category_id, slug, section_name, category_name, spell)"
+    " VALUES (:id, :title, :labels, :headings, :section, :body, :status, :visibility,"
+    " :category_id, :slug, :section_name, :category_name, :spell)"
+    " ON CONFLICT (article_id) DO UPDATE SET title = excluded.title,"
+    " labels = excluded.labels, headings = excluded.headings,"
+    " section = excluded.section, body = excluded.body, status = excluded.status,"
+    " visibility = excluded.visibility, category_id = excluded.category_id,"
+    " slug = excluded.slug, section_name = excluded.section_name,"
+    " category_name = excluded.category_name, spell = excluded.spell"
+)
+
+
+def document_row(article: Article) -> dict:
+    """The `fts_articles` row of an article (`spell`: its words for typo correction, only
+    when customers may see it)."""
+    doc = article_document(article)
+    return {
+        "id": article.id, "title": _clean(doc["title"]), "labels": _clean(doc["labels"]),
+        "headings": _clean(" ".join(_HEADING.findall(article.body or ""))),
+        "section": _clean(doc["section"]), "body": _clean(doc["body"]),
+        "status": doc["status"], "visibility": doc["visibility"],
+        "category_id": doc["category_id"], "slug": doc["slug"],
+        "section_name": doc["section_name"], "category_name": doc["category_name"],
+        "spell": sorted({fold(w) for w in _WORD.findall(doc["spell"])
+                         if len(w) >= 3 and w.isalpha()}),
+    }
+
+
 def write_document(article_id: int) -> None:
     """Bring the article's search row (and the vocabulary) up to date, in this transaction."""
     session = db.session
@@ -77,27 +107,9 @@ def write_document(article_id: int) -> None:
         session.execute(text("DELETE FROM fts_articles WHERE article_id = :id"),
                         {"id": article_id})
     else:
-        doc = article_document(article)
-        new_spell = sorted({fold(w) for w in _WORD.findall(doc["spell"])
-                            if len(w) >= 3 and w.isalpha()})
-        headings = " ".join(_HEADING.findall(article.body or ""))
-        session.execute(text(
-            "INSERT INTO fts_articles (article_id, title, labels, headings, section, body,"
-            " status, visibility, category_id, slug, section_name, category_name, spell)"
-            " VALUES (:id, :title, :labels, :headings, :section, :body, :status, :visibility,"
-            " :category_id, :slug, :section_name, :category_name, :spell)"
-            " ON CONFLICT (article_id) DO UPDATE SET title = excluded.title,"
-            " labels = excluded.labels, headings = excluded.headings,"
-            " section = excluded.section, body = excluded.body, status = excluded.status,"
-            " visibility = excluded.visibility, category_id = excluded.category_id,"
-            " slug = excluded.slug, section_name = excluded.section_name,"
-            " category_name = excluded.category_name, spell = excluded.spell"),
-            {"id": article_id, "title": _clean(doc["title"]), "labels": _clean(doc["labels"]),
-             "headings": _clean(headings), "section": _clean(doc["section"]),
-             "body": _clean(doc["body"]), "status": doc["status"],
-             "visibility": doc["visibility"], "category_id": doc["category_id"],
-             "slug": doc["slug"], "section_name": doc["section_name"],
-             "category_name": doc["category_name"], "spell": new_spell})
+        row = document_row(article)
+        new_spell = row["spell"]
+        session.execute(text(_UPSERT), row)
     _count_words(set(new_spell) - set(old_spell or ()), +1)
     _count_words(set(old_spell or ()) - set(new_spell), -1)
     changes.record(changes.KB)
@@ -123,16 +135,38 @@ def _count_words(words: set[str], delta: int) -> None:
 
 
 def rebuild(article_ids: list[int]) -> int:
-    """`flask kb reindex` on PostgreSQL: rewrite the rows of these articles, in batches."""
-    existing = set(db.session.scalars(text("SELECT article_id FROM fts_articles")))
-    for gone in existing - set(article_ids):
-        write_document(gone)
-    for start in range(0, len(article_ids), 200):
-        for article_id in article_ids[start:start + 200]:
-            write_document(article_id)
-        db.session.commit()
-        db.session.expunge_all()
-    db.session.commit()
+    """`flask kb reindex` on PostgreSQL: every row and the vocabulary written afresh, in
+    batches (the tables are emptied in the same transaction as the first batch)."""
+    from collections import Counter
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from portal.kb.models import KbSection
+
+    session = db.session
+    session.execute(text("DELETE FROM fts_articles"))
+    session.execute(text("DELETE FROM fts_vocabulary"))
+    vocabulary: Counter = Counter()
+    for start in range(0, len(article_ids), 500):
+        articles = session.scalars(
+            select(Article).where(Article.id.in_(article_ids[start:start + 500]))
+            .options(selectinload(Article.section).selectinload(KbSection.category))).all()
+        rows = [document_row(article) for article in articles]
+        if rows:
+            session.execute(text(_UPSERT), rows)
+        for row in rows:
+            vocabulary.update(row["spell"])
+        session.flush()
+        session.expunge_all()
+    words = sorted(vocabulary)
+    if words:
+        session.execute(text(
+            "INSERT INTO fts_vocabulary (word, articles) SELECT * FROM"
+            " unnest(CAST(:words AS text[]), CAST(:counts AS integer[]))"),
+            {"words": words, "counts": [vocabulary[w] for w in words]})
+    changes.record(changes.KB)
+    session.commit()
     return len(article_ids)
 
 
@@ -187,9 +221,7 @@ def parse(raw: str, *, prefix_last: bool) -> PgQuery:
                 if note not in notes:
                     notes.append(note)
                 continue
-            weights = SHORT_WEIGHTS if prefix_last else ""
-            value = f"'{word}'" + (":*" if prefix else "") + (
-                (":" if not prefix else "") + weights if weights else "")
+            value = f"'{word}'" + (":*" if prefix else "")
             part = f"to_tsquery('{CONFIG}', :{key})"
         this_op = "not" if negate else op
         parsed.parts.append((this_op, part, {key: value}))
@@ -236,25 +268,27 @@ _SHOWN = ("d.article_id, d.title, d.slug, d.section_name, d.category_name")
 
 
 def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
-                 per_page: int, any_word: bool, snippets: bool, all_words_first: bool):
-    """One ranked page and the total: rank and count in the database, headlines for the page."""
+                 per_page: int, any_word: bool, snippets: bool, instant: bool):
+    """One ranked page and the total: rank and count in the database, headlines for the page.
+    Instant results match the short fields and rank articles with every word first."""
     where, params = _visible(audience, category_id)
+    column = "d.tsv_short" if instant else "d.tsv"
     tsq, tsq_params = parsed.tsquery(any_word)
     params.update(tsq_params, limit=per_page, offset=(page - 1) * per_page)
     order = "score DESC, d.article_id"
     all_words = ""
-    if all_words_first and any_word:
+    if instant and any_word:
         and_sql, and_params = parsed.tsquery(False)
         params.update(and_params)
-        all_words = f", d.tsv @@ ({and_sql}) AS all_words"
+        all_words = f", {column} @@ ({and_sql}) AS all_words"
         order = "all_words DESC, " + order
     headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if snippets else "NULL")
     params["options"] = HEADLINE_OPTIONS
     rows = _rows(
         f"WITH q AS (SELECT {tsq} AS q),"  # noqa: S608
-        f" page AS (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', d.tsv, q.q, 1) AS score,"
+        f" page AS (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score,"
         f" count(*) OVER () AS total{all_words}"
-        f" FROM fts_articles d, q WHERE d.tsv @@ q.q AND {where}"
+        f" FROM fts_articles d, q WHERE {column} @@ q.q AND {where}"
         f" ORDER BY {order} LIMIT :limit OFFSET :offset)"
         f" SELECT {_SHOWN}, page.score, page.total, {headline} AS headline"
         f" FROM page JOIN fts_articles d USING (article_id), q"
@@ -264,14 +298,17 @@ def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *
 
 
 def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
-                limit: int) -> list[int]:
+                limit: int, *, instant: bool) -> list[int]:
+    """The best any-word matches (hybrid ranking's keyword candidates)."""
     where, params = _visible(audience, category_id)
+    column = "d.tsv_short" if instant else "d.tsv"
     tsq, tsq_params = parsed.tsquery(True)
     params.update(tsq_params, limit=limit)
     return list(db.session.scalars(text(
         f"SELECT d.article_id FROM fts_articles d, (SELECT {tsq} AS q) q"  # noqa: S608
-        f" WHERE d.tsv @@ q.q AND {where}"
-        f" ORDER BY ts_rank('{RANK_WEIGHTS}', d.tsv, q.q, 1) DESC, d.article_id LIMIT :limit"),
+        f" WHERE {column} @@ q.q AND {where}"
+        f" ORDER BY ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) DESC, d.article_id"
+        " LIMIT :limit"),
         params))
 
 
@@ -284,7 +321,8 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
         return None
     keyword = []
     if semantic.mode() != "semantic":
-        keyword = keyword_ids(parsed, audience, category_id, semantic.CANDIDATES)
+        keyword = keyword_ids(parsed, audience, category_id, semantic.CANDIDATES,
+                              instant=instant)
     fused = semantic.fuse(keyword, nearest)
     if not fused:
         return [], 0
@@ -331,8 +369,7 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
                                  per_page=per_page, instant=instant)
         if ranked is None:
             ranked = keyword_page(parsed, audience, category_id, page=page, per_page=per_page,
-                                  any_word=any_word, snippets=not instant,
-                                  all_words_first=instant)
+                                  any_word=any_word, snippets=not instant, instant=instant)
         hits, total = ranked
     result = (parsed, hits, total)
     _cache.put(key, result)

@@ -8,6 +8,7 @@ Needs PORTAL_TEST_POSTGRES_URL (CI sets it); the cluster runs in a database of i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("PORTAL_TEST_POSTGRES_URL")
@@ -177,3 +179,76 @@ class Cluster:
 def sign_in(client: Client, host: Host, email: str, password: str) -> None:
     response = client.post(host.url + "/auth/login", {"email": email, "password": password})
     assert response.status == 303, response.text[:500]
+
+
+def fresh_database(server_url: str) -> str:
+    """An empty database `<name>_cluster` on the server of `server_url`; its URL."""
+    base = make_url(server_url)
+    name = f"{base.database}_cluster"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def seed(database_url: str, instance: Path) -> tuple[object, dict, list[int]]:
+    """Demo content (staff, customers, KB, ticket categories) and tickets past their SLA,
+    written before the workers start so their first scheduled slot escalates them."""
+    from portal import create_app
+    from portal.db import utcnow
+    from portal.extensions import db
+    from portal.tickets import services
+    from portal.tickets.models import Ticket, TicketType
+
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance), "SECRET_KEY": SECRET_KEY,
+                      "DATABASE_URL": database_url, "SEMANTIC_SEARCH": False,
+                      "STARTUP_CHECKS": False, "PASSWORD_HASH_METHOD": "scrypt:1024:8:1"})
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["demo", "seed"])
+        assert result.exit_code == 0, result.output
+        accounts = json.loads((instance / "demo-accounts.json").read_text())
+        ids = []
+        for n in range(20):
+            ticket, _files = services.create_ticket(services.NewTicket(
+                subject=f"Overdue {n}", description="Waiting too long.",
+                type=TicketType.PROBLEM, name="Olga Overdue", email=f"olga{n}@example.com"))
+            db.session.flush()
+            ids.append(ticket.id)
+        db.session.commit()
+        overdue = utcnow().replace(microsecond=0)
+        for ticket in db.session.query(Ticket).filter(Ticket.id.in_(ids)):
+            ticket.first_response_due_at = overdue
+        db.session.commit()
+        db.engine.dispose()
+    return app, accounts, ids
+
+
+def make_hosts(root: Path, database_url: str) -> list[Host]:
+    """Hosts a and b: own instance folders and ports; one database, key and upload folder."""
+    uploads = root / "shared-uploads"
+    uploads.mkdir(exist_ok=True)
+    hosts = []
+    for name in ("a", "b"):
+        instance = root / f"host-{name}"
+        instance.mkdir(exist_ok=True)
+        port = free_port()
+        env = {
+            **os.environ,
+            "PORTAL_INSTANCE_PATH": str(instance),
+            "PORTAL_DATABASE_URL": database_url,
+            "PORTAL_SECRET_KEY": SECRET_KEY,
+            "PORTAL_UPLOAD_DIR": str(uploads),
+            "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+            "PORTAL_SEMANTIC_SEARCH": "false",  # two model copies per host would crowd CI
+            "PORTAL_WTF_CSRF_ENABLED": "false",  # CSRF has its own tests; here: coherence
+            "PORTAL_LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT} per minute",
+            "PORTAL_JOBS_LEASE_SECONDS": "3",
+            "PORTAL_JOBS_POLL_SECONDS": "0.2",
+            "PORTAL_JOBS_BATCH": "50",
+            "PORTAL_PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # the same KDF at a test's cost
+            "PORTAL_MAIL_SERVER": "",  # development mail: one .eml file per message sent
+        }
+        hosts.append(Host(name, instance, env, port, f"http://127.0.0.1:{port}"))
+    return hosts

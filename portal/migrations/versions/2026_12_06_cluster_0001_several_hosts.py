@@ -21,6 +21,12 @@ _TSV = (
     " || setweight(to_tsvector('portal_english', section), 'C')"
     " || setweight(to_tsvector('portal_english', body), 'D')"
 )
+# Instant results match the short fields only: a small vector ranks in a fraction of the time.
+_TSV_SHORT = (
+    "setweight(to_tsvector('portal_english', title), 'A')"
+    " || setweight(to_tsvector('portal_english', labels || ' ' || headings), 'B')"
+    " || setweight(to_tsvector('portal_english', section), 'C')"
+)
 
 POSTGRES_UPGRADE = [
     "CREATE EXTENSION IF NOT EXISTS unaccent",
@@ -37,8 +43,10 @@ POSTGRES_UPGRADE = [
     " status varchar(20) NOT NULL, visibility varchar(20) NOT NULL, category_id integer NOT NULL,"
     " slug text NOT NULL, section_name text NOT NULL, category_name text NOT NULL,"
     " spell text[] NOT NULL,"
-    f" tsv tsvector GENERATED ALWAYS AS ({_TSV}) STORED)",
+    f" tsv tsvector GENERATED ALWAYS AS ({_TSV}) STORED,"
+    f" tsv_short tsvector GENERATED ALWAYS AS ({_TSV_SHORT}) STORED)",
     "CREATE INDEX ix_fts_articles_tsv ON fts_articles USING gin (tsv)",
+    "CREATE INDEX ix_fts_articles_tsv_short ON fts_articles USING gin (tsv_short)",
     "CREATE INDEX ix_fts_articles_visible ON fts_articles (status, visibility, category_id)",
     "CREATE TABLE fts_vocabulary (word text PRIMARY KEY, articles integer NOT NULL)",
     "CREATE INDEX ix_fts_vocabulary_trgm ON fts_vocabulary USING gin (word gin_trgm_ops)",
