@@ -64,6 +64,7 @@ def main() -> None:
             editor = agent.get(a.url + "/agent/kb/new").text
             section = re.search(r'<option[^>]*value="(\d+)"', editor).group(1)
             delays = []
+            first_poll = 0  # found by B's very first search after the publish returned
             for n in range(args.articles):
                 title, query = f"Bench {word(n)}", word(n)
                 assert title not in visitor.get(f"{b.url}/kb/search?q={query}").text
@@ -73,19 +74,24 @@ def main() -> None:
                     "action": "publish"})
                 assert response.status in (302, 303), response.status
                 published = time.perf_counter()
+                polls = 1
                 while title not in visitor.get(f"{b.url}/kb/search?q={query}").text:
                     assert time.perf_counter() - published < 30, "never found on B"
                     time.sleep(0.01)
+                    polls += 1
                 delays.append((time.perf_counter() - published) * 1000)
+                first_poll += polls == 1
         finally:
             for host in hosts:
                 host.stop()
     print(f"publish on A -> found on B: p50 {percentile(delays, 50):.1f} ms, "
-          f"p95 {percentile(delays, 95):.1f} ms, max {max(delays):.1f} ms")
+          f"p95 {percentile(delays, 95):.1f} ms, max {max(delays):.1f} ms "
+          f"(each figure includes B's search request itself); found by B's first search "
+          f"after the publish: {first_poll}/{len(delays)}")
     print(f"RESULT articles={args.articles} "
           f"publish_to_other_host_p50_ms={percentile(delays, 50):.1f} "
           f"publish_to_other_host_p95_ms={percentile(delays, 95):.1f} "
-          f"publish_to_other_host_max_ms={max(delays):.1f}")
+          f"publish_to_other_host_max_ms={max(delays):.1f} first_search_found={first_poll}")
 
 
 if __name__ == "__main__":
