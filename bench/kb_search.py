@@ -1,6 +1,10 @@
 """Benchmark KB search on a seeded corpus (a script, not a test).
 
-    python bench/kb_search.py [--articles 20000] [--seed 7]
+    python bench/kb_search.py [--articles 20000] [--seed 7] [--backend whoosh|postgres]
+
+`--backend postgres` runs the same queries on PostgreSQL full-text search (portal/search/pg.py)
+in the database of `--database-url` (default: $PORTAL_TEST_POSTGRES_URL), whose public schema
+it DROPS and rebuilds; "bare" is then the ranking query alone (no Flask, no rendering).
 
 Builds a fresh instance in a temporary folder, generates N articles, builds the index with
 `reindex_all`, then times 200 fixed 1-3 word queries three ways:
@@ -20,6 +24,7 @@ fields is printed too.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -134,7 +139,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--backend", choices=("whoosh", "postgres"), default="whoosh")
+    parser.add_argument("--database-url", default=os.environ.get("PORTAL_TEST_POSTGRES_URL"))
     args = parser.parse_args()
+    postgres = args.backend == "postgres"
+    if postgres:
+        if not args.database_url:
+            parser.error("--backend postgres needs --database-url (or PORTAL_TEST_POSTGRES_URL)")
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(args.database_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
 
     import logging
 
@@ -155,7 +173,8 @@ def main() -> None:
         instance = Path(folder)
         app = create_app({
             "INSTANCE_PATH": str(instance),
-            "DATABASE_URL": f"sqlite:///{instance / 'portal.sqlite3'}",
+            "DATABASE_URL": args.database_url if postgres
+            else f"sqlite:///{instance / 'portal.sqlite3'}",
             "SECRET_KEY": "bench", "SEMANTIC_SEARCH": False, "RATELIMIT_ENABLED": False,
             "DEVELOPMENT": True,
         })
@@ -201,37 +220,73 @@ def main() -> None:
         page = [timed(f"/kb/search?q={quote(q)}") for q in queries]
         cached = [timed(f"/kb/search?q={quote(q)}") for q in queries]
 
-        with app.app_context():
-            searcher = store().index().searcher()
+        if postgres:
+            bare, bare_instant = _bare_postgres(app, queries)
+        else:
+            with app.app_context():
+                bare, bare_instant = _bare_whoosh(store, make_parser, INSTANT_FIELDS, queries)
 
-            def bare_run(parser, texts, limit) -> list[float]:
-                samples = []
-                for text in texts:
-                    began = time.perf_counter()
-                    results = searcher.search(parser.parse(text), limit=limit)
-                    [hit.fields() for hit in results]
-                    samples.append((time.perf_counter() - began) * 1000)
-                return samples
+    _report(args, build_s, page, instant, cached, bare, bare_instant)
 
-            page_parser = make_parser(searcher.schema, any_word=False)
-            instant_parser = make_parser(searcher.schema, any_word=False, fields=INSTANT_FIELDS)
-            bare_run(page_parser, QUERY_WARMUP, 10)
-            bare = bare_run(page_parser, queries, 10)
-            bare_instant = bare_run(instant_parser, queries, 8)
-            searcher.close()
 
+def _bare_postgres(app, queries):
+    """The ranking query alone, as the search page and instant results run it."""
+    from portal.search import Audience, pg
+
+    def run(texts, instant):
+        samples = []
+        with app.test_request_context():
+            for text in texts:
+                began = time.perf_counter()
+                parsed = pg.parse(text, prefix_last=instant)
+                if parsed.parts:
+                    pg.keyword_page(parsed, Audience.PUBLIC, None, page=1,
+                                    per_page=8 if instant else 10, any_word=instant,
+                                    snippets=not instant, instant=instant)
+                samples.append((time.perf_counter() - began) * 1000)
+        return samples
+
+    run(QUERY_WARMUP, False)
+    return run(queries, False), run([q[:-1] if len(q) > 4 else q for q in queries], True)
+
+
+def _bare_whoosh(store, make_parser, instant_fields, queries):
+    """Whoosh alone: a shared searcher, the same parser, search(limit=10)."""
+    searcher = store().index().searcher()
+
+    def bare_run(parser, texts, limit) -> list[float]:
+        samples = []
+        for text in texts:
+            began = time.perf_counter()
+            results = searcher.search(parser.parse(text), limit=limit)
+            [hit.fields() for hit in results]
+            samples.append((time.perf_counter() - began) * 1000)
+        return samples
+
+    page_parser = make_parser(searcher.schema, any_word=False)
+    instant_parser = make_parser(searcher.schema, any_word=False, fields=instant_fields)
+    bare_run(page_parser, QUERY_WARMUP, 10)
+    bare = bare_run(page_parser, queries, 10)
+    bare_instant = bare_run(instant_parser, queries, 8)
+    searcher.close()
+    return bare, bare_instant
+
+
+def _report(args, build_s, page, instant, cached, bare, bare_instant) -> None:
+    bare_name = "bare postgres" if args.backend == "postgres" else "bare whoosh"
     print(summary("search page", page))
     print(summary("instant partial", instant))
     print(summary("search page (repeat)", cached))
-    print(summary("bare whoosh", bare))
-    print(summary("bare whoosh, instant", bare_instant))
+    print(summary(bare_name, bare))
+    print(summary(f"{bare_name}, instant", bare_instant))
     page_p95 = percentile(page, 95)
     instant_p95 = percentile(instant, 95)
     ratio = page_p95 / percentile(bare, 95)
     print(f"overhead (same fields, same queries): page p95 / bare p95 = {ratio:.2f}; "
           f"instant p95 / bare instant-fields p95 = "
           f"{instant_p95 / percentile(bare_instant, 95):.2f}")
-    print(f"RESULT articles={args.articles} build_s={build_s:.1f} page_p95_ms={page_p95:.1f} "
+    print(f"RESULT backend={args.backend} articles={args.articles} build_s={build_s:.1f} "
+          f"page_p95_ms={page_p95:.1f} "
           f"instant_p95_ms={instant_p95:.1f} overhead_ratio={ratio:.2f}")
 
 

@@ -70,9 +70,9 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     """Each domain package registers its own blueprints, CLI commands and signal handlers."""
-    from portal import admin, agent, auth, inbound, jobs, kb, mail, tickets
+    from portal import admin, agent, auth, cluster, inbound, jobs, kb, mail, tickets
 
-    for domain in (jobs, mail, auth, kb, tickets, agent, admin, inbound):
+    for domain in (jobs, cluster, mail, auth, kb, tickets, agent, admin, inbound):
         domain.init_app(app)
 
 

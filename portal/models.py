@@ -1,6 +1,7 @@
 """Every model, imported in one place so metadata (and Alembic) sees all tables."""
 
 from portal.auth.models import AccountToken, Organization, Role, User
+from portal.cluster.models import ChangeRecord
 from portal.db import Base
 from portal.inbound.models import BouncingAddress, InboundMessage
 from portal.jobs.models import Job, ScheduledRun
@@ -43,6 +44,7 @@ __all__ = [
     "ArticleEmbedding",
     "ArticleRevision",
     "ArticleStatus",
+    "ChangeRecord",
     "ArticleView",
     "ArticleVote",
     "Attachment",

@@ -83,6 +83,9 @@ def app_factory(tmp_path, migrated_db):
 
     yield factory
     for app in apps:
+        follower = app.extensions.get("portal_changes")
+        if follower is not None:
+            follower.stop()
         app.extensions["portal_db_engine"].dispose()
 
 

@@ -25,6 +25,7 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.jobs import enqueue
 from portal.kb.models import Article, IndexQueue, KbSection
+from portal.search import pg
 from portal.search.documents import article_document
 from portal.search.index import INDEX_ERRORS, store
 
@@ -48,6 +49,8 @@ def enqueue_article(article_id: int, *, job: bool = True) -> None:
     run again at once, in a loop)."""
     session = db.session
     session.flush()
+    if pg.active():  # the search row commits with the change; the job does the embeddings
+        pg.write_document(article_id)
     existing = session.get(IndexQueue, article_id)
     if existing is None:
         session.add(IndexQueue(article_id=article_id, queued_at=utcnow()))
@@ -77,6 +80,8 @@ def _lock_timeout() -> float:
 def process_index_queue(limit: int | None = None) -> int:
     """Apply queued changes to the index (after commit). Returns how many were applied."""
     limit = limit or BATCH_SIZE
+    if pg.active():
+        return pg.process_queue(limit, after_index_hooks)
     session = db.session
     index_store = store()
     index_store.index()  # creates an empty index if it is missing
@@ -174,6 +179,8 @@ def process_all() -> int:
 def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
     """Rebuild the whole index from the database; returns the number of articles indexed."""
     session = db.session
+    if pg.active():
+        return pg.rebuild(list(session.scalars(select(Article.id).order_by(Article.id))))
     index_store = store()
     index_store.index()
     ids = list(session.scalars(select(Article.id).order_by(Article.id)))

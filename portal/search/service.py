@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from flask import url_for
 from markupsafe import Markup
 
-from portal.search import semantic
+from portal.search import pg, semantic
 from portal.search.audience import Audience
 from portal.search.fallback import NOTICE, database_search
 from portal.search.index import INDEX_ERRORS, IndexStore, store
@@ -98,6 +98,9 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
          category_id: int | None, instant: bool, any_word: bool, meaning: bool = True
          ) -> tuple[ParsedQuery, list[Hit], int]:
     """Parse + rank one query, through the cache (key includes the index generation)."""
+    if pg.active():
+        return pg.run(text, audience, page=page, per_page=per_page, category_id=category_id,
+                      instant=instant, any_word=any_word)
     searcher = index_store.searcher()
     hybrid = meaning and semantic.applies_to(text)
     key = (index_store.path, searcher.reader().generation(), id(searcher), text, audience,
@@ -132,6 +135,8 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
 
 def correct_spelling(index_store: IndexStore, text: str) -> str | None:
     """The query with unknown words replaced by the closest indexed words, or None."""
+    if pg.active():
+        return pg.correct_spelling(text)
     searcher = index_store.searcher()
     reader = searcher.reader()
     words = plain_words(text).split()
@@ -170,7 +175,7 @@ def search_articles(query: str, audience: Audience, *, page: int = 1, per_page: 
     page = min(max(1, page), MAX_PAGE)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     index_store = store()
-    if not index_incomplete(index_store):
+    if pg.active() or not index_incomplete(index_store):  # PostgreSQL has no index to lose
         try:
             return _search(index_store, query or "", audience, page, per_page, category_id,
                            instant, meaning)
@@ -234,7 +239,7 @@ def suggest_articles(text: str, audience: Audience, limit: int = 5) -> list[Hit]
     words = plain_words((text or "")[:MAX_SUGGEST_CHARS])
     if len(words.replace("*", "").strip()) < MIN_PREFIX:
         return []
-    if not index_incomplete(index_store):
+    if pg.active() or not index_incomplete(index_store):  # PostgreSQL has no index to lose
         try:
             _parsed, hits, _total = _run(
                 index_store, _longest_words(words), audience, page=1, per_page=max(1, limit),

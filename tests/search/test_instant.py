@@ -1,9 +1,14 @@
 """Instant results: in-memory short-field postings must agree with the index."""
 
+import pytest
+
 from portal.extensions import db
 from portal.kb.models import Visibility
 from portal.kb.services import ArticleInput, update_article
 from portal.search import Audience, search_articles
+
+# The same tests hold for Whoosh (SQLite) and for PostgreSQL full-text search.
+pytestmark = pytest.mark.parametrize("search_backend", ["whoosh", "postgres"], indirect=True)
 
 
 def instant_titles(text, audience=Audience.PUBLIC):

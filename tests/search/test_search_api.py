@@ -1,5 +1,10 @@
+import pytest
+
 from portal.kb.models import ArticleStatus, Visibility
 from portal.search import Audience, audience_for, search_articles, suggest_articles
+
+# The same tests hold for Whoosh (SQLite) and for PostgreSQL full-text search.
+pytestmark = pytest.mark.parametrize("search_backend", ["whoosh", "postgres"], indirect=True)
 
 
 def ids(results):

@@ -16,6 +16,8 @@ from portal.search import Audience, process_index_queue, search_articles, semant
 from portal.search.embeddings import ModelUnavailable, installed_model_zip, load_encoder
 
 SEMANTIC = pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True}], indirect=True)
+# Hybrid ranking behaves the same on Whoosh (SQLite) and PostgreSQL full-text search.
+BOTH_BACKENDS = pytest.mark.parametrize("search_backend", ["whoosh", "postgres"], indirect=True)
 
 SENTENCES = [
     "How do I reset my password?",
@@ -108,6 +110,7 @@ def corpus(make_article):
 
 
 @SEMANTIC
+@BOTH_BACKENDS
 def test_a_vague_query_finds_the_article_keyword_search_misses(app, corpus):
     vague = "I got billed two times for the same thing"
     app.config["SEMANTIC_SEARCH"] = False
@@ -120,6 +123,7 @@ def test_a_vague_query_finds_the_article_keyword_search_misses(app, corpus):
 
 
 @SEMANTIC
+@BOTH_BACKENDS
 def test_exact_words_still_rank_and_highlight(app, corpus):
     results = search_articles("spooler", Audience.PUBLIC)
     assert ids(results)[0] == corpus["printer"].id
@@ -129,12 +133,14 @@ def test_exact_words_still_rank_and_highlight(app, corpus):
 
 
 @SEMANTIC
+@BOTH_BACKENDS
 def test_an_unrelated_query_suggests_nothing(app, corpus):
     assert suggest_articles("best lasagne recipe with spinach", Audience.CUSTOMERS) == []
     assert search_articles("who won the football world cup", Audience.PUBLIC).hits == []
 
 
 @SEMANTIC
+@BOTH_BACKENDS
 def test_an_internal_article_never_reaches_a_customer(app, corpus):
     query = "escalating a big double charge refund to the finance lead"
     for audience in (Audience.PUBLIC, Audience.CUSTOMERS):

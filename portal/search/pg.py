@@ -1,0 +1,443 @@
+"""Keyword search inside PostgreSQL, for several hosts on one database.
+
+Each article is one `fts_articles` row, written in the transaction that changes the article
+(`write_document`), so a committed publish is searchable from every host at once. The row's
+generated `tsvector` weighs the title (A), labels and headings (B), section and category names
+(C) and the body (D) under `portal_english` (unaccent + English stemming: "Café", "cafe" and
+"cafés" meet, as in the Whoosh schema); a GIN index serves `@@`. Phrases use
+`phraseto_tsquery`, a trailing `*` (and the word being typed, for instant results) a prefix
+match. Instant results match `tsv_short` (title, labels, headings, section names), whose small
+vectors rank fast. `ts_headline` runs on the shown rows only.
+Typo correction looks up unknown words in `fts_vocabulary` (the words of customer-visible
+articles with their article counts) by `pg_trgm` similarity, then keeps the closest within
+one or two edits. Visibility is part of every query's WHERE clause.
+
+Results are cached per process and keyed by the change feed's version of the knowledge base,
+so a change committed through another host empties this host's cache within about a second.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from flask import current_app
+from markupsafe import Markup, escape
+from sqlalchemy import text
+
+from portal.cluster import changes
+from portal.extensions import db
+from portal.kb.models import Article
+from portal.search import semantic
+from portal.search.audience import VISIBLE_TO, Audience
+from portal.search.documents import article_document
+from portal.search.queryparse import MIN_PREFIX, clean_input, plain_words
+
+CONFIG = "portal_english"
+MARK_START, MARK_END = "\ue000", "\ue001"  # private-use characters: never in stored text
+# ts_rank weights for {D, C, B, A}, in the proportions of schema.FIELD_BOOSTS.
+RANK_WEIGHTS = "{0.25, 0.375, 0.625, 1.0}"
+HEADLINE_OPTIONS = (f"StartSel={MARK_START}, StopSel={MARK_END}, MaxFragments=2, MaxWords=30, "
+                    "MinWords=12, FragmentDelimiter=\" … \"")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_TOKENS = re.compile(r'"([^"]*)"?|(-|\bNOT\s+)?(\w+)(\*?)|\b(OR)\b', re.UNICODE)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def active() -> bool:
+    """PostgreSQL search unless configured otherwise (SEARCH_BACKEND auto|whoosh|postgres)."""
+    choice = current_app.config.get("SEARCH_BACKEND", "auto")
+    if choice == "auto":
+        return current_app.config["DATABASE_URL"].startswith("postgresql")
+    return choice == "postgres"
+
+
+# --- writing ---------------------------------------------------------------------------------
+def fold(word: str) -> str:
+    """Lowercase without accents: the form of vocabulary words (as Whoosh's spell field)."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _clean(value: str) -> str:
+    return value.replace(MARK_START, " ").replace(MARK_END, " ")
+
+
+_UPSERT = (
+    "INSERT INTO fts_articles (article_id, title, labels, headings, section, body,"
+    " status, visibility, category_id, slug, section_name, category_name, spell)"
+    " VALUES (:id, :title, :labels, :headings, :section, :body, :status, :visibility,"
+    " :category_id, :slug, :section_name, :category_name, :spell)"
+    " ON CONFLICT (article_id) DO UPDATE SET title = excluded.title,"
+    " labels = excluded.labels, headings = excluded.headings,"
+    " section = excluded.section, body = excluded.body, status = excluded.status,"
+    " visibility = excluded.visibility, category_id = excluded.category_id,"
+    " slug = excluded.slug, section_name = excluded.section_name,"
+    " category_name = excluded.category_name, spell = excluded.spell"
+)
+
+
+def document_row(article: Article) -> dict:
+    """The `fts_articles` row of an article (`spell`: its words for typo correction, only
+    when customers may see it)."""
+    doc = article_document(article)
+    return {
+        "id": article.id, "title": _clean(doc["title"]), "labels": _clean(doc["labels"]),
+        "headings": _clean(" ".join(_HEADING.findall(article.body or ""))),
+        "section": _clean(doc["section"]), "body": _clean(doc["body"]),
+        "status": doc["status"], "visibility": doc["visibility"],
+        "category_id": doc["category_id"], "slug": doc["slug"],
+        "section_name": doc["section_name"], "category_name": doc["category_name"],
+        "spell": sorted({fold(w) for w in _WORD.findall(doc["spell"])
+                         if len(w) >= 3 and w.isalpha()}),
+    }
+
+
+def write_document(article_id: int) -> None:
+    """Bring the article's search row (and the vocabulary) up to date, in this transaction."""
+    session = db.session
+    session.flush()
+    old_spell = session.execute(
+        text("SELECT spell FROM fts_articles WHERE article_id = :id FOR UPDATE"),
+        {"id": article_id}).scalar()
+    article = session.get(Article, article_id, populate_existing=True)
+    new_spell: list[str] = []
+    if article is None:
+        session.execute(text("DELETE FROM fts_articles WHERE article_id = :id"),
+                        {"id": article_id})
+    else:
+        row = document_row(article)
+        new_spell = row["spell"]
+        session.execute(text(_UPSERT), row)
+    _count_words(set(new_spell) - set(old_spell or ()), +1)
+    _count_words(set(old_spell or ()) - set(new_spell), -1)
+    changes.record(changes.KB)
+
+
+def _count_words(words: set[str], delta: int) -> None:
+    if not words:
+        return
+    # Sorted: two transactions touching the same words lock them in one order (no deadlock).
+    params = {"words": sorted(words), "delta": delta}
+    if delta > 0:
+        db.session.execute(text(
+            "INSERT INTO fts_vocabulary (word, articles)"
+            " SELECT w, 1 FROM unnest(CAST(:words AS text[])) AS w"
+            " ON CONFLICT (word) DO UPDATE SET articles = fts_vocabulary.articles + 1"), params)
+    else:
+        db.session.execute(text(
+            "UPDATE fts_vocabulary SET articles = articles + :delta"
+            " WHERE word = ANY(CAST(:words AS text[]))"), params)
+        db.session.execute(text(
+            "DELETE FROM fts_vocabulary WHERE word = ANY(CAST(:words AS text[]))"
+            " AND articles <= 0"), params)
+
+
+def rebuild(article_ids: list[int]) -> int:
+    """`flask kb reindex` on PostgreSQL: every row and the vocabulary written afresh, in
+    batches (the tables are emptied in the same transaction as the first batch)."""
+    from collections import Counter
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from portal.kb.models import KbSection
+
+    session = db.session
+    session.execute(text("DELETE FROM fts_articles"))
+    session.execute(text("DELETE FROM fts_vocabulary"))
+    vocabulary: Counter = Counter()
+    for start in range(0, len(article_ids), 500):
+        articles = session.scalars(
+            select(Article).where(Article.id.in_(article_ids[start:start + 500]))
+            .options(selectinload(Article.section).selectinload(KbSection.category))).all()
+        rows = [document_row(article) for article in articles]
+        if rows:
+            session.execute(text(_UPSERT), rows)
+        for row in rows:
+            vocabulary.update(row["spell"])
+        session.flush()
+        session.expunge_all()
+    words = sorted(vocabulary)
+    if words:
+        session.execute(text(
+            "INSERT INTO fts_vocabulary (word, articles) SELECT * FROM"
+            " unnest(CAST(:words AS text[]), CAST(:counts AS integer[]))"),
+            {"words": words, "counts": [vocabulary[w] for w in words]})
+    changes.record(changes.KB)
+    session.commit()
+    return len(article_ids)
+
+
+# --- queries ---------------------------------------------------------------------------------
+@dataclass
+class PgQuery:
+    """A user query as SQL: a tsquery expression and its bound parameters."""
+
+    text: str
+    notes: list[str] = field(default_factory=list)
+    parts: list[tuple[str, str, dict]] = field(default_factory=list)  # (op, sql, params)
+
+    @property
+    def query(self):  # the ParsedQuery interface: None when nothing is searchable
+        return self if self.parts else None
+
+    def tsquery(self, any_word: bool) -> tuple[str, dict]:
+        """The parts joined: AND (or OR for any-word matching); NOT always excludes."""
+        sql, params = "", {}
+        for op, part, part_params in self.parts:
+            piece = f"!!{part}" if op == "not" else part
+            joiner = " || " if op == "or" or (any_word and op == "and") else " && "
+            sql = f"({sql}){joiner}{piece}" if sql else piece
+            params.update(part_params)
+        return sql, params
+
+
+def parse(raw: str, *, prefix_last: bool) -> PgQuery:
+    """Words, "phrases", word* prefixes, OR and NOT/-word; never raises."""
+    cleaned, notes = clean_input(raw)
+    parsed = PgQuery(cleaned, notes)
+    tokens = list(_TOKENS.finditer(cleaned))
+    op = "and"
+    for n, token in enumerate(tokens):
+        phrase, negate, word, star, or_word = token.groups()
+        key = f"p{len(parsed.parts)}"
+        if or_word:
+            op = "or" if parsed.parts else "and"
+            continue
+        if phrase is not None:
+            words = " ".join(_WORD.findall(phrase))
+            if not words:
+                continue
+            part = f"phraseto_tsquery('{CONFIG}', :{key})"
+            value = words
+        else:
+            typing = prefix_last and n == len(tokens) - 1 and not cleaned.endswith(" ")
+            prefix = bool(star) or (typing and len(word) >= MIN_PREFIX)
+            if star and len(word) < MIN_PREFIX:
+                note = (f"Put at least {MIN_PREFIX} letters before a * to search by the start "
+                        "of a word.")
+                if note not in notes:
+                    notes.append(note)
+                continue
+            value = f"'{word}'" + (":*" if prefix else "")
+            part = f"to_tsquery('{CONFIG}', :{key})"
+        this_op = "not" if negate else op
+        parsed.parts.append((this_op, part, {key: value}))
+        op = "and"
+    if parsed.parts and all(p[0] == "not" for p in parsed.parts):
+        parsed.parts = []  # "NOT x" alone is no answer
+    return parsed
+
+
+def _visible(audience: Audience, category_id: int | None) -> tuple[str, dict]:
+    sql = "d.status = 'published' AND d.visibility = ANY(:visible)"
+    params: dict = {"visible": list(VISIBLE_TO[audience])}
+    if category_id is not None:
+        sql += " AND d.category_id = :category_id"
+        params["category_id"] = category_id
+    return sql, params
+
+
+# The SQL below is assembled from constants and the tsquery builder's fixed templates; every
+# value a person typed travels as a bound parameter (hence the S608 exemptions).
+def _rows(sql: str, params: dict):
+    return db.session.execute(text(sql), params).mappings().all()
+
+
+def _hit(row, snippet: Markup, score: float):
+    from flask import url_for
+
+    from portal.search.service import Hit
+
+    return Hit(article_id=row["article_id"], title=row["title"],
+               url=url_for("kb.article", article_id=row["article_id"], slug=row["slug"]),
+               section=row["section_name"], category=row["category_name"],
+               snippet_html=snippet, score=score)
+
+
+def _snippet(headline: str | None) -> Markup:
+    if not headline:
+        return Markup("")
+    marked = str(escape(headline)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    return Markup(marked)  # noqa: S704 (escaped above; only our marks are HTML)
+
+
+_SHOWN = ("d.article_id, d.title, d.slug, d.section_name, d.category_name")
+
+
+def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
+                 per_page: int, any_word: bool, snippets: bool, instant: bool):
+    """One ranked page and the total: rank and count in the database, headlines for the page.
+    Instant results match the short fields and rank articles with every word first."""
+    where, params = _visible(audience, category_id)
+    column = "d.tsv_short" if instant else "d.tsv"
+    tsq, tsq_params = parsed.tsquery(any_word)
+    params.update(tsq_params, limit=per_page, offset=(page - 1) * per_page)
+    order = "score DESC, d.article_id"
+    all_words = ""
+    if instant and any_word:
+        and_sql, and_params = parsed.tsquery(False)
+        params.update(and_params)
+        all_words = f", {column} @@ ({and_sql}) AS all_words"
+        order = "all_words DESC, " + order
+    headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if snippets else "NULL")
+    params["options"] = HEADLINE_OPTIONS
+    rows = _rows(
+        f"WITH q AS (SELECT {tsq} AS q),"  # noqa: S608
+        f" page AS (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score,"
+        f" count(*) OVER () AS total{all_words}"
+        f" FROM fts_articles d, q WHERE {column} @@ q.q AND {where}"
+        f" ORDER BY {order} LIMIT :limit OFFSET :offset)"
+        f" SELECT {_SHOWN}, page.score, page.total, {headline} AS headline"
+        f" FROM page JOIN fts_articles d USING (article_id), q"
+        f" ORDER BY {order.replace('d.article_id', 'page.article_id')}", params)
+    total = rows[0]["total"] if rows else 0
+    return [_hit(r, _snippet(r["headline"]), float(r["score"])) for r in rows], total
+
+
+def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
+                limit: int, *, instant: bool) -> list[int]:
+    """The best any-word matches (hybrid ranking's keyword candidates)."""
+    where, params = _visible(audience, category_id)
+    column = "d.tsv_short" if instant else "d.tsv"
+    tsq, tsq_params = parsed.tsquery(True)
+    params.update(tsq_params, limit=limit)
+    return list(db.session.scalars(text(
+        f"SELECT d.article_id FROM fts_articles d, (SELECT {tsq} AS q) q"  # noqa: S608
+        f" WHERE {column} @@ q.q AND {where}"
+        f" ORDER BY ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) DESC, d.article_id"
+        " LIMIT :limit"),
+        params))
+
+
+def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
+                per_page: int, instant: bool):
+    """Keyword and meaning candidates fused as with Whoosh; None without the model."""
+    nearest = semantic.nearest_articles(parsed.text, audience, changes.version(changes.KB),
+                                        semantic.CANDIDATES)
+    if nearest is None:
+        return None
+    keyword = []
+    if semantic.mode() != "semantic":
+        keyword = keyword_ids(parsed, audience, category_id, semantic.CANDIDATES,
+                              instant=instant)
+    fused = semantic.fuse(keyword, nearest)
+    if not fused:
+        return [], 0
+    where, params = _visible(audience, category_id)
+    allowed = set(db.session.scalars(text(
+        "SELECT d.article_id FROM fts_articles d"  # noqa: S608
+        f" WHERE d.article_id = ANY(:ids) AND {where}"),
+        {**params, "ids": fused}))
+    ordered = [a for a in fused if a in allowed]
+    shown = ordered[(page - 1) * per_page: page * per_page]
+    if not shown:
+        return [], len(ordered)
+    tsq, tsq_params = parsed.tsquery(True)
+    headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if not instant else "NULL")
+    rows = {r["article_id"]: r for r in _rows(
+        f"SELECT {_SHOWN}, {headline} AS headline"  # noqa: S608
+        f" FROM fts_articles d, (SELECT {tsq} AS q) q"
+        " WHERE d.article_id = ANY(:ids)",
+        {**tsq_params, "ids": shown, "options": HEADLINE_OPTIONS})}
+    hits = [_hit(rows[a], _snippet(rows[a]["headline"]), 1.0 / (n + 1))
+            for n, a in enumerate(shown) if a in rows]
+    return hits, len(ordered)
+
+
+def run(text_: str, audience: Audience, *, page: int, per_page: int,
+        category_id: int | None, instant: bool, any_word: bool):
+    """service._run on PostgreSQL: (parsed, hits, total), through a per-process cache keyed
+    by the change feed's version of the knowledge base."""
+    from portal.search.service import _cache
+
+    hybrid = semantic.applies_to(text_)
+    key = ("pg", current_app.config["DATABASE_URL"], changes.version(changes.KB), text_,
+           audience, page, per_page, category_id, instant, any_word,
+           hybrid and (semantic.mode(), semantic.signature()))
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    parsed = parse(text_, prefix_last=instant)
+    hits, total = [], 0
+    if parsed.parts:
+        ranked = None
+        if hybrid:
+            ranked = hybrid_page(parsed, audience, category_id, page=page,
+                                 per_page=per_page, instant=instant)
+        if ranked is None:
+            ranked = keyword_page(parsed, audience, category_id, page=page, per_page=per_page,
+                                  any_word=any_word, snippets=not instant, instant=instant)
+        hits, total = ranked
+    result = (parsed, hits, total)
+    _cache.put(key, result)
+    return result
+
+
+def correct_spelling(text_: str) -> str | None:
+    """Unknown words replaced by the closest vocabulary word (trigram candidates, then at most
+    one edit for short words and two for longer ones, the commonest first), or None."""
+    words = plain_words(text_).split()
+    changed, out = False, []
+    for word in words:
+        lower = fold(word)
+        if len(lower) < 3 or "*" in lower or not lower.isalpha():
+            out.append(word)
+            continue
+        candidates = db.session.execute(text(
+            "SELECT word, articles, word = :w AS known FROM fts_vocabulary"
+            " WHERE word % :w AND left(word, 1) = left(:w, 1)"
+            " ORDER BY word = :w DESC, similarity(word, :w) DESC LIMIT 12"), {"w": lower}).all()
+        if candidates and candidates[0].known:
+            out.append(word)
+            continue
+        maxdist = 1 if len(lower) <= 4 else 2
+        scored = sorted((_distance(lower, c.word), -c.articles, c.word) for c in candidates)
+        if scored and scored[0][0] <= maxdist:
+            out.append(scored[0][2])
+            changed = True
+        else:
+            out.append(word)
+    return " ".join(out) if changed else None
+
+
+def _distance(a: str, b: str) -> int:
+    """Damerau-Levenshtein (adjacent transpositions count one), as Whoosh's corrector."""
+    rows = [list(range(len(b) + 1))]
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            value = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                value = min(value, rows[-2][j - 2] + 1)
+            row.append(value)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def process_queue(limit: int, hooks) -> int:
+    """The index job on PostgreSQL: the search rows are already committed with each change,
+    so only the after-index hooks (embeddings) remain. Rows changed meanwhile stay queued."""
+    from sqlalchemy import bindparam, delete, select
+
+    from portal.kb.models import IndexQueue
+
+    session = db.session
+    session.commit()
+    rows = session.execute(select(IndexQueue.article_id, IndexQueue.queued_at)
+                           .order_by(IndexQueue.queued_at).limit(limit)).all()
+    if not rows:
+        session.commit()
+        return 0
+    session.connection().execute(
+        delete(IndexQueue.__table__).where(IndexQueue.article_id == bindparam("aid"),
+                                           IndexQueue.queued_at == bindparam("queued")),
+        [{"aid": row.article_id, "queued": row.queued_at} for row in rows])
+    session.commit()
+    ids = [row.article_id for row in rows]
+    for hook in hooks:
+        hook(ids)
+    return len(ids)
