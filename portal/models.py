@@ -1,5 +1,6 @@
 """Every model, imported in one place so metadata (and Alembic) sees all tables."""
 
+from portal.api.models import ApiToken, IdempotencyRecord
 from portal.auth.models import Organization, Role, User
 from portal.db import Base
 from portal.jobs.models import Job, ScheduledRun
@@ -35,8 +36,14 @@ from portal.tickets.models import (
     TicketEvent,
     TicketType,
 )
+from portal.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "ApiToken",
+    "IdempotencyRecord",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Article",
     "ArticleEmbedding",
     "ArticleRevision",

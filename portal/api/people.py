@@ -1,0 +1,45 @@
+"""Users and organisations: read-only, for staff tokens with `users:read`."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.api import representations as rep
+from portal.api import schemas
+from portal.api.core import blp, keyset_page, not_found, page_body, require
+from portal.auth.models import Organization, User
+from portal.extensions import db
+
+TAG = ["People"]
+
+
+@blp.route("/users", methods=["GET"])
+@blp.doc(tags=TAG, summary="Users, newest first (staff)")
+@blp.arguments(schemas.PageArgs, location="query", as_kwargs=True)
+@blp.response(200, schemas.UserPage)
+def list_users(cursor=None, limit=25):
+    require("users:read", staff=True)
+    rows, next_cursor = keyset_page(select(User), User.created_at, User.id, cursor=cursor,
+                                    limit=limit)
+    return page_body([rep.user(u) for u in rows], next_cursor, "api.list_users")
+
+
+@blp.route("/users/<int:user_id>", methods=["GET"])
+@blp.doc(tags=TAG, summary="One user (staff)")
+@blp.response(200, schemas.UserOut)
+def get_user(user_id: int):
+    require("users:read", staff=True)
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise not_found("user")
+    return rep.user(user)
+
+
+@blp.route("/organizations", methods=["GET"])
+@blp.doc(tags=TAG, summary="Organisations (staff)")
+@blp.response(200, schemas.OrganizationList)
+def list_organizations():
+    require("users:read", staff=True)
+    orgs = db.session.scalars(select(Organization).order_by(Organization.name))
+    return {"data": [{"id": o.id, "name": o.name, "domain": o.domain,
+                      "shares_tickets": o.shares_tickets} for o in orgs]}
