@@ -13,6 +13,7 @@ from portal.api.forms import NewTokenForm
 from portal.api.models import SCOPES, ApiToken
 from portal.db import utcnow
 from portal.extensions import db
+from portal.forms import select_options
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -33,7 +34,8 @@ def reference():
 
 def _form() -> NewTokenForm:
     form = NewTokenForm()
-    form.scopes.choices = [(s, f"{s}: {SCOPES[s]}") for s in tokens.allowed_scopes(current_user)]
+    form.scopes.choices = select_options(
+        (s, f"{s}: {SCOPES[s]}") for s in tokens.allowed_scopes(current_user))
     return form
 
 
