@@ -299,11 +299,16 @@ def keyset_page(stmt, time_column, id_column, *, cursor: str | None, limit: int,
 
 
 def page_body(data: list, next_cursor: str | None, endpoint: str, **values):
-    """The list envelope, with an RFC 8288 `Link: <…>; rel="next"` header when there is more."""
+    """The list envelope, with an RFC 8288 `Link: <…>; rel="next"` header when there is more.
+
+    Lists skip the marshmallow dump (the dicts already have the documented shape; the
+    schema-driven tests check it against the OpenAPI document): at 100 rows it was half the
+    time of the request.
+    """
     body = {"data": data, "next_cursor": next_cursor, "has_more": next_cursor is not None}
-    headers = {}
+    response = current_app.json.response(body)
     if next_cursor:
         args = {k: v for k, v in request.args.items() if k != "cursor"}
         link = url_for(endpoint, **{**args, **values, "cursor": next_cursor})
-        headers["Link"] = f'<{link}>; rel="next"'
-    return body, 200, headers
+        response.headers["Link"] = f'<{link}>; rel="next"'
+    return response

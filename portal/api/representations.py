@@ -6,10 +6,17 @@ the team's working data), and never internal notes or agents-only timeline event
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from portal.auth.models import User
 from portal.kb.models import Article
 from portal.mail import absolute_url
 from portal.tickets.models import Message, Ticket, TicketEvent
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Naive UTC from the database as ISO 8601 with a Z."""
+    return None if moment is None else moment.isoformat(timespec="seconds") + "Z"
 
 
 def person(user: User | None, name: str | None = None, email: str | None = None) -> dict | None:
@@ -24,7 +31,8 @@ def ticket(t: Ticket, *, staff: bool) -> dict:
         "id": t.id, "reference": t.reference, "subject": t.subject, "status": t.status.value,
         "type": t.type.value, "channel": t.channel.value,
         "requester": {"id": t.requester_id, "name": t.requester_name, "email": t.requester_email},
-        "created_at": t.created_at, "updated_at": t.updated_at, "solved_at": t.solved_at,
+        "created_at": iso(t.created_at), "updated_at": iso(t.updated_at),
+        "solved_at": iso(t.solved_at),
         "csat_rating": t.csat_rating,
     }
     if staff:
@@ -33,8 +41,8 @@ def ticket(t: Ticket, *, staff: bool) -> dict:
             assignee=person(t.assignee),
             group_id=t.group_id, organization_id=t.organization_id,
             tags=[tag.name for tag in t.tags],
-            first_response_due_at=t.first_response_due_at,
-            resolution_due_at=t.resolution_due_at,
+            first_response_due_at=iso(t.first_response_due_at),
+            resolution_due_at=iso(t.resolution_due_at),
             url=absolute_url("agent.ticket", ticket_id=t.id),
         )
     else:
@@ -47,7 +55,7 @@ def message(m: Message) -> dict:
         "id": m.id, "ticket_id": m.ticket_id,
         "author": person(m.author, m.author_name), "from_agent": m.from_agent,
         "internal": m.internal, "body": m.body, "channel": m.channel.value,
-        "created_at": m.created_at,
+        "created_at": iso(m.created_at),
         "attachments": [{"id": a.id, "filename": a.filename, "content_type": a.content_type,
                          "size": a.size} for a in m.attachments],
     }
@@ -55,12 +63,13 @@ def message(m: Message) -> dict:
 
 def event(e: TicketEvent) -> dict:
     return {"id": e.id, "kind": e.kind, "actor": person(e.actor), "old_value": e.old_value,
-            "new_value": e.new_value, "created_at": e.created_at}
+            "new_value": e.new_value, "created_at": iso(e.created_at)}
 
 
 def user(u: User) -> dict:
     return {"id": u.id, "name": u.name, "email": u.email, "role": u.role.value,
-            "active": u.active, "organization_id": u.organization_id, "created_at": u.created_at}
+            "active": u.active, "organization_id": u.organization_id,
+            "created_at": iso(u.created_at)}
 
 
 def article(a: Article) -> dict:
@@ -68,7 +77,7 @@ def article(a: Article) -> dict:
         "id": a.id, "title": a.title, "slug": a.slug, "body": a.body, "section_id": a.section_id,
         "labels": [label.strip() for label in a.labels.split(",") if label.strip()],
         "visibility": a.visibility.value, "status": a.status.value, "promoted": a.promoted,
-        "version": a.version, "created_at": a.created_at, "updated_at": a.updated_at,
-        "published_at": a.published_at,
+        "version": a.version, "created_at": iso(a.created_at), "updated_at": iso(a.updated_at),
+        "published_at": iso(a.published_at),
         "url": absolute_url("kb.article", article_id=a.id, slug=a.slug),
     }

@@ -3,20 +3,17 @@ generated from them (flask-smorest + apispec)."""
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from marshmallow import Schema, fields, validate
 
 from portal.tickets.models import Priority, Status, TicketType
 
 
-class UTCDateTime(fields.DateTime):
-    """The database keeps naive UTC; the API speaks ISO 8601 with an explicit offset."""
+class UTCDateTime(fields.String):
+    """ISO 8601 in UTC (`2026-12-06T10:00:00Z`), formatted by portal.api.representations."""
 
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
+    def __init__(self, **kwargs) -> None:
+        kwargs["metadata"] = {"format": "date-time", **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
 
 def _values(enum_class) -> list[str]:

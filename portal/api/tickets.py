@@ -246,5 +246,5 @@ def list_ratings(cursor=None, limit=25):
     stmt = select(Ticket).where(Ticket.csat_at.is_not(None))
     rows, next_cursor = keyset_page(stmt, Ticket.csat_at, Ticket.id, cursor=cursor, limit=limit)
     data = [{"ticket_id": t.id, "reference": t.reference, "rating": t.csat_rating,
-             "comment": t.csat_comment, "rated_at": t.csat_at} for t in rows]
+             "comment": t.csat_comment, "rated_at": rep.iso(t.csat_at)} for t in rows]
     return page_body(data, next_cursor, "api.list_ratings")

@@ -101,10 +101,12 @@ def upgrade():
 
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index('ix_tickets_updated_id', ['updated_at', 'id'], unique=False)
+        batch_op.create_index('ix_tickets_status_updated_id', ['status', 'updated_at', 'id'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_tickets_status_updated_id')
         batch_op.drop_index('ix_tickets_updated_id')
     op.drop_table('webhook_attempts')
     op.drop_table('webhook_deliveries')
