@@ -27,7 +27,7 @@ class PortalApi(Api):
 
 
 def init_app(app: Flask) -> None:
-    from portal.api import core, kb, people, tasks, tickets, views  # noqa: F401
+    from portal.api import core, hooks, kb, people, tasks, tickets, views  # noqa: F401
     from portal.extensions import csrf
 
     for key, value in API_DEFAULTS.items():

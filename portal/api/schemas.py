@@ -270,3 +270,59 @@ class RatingPage(Schema):
     data = fields.List(fields.Nested(RatingOut), required=True)
     next_cursor = fields.String(allow_none=True, required=True)
     has_more = fields.Boolean(required=True)
+
+
+class EndpointOut(Schema):
+    id = fields.Integer()
+    url = fields.String()
+    kind = fields.String(metadata={"enum": ["standard", "slack"]})
+    description = fields.String()
+    events = fields.List(fields.String())
+    enabled = fields.Boolean()
+    disabled_reason = fields.String(allow_none=True)
+    secret = fields.String(metadata={"description": "whsec_… (standard endpoints)"})
+    created_at = UTCDateTime()
+
+
+class EndpointList(Schema):
+    data = fields.List(fields.Nested(EndpointOut), required=True)
+
+
+class EndpointCreate(Schema):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    kind = fields.String(load_default="standard", validate=validate.OneOf(["standard", "slack"]))
+    description = fields.String(load_default="", validate=validate.Length(max=200))
+    events = fields.List(fields.String(validate=validate.Length(max=40)), required=True,
+                         validate=validate.Length(min=1, max=20))
+
+
+class EndpointUpdate(Schema):
+    url = fields.String(validate=validate.Length(min=1, max=2000))
+    description = fields.String(validate=validate.Length(max=200))
+    events = fields.List(fields.String(validate=validate.Length(max=40)),
+                         validate=validate.Length(min=1, max=20))
+    enabled = fields.Boolean()
+
+
+class DeliveryOut(Schema):
+    id = fields.Integer()
+    webhook_id = fields.String()
+    event_type = fields.String()
+    status = fields.String(metadata={"enum": ["pending", "succeeded", "failed"]})
+    attempts = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True)
+    created_at = UTCDateTime()
+    next_attempt_at = UTCDateTime(allow_none=True)
+
+
+class DeliveryList(Schema):
+    data = fields.List(fields.Nested(DeliveryOut), required=True)
+
+
+class ReplayArgs(Schema):
+    since = fields.AwareDateTime(required=True, default_timezone=None,
+                                 metadata={"description": "ISO 8601 with offset"})
+
+
+class ReplayOut(Schema):
+    replayed = fields.Integer()

@@ -40,7 +40,11 @@ MAX_RETRY_AFTER = timedelta(hours=1)
 
 
 class EndpointError(ValueError):
-    """A refused endpoint setting; the message is shown as is."""
+    """A refused endpoint setting; the message is shown as is, beside `field`."""
+
+    def __init__(self, message: str, field: str = "url") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # --- endpoints -------------------------------------------------------------------------------
@@ -48,9 +52,9 @@ class EndpointError(ValueError):
 def _clean_events(events: list[str]) -> str:
     unknown = set(events) - set(EVENTS)
     if unknown:
-        raise EndpointError(f"Unknown event: {', '.join(sorted(unknown))}.")
+        raise EndpointError(f"Unknown event: {', '.join(sorted(unknown))}.", "events")
     if not events:
-        raise EndpointError("Choose at least one event.")
+        raise EndpointError("Choose at least one event.", "events")
     return " ".join(sorted(set(events)))
 
 
