@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC
 
-from flask import url_for
+from flask import send_file, url_for
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -30,10 +30,11 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.tickets import services as ticket_services
 from portal.tickets.access import Viewer, customer_can_see, visible_to
-from portal.tickets.attachments import AttachmentError
+from portal.tickets.attachments import AttachmentError, stored_path
 from portal.tickets.lifecycle import PUBLIC_EVENT_KINDS, TransitionError
 from portal.tickets.links import normalize
 from portal.tickets.models import (
+    Attachment,
     Channel,
     Message,
     Priority,
@@ -248,3 +249,23 @@ def list_ratings(cursor=None, limit=25):
     data = [{"ticket_id": t.id, "reference": t.reference, "rating": t.csat_rating,
              "comment": t.csat_comment, "rated_at": rep.iso(t.csat_at)} for t in rows]
     return page_body(data, next_cursor, "api.list_ratings")
+
+
+@blp.route("/tickets/<int:ticket_id>/attachments/<int:attachment_id>", methods=["GET"])
+@blp.doc(tags=TAG, summary="Download an attachment (customers: public messages' files only)",
+         responses={"200": {"description": "The file, always as a download", "content": {
+             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+def download_attachment(ticket_id: int, attachment_id: int):
+    user = require("tickets:read")
+    ticket = visible_ticket(ticket_id, user)
+    attachment = db.session.get(Attachment, attachment_id)
+    if (attachment is None or attachment.ticket_id != ticket.id or attachment.message is None
+            or (attachment.message.internal and not user.is_agent)):
+        raise not_found("attachment")
+    path = stored_path(attachment)
+    if not path.is_file():
+        raise not_found("attachment")
+    response = send_file(path, mimetype=attachment.content_type, as_attachment=True,
+                         download_name=attachment.filename, max_age=0)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

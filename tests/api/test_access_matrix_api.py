@@ -29,6 +29,7 @@ RULES = {
     ("GET", "/api/v1/tickets/{ticket_id}/notes"): ("staff", 403),
     ("POST", "/api/v1/tickets/{ticket_id}/notes"): ("staff", 403),
     ("GET", "/api/v1/tickets/{ticket_id}/events"): ("ticket", None),
+    ("GET", "/api/v1/tickets/{ticket_id}/attachments/{attachment_id}"): ("ticket", None),
     ("GET", "/api/v1/csat"): ("staff", 403),
     ("GET", "/api/v1/users"): ("staff", 403),
     ("GET", "/api/v1/users/{user_id}"): ("staff", 403),
@@ -98,7 +99,8 @@ def test_every_api_operation_as_every_role(app, world, bearer, role):
     from portal.extensions import db
 
     db.session.commit()
-    ids = {"ticket_id": w.ticket.id, "user_id": w.owner.id, "article_id": w.internal_article.id,
+    ids = {"ticket_id": w.ticket.id, "attachment_id": w.public_attachment.id,
+           "user_id": w.owner.id, "article_id": w.internal_article.id,
            "endpoint_id": endpoint.id, "delivery_id": delivery.id}
     user = getattr(w, role)
     client = bearer(user)
@@ -116,6 +118,7 @@ def test_every_api_operation_as_every_role(app, world, bearer, role):
             url += "?q=printer"
         before = snapshot()
         response = client.open(method, url, json=body_for(method, path, w))
+        response.close()  # a download holds its file open until closed
         status = response.status_code
         if status >= 500:
             problems.append(f"{method} {url}: {status}")

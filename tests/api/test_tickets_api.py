@@ -179,3 +179,17 @@ def test_rate_limit_per_token_with_headers(app_factory, make_user):
         assert limited.status_code == 429
         assert limited.headers["Content-Type"] == "application/problem+json"
         assert int(limited.headers["Retry-After"]) > 0
+
+
+def test_internal_attachments_never_download_with_a_customer_token(app, world, bearer):
+    owner, agent = bearer(world.owner), bearer(world.agent)
+    base = f"/api/v1/tickets/{world.ticket.id}/attachments"
+    public, internal = world.public_attachment.id, world.internal_attachment.id
+    with owner.get(f"{base}/{public}") as response:
+        assert response.status_code == 200 and response.data.startswith(b"%PDF")
+        assert "attachment" in response.headers["Content-Disposition"]
+    assert owner.get(f"{base}/{internal}").status_code == 404
+    with agent.get(f"{base}/{internal}") as response:
+        assert response.status_code == 200
+    other = world.private_ticket.messages[0].attachments[0].id
+    assert agent.get(f"{base}/{other}").status_code == 404  # not this ticket's file
