@@ -1,12 +1,13 @@
-"""Users and organisations: read-only, for staff tokens with `users:read`."""
+"""Users and organisations (read-only, `users:read`) and the report figures, for staff."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
+from portal.agent.reports import ReportFilters, cached_report
 from portal.api import representations as rep
 from portal.api import schemas
-from portal.api.core import blp, keyset_page, not_found, page_body, require
+from portal.api.core import Problem, blp, keyset_page, not_found, page_body, require
 from portal.auth.models import Organization, User
 from portal.extensions import db
 
@@ -43,3 +44,25 @@ def list_organizations():
     orgs = db.session.scalars(select(Organization).order_by(Organization.name))
     return {"data": [{"id": o.id, "name": o.name, "domain": o.domain,
                       "shares_tickets": o.shares_tickets} for o in orgs]}
+
+
+@blp.route("/reports/summary", methods=["GET"])
+@blp.doc(tags=["Reports"], summary="The report page's figures for a period (staff)")
+@blp.arguments(schemas.ReportArgs, location="query", as_kwargs=True)
+@blp.response(200, schemas.ReportOut)
+def report_summary(**args):
+    require("tickets:read", staff=True)
+    query = {"start": args.get("start"), "end": args.get("end"), "group": args.get("group_id"),
+             "assignee": args.get("assignee_id"), "priority": args.get("priority")}
+    filters, problems = ReportFilters.from_args(
+        {k: (v.isoformat() if hasattr(v, "isoformat") else str(v))
+         for k, v in query.items() if v is not None})
+    if problems:
+        raise Problem(422, " ".join(problems))
+    report = cached_report(filters)
+    _header, rows = report.tables()["summary"]
+    return {"start": filters.start.isoformat(), "end": filters.end.isoformat(),
+            "summary": {name.replace(" ", "_").replace("(", "").replace(")", ""): value
+                        for name, value in rows},
+            "daily": [{"date": d.day.isoformat(), "created": d.created, "solved": d.solved,
+                       "reopened": d.reopened, "backlog": d.backlog} for d in report.days]}

@@ -326,3 +326,26 @@ class ReplayArgs(Schema):
 
 class ReplayOut(Schema):
     replayed = fields.Integer()
+
+
+class ReportArgs(Schema):
+    start = fields.Date(metadata={"description": "YYYY-MM-DD; default: 29 days before end"})
+    end = fields.Date(metadata={"description": "YYYY-MM-DD, inclusive; default: today"})
+    group_id = fields.Integer(validate=validate.Range(min=1, max=2**31))
+    assignee_id = fields.Integer(validate=validate.Range(min=1, max=2**31))
+    priority = fields.String(validate=validate.OneOf(_values(Priority)))
+
+
+class ReportDay(Schema):
+    date = fields.String(metadata={"format": "date"})
+    created = fields.Integer()
+    solved = fields.Integer()
+    reopened = fields.Integer()
+    backlog = fields.Integer()
+
+
+class ReportOut(Schema):
+    start = fields.String(metadata={"format": "date"})
+    end = fields.String(metadata={"format": "date"})
+    summary = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
+    daily = fields.List(fields.Nested(ReportDay))

@@ -34,6 +34,7 @@ RULES = {
     ("GET", "/api/v1/users"): ("staff", 403),
     ("GET", "/api/v1/users/{user_id}"): ("staff", 403),
     ("GET", "/api/v1/organizations"): ("staff", 403),
+    ("GET", "/api/v1/reports/summary"): ("staff", 403),
     ("GET", "/api/v1/kb/categories"): ("all", None),
     ("GET", "/api/v1/kb/articles"): ("all", None),
     ("GET", "/api/v1/kb/articles/{article_id}"): ("staff", 404),  # an internal article

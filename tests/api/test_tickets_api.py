@@ -193,3 +193,13 @@ def test_internal_attachments_never_download_with_a_customer_token(app, world, b
         assert response.status_code == 200
     other = world.private_ticket.messages[0].attachments[0].id
     assert agent.get(f"{base}/{other}").status_code == 404  # not this ticket's file
+
+
+def test_report_figures_match_the_world(app, world, bearer):
+    response = bearer(world.agent).get("/api/v1/reports/summary")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["summary"]["tickets_created"] == 2
+    assert sum(day["created"] for day in body["daily"]) == 2
+    bad = bearer(world.agent).get("/api/v1/reports/summary?start=2026-02-01&end=2020-01-01")
+    assert bad.status_code == 422
