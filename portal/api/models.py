@@ -17,6 +17,7 @@ SCOPES = {
     "kb:read": "Read knowledge-base categories, sections and articles",
     "kb:write": "Create, edit and publish articles",
     "users:read": "Read users and organisations",
+    "users:write": "Create customers (admins only, as in Admin → Users)",
     "webhooks:admin": "Manage webhook endpoints (admins only)",
 }
 # What a customer's token may do: their own tickets and the articles they may read.

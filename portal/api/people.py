@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+
+from flask import url_for
 from sqlalchemy import select
 
 from portal.agent.reports import ReportFilters, cached_report
 from portal.api import representations as rep
 from portal.api import schemas
-from portal.api.core import Problem, blp, keyset_page, not_found, page_body, require
-from portal.auth.models import Organization, User
+from portal.api.core import Problem, blp, keyset_page, not_found, page_body, require, writes
+from portal.auth.models import Organization, Role, User
+from portal.auth.services import AccountError, create_user
 from portal.extensions import db
 
 TAG = ["People"]
@@ -23,6 +27,21 @@ def list_users(cursor=None, limit=25):
     rows, next_cursor = keyset_page(select(User), User.created_at, User.id, cursor=cursor,
                                     limit=limit)
     return page_body([rep.user(u) for u in rows], next_cursor, "api.list_users")
+
+
+@blp.route("/users", methods=["POST"])
+@blp.doc(tags=TAG, summary="Create a customer (admins); they set a password by resetting it")
+@writes
+@blp.arguments(schemas.UserCreate)
+@blp.response(201, schemas.UserOut)
+def create_customer(data):
+    require("users:write", admin=True)
+    try:
+        user = create_user(data["email"], data["name"], secrets.token_urlsafe(32),
+                           Role.CUSTOMER)
+    except AccountError as exc:
+        raise Problem(409, str(exc), errors=[{"field": "email", "message": str(exc)}]) from None
+    return rep.user(user), 201, {"Location": url_for("api.get_user", user_id=user.id)}
 
 
 @blp.route("/users/<int:user_id>", methods=["GET"])

@@ -349,3 +349,8 @@ class ReportOut(Schema):
     end = fields.String(metadata={"format": "date"})
     summary = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
     daily = fields.List(fields.Nested(ReportDay))
+
+
+class UserCreate(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))

@@ -15,6 +15,7 @@ from portal.db import utcnow
 from portal.extensions import db
 
 PREFIX = "hdp_"
+ADMIN_SCOPES = {"webhooks:admin", "users:write"}
 # Writing last use on every request would make every GET a write; a minute is precise enough.
 LAST_USE_PRECISION = timedelta(minutes=1)
 
@@ -28,7 +29,7 @@ def allowed_scopes(user: User) -> list[str]:
     if user.is_admin:
         return list(SCOPES)
     if user.is_agent:
-        return [s for s in SCOPES if s != "webhooks:admin"]
+        return [s for s in SCOPES if s not in ADMIN_SCOPES]
     return list(CUSTOMER_SCOPES)
 
 

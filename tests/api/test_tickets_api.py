@@ -203,3 +203,13 @@ def test_report_figures_match_the_world(app, world, bearer):
     assert sum(day["created"] for day in body["daily"]) == 2
     bad = bearer(world.agent).get("/api/v1/reports/summary?start=2026-02-01&end=2020-01-01")
     assert bad.status_code == 422
+
+
+def test_admin_creates_customers_once(app, world, bearer):
+    admin = bearer(world.admin)
+    created = admin.post("/api/v1/users", json={"email": "New@Example.com", "name": "Nia New"})
+    assert created.status_code == 201
+    assert created.get_json()["role"] == "customer"
+    assert created.get_json()["email"] == "new@example.com"
+    again = admin.post("/api/v1/users", json={"email": "new@example.com", "name": "Nia"})
+    assert again.status_code == 409 and again.get_json(force=True)["errors"][0]["field"] == "email"
