@@ -140,9 +140,9 @@ def authenticate():
                       "Cookies are not accepted here.",
                       headers={"WWW-Authenticate": 'Bearer realm="api"'})
     g.api_token = token
-    if tokens.record_use(token, request.remote_addr):
-        with db.writing():
-            pass  # record_use changed the row; writing() commits it in a short transaction
+    if tokens.use_is_stale(token, request.remote_addr):
+        with db.writing():  # a short write transaction, even inside a GET
+            tokens.record_use(token, request.remote_addr)
 
 
 @blp.after_request

@@ -82,15 +82,15 @@ def authenticate(text: str) -> ApiToken | None:
     return token if token.usable(utcnow()) else None
 
 
-def record_use(token: ApiToken, ip: str | None) -> bool:
-    """Note when and from where the token was last used; True when the row changed."""
-    now = utcnow()
-    if (token.last_used_at is not None and now - token.last_used_at < LAST_USE_PRECISION
-            and token.last_used_ip == ip):
-        return False
-    token.last_used_at = now
+def use_is_stale(token: ApiToken, ip: str | None) -> bool:
+    """True when the recorded last use is older than a minute or from another address."""
+    return (token.last_used_at is None or token.last_used_ip != ip
+            or utcnow() - token.last_used_at >= LAST_USE_PRECISION)
+
+
+def record_use(token: ApiToken, ip: str | None) -> None:
+    token.last_used_at = utcnow()
     token.last_used_ip = (ip or "")[:45] or None
-    return True
 
 
 def tokens_of(user: User) -> list[ApiToken]:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from portal import signals
 from portal.db import utcnow
 
-PENDING = "webhook_pending"  # session.info key: [("ticket", TicketEvent) | ("emit", ...)]
+PENDING = "webhook_pending"  # session.info key: [(kind, TicketEvent | Article | (type, data))]
 DELIVER_JOB = "webhooks.deliver"
 UPDATE_KINDS = {"status", "priority", "type", "category", "group", "assignee", "tags", "merge"}
 
@@ -33,7 +33,7 @@ def _pending(session: Session) -> list:
     return session.info.setdefault(PENDING, [])
 
 
-def _on_ticket_event(ticket_event, ticket=None, **_extra) -> None:
+def _on_ticket_event(ticket_event, **_extra) -> None:
     from portal.extensions import db
 
     _pending(db.session()).append(("ticket", ticket_event))
@@ -52,8 +52,9 @@ def emit(event_type: str, data: dict[str, Any], session: Session | None = None) 
     _pending(session or db.session()).append(("emit", (event_type, data)))
 
 
-def _ticket_events(session: Session, items: list) -> list[tuple[str, dict, bool]]:
-    """(type, data, internal) for the ticket changes still in the session, per ticket."""
+def _ticket_events(session: Session, items: list) -> list[tuple[str, dict]]:
+    """(type, data) for the ticket changes still in the session, per ticket. Internal notes
+    become `ticket.note_added` only, which an endpoint receives only if it chose it."""
     from portal.api import representations as rep
     from portal.tickets.models import Message, Ticket
 
@@ -69,7 +70,7 @@ def _ticket_events(session: Session, items: list) -> list[tuple[str, dict, bool]
         data = rep.ticket(ticket, staff=True)
         kinds = [e.kind for e in ticket_events]
         if "created" in kinds:
-            out.append(("ticket.created", data, False))
+            out.append(("ticket.created", data))
             continue
         changes = {}
         for e in ticket_events:
@@ -77,9 +78,9 @@ def _ticket_events(session: Session, items: list) -> list[tuple[str, dict, bool]
                 first = changes.setdefault(e.kind, {"old": e.old_value, "new": e.new_value})
                 first["new"] = e.new_value
         if changes:
-            out.append(("ticket.updated", {**data, "changes": changes}, False))
+            out.append(("ticket.updated", {**data, "changes": changes}))
         if changes.get("status", {}).get("new") == "solved":
-            out.append(("ticket.solved", data, False))
+            out.append(("ticket.solved", data))
         for kind, internal, event_type in (("reply", False, "ticket.replied"),
                                            ("note", True, "ticket.note_added")):
             if kind in kinds:
@@ -88,14 +89,13 @@ def _ticket_events(session: Session, items: list) -> list[tuple[str, dict, bool]
                                           Message.internal.is_(internal))
                     .order_by(Message.id.desc()).limit(1))
                 if message is not None:
-                    out.append((event_type, {**data, "message": rep.message(message)},
-                                internal))
+                    out.append((event_type, {**data, "message": rep.message(message)}))
         for e in ticket_events:
             if e.kind == "breach":
-                out.append(("ticket.sla_breached", {**data, "target": e.new_value}, False))
+                out.append(("ticket.sla_breached", {**data, "target": e.new_value}))
             elif e.kind == "rating":
                 out.append(("csat.rated", {**data, "rating": e.new_value,
-                                           "comment": ticket.csat_comment}, False))
+                                           "comment": ticket.csat_comment}))
     return out
 
 
@@ -108,17 +108,16 @@ def _before_commit(session: Session) -> None:
 
     session.flush()
     events = _ticket_events(session, [obj for kind, obj in items if kind == "ticket"])
-    events += [("article.published", rep.article(obj), False)
+    events += [("article.published", rep.article(obj))
                for kind, obj in items if kind == "article" and obj in session]
-    events += [(event_type, data, False) for kind, (event_type, data) in
-               ((k, o) for k, o in items if k == "emit")]
+    events += [obj for kind, obj in items if kind == "emit"]
     if not events:
         return
     endpoints = list(session.scalars(select(WebhookEndpoint)
                                      .where(WebhookEndpoint.enabled.is_(True))))
-    for event_type, data, _internal in events:
+    for event_type, data in events:
         for endpoint in endpoints:
-            if event_type in endpoint.event_set:  # internal events only when chosen
+            if event_type in endpoint.event_set:
                 create_delivery(session, endpoint, event_type, data)
     session.info.pop(PENDING, None)  # the flushes above may have signalled nothing new
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from portal.auth.views import admin_required
+from portal.db import utcnow
 from portal.extensions import db
 from portal.webhooks import bp, services
 from portal.webhooks.forms import EndpointForm, ReplayForm
@@ -60,7 +61,7 @@ def endpoint(endpoint_id: int):
     return render_template(
         "webhooks/endpoint.html", endpoint=endpoint, form=form, replay=ReplayForm(),
         deliveries=services.deliveries(endpoint, status), status=status,
-        secrets=services.signing_secrets(endpoint, services.utcnow()),
+        secrets=services.signing_secrets(endpoint, utcnow()),
     ), 400 if form.errors else 200
 
 
