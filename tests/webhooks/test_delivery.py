@@ -35,6 +35,8 @@ class Receiver:
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.answers.pop(0) if receiver.answers else 200
                 self.send_response(status)
+                if 300 <= status < 400:  # a redirect back to this receiver
+                    self.send_header("Location", receiver.url + "?followed")
                 self.end_headers()
                 self.wfile.write(b"ok" if status < 300 else b"nope")
 
@@ -259,3 +261,16 @@ def test_delivery_connects_to_the_checked_address(app, monkeypatch, receiver):
     # The name was looked up once, by the check; the connection used the checked address.
     assert calls == ["rebind.test", "127.0.0.1"]
     assert receiver.received[0][0]["host"] == f"rebind.test:{port}"
+
+
+@pytest.mark.parametrize("app", LOOPBACK, indirect=True)
+def test_redirects_are_failures_and_never_followed(app, world, receiver, run_jobs):
+    services.create_endpoint(receiver.url, ["ticket.replied"])
+    db.session.commit()
+    receiver.answers = [302]
+    agent_services.reply(world.ticket, world.agent, "redirected?", internal=False)
+    db.session.commit()
+    run_jobs()
+    delivery = db.session.scalar(select(WebhookDelivery))
+    assert delivery.status == "pending" and delivery.last_status_code == 302
+    assert len(receiver.received) == 1  # nothing fetched the Location
