@@ -21,7 +21,7 @@ from portal.api.core import (
 from portal.extensions import db
 from portal.kb import queries
 from portal.kb import services as kb_services
-from portal.kb.models import Article, ArticleStatus, KbSection, Visibility
+from portal.kb.models import Article, ArticleStatus, KbCategory, KbSection, Visibility
 from portal.search.audience import audience_for
 from portal.search.service import search_articles
 
@@ -49,9 +49,40 @@ def list_categories():
     require("kb:read")
     return {"data": [{
         "id": c.id, "name": c.name, "slug": c.slug, "description": c.description,
-        "sections": [{"id": s.id, "name": s.name, "slug": s.slug, "description": s.description,
-                      "category_id": c.id} for s in c.sections],
+        "sections": [_section_json(s) for s in c.sections],
     } for c in queries.categories_with_sections()]}
+
+
+def _section_json(s: KbSection) -> dict:
+    return {"id": s.id, "name": s.name, "slug": s.slug, "description": s.description,
+            "category_id": s.category_id}
+
+
+@blp.route("/kb/categories", methods=["POST"])
+@blp.doc(tags=TAG, summary="Create a category (staff)")
+@writes
+@blp.arguments(schemas.CategoryCreate)
+@blp.response(201, schemas.CategoryOut)
+def create_category(data):
+    require("kb:write", staff=True)
+    category = kb_services.create_category(data["name"], data["description"])
+    return {"id": category.id, "name": category.name, "slug": category.slug,
+            "description": category.description, "sections": []}, 201
+
+
+@blp.route("/kb/sections", methods=["POST"])
+@blp.doc(tags=TAG, summary="Create a section in a category (staff)")
+@writes
+@blp.arguments(schemas.SectionCreate)
+@blp.response(201, schemas.SectionOut)
+def create_section(data):
+    require("kb:write", staff=True)
+    category = db.session.get(KbCategory, data["category_id"])
+    if category is None:
+        raise Problem(422, "No such category.", errors=[
+            {"field": "category_id", "message": "No such category."}])
+    return _section_json(kb_services.create_section(category, data["name"],
+                                                    data["description"])), 201
 
 
 @blp.route("/kb/articles", methods=["GET"])

@@ -354,3 +354,12 @@ class ReportOut(Schema):
 class UserCreate(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+
+
+class CategoryCreate(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class SectionCreate(CategoryCreate):
+    category_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**31))

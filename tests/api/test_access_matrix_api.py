@@ -37,6 +37,8 @@ RULES = {
     ("GET", "/api/v1/organizations"): ("staff", 403),
     ("GET", "/api/v1/reports/summary"): ("staff", 403),
     ("GET", "/api/v1/kb/categories"): ("all", None),
+    ("POST", "/api/v1/kb/categories"): ("staff", 403),
+    ("POST", "/api/v1/kb/sections"): ("staff", 403),
     ("GET", "/api/v1/kb/articles"): ("all", None),
     ("GET", "/api/v1/kb/articles/{article_id}"): ("staff", 404),  # an internal article
     ("POST", "/api/v1/kb/articles"): ("staff", 403),
@@ -88,6 +90,9 @@ def body_for(method: str, path: str, w) -> dict | None:
         "/api/v1/kb/articles": {"title": "New", "body": "Body", "section_id":
                                 w.public_article.section_id},
         "/api/v1/kb/articles/{article_id}": {"title": "Renamed"},
+        "/api/v1/kb/categories": {"name": "Billing"},
+        "/api/v1/kb/sections": {"name": "Invoices", "category_id":
+                                w.public_article.section.category_id},
         "/api/v1/webhooks": {"url": "http://127.0.0.1:9/x", "events": ["ticket.created"]},
         "/api/v1/webhooks/{endpoint_id}": {"description": "changed"},
     }.get(path, {})
