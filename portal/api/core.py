@@ -182,7 +182,7 @@ def not_found(what: str = "resource"):
 
 def _request_hash() -> str:
     return hashlib.sha256(
-        request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data()
+        request.method.encode() + b" " + request.full_path.encode() + b"\n" + request.get_data()
     ).hexdigest()
 
 
