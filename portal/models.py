@@ -36,11 +36,17 @@ from portal.tickets.models import (
     TicketEvent,
     TicketType,
 )
-from portal.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from portal.webhooks.models import (
+    StaleNotice,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "ApiToken",
     "IdempotencyRecord",
+    "StaleNotice",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -16,6 +16,7 @@ bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 WEBHOOK_DEFAULTS = {
     "WEBHOOKS_ALLOW_HTTP": False,  # development only: plain http:// endpoints
     "WEBHOOKS_ALLOW_LOOPBACK": False,  # development and tests: a receiver on 127.0.0.1
+    "WEBHOOKS_STALE_DAYS": 7,  # an open ticket this long without activity is `ticket.stale`
 }
 
 

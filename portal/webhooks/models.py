@@ -97,3 +97,14 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     response_excerpt: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(String(300))
+
+
+class StaleNotice(Base):
+    """A ticket announced as `ticket.stale`, at the activity time it had then: announced
+    again only after new activity and a new quiet spell."""
+
+    __tablename__ = "webhook_stale_notices"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    activity_at: Mapped[datetime] = mapped_column(DateTime)

@@ -11,7 +11,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from portal.auth.models import Role, User
 from portal.db import utcnow
@@ -23,6 +23,7 @@ from portal.webhooks.models import (
     EVENTS,
     DeliveryStatus,
     EndpointKind,
+    StaleNotice,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -242,3 +243,32 @@ def disable(endpoint: WebhookEndpoint, reason: str) -> None:
                   endpoint=endpoint, reason=reason,
                   link=absolute_url("webhooks.endpoint", endpoint_id=endpoint.id))
     log.warning("Webhook endpoint %s disabled: %s", endpoint.id, reason)
+
+
+
+def announce_stale(now: datetime, limit: int = 500) -> int:
+    """Emit `ticket.stale` for open tickets quiet for WEBHOOKS_STALE_DAYS, once per quiet
+    spell; only when some enabled endpoint listens for it."""
+    from flask import current_app
+
+    from portal.api import representations as rep
+    from portal.tickets.models import Ticket
+    from portal.tickets.routing import OPEN_STATUSES
+    from portal.webhooks.events import emit
+
+    listening = any("ticket.stale" in e.event_set for e in endpoints() if e.enabled)
+    if not listening:
+        return 0
+    cutoff = now - timedelta(days=float(current_app.config["WEBHOOKS_STALE_DAYS"]))
+    tickets = db.session.scalars(
+        select(Ticket).outerjoin(StaleNotice, StaleNotice.ticket_id == Ticket.id)
+        .where(Ticket.status.in_(OPEN_STATUSES), Ticket.merged_into_id.is_(None),
+               Ticket.last_activity_at < cutoff,
+               or_(StaleNotice.ticket_id.is_(None),
+                   StaleNotice.activity_at != Ticket.last_activity_at))
+        .order_by(Ticket.last_activity_at).limit(limit)).all()
+    for ticket in tickets:
+        idle = (now - ticket.last_activity_at).total_seconds() / 86400
+        emit("ticket.stale", {**rep.ticket(ticket, staff=True), "idle_days": round(idle, 1)})
+        db.session.merge(StaleNotice(ticket_id=ticket.id, activity_at=ticket.last_activity_at))
+    return len(tickets)

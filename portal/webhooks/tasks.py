@@ -1,7 +1,12 @@
-"""The delivery job. The job queue only retries a crashed worker (3 tries); the retry schedule
-over days is the delivery's own (portal.webhooks.services.RETRY_DELAYS)."""
+"""The delivery job, and the hourly look for stale tickets.
 
-from portal.jobs import job
+The job queue only retries a crashed worker (3 tries); the retry schedule over days is the
+delivery's own (portal.webhooks.services.RETRY_DELAYS)."""
+
+from datetime import timedelta
+
+from portal.db import utcnow
+from portal.jobs import job, scheduled
 from portal.webhooks import services
 from portal.webhooks.events import DELIVER_JOB
 
@@ -9,3 +14,8 @@ from portal.webhooks.events import DELIVER_JOB
 @job(DELIVER_JOB, max_attempts=3, base_delay=5.0, max_delay=60.0)
 def deliver(payload: dict) -> None:
     services.attempt(payload["delivery_id"])
+
+
+@scheduled("webhooks.stale_tickets", every=timedelta(hours=1))
+def announce_stale_tickets() -> None:
+    services.announce_stale(utcnow())

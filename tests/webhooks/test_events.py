@@ -98,3 +98,19 @@ def test_replay_failed_since_sends_them_again(app, world, receiver, run_jobs):
     assert receiver.received[0][0]["webhook-id"] == receiver.received[1][0]["webhook-id"]
     statuses = set(db.session.scalars(select(WebhookDelivery.status)))
     assert statuses == {"failed", "succeeded"}
+
+
+@pytest.mark.parametrize("app", LOOPBACK, indirect=True)
+def test_quiet_open_tickets_are_announced_stale_once(app, world, receiver, run_jobs):
+    services.create_endpoint(receiver.url, ["ticket.stale"])
+    ticket = world.ticket
+    ticket.last_activity_at = utcnow() - timedelta(days=8)
+    db.session.commit()
+    assert services.announce_stale(utcnow()) == 1
+    db.session.commit()
+    assert services.announce_stale(utcnow()) == 0  # once per quiet spell
+    db.session.commit()
+    run_jobs()
+    assert _types(receiver) == ["ticket.stale"]
+    data = json.loads(receiver.received[0][1])["data"]
+    assert data["reference"] == ticket.reference and data["idle_days"] >= 8

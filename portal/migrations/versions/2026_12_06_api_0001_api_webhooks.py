@@ -1,4 +1,4 @@
-"""API tokens, idempotency records, webhook endpoints/deliveries/attempts
+"""API tokens, idempotency records, webhook endpoints/deliveries/attempts, stale notices
 
 Revision ID: api_0001
 Revises: 0008_jobs
@@ -99,6 +99,12 @@ def upgrade():
     with op.batch_alter_table('webhook_attempts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_attempts_delivery_id'), ['delivery_id'], unique=False)
 
+    op.create_table('webhook_stale_notices',
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('activity_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_webhook_stale_notices_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('ticket_id', name=op.f('pk_webhook_stale_notices'))
+    )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index('ix_tickets_updated_id', ['updated_at', 'id'], unique=False)
         batch_op.create_index('ix_tickets_status_updated_id', ['status', 'updated_at', 'id'], unique=False)
@@ -108,6 +114,7 @@ def downgrade():
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index('ix_tickets_status_updated_id')
         batch_op.drop_index('ix_tickets_updated_id')
+    op.drop_table('webhook_stale_notices')
     op.drop_table('webhook_attempts')
     op.drop_table('webhook_deliveries')
     op.drop_table('webhook_endpoints')
