@@ -70,9 +70,9 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     """Each domain package registers its own blueprints, CLI commands and signal handlers."""
-    from portal import admin, agent, auth, cluster, inbound, jobs, kb, mail, tickets
+    from portal import admin, agent, api, auth, cluster, inbound, jobs, kb, mail, tickets, webhooks
 
-    for domain in (jobs, cluster, mail, auth, kb, tickets, agent, admin, inbound):
+    for domain in (jobs, cluster, mail, auth, kb, tickets, agent, admin, inbound, api, webhooks):
         domain.init_app(app)
 
 

@@ -1,5 +1,6 @@
 """Every model, imported in one place so metadata (and Alembic) sees all tables."""
 
+from portal.api.models import ApiToken, IdempotencyRecord
 from portal.auth.models import AccountToken, Organization, Role, User
 from portal.cluster.models import ChangeRecord
 from portal.db import Base
@@ -37,9 +38,19 @@ from portal.tickets.models import (
     TicketEvent,
     TicketType,
 )
+from portal.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "AccountToken",
+    "ApiToken",
+    "IdempotencyRecord",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Article",
     "ArticleEmbedding",
     "ArticleRevision",

@@ -6,3 +6,10 @@ _signals = Namespace()
 
 # Sent with the User whose email address was just confirmed (tickets claims visitor tickets).
 email_confirmed = _signals.signal("email-confirmed")
+
+# Sent with each TicketEvent as it is recorded (inside the change's transaction); webhooks
+# turn them into outgoing events when that transaction commits.
+ticket_event_recorded = _signals.signal("ticket-event-recorded")
+
+# Sent with an Article when it becomes published (inside the change's transaction).
+article_published = _signals.signal("article-published")

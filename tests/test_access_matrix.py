@@ -31,7 +31,9 @@ SKIP = {"static", "favicon", "healthz", "auth.logout"}  # signing out ends the w
 OPEN_ENDPOINTS = {
     "home.index", "kb.home", "kb.search", "kb.instant", "kb.category", "kb.section",
     "tickets.my_requests", "tickets.new", "tickets.find", "tickets.suggest", "tickets.open_link",
-    "account.settings",
+    "account.settings", "api_pages.reference", "api_pages.api_tokens",
+    "api_pages.revoke_token",  # the owner's own tokens only: anyone else's id is a 404
+    "api-docs.openapi_json",
 }
 AUTH_PREFIX = "auth."
 # Arguments the world gives a real value; others (a group, a canned reply...) name nothing, so
@@ -64,6 +66,8 @@ def url_values(rule, w, target: str = "shared") -> dict:
 
 
 def classify(rule) -> str:
+    if rule.endpoint.startswith("api."):
+        return "api"  # bearer tokens only: tests/api/test_access_matrix_api.py walks it
     if rule.endpoint.startswith("admin.") or rule.rule.startswith("/admin/"):
         return "admin"
     if rule.rule.startswith("/agent/"):
@@ -127,6 +131,15 @@ def test_every_route_as_every_role(app, world, role, target):
         if target != "shared" and not rule.arguments & TICKET_ARGS:
             continue  # the same request as in the shared walk
         url = build(app, rule, w, target)
+        if kind == "api":  # a session cookie grants nothing there, whoever it belongs to
+            for method in sorted(rule.methods & {"GET", "POST", "PATCH"}):
+                before = snapshot()
+                response = client.open(url, method=method, json={})
+                if response.status_code != 401:
+                    problems.append(f"{method} {url}: {response.status_code}, expected 401")
+                if snapshot() != before:
+                    problems.append(f"{method} {url}: changed data without a token")
+            continue
         denied = expected_denied(kind, role, rule, target)
         for method in sorted(rule.methods & {"GET", "POST"}):
             before = snapshot()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import func, insert, select, update
 
+from portal import signals
 from portal.db import utcnow
 from portal.extensions import db
 from portal.kb import view_counts
@@ -181,6 +182,8 @@ def create_article(data: ArticleInput, author, *, status: ArticleStatus = Articl
     db.session.flush()
     _record_revision(article, author, note)
     enqueue_article(article.id)
+    if status == ArticleStatus.PUBLISHED:
+        signals.article_published.send(article)
     return article
 
 
@@ -213,7 +216,10 @@ def update_article(article: Article, data: ArticleInput, author, expected_versio
 def _apply_status(article: Article, status: ArticleStatus) -> None:
     if status == ArticleStatus.PUBLISHED and article.published_at is None:
         article.published_at = utcnow()
+    newly_published = status == ArticleStatus.PUBLISHED != article.status
     article.status = status
+    if newly_published:
+        signals.article_published.send(article)
 
 
 STATUS_NOTES = {

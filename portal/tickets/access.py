@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from flask import abort, session
 from flask_login import current_user
+from sqlalchemy import ColumnElement, exists, or_
 
 from portal.auth.models import User
 from portal.extensions import db
 from portal.tickets.links import normalize
-from portal.tickets.models import Ticket
+from portal.tickets.models import Ticket, TicketCC
 
 _GRANTS = "ticket_grants"  # session key: {ticket id: email the signed link was bound to}
 MAX_GRANTS = 20
@@ -68,6 +69,19 @@ def customer_can_see(user: User | None, ticket: Ticket) -> bool:
         return True
     org_id = shared_organization_id(user)
     return org_id is not None and ticket.organization_id == org_id
+
+
+def visible_to(user: User) -> ColumnElement[bool]:
+    """SQL condition for the tickets `customer_can_see` allows: own, CC'd on (confirmed
+    address), and the shared organisation's (confirmed address)."""
+    conditions = [Ticket.requester_id == user.id]
+    if user.email_confirmed_at is not None:
+        conditions.append(exists().where(TicketCC.ticket_id == Ticket.id,
+                                         TicketCC.email == normalize(user.email)))
+    org_id = shared_organization_id(user)
+    if org_id is not None:
+        conditions.append(Ticket.organization_id == org_id)
+    return or_(*conditions)
 
 
 def grant(ticket: Ticket, email: str) -> None:

@@ -7,6 +7,7 @@ Callers flush/commit; nothing here commits.
 
 from __future__ import annotations
 
+from portal import signals
 from portal.auth.models import User
 from portal.db import utcnow
 from portal.extensions import db
@@ -59,6 +60,7 @@ def record_event(
         created_at=utcnow(),
     )
     db.session.add(event)
+    signals.ticket_event_recorded.send(event, ticket=ticket)
     return event
 
 

@@ -58,6 +58,7 @@ class Channel(enum.StrEnum):
     WEB = "web"
     EMAIL = "email"
     AGENT = "agent"
+    API = "api"
 
 
 group_members = Table(
