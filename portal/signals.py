@@ -6,3 +6,10 @@ _signals = Namespace()
 
 # Sent with the User whose email address was just confirmed (tickets claims visitor tickets).
 email_confirmed = _signals.signal("email-confirmed")
+
+# Sent with each new Ticket once it and its first message are flushed (surges embeds it).
+ticket_created = _signals.signal("ticket-created")
+
+# Sent with a Surge the moment the scan raises it, in the scan's transaction (webhooks:
+# `surge.detected`). Receivers must not commit.
+surge_detected = _signals.signal("surge-detected")
