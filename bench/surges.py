@@ -43,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from portal.search.embeddings import MODEL_ID, load_encoder  # noqa: E402
+from portal.search.embeddings import MODEL_ID, load_encoder, single_threaded_blas  # noqa: E402
 from portal.surges import detection  # noqa: E402
 
 DAY = 1440  # minutes
@@ -141,83 +141,74 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
            start_minute: int) -> list[int]:
     """Group every ticket and scan the detectors; returns each ticket's group."""
     dims = vectors.shape[1]
+    minutes = np.array([t.minute for t in stream], dtype=np.float64)
+    stream_vectors = vectors[[t.row for t in stream]]
     sums = np.zeros((len(stream) + 1, dims), dtype=np.float32)
     cents = np.zeros_like(sums)
     last_seen = np.full(len(stream) + 1, -10**9)
-    group_times: list[list[int]] = []
-    group_members: list[list[int]] = []
-    all_times: list[int] = []
     groups_of = []
-    idle = int(detection.GROUP_IDLE.total_seconds() // 60)
-    history = int(detection.HISTORY.total_seconds() // 60)
-    windows = [int(w.total_seconds() // 60) for w in detection.WINDOWS]
-    surge_idle = int(detection.SURGE_IDLE.total_seconds() // 60)
+    idle = detection.GROUP_IDLE.total_seconds() / 60
     pending: set[int] = set()
     n_groups = 0
     for index, ticket in enumerate(stream):
         now = ticket.minute
-        if pending and (index == 0 or stream[index - 1].minute != now):
-            scan(now - 1, pending, detectors, group_times, group_members, all_times, windows,
-                 history, surge_idle, start_minute)
+        if pending and stream[index - 1].minute != now:
+            scan(now - 1, index, pending, detectors, cents, minutes, stream_vectors,
+                 start_minute)
             pending.clear()
-        vector = vectors[ticket.row]
-        active = last_seen[:n_groups] >= now - idle
+        vector = stream_vectors[index]
         best, score = -1, -1.0
         if n_groups:
             scores = cents[:n_groups] @ vector
-            scores[~active] = -2.0
+            scores[last_seen[:n_groups] < now - idle] = -2.0
             best = int(np.argmax(scores))
             score = float(scores[best])
         if score < detection.SIMILARITY:
             best = n_groups
             n_groups += 1
-            group_times.append([])
-            group_members.append([])
         sums[best] += vector
         cents[best] = detection.centroid(sums[best])
         last_seen[best] = now
-        group_times[best].append(now)
-        group_members[best].append(index)
-        all_times.append(now)
         groups_of.append(best)
         pending.add(best)
         for detector in detectors:
-            surge = detector.open.get(best)
-            if surge is not None:
-                surge.members.append(index)
-                surge.last_at = now
+            for surge in detector.open.values():
+                if surge.group == best or float(cents[surge.group] @ vector) >= \
+                        detection.SIMILARITY:
+                    surge.members.append(index)
+                    surge.last_at = now
+                    break
     return groups_of
 
 
-def scan(now, candidates, detectors, group_times, group_members, all_times, windows, history,
-         surge_idle, start_minute):
-    """One scheduled scan at minute `now`, over the groups with new tickets."""
+def scan(now, upto, candidates, detectors, cents, minutes, stream_vectors, start_minute):
+    """One scheduled scan at minute `now` (tickets before index `upto` have arrived), over
+    the groups with new tickets: the portal's `scan` on the bench's arrays."""
     span = timedelta(minutes=now - start_minute)
+    longest = max(detection.WINDOWS).total_seconds() / 60
+    lo = bisect.bisect_right(minutes, now - longest - detection.HISTORY.total_seconds() / 60,
+                             hi=upto)
+    recent_minutes, recent_vectors = minutes[lo:upto], stream_vectors[lo:upto]
+    idle = detection.SURGE_IDLE.total_seconds() / 60
     for detector in detectors:
         for group, surge in list(detector.open.items()):
-            if now - surge.last_at > surge_idle:
+            if now - surge.last_at > idle:
                 del detector.open[group]
-        for group in candidates:
-            if group in detector.open:
-                continue
-            times = group_times[group]
-            longest = max(windows)
-            counts = []
-            for w in windows:
-                g = len(times) - bisect.bisect_right(times, now - w)
-                t = len(all_times) - bisect.bisect_right(all_times, now - w)
-                counts.append(detection.WindowCounts(timedelta(minutes=w), g, t))
-            lo = now - longest - history
-            g_hist = bisect.bisect_right(times, now - longest) - bisect.bisect_right(times, lo)
-            t_hist = (bisect.bisect_right(all_times, now - longest)
-                      - bisect.bisect_right(all_times, lo))
-            verdict = detection.judge(counts, g_hist, t_hist,
-                                      min(span, detection.HISTORY + timedelta(minutes=longest)),
-                                      detector.sensitivity)
+    for group in candidates:
+        center = cents[group]
+        counted = None
+        for detector in detectors:
+            if any(float(cents[g] @ center) >= detection.SIMILARITY for g in detector.open):
+                continue  # part of a surge already open
+            if counted is None:
+                counted = detection.neighbourhood_counts(center, recent_minutes,
+                                                         recent_vectors, now)
+            windows, near_base, base, near = counted
+            verdict = detection.judge(windows, near_base, base, span, detector.sensitivity)
             if verdict.surge:
-                w = int(verdict.window.total_seconds() // 60)
-                first = bisect.bisect_right(times, now - w)
-                surge = Surge(group, now, list(group_members[group][first:]), now)
+                inside = recent_minutes > now - verdict.window.total_seconds() / 60
+                members = [lo + int(i) for i in np.flatnonzero(near & inside)]
+                surge = Surge(group, now, members, now)
                 detector.open[group] = surge
                 detector.raised.append(surge)
 
@@ -281,6 +272,12 @@ def main() -> None:
     close_category = names[int(np.argmax(sims.max(1)))]
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
+    with single_threaded_blas():
+        totals = replay_runs(rng, labels, vectors, by_category, close_category, args)
+    report(totals, args, texts, by_category, close_category, started)
+
+
+def replay_runs(rng, labels, vectors, by_category, close_category, args):
     totals = {"normal": [], "sensitive": []}
     for run in range(args.runs):
         result = run_once(rng, labels, vectors, by_category, close_category, args, args.cold)
@@ -289,6 +286,10 @@ def main() -> None:
         print(f"run {run + 1}/{args.runs}: " + "; ".join(
             f"{k}: " + ", ".join(f"{n}={'-' if r is None else r[0]}" for n, r in v[0].items())
             + f", false={v[1]}" for k, v in result.items()), file=sys.stderr, flush=True)
+    return totals
+
+
+def report(totals, args, texts, by_category, close_category, started):
     fields = []
     for key, runs in totals.items():
         suffix = "" if key == "normal" else "_sensitive"

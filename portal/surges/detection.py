@@ -5,12 +5,15 @@ Both the portal (tickets in the database, `portal.surges.services`) and the benc
 those of the code that runs.
 
 Grouping is leader clustering: a ticket joins the most similar recent group whose centroid
-(the normalised mean of its members) is at least `SIMILARITY` away in cosine, else it starts
-a group. Detection compares a group's count in a recent window with what its share of the
-last week's tickets predicts for that window's total volume (so daily and weekly rhythms of
-the whole stream cancel out), using a Poisson tail. Several windows catch fast and slow
-surges. An installation with less than a week of history has no trustworthy shares: a
-group then needs more tickets, and its expected share is floored at a cold-start prior.
+(the normalised mean of its members) is at least `SIMILARITY` in cosine, else it starts a
+group. Detection counts a group's *neighbourhood*, every ticket within `SIMILARITY` of its
+centroid, whichever group it joined (one issue often splits over a few groups, since leader
+clustering depends on arrival order), in recent windows and in the week before. The count in
+a window is compared with what the neighbourhood's share of last week's tickets predicts for
+that window's total volume (so daily and weekly rhythms of the whole stream cancel out),
+using a Poisson tail. Several windows catch fast and slow surges. An installation with less
+than a week of history has no trustworthy shares: a group then needs more tickets, and its
+expected share is floored at a cold-start prior.
 """
 
 from __future__ import annotations
@@ -110,6 +113,26 @@ class Verdict:
     count: int
     expected: float
     p_value: float
+
+
+def neighbourhood_counts(center: np.ndarray, minutes: np.ndarray, vectors: np.ndarray,
+                         now: float) -> tuple[list[WindowCounts], int, int, np.ndarray]:
+    """Counts for `judge` from recent tickets (`minutes`: arrival times in minutes, sorted;
+    `vectors`: their unit embeddings), and which of them are the group's neighbours.
+
+    Returns (window counts, neighbours in the baseline week, all tickets in the baseline
+    week, neighbour mask). The baseline week ends where the longest window begins.
+    """
+    near = vectors @ center >= SIMILARITY if len(vectors) else np.zeros(0, dtype=bool)
+    longest = max(WINDOWS).total_seconds() / 60
+    history = HISTORY.total_seconds() / 60
+    windows = []
+    for window in WINDOWS:
+        inside = (minutes > now - window.total_seconds() / 60) & (minutes <= now)
+        windows.append(WindowCounts(window, int(np.count_nonzero(near & inside)),
+                                    int(np.count_nonzero(inside))))
+    base = (minutes > now - longest - history) & (minutes <= now - longest)
+    return windows, int(np.count_nonzero(near & base)), int(np.count_nonzero(base)), near
 
 
 def expected_share(group_history: int, total_history: int, history_span: timedelta,

@@ -133,7 +133,7 @@ def add_to_group(ticket_id: int, created_at: datetime, vector: np.ndarray) -> Ti
                        vector=np.asarray(vector, dtype=np.float32).tobytes(),
                        similarity=score, ticket_created_at=created_at, embedded_at=utcnow())
     db.session.add(row)
-    surge = db.session.scalar(select(Surge).where(Surge.open_group_id == group.id))
+    surge = _open_surge_for(group, vector)
     if surge is not None:
         db.session.add(SurgeMember(surge_id=surge.id, ticket_id=ticket_id, similarity=score))
         surge.member_count += 1
@@ -142,58 +142,75 @@ def add_to_group(ticket_id: int, created_at: datetime, vector: np.ndarray) -> Ti
     return row
 
 
+def _open_surge_for(group: SimilarGroup, vector: np.ndarray) -> Surge | None:
+    """The open surge a new ticket belongs to: its group's, or one whose centroid is close."""
+    for surge, surge_group in db.session.execute(
+            select(Surge, SimilarGroup).join(SimilarGroup, SimilarGroup.id == Surge.group_id)
+            .where(Surge.open_group_id.is_not(None))).all():
+        if surge_group.id == group.id or float(
+                detection.centroid(surge_group.sum_array()) @ vector) >= detection.SIMILARITY:
+            return surge
+    return None
+
+
 def nearest_vectors(vector: np.ndarray, rows: list[TicketVector]) -> list[tuple[float, int]]:
     return sorted(((float(r.array() @ vector), r.ticket_id) for r in rows), reverse=True)
 
 
 # --- detection ------------------------------------------------------------------------------
-def _counts_since(since: datetime, until: datetime, group_ids: list[int]) -> dict[int, int]:
-    rows = db.session.execute(
-        select(TicketVector.group_id, func.count()).where(
-            TicketVector.ticket_created_at > since, TicketVector.ticket_created_at <= until,
-            TicketVector.group_id.in_(group_ids))
-        .group_by(TicketVector.group_id)).all()
-    return dict(rows)
+_EPOCH = datetime(2000, 1, 1)
 
 
-def _total(since: datetime, until: datetime) -> int:
-    return db.session.scalar(select(func.count()).select_from(TicketVector).where(
-        TicketVector.ticket_created_at > since, TicketVector.ticket_created_at <= until)) or 0
+def _minutes(at: datetime) -> float:
+    return (at - _EPOCH).total_seconds() / 60
 
 
 def scan(now: datetime | None = None) -> list[Surge]:
-    """Close quiet surges, refresh open ones, and raise a surge for each group that stands
-    out against its own baseline; returns the new surges (flushed, not committed)."""
+    """Close quiet surges, refresh open ones, and raise a surge for each recently active
+    group whose neighbourhood stands out against its own baseline; returns the new surges
+    (flushed, not committed)."""
     now = now or utcnow()
     setting = sensitivity()
     end_idle_surges(now)
-    longest = max(detection.WINDOWS)
-    candidates = list(db.session.scalars(
-        select(SimilarGroup.id).where(
-            SimilarGroup.last_at > now - longest,
-            (SimilarGroup.quiet_until.is_(None)) | (SimilarGroup.quiet_until <= now))))
-    open_groups = set(db.session.scalars(
-        select(Surge.open_group_id).where(Surge.open_group_id.is_not(None))))
-    candidates = [g for g in candidates if g not in open_groups]
-    raised = []
-    if candidates:
+    shortest, longest = min(detection.WINDOWS), max(detection.WINDOWS)
+    recent = list(db.session.scalars(
+        select(SimilarGroup).where(SimilarGroup.last_at > now - shortest)))
+    # Groups with an open surge, or silenced by "not a surge", keep their neighbours quiet.
+    blocked = list(db.session.scalars(select(SimilarGroup).where(
+        SimilarGroup.id.in_(select(Surge.open_group_id).where(Surge.open_group_id.is_not(None)))
+        | (SimilarGroup.quiet_until > now))))
+    blocked_centroids = np.stack([detection.centroid(g.sum_array()) for g in blocked]) \
+        if blocked else None
+    raised: list[Surge] = []
+    if recent:
+        rows = db.session.execute(
+            select(TicketVector.ticket_id, TicketVector.ticket_created_at, TicketVector.vector)
+            .where(TicketVector.ticket_created_at > now - longest - detection.HISTORY,
+                   TicketVector.ticket_created_at <= now)
+            .order_by(TicketVector.ticket_created_at)).all()
+        ids = [r.ticket_id for r in rows]
+        minutes = np.array([_minutes(r.ticket_created_at) for r in rows], dtype=np.float64)
+        vectors = np.stack([np.frombuffer(r.vector, np.float32) for r in rows]) if rows \
+            else np.zeros((0, 1), np.float32)
         oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
-        span = now - oldest if oldest else timedelta(0)
-        span = min(span, detection.HISTORY + longest)
-        per_window = {w: (_counts_since(now - w, now, candidates), _total(now - w, now))
-                      for w in detection.WINDOWS}
-        base_from, base_to = now - longest - detection.HISTORY, now - longest
-        history = _counts_since(base_from, base_to, candidates)
-        history_total = _total(base_from, base_to)
-        for group_id in candidates:
-            counts = [detection.WindowCounts(w, per_window[w][0].get(group_id, 0),
-                                             per_window[w][1]) for w in detection.WINDOWS]
-            verdict = detection.judge(counts, history.get(group_id, 0), history_total, span,
-                                      setting)
-            if verdict.surge:
-                surge = _raise(group_id, verdict, setting, now)
-                if surge is not None:
-                    raised.append(surge)
+        span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
+        for group in recent:
+            center = detection.centroid(group.sum_array())
+            if blocked_centroids is not None and float(
+                    np.max(blocked_centroids @ center)) >= detection.SIMILARITY:
+                continue
+            windows, near_base, base, near = detection.neighbourhood_counts(
+                center, minutes, vectors, _minutes(now))
+            verdict = detection.judge(windows, near_base, base, span, setting)
+            if not verdict.surge:
+                continue
+            inside = minutes > _minutes(now - verdict.window)
+            members = [ids[i] for i in np.flatnonzero(near & inside)]
+            surge = _raise(group, center, members, verdict, setting, now)
+            if surge is not None:
+                raised.append(surge)
+                blocked_centroids = center[None, :] if blocked_centroids is None \
+                    else np.vstack([blocked_centroids, center])
     refresh_sparklines(now)
     return raised
 
@@ -206,23 +223,20 @@ def end_idle_surges(now: datetime) -> int:
     return result.rowcount or 0
 
 
-def _raise(group_id: int, verdict: detection.Verdict, setting: detection.Sensitivity,
+def _raise(group: SimilarGroup, center: np.ndarray, member_ids: list[int],
+           verdict: detection.Verdict, setting: detection.Sensitivity,
            now: datetime) -> Surge | None:
     rows = list(db.session.scalars(
-        select(TicketVector).where(TicketVector.group_id == group_id,
-                                   TicketVector.ticket_created_at > now - verdict.window,
-                                   TicketVector.ticket_created_at <= now)
+        select(TicketVector).where(TicketVector.ticket_id.in_(member_ids))
         .options(selectinload(TicketVector.ticket)).order_by(TicketVector.ticket_created_at)))
     if not rows:
         return None
-    group = db.session.get(SimilarGroup, group_id)
-    center = detection.centroid(group.sum_array())
     ranked = nearest_vectors(center, rows)
     by_id = {r.ticket_id: r for r in rows}
     surge = Surge(
-        group_id=group_id, open_group_id=group_id, status="open", sensitivity=setting.name,
+        group_id=group.id, open_group_id=group.id, status="open", sensitivity=setting.name,
         title=by_id[ranked[0][1]].ticket.subject[:200], words=", ".join(distinctive_words(
-            [f"{r.ticket.subject} {r.ticket.subject}" for r in rows], now)),
+            [r.ticket.subject for r in rows], now)),
         window_minutes=int(verdict.window.total_seconds() // 60), count_at_alert=verdict.count,
         expected=verdict.expected, p_value=verdict.p_value, member_count=len(rows),
         first_at=rows[0].ticket_created_at, last_at=rows[-1].ticket_created_at, detected_at=now)
@@ -231,7 +245,7 @@ def _raise(group_id: int, verdict: detection.Verdict, setting: detection.Sensiti
             db.session.add(surge)
             db.session.flush()
     except IntegrityError:  # another worker raised it a moment ago
-        log.info("surge for group %s already raised by another worker", group_id)
+        log.info("surge for group %s already raised by another worker", group.id)
         return None
     for score, ticket_id in ranked:
         db.session.add(SurgeMember(surge_id=surge.id, ticket_id=ticket_id, similarity=score))

@@ -35,7 +35,8 @@ def file_ticket(app):
         counter["n"] += 1
         ticket, _ = ticket_services.create_ticket(ticket_services.NewTicket(
             subject=subject, description=text, type=TicketType.QUESTION,
-            name=name or f"Requester {counter['n']}", email=email or f"r{counter['n']}@example.com"))
+            name=name or f"Requester {counter['n']}",
+            email=email or f"r{counter['n']}@example.com"))
         ticket.created_at = ticket.updated_at = ticket.last_activity_at = created_at
         ticket.messages[0].created_at = created_at
         if organization is not None:
