@@ -31,7 +31,7 @@ SKIP = {"static", "favicon", "healthz", "auth.logout"}  # signing out ends the w
 OPEN_ENDPOINTS = {
     "home.index", "kb.home", "kb.search", "kb.instant", "kb.category", "kb.section",
     "tickets.my_requests", "tickets.new", "tickets.find", "tickets.suggest", "tickets.open_link",
-    "account.settings",
+    "account.settings", "known_issues.show", "known_issues.follow",
 }
 AUTH_PREFIX = "auth."
 # Arguments the world gives a real value; others (a group, a canned reply...) name nothing, so

@@ -17,10 +17,11 @@ def _enqueue_embedding(ticket, **_extra) -> None:
 def init_app(app: Flask) -> None:
     from portal import signals
     from portal.surges import public, tasks  # noqa: F401
-    from portal.surges.views import problems_bp
+    from portal.surges.views import admin_bp, problems_bp
 
     app.register_blueprint(bp)
     app.register_blueprint(problems_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(known_bp)
     signals.ticket_created.connect(_enqueue_embedding)
     app.context_processor(_agent_surge_count)

@@ -6,7 +6,7 @@ those of the code that runs.
 
 Grouping is leader clustering: a ticket joins the most similar recent group whose centroid
 (the normalised mean of its members) is at least `SIMILARITY` in cosine, else it starts a
-group. Detection counts a group's *neighbourhood*, every ticket within `SIMILARITY` of its
+group. Detection counts a group's *neighbourhood*, every ticket within `NEIGHBOURHOOD` of its
 centroid, whichever group it joined (one issue often splits over a few groups, since leader
 clustering depends on arrival order), in recent windows and in the week before. The count in
 a window is compared with what the neighbourhood's share of last week's tickets predicts for
@@ -25,6 +25,8 @@ from datetime import timedelta
 import numpy as np
 
 SIMILARITY = 0.65  # cosine to a group's centroid to join it
+NEIGHBOURHOOD = 0.65  # cosine to a group's centroid to count towards its rate
+RECENTRE_MIN = 3  # recent neighbours needed to re-centre the neighbourhood on them
 GROUP_IDLE = timedelta(days=7)  # a group with no ticket for this long takes no new ones
 HISTORY = timedelta(days=7)  # the baseline: each group's share of this period's tickets
 WINDOWS = (timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
@@ -123,9 +125,16 @@ def neighbourhood_counts(center: np.ndarray, minutes: np.ndarray, vectors: np.nd
     Returns (window counts, neighbours in the baseline week, all tickets in the baseline
     week, neighbour mask). The baseline week ends where the longest window begins.
     """
-    near = vectors @ center >= SIMILARITY if len(vectors) else np.zeros(0, dtype=bool)
+    if not len(vectors):
+        return [WindowCounts(w, 0, 0) for w in WINDOWS], 0, 0, np.zeros(0, dtype=bool)
     longest = max(WINDOWS).total_seconds() / 60
     history = HISTORY.total_seconds() / 60
+    near = vectors @ center >= NEIGHBOURHOOD
+    # Re-centre on what arrived lately: a surge is tighter than the group that caught it.
+    lately = near & (minutes > now - longest) & (minutes <= now)
+    if np.count_nonzero(lately) >= RECENTRE_MIN:
+        center = centroid(vectors[lately].sum(axis=0))
+        near = vectors @ center >= NEIGHBOURHOOD
     windows = []
     for window in WINDOWS:
         inside = (minutes > now - window.total_seconds() / 60) & (minutes <= now)

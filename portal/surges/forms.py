@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Email, InputRequired, Length, Optional
 
+from portal.forms import select_options
 from portal.surges.detection import SENSITIVITIES
 
 
@@ -33,7 +34,8 @@ class PublishForm(FlaskForm):
 
 class SensitivityForm(FlaskForm):
     sensitivity = SelectField("Surge sensitivity",
-                              choices=[(name, name.capitalize()) for name in SENSITIVITIES])
+                              choices=select_options(
+                                  [(name, name.capitalize()) for name in SENSITIVITIES]))
 
 
 class FollowForm(FlaskForm):

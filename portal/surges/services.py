@@ -148,7 +148,7 @@ def _open_surge_for(group: SimilarGroup, vector: np.ndarray) -> Surge | None:
             select(Surge, SimilarGroup).join(SimilarGroup, SimilarGroup.id == Surge.group_id)
             .where(Surge.open_group_id.is_not(None))).all():
         if surge_group.id == group.id or float(
-                detection.centroid(surge_group.sum_array()) @ vector) >= detection.SIMILARITY:
+                detection.centroid(surge_group.sum_array()) @ vector) >= detection.NEIGHBOURHOOD:
             return surge
     return None
 

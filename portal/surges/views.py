@@ -25,6 +25,7 @@ from portal.surges.models import Surge
 from portal.tickets.models import Ticket, TicketType
 
 problems_bp = Blueprint("problems", __name__, url_prefix="/agent/problems")
+admin_bp = Blueprint("surges_admin", __name__, url_prefix="/admin/surges")
 
 
 def _surge(surge_id: int) -> Surge:
@@ -95,7 +96,7 @@ def create_problem(surge_id: int):
     services.record_problem(surge, problem, current_user, "new_problem")
     db.session.commit()
     flash(f"Problem {problem.reference} created with {len(tickets)} linked tickets.", "success")
-    return redirect(url_for("problems.show", ticket_id=problem.id))
+    return redirect(url_for("problems.show", problem_id=problem.id))
 
 
 @bp.post("/<int:surge_id>/link")
@@ -117,7 +118,7 @@ def link_problem(surge_id: int):
                 services.record_problem(surge, problem, current_user, "linked")
                 db.session.commit()
                 flash(f"{count} tickets linked to {problem.reference}.", "success")
-                return redirect(url_for("problems.show", ticket_id=problem.id))
+                return redirect(url_for("problems.show", problem_id=problem.id))
     return _detail_page(surge, link=form, status=422)
 
 
@@ -138,7 +139,7 @@ def dismiss(surge_id: int):
     return redirect(url_for("surges.index"))
 
 
-@bp.post("/sensitivity")
+@admin_bp.post("/sensitivity")
 @admin_required
 def sensitivity():
     form = SensitivityForm()
@@ -150,8 +151,8 @@ def sensitivity():
 
 
 # --- problems ------------------------------------------------------------------------------
-def _problem(ticket_id: int) -> Ticket:
-    ticket = db.session.get(Ticket, ticket_id)
+def _problem(problem_id: int) -> Ticket:
+    ticket = db.session.get(Ticket, problem_id)
     if ticket is None or ticket.type != TicketType.PROBLEM:
         abort(404)
     return ticket
@@ -165,10 +166,10 @@ def problem_list():
     return render_template("surges/problems.html", problems=rows)
 
 
-@problems_bp.route("/<int:ticket_id>")
+@problems_bp.route("/<int:problem_id>")
 @agent_required
-def show(ticket_id: int):
-    return _problem_page(_problem(ticket_id))
+def show(problem_id: int):
+    return _problem_page(_problem(problem_id))
 
 
 def _problem_page(problem, *, reply=None, publish=None, status=200):
@@ -182,10 +183,10 @@ def _problem_page(problem, *, reply=None, publish=None, status=200):
         followers=known_issues.follower_count(problem), now=utcnow()), status
 
 
-@problems_bp.post("/<int:ticket_id>/reply")
+@problems_bp.post("/<int:problem_id>/reply")
 @agent_required
-def reply_all(ticket_id: int):
-    problem = _problem(ticket_id)
+def reply_all(problem_id: int):
+    problem = _problem(problem_id)
     form = ReplyAllForm()
     if form.validate_on_submit():
         try:
@@ -198,14 +199,14 @@ def reply_all(ticket_id: int):
             db.session.commit()
             flash(f"Reply sent to {sent} linked tickets"
                   f"{' and the problem solved' if form.solve.data else ''}.", "success")
-            return redirect(url_for("problems.show", ticket_id=problem.id))
+            return redirect(url_for("problems.show", problem_id=problem.id))
     return _problem_page(problem, reply=form, status=422)
 
 
-@problems_bp.post("/<int:ticket_id>/incidents/<int:incident_id>/<action>")
+@problems_bp.post("/<int:problem_id>/incidents/<int:incident_id>/<action>")
 @agent_required
-def incident_action(ticket_id: int, incident_id: int, action: str):
-    problem = _problem(ticket_id)
+def incident_action(problem_id: int, incident_id: int, action: str):
+    problem = _problem(problem_id)
     if action not in ("unlink", "opt-out", "opt-in"):
         abort(404)
     if ActionForm().validate_on_submit():
@@ -219,14 +220,14 @@ def incident_action(ticket_id: int, incident_id: int, action: str):
             flash(str(exc), "error")
         else:
             db.session.commit()
-    return redirect(url_for("problems.show", ticket_id=problem.id))
+    return redirect(url_for("problems.show", problem_id=problem.id))
 
 
-@problems_bp.post("/<int:ticket_id>/link-ticket")
+@problems_bp.post("/<int:problem_id>/link-ticket")
 @agent_required
-def link_ticket(ticket_id: int):
+def link_ticket(problem_id: int):
     """The "probably part of problem … — link?" hint's button on a ticket page."""
-    problem = _problem(ticket_id)
+    problem = _problem(problem_id)
     incident = db.session.get(Ticket, request.form.get("incident", type=int) or 0)
     if incident is None:
         abort(404)
@@ -242,17 +243,17 @@ def link_ticket(ticket_id: int):
     return redirect(url_for("agent.ticket", ticket_id=incident.id))
 
 
-@problems_bp.post("/<int:ticket_id>/known-issue")
+@problems_bp.post("/<int:problem_id>/known-issue")
 @agent_required
-def publish(ticket_id: int):
-    problem = _problem(ticket_id)
+def publish(problem_id: int):
+    problem = _problem(problem_id)
     form = PublishForm()
     if request.form.get("withdraw"):
         if ActionForm().validate_on_submit():
             known_issues.withdraw(problem)
             db.session.commit()
             flash("The known issue is no longer shown to customers.", "success")
-        return redirect(url_for("problems.show", ticket_id=problem.id))
+        return redirect(url_for("problems.show", problem_id=problem.id))
     if form.validate_on_submit():
         try:
             known_issues.publish(problem, form.public_text.data)
@@ -262,5 +263,5 @@ def publish(ticket_id: int):
         else:
             db.session.commit()
             flash("Published as a known issue.", "success")
-            return redirect(url_for("problems.show", ticket_id=problem.id))
+            return redirect(url_for("problems.show", problem_id=problem.id))
     return _problem_page(problem, publish=form, status=422)
