@@ -44,7 +44,7 @@ class Sensitivity:
 
 
 SENSITIVITIES = {
-    "normal": Sensitivity("normal", max_p=1e-7, min_count=6, min_ratio=4.0,
+    "normal": Sensitivity("normal", max_p=1e-6, min_count=6, min_ratio=3.0,
                           cold_min_count=10, cold_share=0.05),
     "sensitive": Sensitivity("sensitive", max_p=1e-5, min_count=5, min_ratio=3.0,
                              cold_min_count=8, cold_share=0.04),
@@ -142,6 +142,16 @@ def neighbourhood_counts(center: np.ndarray, minutes: np.ndarray, vectors: np.nd
                                     int(np.count_nonzero(inside))))
     base = (minutes > now - longest - history) & (minutes <= now - longest)
     return windows, int(np.count_nonzero(near & base)), int(np.count_nonzero(base)), near
+
+
+def already_covered(recent_neighbours, open_members: set, share: float = 0.5) -> bool:
+    """Are these recent neighbours mostly members of an open surge already? (One spike
+    gives one surge, even when it spans a few groups.)"""
+    recent_neighbours = list(recent_neighbours)
+    if not recent_neighbours or not open_members:
+        return False
+    covered = sum(1 for t in recent_neighbours if t in open_members)
+    return covered >= share * len(recent_neighbours)
 
 
 def expected_share(group_history: int, total_history: int, history_span: timedelta,

@@ -8,6 +8,7 @@ so a repeated submit finds the replies already made instead of sending them agai
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from portal.auth.models import User
 from portal.db import utcnow
 from portal.extensions import db
 from portal.surges.models import KnownIssue, ProblemIncident, TicketVector
-from portal.tickets.lifecycle import record_event
+from portal.tickets.lifecycle import change_status, record_event
 from portal.tickets.models import Message, Status, Ticket, TicketType
 
 log = logging.getLogger(__name__)
@@ -138,14 +139,16 @@ def reply_to_all(problem: Ticket, agent: User, body: str, form_key: str, *,
             internal=False, new_status=new_status)
         message.submission_key = f"{form_key}:{incident.id}"
         sent += 1
-    if solve and problem.status not in (Status.SOLVED, Status.CLOSED):
+    first_time = problem.id not in done
+    if first_time:
+        # The problem keeps the text as a note, and its followers get it (an update, or the
+        # solution), once per form.
         db.session.add(Message(ticket=problem, author_id=agent.id, author_name=agent.name,
                                from_agent=True, internal=True, body=body.strip(),
                                submission_key=f"{form_key}:{problem.id}", created_at=utcnow()))
-        from portal.tickets.lifecycle import change_status
-
+        _notify_followers(problem, body, solved=solve)
+    if solve and problem.status not in (Status.SOLVED, Status.CLOSED):
         change_status(problem, Status.SOLVED, agent)
-        _notify_followers(problem, body)
         issue = db.session.get(KnownIssue, problem.id)
         if issue is not None:
             issue.active = False
@@ -155,10 +158,16 @@ def reply_to_all(problem: Ticket, agent: User, body: str, form_key: str, *,
     return sent
 
 
-def _notify_followers(problem: Ticket, body: str) -> None:
+def _notify_followers(problem: Ticket, body: str, *, solved: bool) -> None:
+    """Followers filed nothing: placeholders about a requester or ticket read generically."""
     from portal.surges.known_issues import notify_followers
 
-    notify_followers(problem, body, solved=True)
+    generic = {"{{requester.name}}": "", "{{requester.first_name}}": "",
+               "{{ticket.reference}}": problem.reference, "{{ticket.subject}}": problem.subject}
+    for placeholder, value in generic.items():
+        body = body.replace(placeholder, value)
+    body = re.sub(r"[ \t]+([,.!?])", r"\1", body)
+    notify_followers(problem, body, solved=solved)
 
 
 def hint_for(ticket: Ticket) -> Ticket | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -192,6 +193,9 @@ def scan(now: datetime | None = None) -> list[Surge]:
         minutes = np.array([_minutes(r.ticket_created_at) for r in rows], dtype=np.float64)
         vectors = np.stack([np.frombuffer(r.vector, np.float32) for r in rows]) if rows \
             else np.zeros((0, 1), np.float32)
+        covered = set(db.session.scalars(
+            select(SurgeMember.ticket_id).join(Surge, Surge.id == SurgeMember.surge_id)
+            .where(Surge.status == "open")))
         oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
         span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
         for group in recent:
@@ -201,6 +205,9 @@ def scan(now: datetime | None = None) -> list[Surge]:
                 continue
             windows, near_base, base, near = detection.neighbourhood_counts(
                 center, minutes, vectors, _minutes(now))
+            lately = [ids[i] for i in np.flatnonzero(near & (minutes > _minutes(now - longest)))]
+            if detection.already_covered(lately, covered):
+                continue
             verdict = detection.judge(windows, near_base, base, span, setting)
             if not verdict.surge:
                 continue
@@ -209,6 +216,7 @@ def scan(now: datetime | None = None) -> list[Surge]:
             surge = _raise(group, center, members, verdict, setting, now)
             if surge is not None:
                 raised.append(surge)
+                covered.update(members)
                 blocked_centroids = center[None, :] if blocked_centroids is None \
                     else np.vstack([blocked_centroids, center])
     refresh_sparklines(now)
@@ -359,3 +367,69 @@ def _act(surge: Surge, agent: User, verdict: str, now: datetime) -> None:
 def record_problem(surge: Surge, problem: Ticket, agent: User, verdict: str) -> None:
     surge.problem_id = problem.id
     _act(surge, agent, verdict, utcnow())
+
+
+# --- reports ---------------------------------------------------------------------------------
+@dataclass
+class SurgeTiming:
+    surge: Surge
+    to_alert: timedelta
+    to_action: timedelta | None
+    to_problem: timedelta | None
+
+
+@dataclass
+class Report:
+    since: datetime
+    until: datetime
+    timings: list[SurgeTiming]
+    tickets: int
+    linked: int
+    deflections: int
+    by_category: list[tuple[str, int]]
+    by_group: list[tuple[str, int]]
+
+    @property
+    def linked_share(self) -> float:
+        return self.linked / self.tickets if self.tickets else 0.0
+
+
+def report(days: int = 30, now: datetime | None = None) -> Report:
+    """Per surge: first ticket to alert, to an agent's action, to a linked problem; per
+    period: tickets linked to problems, known-issue deflections, and the top issue drivers
+    (share of tickets by category and by similarity group)."""
+    from portal.surges.known_issues import deflections
+    from portal.surges.models import ProblemIncident
+    from portal.tickets.models import TicketCategory, TicketType
+
+    now = now or utcnow()
+    since = now - timedelta(days=days)
+    surges = db.session.scalars(select(Surge).where(Surge.detected_at >= since)
+                                .order_by(Surge.detected_at.desc())).all()
+    problem_at = dict(db.session.execute(
+        select(SurgeFeedback.surge_id, func.min(SurgeFeedback.created_at))
+        .where(SurgeFeedback.verdict.in_(["new_problem", "linked"]))
+        .group_by(SurgeFeedback.surge_id)).all())
+    timings = [SurgeTiming(
+        s, s.detected_at - s.first_at,
+        s.acted_at - s.detected_at if s.acted_at else None,
+        problem_at[s.id] - s.first_at if s.id in problem_at else None) for s in surges]
+    in_period = (Ticket.created_at >= since) & (Ticket.created_at < now) & \
+        (Ticket.type != TicketType.PROBLEM)
+    tickets = db.session.scalar(select(func.count()).select_from(Ticket).where(in_period)) or 0
+    linked = db.session.scalar(select(func.count()).select_from(ProblemIncident).join(
+        Ticket, Ticket.id == ProblemIncident.incident_id).where(in_period)) or 0
+    by_category = db.session.execute(
+        select(func.coalesce(TicketCategory.name, "No category"), func.count())
+        .select_from(Ticket).outerjoin(TicketCategory, TicketCategory.id == Ticket.category_id)
+        .where(in_period).group_by(TicketCategory.name)
+        .order_by(func.count().desc()).limit(5)).all()
+    group_counts = db.session.execute(
+        select(TicketVector.group_id, func.count(), func.min(TicketVector.ticket_id))
+        .join(Ticket, Ticket.id == TicketVector.ticket_id).where(in_period)
+        .group_by(TicketVector.group_id).order_by(func.count().desc()).limit(5)).all()
+    subjects = dict(db.session.execute(select(Ticket.id, Ticket.subject).where(
+        Ticket.id.in_([row[2] for row in group_counts]))).all())
+    by_group = [(subjects.get(first, "?"), count) for _, count, first in group_counts]
+    return Report(since, now, timings, tickets, linked, deflections(since, now),
+                  [tuple(r) for r in by_category], by_group)

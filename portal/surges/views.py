@@ -49,6 +49,12 @@ def index():
                            sensitivity_form=form, now=utcnow())
 
 
+@bp.route("/report")
+@agent_required
+def report():
+    return render_template("surges/report.html", report=services.report())
+
+
 @bp.route("/strip")
 @agent_required
 def strip():

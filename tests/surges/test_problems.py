@@ -61,6 +61,10 @@ def test_create_problem_links_the_ticked_members_only(agent_client, file_ticket)
     page = agent_client.get(f"/agent/problems/{problem.id}")
     assert all(t.requester_email in page.text for t in tickets[:3])
     assert stray.requester_email not in page.text
+    # The report counts them, and times the surge from its first ticket to the problem.
+    report = agent_client.get("/agent/surges/report")
+    assert report.status_code == 200
+    assert "4 tickets; 3 linked to problems (75%)" in report.text
     # Linking the same tickets again through "link to existing" adds nothing twice.
     again = agent_client.post(f"/agent/surges/{surge.id}/link", data={
         "reference": problem.reference, "ticket": [str(t.id) for t in tickets]})
