@@ -129,6 +129,7 @@ class Surge:
     raised_at: int
     members: list[int] = field(default_factory=list)  # stream indices
     last_at: int = 0
+    centre: np.ndarray | None = None
 
 
 @dataclass
@@ -177,8 +178,7 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
         pending.add(best)
         for detector in detectors:
             for surge in detector.open.values():
-                if surge.group == best or float(cents[surge.group] @ vector) >= \
-                        detection.NEIGHBOURHOOD:
+                if float(surge.centre @ vector) >= detection.MEMBERSHIP:
                     surge.members.append(index)
                     surge.last_at = now
                     break
@@ -207,7 +207,7 @@ def scan(now, upto, candidates, detectors, cents, minutes, stream_vectors, start
             if counted is None:
                 counted = detection.neighbourhood_counts(center, recent_minutes,
                                                          recent_vectors, now)
-            windows, near_base, base, near = counted
+            windows, near_base, base, near, centre = counted
             lately = [lo + int(i) for i in np.flatnonzero(
                 near & (recent_minutes > now - longest))]
             if detection.already_covered(lately, detector.members()):
@@ -215,8 +215,9 @@ def scan(now, upto, candidates, detectors, cents, minutes, stream_vectors, start
             verdict = detection.judge(windows, near_base, base, span, detector.sensitivity)
             if verdict.surge:
                 inside = recent_minutes > now - verdict.window.total_seconds() / 60
-                members = [lo + int(i) for i in np.flatnonzero(near & inside)]
-                surge = Surge(group, now, members, now)
+                close = recent_vectors @ centre >= detection.MEMBERSHIP
+                members = [lo + int(i) for i in np.flatnonzero(close & inside)]
+                surge = Surge(group, now, members, now, centre)
                 detector.open[group] = surge
                 detector.raised.append(surge)
 

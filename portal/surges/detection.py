@@ -6,9 +6,10 @@ those of the code that runs.
 
 Grouping is leader clustering: a ticket joins the most similar recent group whose centroid
 (the normalised mean of its members) is at least `SIMILARITY` in cosine, else it starts a
-group. Detection counts a group's *neighbourhood*, every ticket within `NEIGHBOURHOOD` of its
-centroid, whichever group it joined (one issue often splits over a few groups, since leader
-clustering depends on arrival order), in recent windows and in the week before. The count in
+group. Detection counts a group's *neighbourhood*: every ticket within `NEIGHBOURHOOD` of the
+centre of the group's recent tickets, whichever group it joined (one issue often splits over a
+few groups, since leader clustering depends on arrival order), in recent windows and in the
+week before; a surge's tickets are those within `MEMBERSHIP` of that centre. The count in
 a window is compared with what the neighbourhood's share of last week's tickets predicts for
 that window's total volume (so daily and weekly rhythms of the whole stream cancel out),
 using a Poisson tail. Several windows catch fast and slow surges. An installation with less
@@ -25,7 +26,8 @@ from datetime import timedelta
 import numpy as np
 
 SIMILARITY = 0.65  # cosine to a group's centroid to join it
-NEIGHBOURHOOD = 0.65  # cosine to a group's centroid to count towards its rate
+NEIGHBOURHOOD = 0.75  # cosine to a surge's centre to count towards its rate
+MEMBERSHIP = 0.7  # cosine to a surge's centre to be one of its tickets
 RECENTRE_MIN = 3  # recent neighbours needed to re-centre the neighbourhood on them
 GROUP_IDLE = timedelta(days=7)  # a group with no ticket for this long takes no new ones
 HISTORY = timedelta(days=7)  # the baseline: each group's share of this period's tickets
@@ -118,15 +120,17 @@ class Verdict:
 
 
 def neighbourhood_counts(center: np.ndarray, minutes: np.ndarray, vectors: np.ndarray,
-                         now: float) -> tuple[list[WindowCounts], int, int, np.ndarray]:
+                         now: float) -> tuple[list[WindowCounts], int, int, np.ndarray,
+                                              np.ndarray]:
     """Counts for `judge` from recent tickets (`minutes`: arrival times in minutes, sorted;
     `vectors`: their unit embeddings), and which of them are the group's neighbours.
 
     Returns (window counts, neighbours in the baseline week, all tickets in the baseline
-    week, neighbour mask). The baseline week ends where the longest window begins.
+    week, neighbour mask, the centre used). The baseline week ends where the longest window
+    begins.
     """
     if not len(vectors):
-        return [WindowCounts(w, 0, 0) for w in WINDOWS], 0, 0, np.zeros(0, dtype=bool)
+        return [WindowCounts(w, 0, 0) for w in WINDOWS], 0, 0, np.zeros(0, dtype=bool), center
     longest = max(WINDOWS).total_seconds() / 60
     history = HISTORY.total_seconds() / 60
     near = vectors @ center >= NEIGHBOURHOOD
@@ -134,14 +138,15 @@ def neighbourhood_counts(center: np.ndarray, minutes: np.ndarray, vectors: np.nd
     lately = near & (minutes > now - longest) & (minutes <= now)
     if np.count_nonzero(lately) >= RECENTRE_MIN:
         center = centroid(vectors[lately].sum(axis=0))
-        near = vectors @ center >= NEIGHBOURHOOD
+    near = vectors @ center >= NEIGHBOURHOOD
     windows = []
     for window in WINDOWS:
         inside = (minutes > now - window.total_seconds() / 60) & (minutes <= now)
         windows.append(WindowCounts(window, int(np.count_nonzero(near & inside)),
                                     int(np.count_nonzero(inside))))
     base = (minutes > now - longest - history) & (minutes <= now - longest)
-    return windows, int(np.count_nonzero(near & base)), int(np.count_nonzero(base)), near
+    return (windows, int(np.count_nonzero(near & base)), int(np.count_nonzero(base)), near,
+            center)
 
 
 def already_covered(recent_neighbours, open_members: set, share: float = 0.5) -> bool:

@@ -81,6 +81,8 @@ class Surge(Base):
     sensitivity: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(200))  # the most representative subject
     words: Mapped[str] = mapped_column(String(200), default="")  # what sets it apart
+    # The centre of its tickets when raised: later tickets this close join it.
+    center: Mapped[bytes] = mapped_column(LargeBinary)
     window_minutes: Mapped[int] = mapped_column(Integer)
     count_at_alert: Mapped[int] = mapped_column(Integer)
     expected: Mapped[float] = mapped_column(Float)
@@ -104,6 +106,9 @@ class Surge(Base):
     @property
     def minutes(self) -> int:
         return max(1, round((self.last_at - self.first_at).total_seconds() / 60))
+
+    def center_array(self) -> np.ndarray:
+        return np.frombuffer(self.center, dtype=np.float32)
 
     def sparkline_values(self) -> list[int]:
         return [int(v) for v in self.sparkline.split(",") if v.isdigit()]

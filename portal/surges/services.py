@@ -28,7 +28,7 @@ from portal.search import semantic
 from portal.search.embeddings import MODEL_ID
 from portal.surges import detection
 from portal.surges.models import SimilarGroup, Surge, SurgeFeedback, SurgeMember, TicketVector
-from portal.tickets.models import Group, Message, Setting, Ticket
+from portal.tickets.models import Group, Message, Setting, Ticket, TicketType
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,14 @@ def ticket_text(ticket: Ticket, first_message: str) -> str:
 
 
 def pending_tickets(limit: int = EMBED_BATCH) -> list[Ticket]:
-    """Recent tickets with no vector yet, oldest first (the order they are grouped in)."""
+    """Recent tickets with no vector yet, oldest first (the order they are grouped in).
+    Problem tickets are agents' summaries, not reports: they are left out."""
     since = utcnow() - detection.GROUP_IDLE
     has_vector = select(TicketVector.ticket_id).where(TicketVector.ticket_id == Ticket.id)
     return list(db.session.scalars(
         select(Ticket).where(Ticket.created_at >= since, ~has_vector.exists(),
-                             Ticket.merged_into_id.is_(None))
+                             Ticket.merged_into_id.is_(None),
+                             Ticket.type != TicketType.PROBLEM)
         .order_by(Ticket.created_at, Ticket.id).limit(limit)))
 
 
@@ -134,22 +136,20 @@ def add_to_group(ticket_id: int, created_at: datetime, vector: np.ndarray) -> Ti
                        vector=np.asarray(vector, dtype=np.float32).tobytes(),
                        similarity=score, ticket_created_at=created_at, embedded_at=utcnow())
     db.session.add(row)
-    surge = _open_surge_for(group, vector)
+    surge = _open_surge_for(vector)
     if surge is not None:
-        db.session.add(SurgeMember(surge_id=surge.id, ticket_id=ticket_id, similarity=score))
+        db.session.add(SurgeMember(surge_id=surge.id, ticket_id=ticket_id,
+                                   similarity=float(surge.center_array() @ vector)))
         surge.member_count += 1
         surge.last_at = max(surge.last_at, created_at)
     db.session.flush()
     return row
 
 
-def _open_surge_for(group: SimilarGroup, vector: np.ndarray) -> Surge | None:
-    """The open surge a new ticket belongs to: its group's, or one whose centroid is close."""
-    for surge, surge_group in db.session.execute(
-            select(Surge, SimilarGroup).join(SimilarGroup, SimilarGroup.id == Surge.group_id)
-            .where(Surge.open_group_id.is_not(None))).all():
-        if surge_group.id == group.id or float(
-                detection.centroid(surge_group.sum_array()) @ vector) >= detection.NEIGHBOURHOOD:
+def _open_surge_for(vector: np.ndarray) -> Surge | None:
+    """The open surge a new ticket belongs to: the first whose centre is close enough."""
+    for surge in db.session.scalars(select(Surge).where(Surge.open_group_id.is_not(None))):
+        if float(surge.center_array() @ vector) >= detection.MEMBERSHIP:
             return surge
     return None
 
@@ -203,7 +203,7 @@ def scan(now: datetime | None = None) -> list[Surge]:
             if blocked_centroids is not None and float(
                     np.max(blocked_centroids @ center)) >= detection.SIMILARITY:
                 continue
-            windows, near_base, base, near = detection.neighbourhood_counts(
+            windows, near_base, base, near, centre = detection.neighbourhood_counts(
                 center, minutes, vectors, _minutes(now))
             lately = [ids[i] for i in np.flatnonzero(near & (minutes > _minutes(now - longest)))]
             if detection.already_covered(lately, covered):
@@ -212,8 +212,9 @@ def scan(now: datetime | None = None) -> list[Surge]:
             if not verdict.surge:
                 continue
             inside = minutes > _minutes(now - verdict.window)
-            members = [ids[i] for i in np.flatnonzero(near & inside)]
-            surge = _raise(group, center, members, verdict, setting, now)
+            close = vectors @ centre >= detection.MEMBERSHIP
+            members = [ids[i] for i in np.flatnonzero(close & inside)]
+            surge = _raise(group, centre, members, verdict, setting, now)
             if surge is not None:
                 raised.append(surge)
                 covered.update(members)
@@ -243,6 +244,7 @@ def _raise(group: SimilarGroup, center: np.ndarray, member_ids: list[int],
     by_id = {r.ticket_id: r for r in rows}
     surge = Surge(
         group_id=group.id, open_group_id=group.id, status="open", sensitivity=setting.name,
+        center=np.asarray(center, dtype=np.float32).tobytes(),
         title=by_id[ranked[0][1]].ticket.subject[:200], words=", ".join(distinctive_words(
             [r.ticket.subject for r in rows], now)),
         window_minutes=int(verdict.window.total_seconds() // 60), count_at_alert=verdict.count,
@@ -400,7 +402,7 @@ def report(days: int = 30, now: datetime | None = None) -> Report:
     (share of tickets by category and by similarity group)."""
     from portal.surges.known_issues import deflections
     from portal.surges.models import ProblemIncident
-    from portal.tickets.models import TicketCategory, TicketType
+    from portal.tickets.models import TicketCategory
 
     now = now or utcnow()
     since = now - timedelta(days=days)

@@ -73,3 +73,25 @@ def test_follow_needs_an_email_from_a_visitor(client, agent, file_ticket):
     response = client.post(f"/known-issues/{problem.id}/follow", data={"email": ""})
     assert response.status_code == 422
     assert db.session.scalars(select(ProblemFollower)).all() == []
+
+
+@SEMANTIC
+def test_a_new_ticket_close_to_an_open_problem_gets_the_link_hint(agent_client, agent,
+                                                                   file_ticket):
+    from portal.surges import services
+
+    problem, _ = published_problem(agent, file_ticket)
+    close = file_ticket("Error 502 when I try to pay", "Checkout broken: bad gateway.", utcnow())
+    unrelated = file_ticket("Change my email address", "I have a new work address.", utcnow())
+    db.session.commit()
+    services.embed_pending()
+    db.session.commit()
+    page = agent_client.get(f"/agent/tickets/{close.id}").text
+    assert f"Probably part of problem <a href=\"/agent/problems/{problem.id}\">" in page
+    assert "Probably part of problem" not in agent_client.get(
+        f"/agent/tickets/{unrelated.id}").text
+    # The hint's button links it.
+    response = agent_client.post(f"/agent/problems/{problem.id}/link-ticket",
+                                 data={"incident": close.id})
+    assert response.status_code == 302
+    assert problems.problem_of(close).id == problem.id

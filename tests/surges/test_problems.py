@@ -29,6 +29,7 @@ def make_surge(tickets: list[Ticket]) -> Surge:
     db.session.add(group)
     db.session.flush()
     surge = Surge(group_id=group.id, open_group_id=group.id, sensitivity="normal",
+                  center=b"\0" * 4 * 384,
                   title=tickets[0].subject, window_minutes=30, count_at_alert=len(tickets),
                   expected=0.2, p_value=1e-9, member_count=len(tickets),
                   first_at=now - timedelta(minutes=30), last_at=now, detected_at=now)

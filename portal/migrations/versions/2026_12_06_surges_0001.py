@@ -73,6 +73,7 @@ def upgrade():
     sa.Column('sensitivity', sa.String(length=20), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('words', sa.String(length=200), nullable=False),
+    sa.Column('center', sa.LargeBinary(), nullable=False),
     sa.Column('window_minutes', sa.Integer(), nullable=False),
     sa.Column('count_at_alert', sa.Integer(), nullable=False),
     sa.Column('expected', sa.Float(), nullable=False),
