@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from portal import signals
 from portal.extensions import db
 from portal.jobs.models import Job, ScheduledRun
 from portal.jobs.registry import SCHEDULES
@@ -48,9 +49,18 @@ def test_one_spike_raises_one_surge_of_the_right_tickets(app, stream, make_user)
     db.session.add(group)
     db.session.commit()
     now, spike = stream(spike=14, groups={"group_id": group.id})
+    heard = []
 
-    raised = services.scan(now)
-    db.session.commit()
+    def hear(surge):  # what webhooks subscribe to
+        heard.append(surge)
+
+    signals.surge_detected.connect(hear)
+    try:
+        raised = services.scan(now)
+        db.session.commit()
+    finally:
+        signals.surge_detected.disconnect(hear)
+    assert heard == raised
     # Scanning again, this minute or the next ones, raises nothing more.
     for minute in range(3):
         assert services.scan(now + timedelta(minutes=minute)) == []
