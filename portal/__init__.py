@@ -70,9 +70,23 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     """Each domain package registers its own blueprints, CLI commands and signal handlers."""
-    from portal import admin, agent, api, auth, cluster, inbound, jobs, kb, mail, tickets, webhooks
+    from portal import (
+        admin,
+        agent,
+        api,
+        auth,
+        cluster,
+        inbound,
+        jobs,
+        kb,
+        mail,
+        surges,
+        tickets,
+        webhooks,
+    )
 
-    for domain in (jobs, cluster, mail, auth, kb, tickets, agent, admin, inbound, api, webhooks):
+    for domain in (jobs, cluster, mail, auth, kb, tickets, agent, surges, admin, inbound, api,
+                   webhooks):
         domain.init_app(app)
 
 

@@ -81,6 +81,8 @@ def default_config(instance_path: str) -> dict:
         "TICKET_POLL_SECONDS": 10,
         "FIND_REQUEST_RATE_LIMIT": "5 per minute;30 per hour",
         "VISITOR_TICKET_RATE_LIMIT": "10 per minute;40 per hour",
+        # "I'm affected too" on a known issue, per client address.
+        "KNOWN_ISSUE_FOLLOW_RATE_LIMIT": "10 per minute;30 per hour",
         "AUTOCLOSE_DAYS": 4,
         # Article views are counted in memory and written at most this often per process.
         "VIEW_FLUSH_SECONDS": 10,

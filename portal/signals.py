@@ -13,3 +13,10 @@ ticket_event_recorded = _signals.signal("ticket-event-recorded")
 
 # Sent with an Article when it becomes published (inside the change's transaction).
 article_published = _signals.signal("article-published")
+
+# Sent with each new Ticket once it and its first message are flushed (surges embeds it).
+ticket_created = _signals.signal("ticket-created")
+
+# Sent with a Surge the moment the scan raises it, in the scan's transaction (webhooks:
+# `surge.detected`). Receivers must not commit.
+surge_detected = _signals.signal("surge-detected")

@@ -12,6 +12,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
+from portal import signals
 from portal.auth.models import User
 from portal.db import utcnow
 from portal.extensions import db
@@ -124,6 +125,7 @@ def create_ticket(data: NewTicket) -> tuple[Ticket, list[Attachment]]:
         lifecycle.record_event(data.follow_up_of, "follow_up", requester, None, ticket.reference)
     routing.route_new_ticket(ticket)
     db.session.flush()
+    signals.ticket_created.send(ticket)
     return ticket, saved
 
 

@@ -77,9 +77,9 @@ def _follow_up_source(reference: str | None) -> tuple[Ticket | None, Viewer | No
     return get_ticket_or_404(reference)
 
 
-def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200):
+def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200, known=()):
     return render_template(
-        "tickets/new.html", form=form, hits=hits or [], follow_up=follow_up,
+        "tickets/new.html", form=form, hits=hits or [], follow_up=follow_up, known=known,
         upload_hint=_upload_hint(), visitor=_signed_in_user() is None,
     ), status
 
@@ -91,6 +91,13 @@ def _limited(action: str, text_field, files) -> bool:
     if reason:
         text_field.errors = [*text_field.errors, reason]
     return reason is not None
+
+
+def _known_issues(query: str):
+    """Known issues close to what was typed (imported here: surges builds on tickets)."""
+    from portal.surges.known_issues import matching
+
+    return matching(query)
 
 
 def _visitor_rate_limit() -> str:
@@ -131,7 +138,7 @@ def new():
         )
         suggestions.record_impressions(form.form_key.data, query, hits)
         db.session.commit()
-        return _render_new(form, hits, follow_up)
+        return _render_new(form, hits, follow_up, known=_known_issues(query))
     if not form.validate_on_submit():
         return _render_new(form, follow_up=follow_up, status=_invalid() if form.errors else 200)
 
@@ -211,7 +218,8 @@ def suggest():
     )
     with db.writing():
         suggestions.record_impressions(form_key, query, hits)
-    return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key)
+    return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
+                           known=_known_issues(query))
 
 
 @bp.route("/new/suggestions/<int:article_id>")

@@ -156,10 +156,24 @@ def _after_soft_rollback(session: Session, previous_transaction) -> None:
         session.info.pop(PENDING, None)
 
 
+def _on_surge_detected(surge, **_extra) -> None:
+    """A surge raised by the scan (portal/surges), in the scan's transaction."""
+    from portal.mail import absolute_url
+
+    emit("surge.detected", {
+        "id": surge.id, "title": surge.title, "words": surge.words,
+        "sensitivity": surge.sensitivity, "tickets": surge.member_count,
+        "window_minutes": surge.window_minutes, "expected": round(surge.expected, 2),
+        "detected_at": (surge.detected_at or utcnow()).isoformat() + "Z",
+        "url": absolute_url("surges.detail", surge_id=surge.id),
+    })
+
+
 def connect() -> None:
     """Subscribe once per process (signals and session events are global)."""
     signals.ticket_event_recorded.connect(_on_ticket_event)
     signals.article_published.connect(_on_article_published)
+    signals.surge_detected.connect(_on_surge_detected)
     if not sa_event.contains(Session, "before_commit", _before_commit):
         sa_event.listen(Session, "before_commit", _before_commit)
         sa_event.listen(Session, "after_soft_rollback", _after_soft_rollback)

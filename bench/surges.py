@@ -1,0 +1,333 @@
+"""Benchmark surge detection on labelled texts (a script, not a test).
+
+    python bench/surges.py --data ../shared/data/banking77/train.csv [--runs 10] [--seed 1]
+        [--per-day 300] [--quiet-days 2] [--cold]
+
+Replays simulated ticket streams, minute by minute on a simulated clock, through the portal's
+own code: texts are embedded with the portal's MiniLM encoder (`portal.search.embeddings`;
+vectors cached in bench/out/, git-ignored), grouped with `portal.surges.detection.assign` and
+judged with `portal.surges.detection.judge` under both sensitivities, with the same surge
+life cycle as the scheduled job (`portal.surges.detection.SURGE_IDLE`, one open surge per
+group).
+
+Each run: a week of background traffic (categories weighted by a random Dirichlet draw; a
+daily rhythm and quieter weekends) as the baseline, then one day per injected surge of one
+category (40 in 2 h, 12 in 2 h, 8 in 30 min, 20 in 6 h, a slow ramp of 30 over 12 h, and 20
+in 2 h of the category with the closest neighbour), then `--quiet-days` days with no surge.
+The detector is scanned every simulated minute in which a ticket arrived (between arrivals
+no group's window count can rise, so no surge can start).
+
+RESULT detect40=<share of 40-in-2h surges detected, normal> delay40_tickets=<median of its
+tickets up to the alert> (detect40_within15: share detected within 15 of them)
+precision=<members of the spike's intent, mean> grouped=<spike tickets that are members,
+mean> detect12=<normal> false_per_day=<normal, quiet days> and the same for the sensitive
+setting (_sensitive); surges_per_spike counts the surge records one spike raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import csv
+import hashlib
+import math
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from portal.search.embeddings import MODEL_ID, load_encoder, single_threaded_blas  # noqa: E402
+from portal.surges import detection  # noqa: E402
+
+DAY = 1440  # minutes
+SCENARIOS = (  # name, tickets, minutes, shape
+    ("s40", 40, 120, "flat"),
+    ("s12", 12, 120, "flat"),
+    ("s8", 8, 30, "flat"),
+    ("s20_6h", 20, 360, "flat"),
+    ("ramp30_12h", 30, 720, "ramp"),
+    ("close20", 20, 120, "flat"),
+)
+
+
+def load(path: Path) -> tuple[list[str], list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [(r["text"].strip(), r["category"].strip()) for r in csv.DictReader(handle)]
+    rows = [r for r in rows if r[0]]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def embeddings(path: Path, texts: list[str]) -> np.ndarray:
+    digest = hashlib.sha256((MODEL_ID + "\n" + "\n".join(texts)).encode()).hexdigest()[:16]
+    cache = ROOT / "bench" / "out" / f"surges-{path.stem}-{digest}.npy"
+    if cache.exists():
+        return np.load(cache)
+    encoder = load_encoder()
+    if encoder is None:
+        sys.exit("the MiniLM model package is not installed (make install)")
+    started = time.perf_counter()
+    parts = []
+    for start in range(0, len(texts), 512):
+        parts.append(encoder.encode(texts[start : start + 512]))
+        print(f"embedded {start + len(parts[-1])}/{len(texts)}", file=sys.stderr, flush=True)
+    vectors = np.concatenate(parts)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    print(f"embedding took {time.perf_counter() - started:.0f} s; cached in {cache}",
+          file=sys.stderr)
+    return vectors
+
+
+@dataclass
+class Ticket:
+    minute: int
+    row: int  # index into texts
+    spike: str | None = None  # the injected scenario it belongs to
+
+
+def rhythm(minute: int) -> float:
+    """Relative volume: busy working hours, quiet nights, weekends at half."""
+    hour = (minute % DAY) / 60
+    daily = 0.25 + 1.75 * max(0.0, math.sin(math.pi * (hour - 7) / 12)) if 7 <= hour <= 19 \
+        else 0.25
+    weekend = 0.5 if (minute // DAY) % 7 in (5, 6) else 1.0
+    return daily * weekend
+
+
+def background(rng: np.random.Generator, days: int, per_day: float, by_category,
+               weights) -> list[Ticket]:
+    mean_rhythm = np.mean([rhythm(m) for m in range(7 * DAY)])
+    categories = list(by_category)
+    tickets = []
+    for minute in range(days * DAY):
+        for _ in range(rng.poisson(per_day / DAY * rhythm(minute) / mean_rhythm)):
+            cat = categories[rng.choice(len(categories), p=weights)]
+            tickets.append(Ticket(minute, int(rng.choice(by_category[cat]))))
+    return tickets
+
+
+def spike(rng, name, count, minutes, shape, start, rows) -> list[Ticket]:
+    if shape == "ramp":  # density rising linearly: arrival times ~ sqrt(uniform)
+        offsets = np.sqrt(rng.random(count)) * minutes
+    else:
+        offsets = rng.random(count) * minutes
+    chosen = rng.choice(rows, size=count, replace=len(rows) < count)
+    return [Ticket(start + int(o), int(r), name) for o, r in zip(offsets, chosen, strict=True)]
+
+
+@dataclass
+class Surge:
+    group: int
+    raised_at: int
+    members: list[int] = field(default_factory=list)  # stream indices
+    last_at: int = 0
+    centre: np.ndarray | None = None
+
+
+@dataclass
+class Detector:
+    sensitivity: detection.Sensitivity
+    open: dict[int, Surge] = field(default_factory=dict)  # group -> its open surge
+    raised: list[Surge] = field(default_factory=list)
+
+    def members(self) -> set[int]:
+        return {i for surge in self.open.values() for i in surge.members}
+
+
+def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
+           start_minute: int) -> list[int]:
+    """Group every ticket and scan the detectors; returns each ticket's group."""
+    dims = vectors.shape[1]
+    minutes = np.array([t.minute for t in stream], dtype=np.float64)
+    stream_vectors = vectors[[t.row for t in stream]]
+    sums = np.zeros((len(stream) + 1, dims), dtype=np.float32)
+    cents = np.zeros_like(sums)
+    last_seen = np.full(len(stream) + 1, -10**9)
+    groups_of = []
+    idle = detection.GROUP_IDLE.total_seconds() / 60
+    pending: set[int] = set()
+    n_groups = 0
+    for index, ticket in enumerate(stream):
+        now = ticket.minute
+        if pending and stream[index - 1].minute != now:
+            scan(now - 1, index, pending, detectors, cents, minutes, stream_vectors,
+                 start_minute)
+            pending.clear()
+        vector = stream_vectors[index]
+        best, score = -1, -1.0
+        if n_groups:
+            scores = cents[:n_groups] @ vector
+            scores[last_seen[:n_groups] < now - idle] = -2.0
+            best = int(np.argmax(scores))
+            score = float(scores[best])
+        if score < detection.SIMILARITY:
+            best = n_groups
+            n_groups += 1
+        sums[best] += vector
+        cents[best] = detection.centroid(sums[best])
+        last_seen[best] = now
+        groups_of.append(best)
+        pending.add(best)
+        for detector in detectors:
+            for surge in detector.open.values():
+                if float(surge.centre @ vector) >= detection.MEMBERSHIP:
+                    surge.members.append(index)
+                    surge.last_at = now
+                    break
+    return groups_of
+
+
+def scan(now, upto, candidates, detectors, cents, minutes, stream_vectors, start_minute):
+    """One scheduled scan at minute `now` (tickets before index `upto` have arrived), over
+    the groups with new tickets: the portal's `scan` on the bench's arrays."""
+    span = timedelta(minutes=now - start_minute)
+    longest = max(detection.WINDOWS).total_seconds() / 60
+    lo = bisect.bisect_right(minutes, now - longest - detection.HISTORY.total_seconds() / 60,
+                             hi=upto)
+    recent_minutes, recent_vectors = minutes[lo:upto], stream_vectors[lo:upto]
+    idle = detection.SURGE_IDLE.total_seconds() / 60
+    for detector in detectors:
+        for group, surge in list(detector.open.items()):
+            if now - surge.last_at > idle:
+                del detector.open[group]
+    for group in candidates:
+        center = cents[group]
+        counted = None
+        for detector in detectors:
+            if any(float(cents[g] @ center) >= detection.SIMILARITY for g in detector.open):
+                continue  # part of a surge already open
+            if counted is None:
+                counted = detection.neighbourhood_counts(center, recent_minutes,
+                                                         recent_vectors, now)
+            windows, near_base, base, near, centre = counted
+            lately = [lo + int(i) for i in np.flatnonzero(
+                near & (recent_minutes > now - longest))]
+            if detection.already_covered(lately, detector.members()):
+                continue
+            verdict = detection.judge(windows, near_base, base, span, detector.sensitivity)
+            if verdict.surge:
+                inside = recent_minutes > now - verdict.window.total_seconds() / 60
+                close = recent_vectors @ centre >= detection.MEMBERSHIP
+                members = [lo + int(i) for i in np.flatnonzero(close & inside)]
+                surge = Surge(group, now, members, now, centre)
+                detector.open[group] = surge
+                detector.raised.append(surge)
+
+
+def run_once(rng, texts_categories, vectors, by_category, close_category, args, cold):
+    categories = list(by_category)
+    weights = rng.dirichlet(np.ones(len(categories)))
+    warm = 1 if cold else 7
+    days = warm + len(SCENARIOS) + args.quiet_days
+    stream = background(rng, days, args.per_day, by_category, weights)
+    spikes = {}
+    for day, (name, count, minutes, shape) in enumerate(SCENARIOS, start=warm):
+        cat = close_category if name == "close20" else categories[rng.integers(len(categories))]
+        start = day * DAY + int(rng.integers(8 * 60, 14 * 60))
+        spikes[name] = (cat, start)
+        stream += spike(rng, name, count, minutes, shape, start, by_category[cat])
+    stream.sort(key=lambda t: t.minute)
+    detectors = [Detector(detection.SENSITIVITIES[s]) for s in ("normal", "sensitive")]
+    replay(stream, vectors, detectors, 0)
+    quiet_from = (warm + len(SCENARIOS)) * DAY
+    out = {}
+    for detector in detectors:
+        res = {}
+        for name, (cat, _start) in spikes.items():
+            spike_idx = [i for i, t in enumerate(stream) if t.spike == name]
+            matched = [s for s in detector.raised
+                       if sum(stream[i].spike == name for i in s.members) * 2 > len(s.members)]
+            if not matched:
+                res[name] = None
+                continue
+            first = min(matched, key=lambda s: s.raised_at)
+            delay = sum(1 for i in spike_idx if stream[i].minute <= first.raised_at)
+            members = [i for s in matched for i in s.members]
+            precision = sum(texts_categories[stream[i].row] == cat for i in members) / len(members)
+            grouped = len(set(members) & set(spike_idx)) / len(spike_idx)
+            res[name] = (delay, precision, grouped, len(matched))
+        false = sum(1 for s in detector.raised if s.raised_at >= quiet_from)
+        out[detector.sensitivity.name] = (res, false)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--per-day", type=float, default=300.0)
+    parser.add_argument("--quiet-days", type=int, default=2)
+    parser.add_argument("--cold", action="store_true",
+                        help="one day of history instead of a week (the cold-start rule)")
+    args = parser.parse_args()
+    texts, labels = load(args.data)
+    vectors = embeddings(args.data, texts)
+    by_category: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_category[label].append(i)
+    names = sorted(by_category)
+    means = np.stack([detection.centroid(vectors[by_category[c]].sum(0)) for c in names])
+    sims = means @ means.T
+    np.fill_diagonal(sims, -1)
+    close_category = names[int(np.argmax(sims.max(1)))]
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
+    with single_threaded_blas():
+        totals = replay_runs(rng, labels, vectors, by_category, close_category, args)
+    report(totals, args, texts, by_category, close_category, started)
+
+
+def replay_runs(rng, labels, vectors, by_category, close_category, args):
+    totals = {"normal": [], "sensitive": []}
+    for run in range(args.runs):
+        result = run_once(rng, labels, vectors, by_category, close_category, args, args.cold)
+        for key, value in result.items():
+            totals[key].append(value)
+        print(f"run {run + 1}/{args.runs}: " + "; ".join(
+            f"{k}: " + ", ".join(f"{n}={'-' if r is None else r[0]}" for n, r in v[0].items())
+            + f", false={v[1]}" for k, v in result.items()), file=sys.stderr, flush=True)
+    return totals
+
+
+def report(totals, args, texts, by_category, close_category, started):
+    fields = []
+    for key, runs in totals.items():
+        suffix = "" if key == "normal" else "_sensitive"
+        def hits(name, runs=runs):
+            return [r[0][name] for r in runs if r[0][name] is not None]
+        s40 = hits("s40")
+        every = [h for name, *_ in SCENARIOS for h in hits(name)]
+        fields += [
+            f"detect40{suffix}={len(s40) / len(runs):.2f}",
+            f"delay40_tickets{suffix}="
+            f"{statistics.median(h[0] for h in s40) if s40 else float('nan'):.0f}",
+            f"delay40_max{suffix}={max((h[0] for h in s40), default=float('nan'))}",
+            f"detect40_within15{suffix}={sum(h[0] <= 15 for h in s40) / len(runs):.2f}",
+            f"precision{suffix}={statistics.mean(h[1] for h in every) if every else 0:.2f}",
+            f"grouped{suffix}={statistics.mean(h[2] for h in every) if every else 0:.2f}",
+            f"surges_per_spike{suffix}={statistics.mean(h[3] for h in every) if every else 0:.2f}",
+            f"detect12{suffix}={len(hits('s12')) / len(runs):.2f}",
+            f"detect8_30m{suffix}={len(hits('s8')) / len(runs):.2f}",
+            f"detect20_6h{suffix}={len(hits('s20_6h')) / len(runs):.2f}",
+            f"detect_ramp{suffix}={len(hits('ramp30_12h')) / len(runs):.2f}",
+            f"detect_close{suffix}={len(hits('close20')) / len(runs):.2f}",
+            f"false_per_day{suffix}="
+            f"{sum(r[1] for r in runs) / (len(runs) * args.quiet_days):.2f}",
+        ]
+    print(f"# {len(texts)} texts, {len(by_category)} categories, runs={args.runs}, "
+          f"seed={args.seed}, per_day={args.per_day:g}, close category={close_category}, "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print("RESULT " + " ".join(fields))
+
+
+if __name__ == "__main__":
+    main()

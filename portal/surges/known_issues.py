@@ -1,0 +1,124 @@
+"""Known issues: an open problem published to customers, matched against what they type,
+and followed by the people it affects without filing a ticket (each follower a deflection)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from portal.auth.models import User
+from portal.db import utcnow
+from portal.extensions import db
+from portal.mail import absolute_url, send_mail
+from portal.search import semantic
+from portal.surges.models import KnownIssue, ProblemFollower, ProblemIncident, TicketVector
+from portal.tickets.links import normalize
+from portal.tickets.models import Status, Ticket, TicketType
+
+log = logging.getLogger(__name__)
+
+MATCH_SIMILARITY = 0.5  # typed text this close to a known issue (or its incidents) shows it
+MIN_MATCH_CHARS = 8
+
+
+class KnownIssueError(ValueError):
+    """A user-facing reason a known-issue action was refused."""
+
+
+def publish(problem: Ticket, public_text: str) -> KnownIssue:
+    text = " ".join(public_text.split())[:300]
+    if problem.type != TicketType.PROBLEM or problem.status in (Status.SOLVED, Status.CLOSED):
+        raise KnownIssueError("Only an open problem can be published as a known issue.")
+    if not text:
+        raise KnownIssueError("Write the text customers will read.")
+    issue = db.session.get(KnownIssue, problem.id)
+    if issue is None:
+        issue = KnownIssue(problem_id=problem.id, public_text=text, published_at=utcnow())
+        db.session.add(issue)
+    issue.public_text, issue.active = text, True
+    enc = semantic.encoder()
+    issue.vector = enc.encode([text])[0].astype(np.float32).tobytes() if enc else None
+    db.session.flush()
+    return issue
+
+
+def withdraw(problem: Ticket) -> None:
+    issue = db.session.get(KnownIssue, problem.id)
+    if issue is not None:
+        issue.active = False
+
+
+def active() -> list[KnownIssue]:
+    return list(db.session.scalars(
+        select(KnownIssue).join(Ticket, Ticket.id == KnownIssue.problem_id)
+        .where(KnownIssue.active.is_(True),
+               Ticket.status.not_in([Status.SOLVED, Status.CLOSED]))
+        .order_by(KnownIssue.published_at.desc())))
+
+
+def matching(text: str) -> list[KnownIssue]:
+    """Active known issues close in meaning to `text` (its public text or its incidents)."""
+    text = " ".join((text or "").split())
+    issues = active()
+    enc = semantic.encoder()
+    if len(text) < MIN_MATCH_CHARS or not issues or enc is None:
+        return []
+    vector = semantic.embed_query(enc, text)
+    incident_vectors: dict[int, list[bytes]] = {}
+    for problem_id, blob in db.session.execute(
+            select(ProblemIncident.problem_id, TicketVector.vector)
+            .join(TicketVector, TicketVector.ticket_id == ProblemIncident.incident_id)
+            .where(ProblemIncident.problem_id.in_([i.problem_id for i in issues]))):
+        incident_vectors.setdefault(problem_id, []).append(blob)
+    found = []
+    for issue in issues:
+        scores = [float(np.frombuffer(b, np.float32) @ vector)
+                  for b in [issue.vector, *incident_vectors.get(issue.problem_id, [])] if b]
+        if scores and max(scores) >= MATCH_SIMILARITY:
+            found.append((max(scores), issue))
+    return [issue for _, issue in sorted(found, key=lambda pair: -pair[0])]
+
+
+def follow(issue: KnownIssue, email: str, user: User | None) -> bool:
+    """Follow the problem; False when this address already does."""
+    email = normalize(email)
+    if not email or "@" not in email:
+        raise KnownIssueError("Enter a valid email address.")
+    if not issue.active:
+        raise KnownIssueError("This issue is no longer open.")
+    try:
+        with db.session.begin_nested():
+            db.session.add(ProblemFollower(problem_id=issue.problem_id, email=email,
+                                           user_id=user.id if user else None,
+                                           created_at=utcnow()))
+    except IntegrityError:
+        return False
+    send_mail(email, f"You are following: {issue.public_text[:80]}", "known_issue_following",
+              issue=issue, url=absolute_url("known_issues.show", problem_id=issue.problem_id))
+    return True
+
+
+def notify_followers(problem: Ticket, body: str, *, solved: bool) -> int:
+    """An update (or the solution) by email to everyone following the problem."""
+    issue = db.session.get(KnownIssue, problem.id)
+    followers = list(db.session.scalars(
+        select(ProblemFollower).where(ProblemFollower.problem_id == problem.id)))
+    title = issue.public_text if issue else problem.subject
+    for follower in followers:
+        send_mail(follower.email, f"{'Solved' if solved else 'Update'}: {title[:80]}",
+                  "known_issue_update", title=title, body=body.strip(), solved=solved)
+    return len(followers)
+
+
+def deflections(since: datetime, until: datetime) -> int:
+    return db.session.scalar(select(func.count()).select_from(ProblemFollower).where(
+        ProblemFollower.created_at >= since, ProblemFollower.created_at < until)) or 0
+
+
+def follower_count(problem: Ticket) -> int:
+    return db.session.scalar(select(func.count()).select_from(ProblemFollower).where(
+        ProblemFollower.problem_id == problem.id)) or 0

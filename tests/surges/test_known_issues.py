@@ -1,0 +1,97 @@
+"""Known issues: the banner for close text only, and followers get the solution by email."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.db import utcnow
+from portal.extensions import db
+from portal.surges import known_issues, problems
+from portal.surges.models import ProblemFollower
+from tests.conftest import wait_for_jobs
+from tests.surges.conftest import SEMANTIC
+
+HX = {"HX-Request": "true"}
+PUBLIC_TEXT = "Checkout errors (502 Bad Gateway at the payment step) — we are working on it"
+
+
+def published_problem(agent, file_ticket):
+    incident = file_ticket("Checkout fails with error 502", "Payment page says bad gateway.",
+                           utcnow())
+    problem = problems.create_problem("Checkout 502", agent, [incident])
+    known_issues.publish(problem, PUBLIC_TEXT)
+    db.session.commit()
+    return problem, incident
+
+
+@SEMANTIC
+def test_banner_shows_for_close_text_and_not_for_unrelated_text(client, agent, file_ticket):
+    problem, _ = published_problem(agent, file_ticket)
+    assert PUBLIC_TEXT in client.get("/").text  # the home page's banner
+
+    close = client.get("/tickets/new/suggestions", headers=HX, query_string={
+        "subject": "I get a 502 error when I try to pay", "description": "checkout broken"})
+    assert close.status_code == 200 and PUBLIC_TEXT in close.text
+    assert f"/known-issues/{problem.id}" in close.text
+
+    unrelated = client.get("/tickets/new/suggestions", headers=HX, query_string={
+        "subject": "How do I change the email address on my account?", "description": ""})
+    assert unrelated.status_code == 200 and PUBLIC_TEXT not in unrelated.text
+
+
+@SEMANTIC
+def test_a_visitor_follows_and_gets_the_solution_by_email(client, agent, file_ticket, mailbox):
+    problem, incident = published_problem(agent, file_ticket)
+    wait_for_jobs()  # the worker has embedded the incident
+    page = client.get(f"/known-issues/{problem.id}")
+    assert "I&#39;m affected too" in page.text or "I'm affected too" in page.text
+    db.session.commit()  # the test shares the requests' session: end the page's read
+
+    response = client.post(f"/known-issues/{problem.id}/follow",
+                           data={"email": "Visitor@Example.com"})
+    assert response.status_code == 302
+    again = client.post(f"/known-issues/{problem.id}/follow", data={"email": "visitor@example.com"})
+    assert again.status_code == 302
+    assert db.session.scalars(select(ProblemFollower.email)).all() == ["visitor@example.com"]
+
+    problems.reply_to_all(problem, agent, "Fixed: payments work again.", "f" * 32, solve=True)
+    db.session.commit()
+    to_visitor = mailbox.to("visitor@example.com")
+    subjects = sorted(m["Subject"] for m in to_visitor)
+    assert len(subjects) == 2 and subjects[0].startswith("Solved:")
+    solved = next(m for m in to_visitor if m["Subject"].startswith("Solved:"))
+    assert "payments work again" in mailbox.text(solved)
+    # No longer a known issue once solved; the page is gone for customers.
+    assert PUBLIC_TEXT not in client.get("/").text
+    assert client.get(f"/known-issues/{problem.id}").status_code == 404
+    # Its requester got the reply too, once.
+    assert len(mailbox.to(incident.requester_email)) >= 1
+
+
+def test_follow_needs_an_email_from_a_visitor(client, agent, file_ticket):
+    problem, _ = published_problem(agent, file_ticket)
+    response = client.post(f"/known-issues/{problem.id}/follow", data={"email": ""})
+    assert response.status_code == 422
+    assert db.session.scalars(select(ProblemFollower)).all() == []
+
+
+@SEMANTIC
+def test_a_new_ticket_close_to_an_open_problem_gets_the_link_hint(agent_client, agent,
+                                                                   file_ticket):
+    from portal.surges import services
+
+    problem, _ = published_problem(agent, file_ticket)
+    close = file_ticket("Error 502 when I try to pay", "Checkout broken: bad gateway.", utcnow())
+    unrelated = file_ticket("Change my email address", "I have a new work address.", utcnow())
+    db.session.commit()
+    services.embed_pending()
+    db.session.commit()
+    page = agent_client.get(f"/agent/tickets/{close.id}").text
+    assert f"Probably part of problem <a href=\"/agent/problems/{problem.id}\">" in page
+    assert "Probably part of problem" not in agent_client.get(
+        f"/agent/tickets/{unrelated.id}").text
+    # The hint's button links it.
+    response = agent_client.post(f"/agent/problems/{problem.id}/link-ticket",
+                                 data={"incident": close.id})
+    assert response.status_code == 302
+    assert problems.problem_of(close).id == problem.id
