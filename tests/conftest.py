@@ -4,6 +4,7 @@ and a live server with a real Chromium for browser tests."""
 from __future__ import annotations
 
 import email
+import os
 import re
 import shutil
 import socket
@@ -87,6 +88,28 @@ def app_factory(tmp_path, migrated_db):
         if follower is not None:
             follower.stop()
         app.extensions["portal_db_engine"].dispose()
+
+
+@pytest.fixture
+def pg_app(app_factory):
+    """An app on an empty, freshly migrated PostgreSQL database (CI starts one and sets
+    PORTAL_TEST_POSTGRES_URL; elsewhere the test skips loudly)."""
+    url = os.environ.get("PORTAL_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("POSTGRES TESTS SKIPPED: set PORTAL_TEST_POSTGRES_URL (CI starts a server)")
+    from sqlalchemy import create_engine, text
+
+    from portal.migrate import upgrade
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    app = app_factory(DATABASE_URL=url)
+    with app.app_context():
+        upgrade(app)
+        yield app
 
 
 @pytest.fixture

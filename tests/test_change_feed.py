@@ -4,7 +4,6 @@ sequence number that commits after a larger one, through LISTEN/NOTIFY or pollin
 import os
 import time
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from portal.cluster import changes
@@ -29,23 +28,6 @@ def other_process_change(engine, topic: str):
                  {"t": topic})
     conn.execute(text("SELECT pg_notify('portal_changes', :t)"), {"t": topic})
     return conn
-
-
-@pytest.fixture
-def pg_app(app_factory):
-    if not POSTGRES_URL:
-        pytest.skip("POSTGRES TESTS SKIPPED: set PORTAL_TEST_POSTGRES_URL (CI starts a server)")
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    app = app_factory(DATABASE_URL=POSTGRES_URL)
-    from portal.migrate import upgrade
-
-    with app.app_context():
-        upgrade(app)
-        yield app
 
 
 def test_a_smaller_sequence_committed_after_a_larger_one_is_seen(pg_app):

@@ -8,7 +8,6 @@ import os
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
 
 from portal.db import Base
 from portal.extensions import db
@@ -20,21 +19,6 @@ pytestmark = pytest.mark.skipif(
     not POSTGRES_URL,
     reason="POSTGRES TESTS SKIPPED: set PORTAL_TEST_POSTGRES_URL (CI starts a server)",
 )
-
-
-@pytest.fixture
-def pg_app(app_factory):
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    app = app_factory(DATABASE_URL=POSTGRES_URL)
-    from portal.migrate import upgrade
-
-    with app.app_context():
-        upgrade(app)
-        yield app
 
 
 def test_migrations_build_the_models_on_postgres(pg_app):

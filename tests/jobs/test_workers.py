@@ -11,8 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.jobs.models import Job, JobStatus, ScheduledRun
@@ -141,23 +140,6 @@ def scheduled_once_per_slot(app):
     assert per_slot and all(count == slots[kind.split(":", 1)[1]] for kind, count in per_slot)
     claimers = set(db.session.scalars(select(ScheduledRun.claimed_by)))
     assert claimers <= {"worker-a", "worker-b"}
-
-
-@pytest.fixture
-def pg_app(app_factory):
-    if not POSTGRES_URL:
-        pytest.skip("POSTGRES TESTS SKIPPED: set PORTAL_TEST_POSTGRES_URL (CI starts a server)")
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    app = app_factory(DATABASE_URL=POSTGRES_URL)
-    from portal.migrate import upgrade
-
-    with app.app_context():
-        upgrade(app)
-        yield app
 
 
 def test_two_workers_one_killed_on_postgres(pg_app):
