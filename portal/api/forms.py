@@ -1,10 +1,11 @@
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portal.forms import PortalForm
 
-class NewTokenForm(FlaskForm):
+
+class NewTokenForm(PortalForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=100)])
     scopes = SelectMultipleField("Scopes", choices=[], option_widget=CheckboxInput(),
                                  widget=ListWidget(prefix_label=False),

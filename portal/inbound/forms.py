@@ -1,8 +1,9 @@
 """The Inbound mail settings form."""
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField
 
+from portal.forms import PortalForm
 
-class InboundSettingsForm(FlaskForm):
+
+class InboundSettingsForm(PortalForm):
     add_ccs = BooleanField("Add the CC addresses of a new email to its ticket as CCs")

@@ -69,19 +69,27 @@ def record_view(article_id: int, viewer_key: str, search_log_id: int | None) -> 
     with buffer.lock:
         first = not buffer.views
         buffer.views.append(_View(article_id, viewer_key, search_log_id, utcnow()))
-    seconds = current_app.config["VIEW_FLUSH_SECONDS"]
-    if first and seconds > 0 and not current_app.testing:
-        timer = threading.Timer(seconds, _flush_later, [current_app._get_current_object()])
+    if first and not current_app.testing:
+        _flush_later(current_app._get_current_object())
+
+
+def _flush_later(app) -> None:
+    """Write this process's views in VIEW_FLUSH_SECONDS (so an idle worker's views are
+    written too); after a failure (a busy database), try again as long as views wait."""
+    seconds = app.config["VIEW_FLUSH_SECONDS"]
+    if seconds > 0:
+        timer = threading.Timer(seconds, _flush_now, [app])
         timer.daemon = True
         timer.start()
 
 
-def _flush_later(app) -> None:
+def _flush_now(app) -> None:
     with app.app_context():
         try:
             flush_views()
-        except Exception:  # the views stay buffered for the next flush
-            log.exception("writing buffered article views failed")
+        except Exception:  # the views stay buffered: try again later
+            log.exception("writing buffered article views failed; trying again")
+            _flush_later(app)
 
 
 def flush_due() -> bool:

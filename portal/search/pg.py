@@ -33,6 +33,7 @@ from portal.search import semantic
 from portal.search.audience import VISIBLE_TO, Audience
 from portal.search.documents import article_document
 from portal.search.queryparse import MIN_PREFIX, clean_input, plain_words
+from portal.search.ranking import SENTENCE_BREAK
 
 CONFIG = "portal_english"
 MARK_START, MARK_END = "\ue000", "\ue001"  # private-use characters: never in stored text
@@ -258,8 +259,13 @@ def _hit(row, snippet: Markup, score: float):
 
 
 def _snippet(headline: str | None) -> Markup:
+    """ts_headline's fragment, started at the sentence of its first match (as Whoosh's)."""
     if not headline:
         return Markup("")
+    first = headline.find(MARK_START)
+    breaks = [m.end() for m in SENTENCE_BREAK.finditer(headline, 0, max(first, 0))]
+    if breaks:
+        headline = headline[breaks[-1]:]
     marked = str(escape(headline)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
     return Markup(marked)  # noqa: S704 (escaped above; only our marks are HTML)
 

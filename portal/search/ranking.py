@@ -36,7 +36,7 @@ _FRAGMENTER = PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=70, autotrim=T
 _SCORER = BasicFragmentScorer()
 # A snippet starts where its sentence starts when that is this close before the match.
 SENTENCE_REACH = 90
-_SENTENCE_BREAK = re.compile(r"[.!?…]\s+")
+SENTENCE_BREAK = re.compile(r"[.!?…]\s+")  # also trims PostgreSQL headlines (pg.py)
 
 
 @dataclass
@@ -163,7 +163,7 @@ def _sentence_start(fragment, floor: int) -> int:
     body, start = fragment.text, fragment.startchar
     anchor = min((m.startchar for m in fragment.matches), default=start)
     reach = max(floor, anchor - SENTENCE_REACH)
-    breaks = [m.end() for m in _SENTENCE_BREAK.finditer(body, reach, anchor)]
+    breaks = [m.end() for m in SENTENCE_BREAK.finditer(body, reach, anchor)]
     if breaks:
         return breaks[-1]
     if reach == 0:  # the match is in the body's first sentence

@@ -1,13 +1,12 @@
-from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.forms import select_options
+from portal.forms import PortalForm, select_options
 from portal.webhooks.models import EVENTS
 
 
-class EndpointForm(FlaskForm):
+class EndpointForm(PortalForm):
     url = StringField("URL", validators=[DataRequired(), Length(max=2000)])
     kind = SelectField("Type", choices=select_options([
         ("standard", "Signed JSON (Standard Webhooks)"), ("slack", "Slack incoming webhook")]))
@@ -19,6 +18,6 @@ class EndpointForm(FlaskForm):
                                  validators=[DataRequired("Choose at least one event.")])
 
 
-class ReplayForm(FlaskForm):
+class ReplayForm(PortalForm):
     since = DateTimeLocalField("Failed since (UTC)", format="%Y-%m-%dT%H:%M",
                                validators=[DataRequired()])

@@ -244,6 +244,12 @@ def make_hosts(root: Path, database_url: str) -> list[Host]:
             "PORTAL_SEMANTIC_SEARCH": "false",  # two model copies per host would crowd CI
             "PORTAL_WTF_CSRF_ENABLED": "false",  # CSRF has its own tests; here: coherence
             "PORTAL_LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT} per minute",
+            # The per-address limit is what crosses hosts here; the per-account ones (and the
+            # search limit, which 50 publishes' checks would reach) are tested on their own.
+            "PORTAL_LOGIN_ACCOUNT_ADDRESS_RATE_LIMIT": "1000 per minute",
+            "PORTAL_LOGIN_ACCOUNT_RATE_LIMIT": "1000 per minute",
+            "PORTAL_SEARCH_RATE_LIMIT": "100000 per minute",
+            "PORTAL_SEARCH_ADDRESS_RATE_LIMIT": "100000 per minute",
             "PORTAL_JOBS_LEASE_SECONDS": "3",
             "PORTAL_JOBS_POLL_SECONDS": "0.2",
             "PORTAL_JOBS_BATCH": "50",
