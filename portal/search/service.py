@@ -14,7 +14,14 @@ from markupsafe import Markup
 from portal.search import semantic
 from portal.search.audience import Audience
 from portal.search.index import INDEX_ERRORS, IndexStore, store
-from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
+from portal.search.queryparse import (
+    MAX_QUERY_WORDS,
+    MIN_PREFIX,
+    ParsedQuery,
+    meaning_text,
+    parse,
+    plain_words,
+)
 from portal.search.queue import catch_up
 from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_in_memory
 
@@ -94,13 +101,18 @@ def _to_hit(doc: RankedDoc) -> Hit:
 
 
 def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, per_page: int,
-         category_id: int | None, instant: bool, any_word: bool
-         ) -> tuple[ParsedQuery, list[Hit], int]:
-    """Parse + rank one query, through the cache (key includes the index generation)."""
+         category_id: int | None, instant: bool, any_word: bool, meaning: str | None = None
+         ) -> tuple[ParsedQuery, list[Hit], int, bool]:
+    """Parse + rank one query, through the cache (key includes the index generation).
+
+    `meaning` is what the encoder reads (default: the cleaned query). Returns the parsed
+    query, one page of hits, the total, and whether meaning-based ranking ran (it corrects
+    spelling itself, so the caller must not try again with a correction).
+    """
     searcher = index_store.searcher()
     hybrid = semantic.applies_to(text)
-    key = (index_store.path, searcher.reader().generation(), id(searcher), text, audience,
-           page, per_page, category_id, instant, any_word,
+    key = (index_store.path, searcher.reader().generation(), id(searcher), text, meaning,
+           audience, page, per_page, category_id, instant, any_word,
            hybrid and (semantic.mode(), semantic.signature()))
     cached = _cache.get(key)
     if cached is not None:
@@ -108,13 +120,19 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     parsed = parse(text, searcher, any_word=any_word, prefix_last=instant)
     hits: list[Hit] = []
     total = 0
+    ranked = None
     if parsed.query is not None:
-        ranked = None
         if hybrid:
-            any_word_query = parsed.query if any_word else parse(
+            typed_query = parsed.query if any_word else parse(
                 text, searcher, any_word=True, prefix_last=instant).query
-            ranked = rank_hybrid(index_store, any_word_query, parsed.text, audience,
-                                 category_id, page=page, per_page=per_page, instant=instant)
+            keyword_query = typed_query
+            correction = None if instant else correct_spelling(index_store, parsed.text)
+            if correction:
+                keyword_query = parse(correction, searcher, any_word=True).query or typed_query
+            ranked = rank_hybrid(index_store, keyword_query, typed_query,
+                                 meaning or parsed.text, audience, category_id, page=page,
+                                 per_page=per_page, instant=instant)
+        hybrid_ran = ranked is not None
         if ranked is None:
             ranked = rank_in_memory(index_store, parsed.query, audience, category_id, page=page,
                                     per_page=per_page, snippets=not instant)
@@ -124,7 +142,9 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
                           snippets=not instant)
         docs, total = ranked
         hits = [_to_hit(d) for d in docs]
-    result = (parsed, hits, total)
+    else:
+        hybrid_ran = False
+    result = (parsed, hits, total, hybrid_ran)
     _cache.put(key, result)
     return result
 
@@ -181,18 +201,25 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
     run = {"page": page, "per_page": per_page, "category_id": category_id, "instant": instant}
     # Instant results rank articles with every word first, then those with some of them,
     # in one pass; the search page requires every word and falls back to any word.
-    parsed, hits, total = _run(index_store, query, audience, any_word=instant, **run)
+    parsed, hits, total, hybrid = _run(index_store, query, audience, any_word=instant, **run)
     notes = list(parsed.notes)
     if parsed.query is None:
         if not notes:
             notes.append("Type a word or two to search, for example “reset password”.")
         return SearchResults(parsed.text, [], 0, page, per_page, message=" ".join(notes))
     result = SearchResults(parsed.text, hits, total, page, per_page)
+    if hybrid:
+        # Meaning-based ranking already used the corrected words, and its empty answer means
+        # the question is unrelated: a correction ("car insurance" -> "car instance") must not
+        # make one up.
+        if notes:
+            result.message = " ".join(notes)
+        return result
     # A spelling check costs a scan of the word list: instant results only do it when empty.
     if total == 0 or (total < FEW_HITS and not instant):
         correction = correct_spelling(index_store, parsed.text)
         if correction and correction.lower() != parsed.text.lower():
-            c_parsed, c_hits, c_total = _run(index_store, correction, audience,
+            _c_parsed, c_hits, c_total, _h = _run(index_store, correction, audience,
                                              any_word=instant, **run)
             if total == 0 and c_total:
                 result.hits, result.total = c_hits, c_total
@@ -200,7 +227,7 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
             elif c_total > total:
                 result.did_you_mean = correction
     if result.total == 0 and len(parsed.text.split()) > 1 and not instant:
-        _p, or_hits, or_total = _run(index_store, parsed.text, audience, any_word=True, **run)
+        _p, or_hits, or_total, _h = _run(index_store, parsed.text, audience, any_word=True, **run)
         if or_total:
             result.hits, result.total = or_hits, or_total
             notes.append("No article matches all of your words; these match some of them.")
@@ -210,16 +237,23 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
 
 
 def suggest_articles(text: str, audience: Audience, limit: int = 5) -> list[Hit]:
-    """Articles for free text (a ticket's subject and description): any word may match."""
+    """Articles for free text (a ticket's subject and description): any word may match.
+
+    The encoder reads the text as typed; keywords are its words (a long description: its
+    most distinctive ones), spelling corrected. Nothing for questions the knowledge base
+    cannot answer.
+    """
     catch_up()
     index_store = store()
-    words = plain_words((text or "")[:MAX_SUGGEST_CHARS])
-    if len(words.replace("*", "").strip()) < MIN_PREFIX:
+    text = (text or "")[:MAX_SUGGEST_CHARS]
+    words = plain_words(text).replace("*", " ").split()
+    if len("".join(words)) < MIN_PREFIX:
         return []
+    keywords = " ".join(words) if len(words) <= MAX_QUERY_WORDS else _longest_words(words)
     try:
-        _parsed, hits, _total = _run(
-            index_store, _longest_words(words), audience, page=1, per_page=max(1, limit),
-            category_id=None, instant=False, any_word=True,
+        _parsed, hits, _total, _hybrid = _run(
+            index_store, keywords, audience, page=1, per_page=max(1, limit),
+            category_id=None, instant=False, any_word=True, meaning=meaning_text(text),
         )
     except INDEX_ERRORS:
         log.exception("suggestions failed")
@@ -228,10 +262,11 @@ def suggest_articles(text: str, audience: Audience, limit: int = 5) -> list[Hit]
     return hits
 
 
-def _longest_words(words: str) -> str:
-    """A description can be long: keep its most distinctive words (longest, deduplicated)."""
+def _longest_words(words: list[str]) -> str:
+    """A description can be long: keep its most distinctive words (longest, deduplicated),
+    in the order written."""
     seen: dict[str, None] = {}
-    for word in words.replace("*", " ").split():
+    for word in words:
         seen.setdefault(word.lower(), None)
     ranked = sorted(seen, key=len, reverse=True)[:MAX_QUERY_WORDS]
     return " ".join(w for w in seen if w in ranked)
