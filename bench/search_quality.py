@@ -33,7 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import debian_faq  # noqa: E402
 import python_faq  # noqa: E402
 from flask import jsonify, request  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.db import utcnow  # noqa: E402
@@ -148,6 +148,8 @@ def evaluate(app, ids: dict[str, int], queries: list[Query]) -> dict[str, dict[s
     """ranker -> kind ("all" too) -> recall@1, recall@5, MRR@10 (for answerable kinds) or
     the share answered with nothing (for unrelated questions)."""
     out: dict[str, dict[str, dict]] = {}
+    with app.app_context():
+        titles = dict(db.session.execute(select(Article.id, Article.title)).all())
     for label, mode, ranked in RANKERS:
         app.config.update(MODES[mode])
         search_service._cache.__init__(search_service.CACHE_SIZE)
@@ -157,6 +159,9 @@ def evaluate(app, ids: dict[str, int], queries: list[Query]) -> dict[str, dict[s
                 found = ranked(q.text)
                 if q.kind == UNRELATED:
                     per_kind.setdefault(UNRELATED, []).append(not found)
+                    if found:
+                        print(f"  {label}: unrelated {q.text!r} answered with "
+                              f"{titles.get(found[0], found[0])!r}")
                     continue
                 targets = {ids[k] for k in q.keys}
                 rank = next((i + 1 for i, a in enumerate(found) if a in targets), None)

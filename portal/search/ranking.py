@@ -200,13 +200,14 @@ def _holds(reader, fieldname: str, word: str, docnum: int) -> bool:
 
 def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | None, text: str,
                 audience: Audience, category_id: int | None, *, page: int, per_page: int,
-                instant: bool) -> tuple[list[RankedDoc], int] | None:
+                instant: bool, corrected: bool = False) -> tuple[list[RankedDoc], int] | None:
     """Keyword and meaning candidates fused; None when meaning-based ranking is unavailable.
 
-    `text` is what the encoder reads (the question as typed, cleaned); `keyword_query` the
-    any-word query with spelling corrected, `typed_query` the same before correction: only
-    what was typed may show that the knowledge base can answer the question, so a correction
-    never turns an unrelated question into results. Keyword candidates are Whoosh's any-word
+    `text` is what the encoder reads (the question as typed, cleaned, misspelt words
+    replaced when `corrected`); `keyword_query` the any-word query with spelling corrected,
+    `typed_query` the same before correction. A corrected question must clear a higher
+    cosine floor, and keyword coverage counts only what was typed, so a correction never
+    turns an unrelated question into results. Keyword candidates are Whoosh's any-word
     matches (for instant results, the in-memory short-field postings); snippets come from
     Whoosh's offsets where it matched.
     """
@@ -228,7 +229,7 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
             coverage = keyword_coverage(searcher, typed_query, next(iter(typed.values())).docnum)
     ranked_keyword = [(article_id, doc.score) for article_id, doc in keyword.items()]
     docs = []
-    for article_id in semantic.fuse(ranked_keyword, nearest, coverage):
+    for article_id in semantic.fuse(ranked_keyword, nearest, coverage, corrected=corrected):
         doc = keyword.get(article_id)
         if doc is None:
             docnum = searcher.document_number(id=str(article_id))

@@ -43,8 +43,10 @@ from portal.search.embeddings import (
 
 log = logging.getLogger(__name__)
 
-CHUNK_WORDS = 150  # ~200 word pieces with the title: inside the model's 256-token window
-MAX_CHUNKS = 12  # a very long article is represented by its first dozen chunks
+# A chunk's cosine is diluted by everything else in it: 100-word pieces ranked the right
+# article first more often than 150-word ones on both development sets (bench/data/README.md).
+CHUNK_WORDS = 100  # ~140 word pieces with the title: well inside the model's 256-token window
+MAX_CHUNKS = 18  # a very long article is represented by its first 1,800 words
 EMBED_BATCH = 64  # articles embedded per database round trip
 MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run (CLI)
 MISSING_PER_RUN_IN_REQUEST = 8  # ... and by one run inside a request (keeps it short)
@@ -358,6 +360,10 @@ KEYWORD_ALPHA = 0.1
 # Below this best cosine the question is unrelated to every article (unrelated questions
 # measured at most 0.27, answerable ones mostly above 0.30) ...
 QUERY_FLOOR = 0.28
+# ... or, once misspelt words were replaced, below this one (a replacement can make an
+# unrelated question look closer: "parking fine appeal" -> "parsing fine appear", 0.29;
+# corrected typos measured 0.39 and up).
+CORRECTED_QUERY_FLOOR = 0.35
 # ... unless the best keyword match holds nearly all of what was typed, as typed (an
 # uncorrected word that is in no article counts against it): "goto statement".
 KEYWORD_COVERAGE = 0.75
@@ -382,14 +388,23 @@ def signature() -> tuple | None:
     return _signature() if enabled() else None
 
 
-def is_related(nearest: list[tuple[int, float]], keyword_coverage: float) -> bool:
+def ranking_settings() -> dict:
+    """The numbers the admin status page explains ranking with."""
+    return {"chunk_words": CHUNK_WORDS, "keyword_alpha": KEYWORD_ALPHA,
+            "query_floor": QUERY_FLOOR, "corrected_floor": CORRECTED_QUERY_FLOOR,
+            "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR}
+
+
+def is_related(nearest: list[tuple[int, float]], keyword_coverage: float, *,
+               corrected: bool = False) -> bool:
     """Whether the knowledge base can answer this at all (else nothing is suggested)."""
     best = nearest[0][1] if nearest else 0.0
-    return best >= QUERY_FLOOR or keyword_coverage >= KEYWORD_COVERAGE
+    floor = CORRECTED_QUERY_FLOOR if corrected else QUERY_FLOOR
+    return best >= floor or keyword_coverage >= KEYWORD_COVERAGE
 
 
 def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
-         keyword_coverage: float) -> list[int]:
+         keyword_coverage: float, *, corrected: bool = False) -> list[int]:
     """Article ids, best first: cosine plus the weighted relative keyword score.
 
     `keyword` is (article id, BM25 score) best first, `nearest` (article id, cosine) best
@@ -397,11 +412,11 @@ def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
     holds. An unrelated question gets nothing. A question related only by its keywords (its
     cosines are noise) keeps the keyword order.
     """
-    if not is_related(nearest, keyword_coverage):
+    if not is_related(nearest, keyword_coverage, corrected=corrected):
         return []
     if mode() == "semantic":
         keyword = []
-    if nearest and nearest[0][1] < QUERY_FLOOR:
+    if nearest and nearest[0][1] < (CORRECTED_QUERY_FLOOR if corrected else QUERY_FLOOR):
         return [article_id for article_id, _score in keyword]
     cosine = dict(nearest)
     weakest = nearest[-1][1] if nearest else 0.0  # a keyword match outside the nearest list

@@ -4,6 +4,7 @@ typo correction and a small result cache keyed by index generation."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from portal.search.queryparse import (
 )
 from portal.search.queue import catch_up
 from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_in_memory
+from portal.search.schema import TEXT_ANALYZER
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +127,15 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
         if hybrid:
             typed_query = parsed.query if any_word else parse(
                 text, searcher, any_word=True, prefix_last=instant).query
-            keyword_query = typed_query
-            correction = None if instant else correct_spelling(index_store, parsed.text)
-            if correction:
-                keyword_query = parse(correction, searcher, any_word=True).query or typed_query
-            ranked = rank_hybrid(index_store, keyword_query, typed_query,
-                                 meaning or parsed.text, audience, category_id, page=page,
-                                 per_page=per_page, instant=instant)
+            keyword_query, meaning = typed_query, meaning or parsed.text
+            fixes = {} if instant else corrections(index_store, parsed.text)
+            if fixes:
+                corrected = with_corrections(plain_words(parsed.text), fixes)
+                keyword_query = parse(corrected, searcher, any_word=True).query or typed_query
+                meaning = with_corrections(meaning, fixes)
+            ranked = rank_hybrid(index_store, keyword_query, typed_query, meaning, audience,
+                                 category_id, page=page, per_page=per_page, instant=instant,
+                                 corrected=bool(fixes))
         hybrid_ran = ranked is not None
         if ranked is None:
             ranked = rank_in_memory(index_store, parsed.query, audience, category_id, page=page,
@@ -150,33 +154,61 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
 
 
 def correct_spelling(index_store: IndexStore, text: str) -> str | None:
-    """The query with unknown words replaced by the closest indexed words, or None."""
-    searcher = index_store.searcher()
-    reader = searcher.reader()
-    words = plain_words(text).split()
-    if not words:
+    """The query's words with misspellings corrected (see `corrections`), or None."""
+    fixes = corrections(index_store, text)
+    if not fixes:
         return None
+    return " ".join(fixes.get(word.lower(), word) for word in plain_words(text).split())
 
-    def compute(searcher_):
-        corrector = searcher_.corrector("spell")
-        changed = False
-        out = []
-        for word in words:
-            lower = word.lower()
-            if (len(lower) < 3 or "*" in lower or not lower.isalpha()
-                    or reader.doc_frequency("spell", lower)):
-                out.append(word)
-                continue
-            maxdist = 1 if len(lower) <= 4 else 2
-            suggestions = corrector.suggest(lower, limit=1, maxdist=maxdist, prefix=1)
-            if suggestions:
-                out.append(suggestions[0])
-                changed = True
-            else:
-                out.append(word)
-        return " ".join(out) if changed else None
 
-    return index_store.memo(("correct", text.lower()), compute)
+def corrections(index_store: IndexStore, text: str) -> dict[str, str]:
+    """Misspelt words of `text` (lowercased) and the indexed words that replace them.
+
+    A word is left alone when it, or its stem, is in the index. Otherwise it is replaced
+    only by a word one typing slip away (one letter added, dropped or changed, or two
+    neighbours swapped), the one most articles use: further than that, a correct word the
+    articles happen not to use is turned into another one ("insurance" -> "instance",
+    "burning" -> "bring").
+    """
+    fixes = {}
+    for word in {w.lower() for w in plain_words(text).split()}:
+        if len(word) >= 3 and word.isalpha():
+            fixed = index_store.memo(("correction", word),
+                                     lambda searcher, word=word: _correct_word(searcher, word))
+            if fixed:
+                fixes[word] = fixed
+    return fixes
+
+
+def _correct_word(searcher, word: str) -> str | None:
+    """The correction of one word, or None (computed once per word and index generation)."""
+    reader = searcher.reader()
+    if reader.doc_frequency("spell", word) or _stem_is_indexed(reader, word):
+        return None
+    # One letter added, dropped or changed (Levenshtein distance 1), or two neighbours swapped
+    # (distance 2 for Levenshtein; checked directly, far cheaper than a distance-2 search).
+    close = set(searcher.corrector("spell").suggest(word, limit=25, maxdist=1, prefix=1))
+    for i in range(len(word) - 1):
+        swapped = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        if swapped != word and reader.doc_frequency("spell", swapped):
+            close.add(swapped)
+    if not close:
+        return None
+    return max(sorted(close), key=lambda w: reader.doc_frequency("spell", w))
+
+
+def with_corrections(text: str, fixes: dict[str, str]) -> str:
+    """`text` with the corrected words replaced in place (punctuation and all else kept)."""
+    if not fixes:
+        return text
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, fixes)) + r")\b", re.IGNORECASE)
+    return pattern.sub(lambda m: fixes[m.group(0).lower()], text)
+
+
+def _stem_is_indexed(reader, word: str) -> bool:
+    stems = [token.text for token in TEXT_ANALYZER(word)]
+    return bool(stems) and all(reader.doc_frequency("body", stem)
+                               or reader.doc_frequency("title", stem) for stem in stems)
 
 
 def search_articles(query: str, audience: Audience, *, page: int = 1, per_page: int = 10,
@@ -250,11 +282,15 @@ def suggest_articles(text: str, audience: Audience, limit: int = 5) -> list[Hit]
     if len("".join(words)) < MIN_PREFIX:
         return []
     keywords = " ".join(words) if len(words) <= MAX_QUERY_WORDS else _longest_words(words)
+    run = {"page": 1, "per_page": max(1, limit), "category_id": None, "instant": False,
+           "any_word": True}
     try:
-        _parsed, hits, _total, _hybrid = _run(
-            index_store, keywords, audience, page=1, per_page=max(1, limit),
-            category_id=None, instant=False, any_word=True, meaning=meaning_text(text),
-        )
+        _parsed, hits, total, hybrid = _run(index_store, keywords, audience,
+                                            meaning=meaning_text(text), **run)
+        if not total and not hybrid:  # keyword-only ranking: try the corrected words
+            correction = correct_spelling(index_store, keywords)
+            if correction:
+                _parsed, hits, total, _h = _run(index_store, correction, audience, **run)
     except INDEX_ERRORS:
         log.exception("suggestions failed")
         index_store.reset()

@@ -72,7 +72,8 @@ def test_the_pinned_checksum_rejects_other_weights(tmp_path):
 
 
 def test_long_articles_are_chunked_by_heading_and_length():
-    body = "Intro words.\n\n## Billing\n\n" + "money " * 400 + "\n\n## Shipping\n\nParcels."
+    body = ("Intro words.\n\n## Billing\n\n" + "money " * (semantic.CHUNK_WORDS * 2 + 50)
+            + "\n\n## Shipping\n\nParcels.")
     chunks = semantic.chunk_article("Orders", body)
     assert [c.heading for c in chunks] == ["", "Billing", "Billing", "Billing", "Shipping"]
     assert all(c.text.startswith("Orders.") for c in chunks)
@@ -250,3 +251,4 @@ def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, cu
     page = admin_client.get("/admin/search-status")
     assert page.status_code == 200
     assert "Hybrid" in page.text and "Published articles" in page.text
+    assert f"below {semantic.QUERY_FLOOR}" in page.text  # the explanation uses live numbers
