@@ -222,7 +222,9 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     keyword = _keyword_candidates(store, searcher, keyword_query, audience, category_id,
                                   allowed)
     coverage = 0.0
-    if typed_query is not None and not instant:
+    # Coverage reads posting lists (a few ms on a large index): only a question whose best
+    # cosine is under the floor needs it.
+    if typed_query is not None and not instant and not semantic.clears_floor(nearest, corrected):
         typed = keyword if typed_query is keyword_query else _keyword_candidates(
             store, searcher, typed_query, audience, category_id, allowed)
         if typed:

@@ -395,12 +395,16 @@ def ranking_settings() -> dict:
             "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR}
 
 
+def clears_floor(nearest: list[tuple[int, float]], corrected: bool = False) -> bool:
+    """Whether the closest article is near enough in meaning for the question to be related."""
+    best = nearest[0][1] if nearest else 0.0
+    return best >= (CORRECTED_QUERY_FLOOR if corrected else QUERY_FLOOR)
+
+
 def is_related(nearest: list[tuple[int, float]], keyword_coverage: float, *,
                corrected: bool = False) -> bool:
     """Whether the knowledge base can answer this at all (else nothing is suggested)."""
-    best = nearest[0][1] if nearest else 0.0
-    floor = CORRECTED_QUERY_FLOOR if corrected else QUERY_FLOOR
-    return best >= floor or keyword_coverage >= KEYWORD_COVERAGE
+    return clears_floor(nearest, corrected) or keyword_coverage >= KEYWORD_COVERAGE
 
 
 def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
@@ -416,7 +420,7 @@ def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
         return []
     if mode() == "semantic":
         keyword = []
-    if nearest and nearest[0][1] < (CORRECTED_QUERY_FLOOR if corrected else QUERY_FLOOR):
+    if nearest and not clears_floor(nearest, corrected):
         return [article_id for article_id, _score in keyword]
     cosine = dict(nearest)
     weakest = nearest[-1][1] if nearest else 0.0  # a keyword match outside the nearest list
