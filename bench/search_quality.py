@@ -1,14 +1,17 @@
-"""Suggestion quality and speed: keyword-only vs meaning-only vs hybrid, on Debian's FAQ.
+"""Suggestion and search quality per kind of question, and suggestion speed, on two FAQs.
 
-Builds a fresh instance in a temporary folder, imports the FAQ (package debian-faq) as one
-article per question section, and runs the hand-written queries of
-bench/data/debian_faq_queries.tsv through the app's own `suggest_articles` in three modes.
-Then it adds generated filler articles up to --articles (default 20,000), embeds them with the
-app's code, and times the suggestion request through the Flask app.
+For each development set (Debian's FAQ from package debian-faq, the Python FAQ from package
+python3-doc; see bench/data/README.md) it builds a fresh instance in a temporary folder,
+imports one article per question and runs the hand-written queries of
+bench/data/<set>_faq_queries.tsv through the app's own `suggest_articles` (keyword-only,
+meaning-only and hybrid) and `search_articles` (the /kb/search ranking). It prints recall@1,
+recall@5 and MRR@10 per kind of query, and the share of unrelated questions answered with
+nothing. Then, on the first set, it adds generated filler articles up to --articles (default
+20,000), embeds them with the app's code, and times the suggestion request through the app.
 
-    python bench/search_quality.py [--articles 20000] [--quality-only]
+    python bench/search_quality.py [--sets debian,python] [--articles 20000] [--quality-only]
 
-Last line: RESULT recall5_keyword=.. recall5_hybrid=.. suggest_p95_ms=.. embed_s_per_1k=..
+Last line: RESULT <set>_suggest_r1=.. <set>_suggest_r5=.. ... suggest_p95_ms=.. embed_s_per_1k=..
 """
 
 from __future__ import annotations
@@ -19,38 +22,75 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from debian_faq import load_sections  # noqa: E402
+import debian_faq  # noqa: E402
+import python_faq  # noqa: E402
 from flask import jsonify, request  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.db import utcnow  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.kb import services  # noqa: E402
 from portal.kb.models import Article, ArticleStatus, Visibility  # noqa: E402
-from portal.search import Audience, reindex_all, semantic, suggest_articles  # noqa: E402
+from portal.search import (  # noqa: E402
+    Audience,
+    reindex_all,
+    search_articles,
+    semantic,
+    suggest_articles,
+)
 from portal.search import service as search_service  # noqa: E402
 
-QUERIES = ROOT / "bench" / "data" / "debian_faq_queries.tsv"
+DATA = ROOT / "bench" / "data"
 MODES = {
     "keyword": {"SEMANTIC_SEARCH": False},
     "semantic": {"SEMANTIC_SEARCH": True, "SEARCH_RANKING": "semantic"},
     "hybrid": {"SEMANTIC_SEARCH": True, "SEARCH_RANKING": "hybrid"},
 }
+KINDS = ("paraphrase", "keywords", "typo", "vague")
+UNRELATED = "unrelated"
 
 
-def load_queries() -> list[tuple[str, str]]:
+@dataclass
+class DevSet:
+    name: str
+    title: str  # the category the articles are filed under
+    queries_file: Path
+    load: Callable[[], list]  # -> sections with .key, .title, .body
+
+
+SETS = {
+    "debian": DevSet("debian", "Debian FAQ", DATA / "debian_faq_queries.tsv",
+                     debian_faq.load_sections),
+    "python": DevSet("python", "Python FAQ", DATA / "python_faq_queries.tsv",
+                     python_faq.load_sections),
+}
+
+
+@dataclass
+class Query:
+    keys: tuple[str, ...]  # any of these articles answers it; empty for unrelated questions
+    kind: str
+    text: str
+
+
+def load_queries(path: Path) -> list[Query]:
+    """`<key[|key...] or ->` TAB `<kind>` TAB `<query>` lines; `#` starts a comment."""
     rows = []
-    for line in QUERIES.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line and not line.startswith("#"):
-            key, query = line.split("\t")
-            rows.append((key, query))
+            keys, kind, text = line.split("\t")
+            if kind not in KINDS + (UNRELATED,):
+                raise ValueError(f"{path.name}: unknown kind {kind!r} in {line!r}")
+            rows.append(Query(tuple(k for k in keys.split("|") if k != "-"), kind, text))
     return rows
 
 
@@ -70,13 +110,13 @@ def make_app(instance: Path):
     return app
 
 
-def import_faq(app) -> dict[str, int]:
-    """One published public article per FAQ section; returns FAQ key -> article id."""
+def import_faq(app, dev_set: DevSet) -> dict[str, int]:
+    """One published public article per FAQ question; returns FAQ key -> article id."""
     with app.app_context():
-        category = services.create_category("Debian FAQ")
+        category = services.create_category(dev_set.title)
         section = services.create_section(category, "Questions")
         ids = {}
-        for faq in load_sections():
+        for faq in dev_set.load():
             data = services.ArticleInput(title=faq.title, body=faq.body, section_id=section.id)
             article = services.create_article(data, None, status=ArticleStatus.PUBLISHED)
             ids[faq.key] = article.id
@@ -87,28 +127,76 @@ def import_faq(app) -> dict[str, int]:
     return ids
 
 
-def evaluate(app, ids: dict[str, int], queries: list[tuple[str, str]]) -> dict[str, dict]:
-    out = {}
-    for mode, config in MODES.items():
-        app.config.update(config)
+def _suggested(query: str) -> list[int]:
+    return [h.article_id for h in suggest_articles(query, Audience.PUBLIC, limit=10)]
+
+
+def _searched(query: str) -> list[int]:
+    return [h.article_id for h in search_articles(query, Audience.PUBLIC, per_page=10).hits]
+
+
+# What is measured: (label, ranking mode, function giving the ranked article ids).
+RANKERS = [
+    ("keyword", "keyword", _suggested),
+    ("semantic", "semantic", _suggested),
+    ("suggest", "hybrid", _suggested),
+    ("search", "hybrid", _searched),
+]
+
+
+def evaluate(app, ids: dict[str, int], queries: list[Query]) -> dict[str, dict[str, dict]]:
+    """ranker -> kind ("all" too) -> recall@1, recall@5, MRR@10 (for answerable kinds) or
+    the share answered with nothing (for unrelated questions)."""
+    out: dict[str, dict[str, dict]] = {}
+    with app.app_context():
+        titles = dict(db.session.execute(select(Article.id, Article.title)).all())
+    for label, mode, ranked in RANKERS:
+        app.config.update(MODES[mode])
         search_service._cache.__init__(search_service.CACHE_SIZE)
-        hits1 = hits5 = empty = 0
-        reciprocal = 0.0
+        per_kind: dict[str, list] = {}
         with app.test_request_context():
-            for key, query in queries:
-                found = [h.article_id for h in suggest_articles(query, Audience.PUBLIC, limit=10)]
-                target = ids[key]
-                empty += not found
-                if target in found:
-                    rank = found.index(target) + 1
-                    hits1 += rank == 1
-                    hits5 += rank <= 5
-                    reciprocal += 1.0 / rank
-        n = len(queries)
-        out[mode] = {"recall@1": hits1 / n, "recall@5": hits5 / n, "mrr@10": reciprocal / n,
-                     "no_result": empty / n}
+            for q in queries:
+                found = ranked(q.text)
+                if q.kind == UNRELATED:
+                    per_kind.setdefault(UNRELATED, []).append(not found)
+                    if found:
+                        print(f"  {label}: unrelated {q.text!r} answered with "
+                              f"{titles.get(found[0], found[0])!r}")
+                    continue
+                targets = {ids[k] for k in q.keys}
+                rank = next((i + 1 for i, a in enumerate(found) if a in targets), None)
+                for kind in (q.kind, "all"):
+                    per_kind.setdefault(kind, []).append(rank)
+        table = {}
+        for kind, ranks in per_kind.items():
+            n = len(ranks)
+            if kind == UNRELATED:
+                table[kind] = {"n": n, "nothing": sum(ranks) / n}
+                continue
+            table[kind] = {
+                "n": n,
+                "recall@1": sum(r == 1 for r in ranks) / n,
+                "recall@5": sum(r is not None and r <= 5 for r in ranks) / n,
+                "mrr@10": sum(1.0 / r for r in ranks if r is not None and r <= 10) / n,
+            }
+        out[label] = table
     app.config.update(MODES["hybrid"])
     return out
+
+
+def print_quality(name: str, results: dict[str, dict[str, dict]]) -> None:
+    print(f"\n{name}: {'ranker':<9} {'kind':<11} {'n':>4} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}"
+          f"  unrelated answered with nothing")
+    for label, table in results.items():
+        for kind in (*KINDS, "all"):
+            r = table.get(kind)
+            if r:
+                print(f"{'':<{len(name) + 2}}{label:<9} {kind:<11} {r['n']:>4} "
+                      f"{r['recall@1']:>6.3f} {r['recall@5']:>6.3f} {r['mrr@10']:>7.3f}")
+        if UNRELATED in table:
+            r = table[UNRELATED]
+            print(f"{'':<{len(name) + 2}}{label:<9} {UNRELATED:<11} {r['n']:>4} "
+                  f"{'':>22}  {r['nothing']:.3f}")
 
 
 _WORDS = {
@@ -200,16 +288,15 @@ def register_bench_route(app) -> None:
 HTMX = {"HX-Request": "true"}  # the form's htmx request; without it the endpoint redirects
 
 
-def time_requests(app, queries: list[tuple[str, str]], rounds: int) -> tuple[float, float]:
+def time_requests(app, queries: list[Query], rounds: int) -> tuple[float, float]:
     client = app.test_client()
-    for _key, query in queries[:20]:  # warm up: model loaded, matrix in memory
-        client.get(suggestion_url(app, query), headers=HTMX)
+    for q in queries[:20]:  # warm up: model loaded, matrix in memory
+        client.get(suggestion_url(app, q.text), headers=HTMX)
     timings = []
     rng = random.Random(3)
     for _ in range(rounds):
         # Fresh text each time (a typed-in description is rarely repeated): no cache hits.
-        _key, query = rng.choice(queries)
-        query = f"{query} {rng.choice(_WORDS['thing'])} {rng.randint(1, 10**6)}"
+        query = f"{rng.choice(queries).text} {rng.choice(_WORDS['thing'])} {rng.randint(1, 10**6)}"
         started = time.perf_counter()
         response = client.get(suggestion_url(app, query), headers=HTMX)
         timings.append((time.perf_counter() - started) * 1000)
@@ -223,34 +310,39 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--sets", default="debian,python",
+                        help="development sets to measure, comma-separated (debian, python); "
+                             "the first one is also used for the speed measurement")
     args = parser.parse_args()
 
-    queries = load_queries()
-    with tempfile.TemporaryDirectory() as folder:
-        app = make_app(Path(folder))
-        started = time.perf_counter()
-        ids = import_faq(app)
-        print(f"Imported {len(ids)} FAQ sections as articles, indexed and embedded in "
-              f"{time.perf_counter() - started:.1f} s; {len(queries)} queries.")
-        results = evaluate(app, ids, queries)
-        print(f"{'mode':<10} {'recall@1':>9} {'recall@5':>9} {'MRR@10':>8} {'no result':>10}")
-        for mode, r in results.items():
-            print(f"{mode:<10} {r['recall@1']:>9.3f} {r['recall@5']:>9.3f} {r['mrr@10']:>8.3f} "
-                  f"{r['no_result']:>10.3f}")
-        p50 = p95 = per_1k = float("nan")
-        if not args.quality_only:
-            filler = max(0, args.articles - len(ids))
-            print(f"Adding {filler} generated filler articles (20-60 words each) ...",
-                  flush=True)
-            _ids, per_1k = add_filler(app, filler)
-            register_bench_route(app)
-            p50, p95 = time_requests(app, queries, args.requests)
-            print(f"Suggestion request at {args.articles} articles (hybrid, "
-                  f"{suggestion_url(app, '').split('?')[0]}): p50 {p50:.1f} ms, p95 {p95:.1f} ms"
-                  f"; embedding: {per_1k:.1f} s per 1,000 articles")
-    print(f"RESULT recall5_keyword={results['keyword']['recall@5']:.3f} "
-          f"recall5_hybrid={results['hybrid']['recall@5']:.3f} "
-          f"suggest_p95_ms={p95:.1f} embed_s_per_1k={per_1k:.1f}")
+    summary: dict[str, float] = {}
+    for position, name in enumerate(args.sets.split(",")):
+        dev_set = SETS[name]
+        queries = load_queries(dev_set.queries_file)
+        with tempfile.TemporaryDirectory() as folder:
+            app = make_app(Path(folder))
+            started = time.perf_counter()
+            ids = import_faq(app, dev_set)
+            print(f"{dev_set.title}: {len(ids)} questions imported as articles, indexed and "
+                  f"embedded in {time.perf_counter() - started:.1f} s; {len(queries)} queries.")
+            results = evaluate(app, ids, queries)
+            print_quality(name, results)
+            for label in ("suggest", "search"):
+                summary[f"{name}_{label}_r1"] = results[label]["all"]["recall@1"]
+                summary[f"{name}_{label}_r5"] = results[label]["all"]["recall@5"]
+                summary[f"{name}_{label}_unrelated_empty"] = results[label][UNRELATED]["nothing"]
+            if position == 0 and not args.quality_only:
+                filler = max(0, args.articles - len(ids))
+                print(f"Adding {filler} generated filler articles (20-60 words each) ...",
+                      flush=True)
+                _ids, per_1k = add_filler(app, filler)
+                register_bench_route(app)
+                p50, p95 = time_requests(app, queries, args.requests)
+                print(f"Suggestion request at {args.articles} articles (hybrid, "
+                      f"{suggestion_url(app, '').split('?')[0]}): p50 {p50:.1f} ms, "
+                      f"p95 {p95:.1f} ms; embedding: {per_1k:.1f} s per 1,000 articles")
+                summary.update(suggest_p95_ms=p95, embed_s_per_1k=per_1k)
+    print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))
 
 
 if __name__ == "__main__":

@@ -29,4 +29,5 @@ def search_status():
         missing=len(semantic.missing_article_ids()) if semantic.enabled() else None,
         chunks=chunks,
         queued=db.session.scalar(select(func.count(IndexQueue.article_id))),
+        ranking=semantic.ranking_settings(),
     )

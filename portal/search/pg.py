@@ -304,18 +304,30 @@ def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *
 
 
 def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
-                limit: int, *, instant: bool) -> list[int]:
-    """The best any-word matches (hybrid ranking's keyword candidates)."""
+                limit: int, *, instant: bool) -> list[tuple[int, float]]:
+    """The best any-word matches with their scores (hybrid ranking's keyword candidates)."""
     where, params = _visible(audience, category_id)
     column = "d.tsv_short" if instant else "d.tsv"
     tsq, tsq_params = parsed.tsquery(True)
     params.update(tsq_params, limit=limit)
-    return list(db.session.scalars(text(
-        f"SELECT d.article_id FROM fts_articles d, (SELECT {tsq} AS q) q"  # noqa: S608
+    rows = db.session.execute(text(
+        f"SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"  # noqa: S608
+        f" FROM fts_articles d, (SELECT {tsq} AS q) q"
         f" WHERE {column} @@ q.q AND {where}"
-        f" ORDER BY ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) DESC, d.article_id"
-        " LIMIT :limit"),
-        params))
+        " ORDER BY score DESC, d.article_id LIMIT :limit"),
+        params).all()
+    return [(row.article_id, float(row.score)) for row in rows]
+
+
+def keyword_coverage(parsed: PgQuery, article_id: int, *, instant: bool) -> float:
+    """How much of the question the best keyword match holds, for `semantic.fuse`: 1 when it
+    holds every word, else 0 (a stricter reading than Whoosh's idf-weighted share)."""
+    column = "d.tsv_short" if instant else "d.tsv"
+    tsq, tsq_params = parsed.tsquery(False)
+    covered = db.session.scalar(text(
+        f"SELECT {column} @@ ({tsq}) FROM fts_articles d"  # noqa: S608
+        " WHERE d.article_id = :article_id"), {**tsq_params, "article_id": article_id})
+    return 1.0 if covered else 0.0
 
 
 def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
@@ -329,7 +341,10 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
     if semantic.mode() != "semantic":
         keyword = keyword_ids(parsed, audience, category_id, semantic.CANDIDATES,
                               instant=instant)
-    fused = semantic.fuse(keyword, nearest)
+    coverage = 0.0
+    if keyword and not instant and not semantic.clears_floor(nearest):
+        coverage = keyword_coverage(parsed, keyword[0][0], instant=instant)
+    fused = semantic.fuse(keyword, nearest, coverage)
     if not fused:
         return [], 0
     where, params = _visible(audience, category_id)

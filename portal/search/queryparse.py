@@ -29,6 +29,9 @@ from portal.search.schema import FIELD_BOOSTS, INSTANT_FIELDS, SEARCH_FIELDS
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 200
+# What the sentence encoder reads of a question: whole sentences, punctuation and numbers
+# kept ("0.1 + 0.2 is not 0.3"); a ticket's subject and the start of its description.
+MAX_MEANING_CHARS = 400
 MAX_QUERY_WORDS = 12
 MIN_PREFIX = 2
 MAX_EXPANSIONS = 12
@@ -43,6 +46,8 @@ _DISABLED_PLUGINS = (
 )
 _WORDS = re.compile(r"\w+(?:[*?]\w*)*\*?|\*", re.UNICODE)
 _SPACES = re.compile(r"\s+")
+# "Why is it slow?": a question mark ending a word is punctuation, not a one-letter wildcard.
+_QUESTION_MARK = re.compile(r"(?<=\w)\?+(?=\s|$)")
 
 
 @dataclass
@@ -58,11 +63,25 @@ def normalize(text: str) -> str:
     return _SPACES.sub(" ", text).strip().lower()[:MAX_QUERY_CHARS]
 
 
+def printable(raw: str) -> str:
+    """NFKC, control and format characters dropped, whitespace runs as single spaces."""
+    text = "".join(ch for ch in unicodedata.normalize("NFKC", raw or "")
+                   if unicodedata.category(ch)[0] != "C" or ch in " \t\n")
+    return _SPACES.sub(" ", text).strip()
+
+
+def meaning_text(raw: str) -> str:
+    """The question for the sentence encoder: as typed (no word is dropped, reordered or
+    deduplicated, punctuation stays), bounded to MAX_MEANING_CHARS at a word boundary."""
+    text = printable(raw)
+    if len(text) > MAX_MEANING_CHARS:
+        text = text[:MAX_MEANING_CHARS].rsplit(" ", 1)[0] or text[:MAX_MEANING_CHARS]
+    return text
+
+
 def clean_input(raw: str) -> tuple[str, list[str]]:
     notes: list[str] = []
-    text = "".join(ch for ch in unicodedata.normalize("NFKC", raw or "")
-                   if unicodedata.category(ch)[0] != "C" or ch in " \t")
-    text = _SPACES.sub(" ", text).strip()
+    text = printable(raw)
     if len(text) > MAX_QUERY_CHARS:
         text = text[:MAX_QUERY_CHARS].rsplit(" ", 1)[0] or text[:MAX_QUERY_CHARS]
         notes.append(f"Your search was long, so only its first {MAX_QUERY_CHARS} characters "
@@ -113,11 +132,11 @@ def parse(raw: str, searcher: Searcher, *, any_word: bool = False,
     prefix, and only the short fields are searched.
     """
     text, notes = clean_input(raw)
-    source = text
-    if prefix_last and text and not text.endswith((" ", "*", '"')):
-        last = text.rsplit(" ", 1)[-1]
+    source = _QUESTION_MARK.sub("", text)
+    if prefix_last and source and not source.endswith((" ", "*", '"')):
+        last = source.rsplit(" ", 1)[-1]
         if len(last) >= MIN_PREFIX and last.isalnum():
-            source = text + "*"
+            source = source + "*"
     parser = cached_parser(searcher.schema, any_word,
                            INSTANT_FIELDS if prefix_last else SEARCH_FIELDS)
     try:

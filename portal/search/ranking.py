@@ -192,13 +192,53 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
     return docs, total
 
 
-def rank_hybrid(store, any_word_query: wq.Query | None, text: str, audience: Audience,
-                category_id: int | None, *, page: int, per_page: int, instant: bool
-                ) -> tuple[list[RankedDoc], int] | None:
+def keyword_coverage(searcher: Searcher, q: wq.Query | None, docnum: int) -> float:
+    """How much of `q` (idf-weighted analysed words, any field) document `docnum` holds.
+
+    A word no article has weighs the most, so a question about something the knowledge base
+    never mentions ("car insurance quote") stays low even when one common word matches.
+    """
+    if q is None:
+        return 0.0
+    reader = searcher.reader()
+    fields: dict[str, list[str]] = {}
+    for fieldname, text in q.iter_all_terms():
+        word = text.decode("utf-8") if isinstance(text, bytes) else text
+        fields.setdefault(word, []).append(fieldname)
+    if not fields:
+        return 0.0
+    documents = max(reader.doc_count(), 1)
+    total = held = 0.0
+    for word, names in fields.items():
+        frequency = max(reader.doc_frequency(name, word) for name in names)
+        weight = float(np.log1p(documents / (frequency + 0.5)))
+        total += weight
+        if frequency and any(_holds(reader, name, word, docnum) for name in names):
+            held += weight
+    return held / total
+
+
+def _holds(reader, fieldname: str, word: str, docnum: int) -> bool:
+    try:
+        matcher = reader.postings(fieldname, word)
+    except TermNotFound:
+        return False
+    matcher.skip_to(docnum)
+    return matcher.is_active() and matcher.id() == docnum
+
+
+def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | None, text: str,
+                audience: Audience, category_id: int | None, *, page: int, per_page: int,
+                instant: bool, corrected: bool = False) -> tuple[list[RankedDoc], int] | None:
     """Keyword and meaning candidates fused; None when meaning-based ranking is unavailable.
 
-    Keyword candidates are Whoosh's any-word matches (for instant results, the in-memory
-    short-field postings); snippets come from Whoosh's offsets where it matched.
+    `text` is what the encoder reads (the question as typed, cleaned, misspelt words
+    replaced when `corrected`); `keyword_query` the any-word query with spelling corrected,
+    `typed_query` the same before correction. A corrected question must clear a higher
+    cosine floor, and keyword coverage counts only what was typed, so a correction never
+    turns an unrelated question into results. Keyword candidates are Whoosh's any-word
+    matches (for instant results, the in-memory short-field postings); snippets come from
+    Whoosh's offsets where it matched.
     """
     searcher = store.searcher()
     nearest = semantic.nearest_articles(text, audience, searcher.reader().generation(),
@@ -208,17 +248,19 @@ def rank_hybrid(store, any_word_query: wq.Query | None, text: str, audience: Aud
     allowed = allowed_docs(store, audience, category_id)
     if not allowed:  # Whoosh reads an empty filter set as "no filter"
         return [], 0
-    keyword: dict[int, RankedDoc] = {}
-    if any_word_query is not None and semantic.mode() != "semantic":
-        found = rank_in_memory(store, any_word_query, audience, category_id, page=1,
-                               per_page=semantic.CANDIDATES, snippets=False)
-        if found is None:
-            # Only the top candidates are needed, not a total: block skipping may stay on.
-            hits = searcher.search(any_word_query, limit=semantic.CANDIDATES, filter=allowed)
-            found = [RankedDoc(h.docnum, h.score or 0.0, h.fields(), Markup("")) for h in hits], 0
-        keyword = {int(doc.fields["id"]): doc for doc in found[0]}
+    keyword = _keyword_candidates(store, searcher, keyword_query, audience, category_id,
+                                  allowed)
+    coverage = 0.0
+    # Coverage reads posting lists (a few ms on a large index): only a question whose best
+    # cosine is under the floor needs it.
+    if typed_query is not None and not instant and not semantic.clears_floor(nearest, corrected):
+        typed = keyword if typed_query is keyword_query else _keyword_candidates(
+            store, searcher, typed_query, audience, category_id, allowed)
+        if typed:
+            coverage = keyword_coverage(searcher, typed_query, next(iter(typed.values())).docnum)
+    ranked_keyword = [(article_id, doc.score) for article_id, doc in keyword.items()]
     docs = []
-    for article_id in semantic.fuse(list(keyword), nearest):
+    for article_id in semantic.fuse(ranked_keyword, nearest, coverage, corrected=corrected):
         doc = keyword.get(article_id)
         if doc is None:
             docnum = searcher.document_number(id=str(article_id))
@@ -229,8 +271,22 @@ def rank_hybrid(store, any_word_query: wq.Query | None, text: str, audience: Aud
     start = (page - 1) * per_page
     page_docs = docs[start:start + per_page]
     if not instant and page_docs:
-        words = body_words(any_word_query) if any_word_query is not None else set()
+        words = body_words(keyword_query) if keyword_query is not None else set()
         offsets = char_offsets(searcher, [d.docnum for d in page_docs], words)
         for doc in page_docs:
             doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])
     return page_docs, len(docs)
+
+
+def _keyword_candidates(store, searcher: Searcher, q: wq.Query | None, audience: Audience,
+                        category_id: int | None, allowed: set[int]) -> dict[int, RankedDoc]:
+    """The best any-word keyword matches by article id, best first."""
+    if q is None:
+        return {}
+    found = rank_in_memory(store, q, audience, category_id, page=1,
+                           per_page=semantic.CANDIDATES, snippets=False)
+    if found is None:
+        # Only the top candidates are needed, not a total: block skipping may stay on.
+        hits = searcher.search(q, limit=semantic.CANDIDATES, filter=allowed)
+        found = [RankedDoc(h.docnum, h.score or 0.0, h.fields(), Markup("")) for h in hits], 0
+    return {int(doc.fields["id"]): doc for doc in found[0]}

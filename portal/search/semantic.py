@@ -45,8 +45,10 @@ from portal.search.embeddings import (
 
 log = logging.getLogger(__name__)
 
-CHUNK_WORDS = 150  # ~200 word pieces with the title: inside the model's 256-token window
-MAX_CHUNKS = 12  # a very long article is represented by its first dozen chunks
+# A chunk's cosine is diluted by everything else in it: 100-word pieces ranked the right
+# article first more often than 150-word ones on both development sets (bench/data/README.md).
+CHUNK_WORDS = 100  # ~140 word pieces with the title: well inside the model's 256-token window
+MAX_CHUNKS = 18  # a very long article is represented by its first 1,800 words
 EMBED_BATCH = 64  # articles embedded per database round trip
 MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run (CLI)
 MISSING_PER_RUN_IN_REQUEST = 8  # ... and by one run inside a request (keeps it short)
@@ -434,21 +436,31 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
 
 
 # --- fusing keyword and meaning -----------------------------------------------------------
-# Tuned on bench/data/debian_faq_queries.tsv (bench/search_quality.py): meaning weighs twice
-# as much as keywords, and a small k favours the top of each list.
+# Chosen with bench/search_quality.py, tuned on the Debian FAQ set and checked on the Python
+# FAQ set (bench/data/README.md). An article's score is its best chunk's cosine plus
+# KEYWORD_ALPHA times its keyword (BM25) score relative to the best keyword match: meaning
+# decides, and keywords break near-ties (exact error text, names). Rank-based fusion (RRF)
+# threw away how sure each side was and ranked below meaning alone.
 CANDIDATES = 50
-RRF_K = 5
-KEYWORD_WEIGHT = 1.0
-SEMANTIC_WEIGHT = 2.0
-# Below this best cosine the query is unrelated to every article: suggest nothing.
-QUERY_FLOOR = 0.30
+KEYWORD_ALPHA = 0.1
+# Below this best cosine the question is unrelated to every article (unrelated questions
+# measured at most 0.27, answerable ones mostly above 0.30) ...
+QUERY_FLOOR = 0.28
+# ... or, once misspelt words were replaced, below this one (a replacement can make an
+# unrelated question look closer: "parking fine appeal" -> "parsing fine appear", 0.29;
+# corrected typos measured 0.39 and up).
+CORRECTED_QUERY_FLOOR = 0.35
+# ... unless the best keyword match holds nearly all of what was typed, as typed (an
+# uncorrected word that is in no article counts against it): "goto statement".
+KEYWORD_COVERAGE = 0.75
 # A meaning-only candidate must be at least this close to be shown.
 ITEM_FLOOR = 0.25
-_KEYWORD_SYNTAX = re.compile(r'["*?]|\b\w+:|\b(?:AND|OR|NOT)\b')
+_KEYWORD_SYNTAX = re.compile(r'["*]|\w\?\w|\b(?:AND|OR|NOT)\b')
 
 
 def applies_to(text: str) -> bool:
-    """Plain words only: quoted phrases, wildcards, field and boolean syntax stay keyword-only."""
+    """Plain words only: quoted phrases, wildcards and boolean operators stay keyword-only.
+    (A question mark ending a word is punctuation, not a wildcard.)"""
     return enabled() and not _KEYWORD_SYNTAX.search(text or "")
 
 
@@ -462,16 +474,47 @@ def signature() -> tuple | None:
     return (_signature(), ready()) if enabled() else None
 
 
-def fuse(keyword_ids: list[int], nearest: list[tuple[int, float]]) -> list[int]:
-    """Weighted reciprocal rank fusion of keyword and meaning candidates, with floors."""
-    if not nearest or nearest[0][1] < QUERY_FLOOR:
+def ranking_settings() -> dict:
+    """The numbers the admin status page explains ranking with."""
+    return {"chunk_words": CHUNK_WORDS, "keyword_alpha": KEYWORD_ALPHA,
+            "query_floor": QUERY_FLOOR, "corrected_floor": CORRECTED_QUERY_FLOOR,
+            "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR}
+
+
+def clears_floor(nearest: list[tuple[int, float]], corrected: bool = False) -> bool:
+    """Whether the closest article is near enough in meaning for the question to be related."""
+    best = nearest[0][1] if nearest else 0.0
+    return best >= (CORRECTED_QUERY_FLOOR if corrected else QUERY_FLOOR)
+
+
+def is_related(nearest: list[tuple[int, float]], keyword_coverage: float, *,
+               corrected: bool = False) -> bool:
+    """Whether the knowledge base can answer this at all (else nothing is suggested)."""
+    return clears_floor(nearest, corrected) or keyword_coverage >= KEYWORD_COVERAGE
+
+
+def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
+         keyword_coverage: float, *, corrected: bool = False) -> list[int]:
+    """Article ids, best first: cosine plus the weighted relative keyword score.
+
+    `keyword` is (article id, BM25 score) best first, `nearest` (article id, cosine) best
+    first; `keyword_coverage` is how much of the query, as typed, the best keyword match
+    holds. An unrelated question gets nothing. A question related only by its keywords (its
+    cosines are noise) keeps the keyword order.
+    """
+    if not is_related(nearest, keyword_coverage, corrected=corrected):
         return []
-    scores: dict[int, float] = {}
-    if mode() != "semantic":
-        for rank, article_id in enumerate(keyword_ids):
-            scores[article_id] = KEYWORD_WEIGHT / (RRF_K + rank + 1)
-    for rank, (article_id, cosine) in enumerate(nearest):
-        if cosine < ITEM_FLOOR:
+    if mode() == "semantic":
+        keyword = []
+    if nearest and not clears_floor(nearest, corrected):
+        return [article_id for article_id, _score in keyword]
+    cosine = dict(nearest)
+    weakest = nearest[-1][1] if nearest else 0.0  # a keyword match outside the nearest list
+    best_keyword = keyword[0][1] if keyword and keyword[0][1] > 0 else 1.0
+    scores = {article_id: cosine.get(article_id, weakest) + KEYWORD_ALPHA * bm25 / best_keyword
+              for article_id, bm25 in keyword}
+    for article_id, score in nearest:
+        if score < ITEM_FLOOR:
             break
-        scores[article_id] = scores.get(article_id, 0.0) + SEMANTIC_WEIGHT / (RRF_K + rank + 1)
+        scores.setdefault(article_id, score)
     return sorted(scores, key=scores.__getitem__, reverse=True)

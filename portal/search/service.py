@@ -4,6 +4,7 @@ typo correction and a small result cache keyed by index generation."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,9 +16,17 @@ from portal.search import pg, semantic
 from portal.search.audience import Audience
 from portal.search.fallback import NOTICE, database_search
 from portal.search.index import INDEX_ERRORS, IndexStore, store
-from portal.search.queryparse import MAX_QUERY_WORDS, MIN_PREFIX, ParsedQuery, parse, plain_words
+from portal.search.queryparse import (
+    MAX_QUERY_WORDS,
+    MIN_PREFIX,
+    ParsedQuery,
+    meaning_text,
+    parse,
+    plain_words,
+)
 from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_in_memory
 from portal.search.recovery import index_incomplete, start_rebuild
+from portal.search.schema import TEXT_ANALYZER
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +104,25 @@ def _to_hit(doc: RankedDoc) -> Hit:
 
 
 def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, per_page: int,
-         category_id: int | None, instant: bool, any_word: bool, meaning: bool = True
-         ) -> tuple[ParsedQuery, list[Hit], int]:
-    """Parse + rank one query, through the cache (key includes the index generation)."""
+         category_id: int | None, instant: bool, any_word: bool, meaning: str | None = None,
+         keywords_only: bool = False) -> tuple[ParsedQuery, list[Hit], int, bool]:
+    """Parse + rank one query, through the cache (key includes the index generation).
+
+    `meaning` is what the encoder reads (default: the cleaned query); `keywords_only` ranks
+    by keywords alone (instant results while typing: the model runs once the person
+    pauses). Returns the parsed query, one page of hits, the total, and whether
+    meaning-based ranking ran (it corrects spelling itself, so the caller must not try again
+    with a correction).
+    """
     if pg.active():
-        return pg.run(text, audience, page=page, per_page=per_page, category_id=category_id,
-                      instant=instant, any_word=any_word)
+        parsed, hits, total = pg.run(text, audience, page=page, per_page=per_page,
+                                     category_id=category_id, instant=instant,
+                                     any_word=any_word)
+        return parsed, hits, total, False
     searcher = index_store.searcher()
-    hybrid = meaning and semantic.applies_to(text)
-    key = (index_store.path, searcher.reader().generation(), id(searcher), text, audience,
-           page, per_page, category_id, instant, any_word,
+    hybrid = not keywords_only and semantic.applies_to(text)
+    key = (index_store.path, searcher.reader().generation(), id(searcher), text, meaning,
+           audience, page, per_page, category_id, instant, any_word,
            hybrid and (semantic.mode(), semantic.signature()))
     cached = _cache.get(key)
     if cached is not None:
@@ -112,13 +130,21 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     parsed = parse(text, searcher, any_word=any_word, prefix_last=instant)
     hits: list[Hit] = []
     total = 0
+    ranked = None
     if parsed.query is not None:
-        ranked = None
         if hybrid:
-            any_word_query = parsed.query if any_word else parse(
+            typed_query = parsed.query if any_word else parse(
                 text, searcher, any_word=True, prefix_last=instant).query
-            ranked = rank_hybrid(index_store, any_word_query, parsed.text, audience,
-                                 category_id, page=page, per_page=per_page, instant=instant)
+            keyword_query, meaning = typed_query, meaning or parsed.text
+            fixes = {} if instant else corrections(index_store, parsed.text)
+            if fixes:
+                corrected = with_corrections(plain_words(parsed.text), fixes)
+                keyword_query = parse(corrected, searcher, any_word=True).query or typed_query
+                meaning = with_corrections(meaning, fixes)
+            ranked = rank_hybrid(index_store, keyword_query, typed_query, meaning, audience,
+                                 category_id, page=page, per_page=per_page, instant=instant,
+                                 corrected=bool(fixes))
+        hybrid_ran = ranked is not None
         if ranked is None:
             ranked = rank_in_memory(index_store, parsed.query, audience, category_id, page=page,
                                     per_page=per_page, snippets=not instant)
@@ -128,41 +154,71 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
                           snippets=not instant)
         docs, total = ranked
         hits = [_to_hit(d) for d in docs]
-    result = (parsed, hits, total)
+    else:
+        hybrid_ran = False
+    result = (parsed, hits, total, hybrid_ran)
     _cache.put(key, result)
     return result
 
 
 def correct_spelling(index_store: IndexStore, text: str) -> str | None:
-    """The query with unknown words replaced by the closest indexed words, or None."""
+    """The query's words with misspellings corrected (see `corrections`), or None."""
     if pg.active():
         return pg.correct_spelling(text)
-    searcher = index_store.searcher()
-    reader = searcher.reader()
-    words = plain_words(text).split()
-    if not words:
+    fixes = corrections(index_store, text)
+    if not fixes:
         return None
+    return " ".join(fixes.get(word.lower(), word) for word in plain_words(text).split())
 
-    def compute(searcher_):
-        corrector = searcher_.corrector("spell")
-        changed = False
-        out = []
-        for word in words:
-            lower = word.lower()
-            if (len(lower) < 3 or "*" in lower or not lower.isalpha()
-                    or reader.doc_frequency("spell", lower)):
-                out.append(word)
-                continue
-            maxdist = 1 if len(lower) <= 4 else 2
-            suggestions = corrector.suggest(lower, limit=1, maxdist=maxdist, prefix=1)
-            if suggestions:
-                out.append(suggestions[0])
-                changed = True
-            else:
-                out.append(word)
-        return " ".join(out) if changed else None
 
-    return index_store.memo(("correct", text.lower()), compute)
+def corrections(index_store: IndexStore, text: str) -> dict[str, str]:
+    """Misspelt words of `text` (lowercased) and the indexed words that replace them.
+
+    A word is left alone when it, or its stem, is in the index. Otherwise it is replaced
+    only by a word one typing slip away (one letter added, dropped or changed, or two
+    neighbours swapped), the one most articles use: further than that, a correct word the
+    articles happen not to use is turned into another one ("insurance" -> "instance",
+    "burning" -> "bring").
+    """
+    fixes = {}
+    for word in {w.lower() for w in plain_words(text).split()}:
+        if len(word) >= 3 and word.isalpha():
+            fixed = index_store.memo(("correction", word),
+                                     lambda searcher, word=word: _correct_word(searcher, word))
+            if fixed:
+                fixes[word] = fixed
+    return fixes
+
+
+def _correct_word(searcher, word: str) -> str | None:
+    """The correction of one word, or None (computed once per word and index generation)."""
+    reader = searcher.reader()
+    if reader.doc_frequency("spell", word) or _stem_is_indexed(reader, word):
+        return None
+    # One letter added, dropped or changed (Levenshtein distance 1), or two neighbours swapped
+    # (distance 2 for Levenshtein; checked directly, far cheaper than a distance-2 search).
+    close = set(searcher.corrector("spell").suggest(word, limit=25, maxdist=1, prefix=1))
+    for i in range(len(word) - 1):
+        swapped = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        if swapped != word and reader.doc_frequency("spell", swapped):
+            close.add(swapped)
+    if not close:
+        return None
+    return max(sorted(close), key=lambda w: reader.doc_frequency("spell", w))
+
+
+def with_corrections(text: str, fixes: dict[str, str]) -> str:
+    """`text` with the corrected words replaced in place (punctuation and all else kept)."""
+    if not fixes:
+        return text
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, fixes)) + r")\b", re.IGNORECASE)
+    return pattern.sub(lambda m: fixes[m.group(0).lower()], text)
+
+
+def _stem_is_indexed(reader, word: str) -> bool:
+    stems = [token.text for token in TEXT_ANALYZER(word)]
+    return bool(stems) and all(reader.doc_frequency("body", stem)
+                               or reader.doc_frequency("title", stem) for stem in stems)
 
 
 def search_articles(query: str, audience: Audience, *, page: int = 1, per_page: int = 10,
@@ -202,21 +258,28 @@ def _fallback(query: str, audience: Audience, page: int, per_page: int,
 def _search(index_store: IndexStore, query: str, audience: Audience, page: int, per_page: int,
             category_id: int | None, instant: bool, meaning: bool) -> SearchResults:
     run = {"page": page, "per_page": per_page, "category_id": category_id, "instant": instant,
-           "meaning": meaning}
+           "keywords_only": not meaning}
     # Instant results rank articles with every word first, then those with some of them,
     # in one pass; the search page requires every word and falls back to any word.
-    parsed, hits, total = _run(index_store, query, audience, any_word=instant, **run)
+    parsed, hits, total, hybrid = _run(index_store, query, audience, any_word=instant, **run)
     notes = list(parsed.notes)
     if parsed.query is None:
         if not notes:
             notes.append("Type a word or two to search, for example “reset password”.")
         return SearchResults(parsed.text, [], 0, page, per_page, message=" ".join(notes))
     result = SearchResults(parsed.text, hits, total, page, per_page)
+    if hybrid:
+        # Meaning-based ranking already used the corrected words, and its empty answer means
+        # the question is unrelated: a correction ("car insurance" -> "car instance") must not
+        # make one up.
+        if notes:
+            result.message = " ".join(notes)
+        return result
     # A spelling check costs a scan of the word list: instant results only do it when empty.
     if total == 0 or (total < FEW_HITS and not instant):
         correction = correct_spelling(index_store, parsed.text)
         if correction and correction.lower() != parsed.text.lower():
-            c_parsed, c_hits, c_total = _run(index_store, correction, audience,
+            _c_parsed, c_hits, c_total, _h = _run(index_store, correction, audience,
                                              any_word=instant, **run)
             if total == 0 and c_total:
                 result.hits, result.total = c_hits, c_total
@@ -224,7 +287,7 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
             elif c_total > total:
                 result.did_you_mean = correction
     if result.total == 0 and len(parsed.text.split()) > 1 and not instant:
-        _p, or_hits, or_total = _run(index_store, parsed.text, audience, any_word=True, **run)
+        _p, or_hits, or_total, _h = _run(index_store, parsed.text, audience, any_word=True, **run)
         if or_total:
             result.hits, result.total = or_hits, or_total
             notes.append("No article matches all of your words; these match some of them.")
@@ -234,31 +297,43 @@ def _search(index_store: IndexStore, query: str, audience: Audience, page: int, 
 
 
 def suggest_articles(text: str, audience: Audience, limit: int = 5) -> list[Hit]:
-    """Articles for free text (a ticket's subject and description): any word may match."""
+    """Articles for free text (a ticket's subject and description): any word may match.
+
+    The encoder reads the text as typed; keywords are its words (a long description: its
+    most distinctive ones), spelling corrected. Nothing for questions the knowledge base
+    cannot answer.
+    """
     index_store = store()
-    words = plain_words((text or "")[:MAX_SUGGEST_CHARS])
-    if len(words.replace("*", "").strip()) < MIN_PREFIX:
+    text = (text or "")[:MAX_SUGGEST_CHARS]
+    words = plain_words(text).replace("*", " ").split()
+    if len("".join(words)) < MIN_PREFIX:
         return []
+    keywords = " ".join(words) if len(words) <= MAX_QUERY_WORDS else _longest_words(words)
+    run = {"page": 1, "per_page": max(1, limit), "category_id": None, "instant": False,
+           "any_word": True}
     if pg.active() or not index_incomplete(index_store):  # PostgreSQL has no index to lose
         try:
-            _parsed, hits, _total = _run(
-                index_store, _longest_words(words), audience, page=1, per_page=max(1, limit),
-                category_id=None, instant=False, any_word=True,
-            )
+            _parsed, hits, total, hybrid = _run(index_store, keywords, audience,
+                                                meaning=meaning_text(text), **run)
+            if not total and not hybrid:  # keyword-only ranking: try the corrected words
+                correction = correct_spelling(index_store, keywords)
+                if correction:
+                    _parsed, hits, total, _h = _run(index_store, correction, audience, **run)
             return hits
         except INDEX_ERRORS:
             log.exception("suggestions failed")
             index_store.reset()
     start_rebuild(index_store)
-    hits, _total = database_search(_longest_words(words), audience, page=1,
-                                   per_page=max(1, limit), category_id=None, any_word=True)
+    hits, _total = database_search(keywords, audience, page=1, per_page=max(1, limit),
+                                   category_id=None, any_word=True)
     return hits
 
 
-def _longest_words(words: str) -> str:
-    """A description can be long: keep its most distinctive words (longest, deduplicated)."""
+def _longest_words(words: list[str]) -> str:
+    """A description can be long: keep its most distinctive words (longest, deduplicated),
+    in the order written."""
     seen: dict[str, None] = {}
-    for word in words.replace("*", " ").split():
+    for word in words:
         seen.setdefault(word.lower(), None)
     ranked = sorted(seen, key=len, reverse=True)[:MAX_QUERY_WORDS]
     return " ".join(w for w in seen if w in ranked)

@@ -1,0 +1,127 @@
+"""What suggestions and search rank, with the real model: the defects of issue 15.
+
+Each test failed before its fix: unrelated questions were "corrected" into results, a keyword
+match under the cosine floor was dropped, clean-up damaged what the encoder read, and
+suggestions did not correct spelling.
+"""
+
+import pytest
+
+from portal.search import Audience, search_articles, semantic, suggest_articles
+from portal.search.index import store
+from portal.search.queryparse import meaning_text
+from portal.search.service import corrections
+
+SEMANTIC = pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True}], indirect=True)
+
+
+def ids(found):
+    return [hit.article_id for hit in getattr(found, "hits", found)]
+
+
+@pytest.fixture
+def programming(make_article):
+    """A small programming FAQ, written for these tests."""
+    return {
+        "exceptions": make_article(
+            "How fast are exceptions?",
+            "A try/except block costs almost nothing when no exception is raised. Catching "
+            "an exception, on the other hand, takes noticeably longer, so use a dictionary "
+            "lookup with a default instead when a key is usually missing."),
+        "goto": make_article(
+            "Why is there no goto?",
+            "Structured code does without it: use loops, break and continue, functions, or "
+            "raise an exception and catch it further out to leave several nested blocks at "
+            "once."),
+        "float": make_article(
+            "Why are floating-point calculations inaccurate?",
+            "Decimal fractions such as one tenth have no exact binary representation, so "
+            "sums of them carry tiny rounding errors. Compare with a tolerance, or use the "
+            "decimal module for money."),
+        "random": make_article(
+            "How do I generate random numbers?",
+            "The random module picks random integers in a range, shuffles lists and chooses "
+            "items; use the secrets module for tokens and passwords."),
+        "class": make_article(
+            "What is a class instance?",
+            "A class describes objects; each object made from it is an instance with its "
+            "own attributes. Methods receive the instance as self."),
+        "debugger": make_article(
+            "Is there a debugger with breakpoints?",
+            "The pdb module sets breakpoints, shows variables and single-steps through a "
+            "program; most editors offer a graphical debugger built on it."),
+        "imports": make_article(
+            "How can two modules import each other?",
+            "When two modules import each other at the top, one of them sees the other only "
+            "half initialised and the import fails. Import inside the function that needs "
+            "it, or move the shared code into a third module."),
+    }
+
+
+@SEMANTIC
+@pytest.mark.parametrize("question", ["my cat is sick", "pizza delivery hours",
+                                      "car insurance quote"])
+def test_an_unrelated_question_gets_nothing_and_no_correction(app, programming, question):
+    assert suggest_articles(question, Audience.CUSTOMERS) == []
+    results = search_articles(question, Audience.PUBLIC)
+    # "car insurance quote" was corrected to "car instance quote" and showed the class article.
+    assert results.hits == [] and results.total == 0
+    assert results.corrected_query is None and results.did_you_mean is None
+
+
+@SEMANTIC
+def test_a_keyword_match_under_the_cosine_floor_is_still_suggested(app, programming):
+    question = "tolerance"  # in one article, but too little for the encoder to go on
+    nearest = semantic.nearest_articles(question, Audience.CUSTOMERS,
+                                        store().searcher().reader().generation(), 5)
+    assert nearest[0][1] < semantic.QUERY_FLOOR  # meaning alone would suggest nothing
+    assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == programming["float"].id
+    assert ids(search_articles(question, Audience.PUBLIC))[0] == programming["float"].id
+
+
+def test_clean_up_keeps_what_the_encoder_reads():
+    for text in ("0.1 + 0.2 not equal 0.3", "step through code line by line",
+                 "ImportError: cannot import name 'x' (most likely a circular import)"):
+        assert meaning_text(text) == text
+    assert meaning_text("  two\nlines\u200b and\ta\x00 tab ") == "two lines and a tab"
+    long = "word " * 200
+    assert len(meaning_text(long)) <= 400 and meaning_text(long).endswith("word")
+
+
+@SEMANTIC
+def test_punctuation_and_repeated_words_reach_the_encoder(app, programming):
+    assert ids(suggest_articles("0.1 + 0.2 not equal 0.3", Audience.CUSTOMERS))[0] \
+        == programming["float"].id
+    assert ids(suggest_articles("step through code line by line", Audience.CUSTOMERS))[0] \
+        == programming["debugger"].id
+
+
+@SEMANTIC
+def test_suggestions_correct_spelling(app, programming):
+    for question, key in [("ramdom number between 1 and 10", "random"),
+                          ("circular inport error", "imports")]:
+        assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == programming[key].id
+        assert ids(search_articles(question, Audience.PUBLIC))[0] == programming[key].id
+
+
+def test_only_one_slip_is_corrected_and_known_words_stay(app, programming):
+    fixes = corrections(store(), "ramdom insurance burning excepton catches")
+    # "catches": its stem is indexed ("catching"); "insurance" and "burning" are no slip away.
+    assert fixes == {"ramdom": "random", "excepton": "exception"}
+
+
+def test_keyword_only_suggestions_correct_spelling_too(app, programming):
+    assert not app.config["SEMANTIC_SEARCH"]
+    assert ids(suggest_articles("ramdom", Audience.CUSTOMERS))[0] \
+        == programming["random"].id
+
+
+@SEMANTIC
+def test_a_question_mark_is_punctuation_not_a_wildcard(app, programming):
+    assert semantic.applies_to("why is there no goto?")
+    assert not semantic.applies_to("gr?y")
+    assert ids(search_articles("why is there no goto?", Audience.PUBLIC))[0] \
+        == programming["goto"].id
+    app.config["SEMANTIC_SEARCH"] = False
+    assert ids(search_articles("generate random numbers?", Audience.PUBLIC))[0] \
+        == programming["random"].id
