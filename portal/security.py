@@ -75,6 +75,11 @@ def set_security_headers(response):
 
 def _error_page(code: int, message: str | None = None, error_id: str | None = None):
     title = ERROR_TITLES.get(code, "Error")
+    if request.path.startswith("/api/"):  # no such API route, or a failure outside its views
+        from portal.api.core import problem_response
+
+        detail = message or (f"Error reference {error_id}." if error_id else None)
+        return problem_response(code, detail)
     try:
         body = render_template(
             "errors/error.html", code=code, title=title, message=message, error_id=error_id

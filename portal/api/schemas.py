@@ -118,14 +118,25 @@ class MessageList(Schema):
     data = fields.List(fields.Nested(MessageOut), required=True)
 
 
+class AttachmentIn(Schema):
+    filename = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    content_base64 = fields.String(
+        required=True, metadata={"description": "The file's bytes, base64-encoded; checked "
+                                 "by content and size exactly as web uploads are"})
+
+
 class MessageCreate(Schema):
     body = fields.String(required=True, validate=validate.Length(min=1, max=50000))
     status = fields.String(validate=validate.OneOf(_values(Status)),
                            metadata={"description": "Staff: set the status with the reply"})
+    attachments = fields.List(fields.Nested(AttachmentIn), load_default=list,
+                              validate=validate.Length(max=20))
 
 
 class NoteCreate(Schema):
     body = fields.String(required=True, validate=validate.Length(min=1, max=50000))
+    attachments = fields.List(fields.Nested(AttachmentIn), load_default=list,
+                              validate=validate.Length(max=20))
 
 
 class EventOut(Schema):

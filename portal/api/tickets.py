@@ -6,12 +6,16 @@ shows them (`portal.tickets.access`), a 404 for anything else, and never an inte
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import io
 from datetime import UTC
 
 from flask import send_file, url_for
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import FileStorage
 
 from portal.agent import services as agent_services
 from portal.api import representations as rep
@@ -170,6 +174,20 @@ def list_messages(ticket_id: int):
     return {"data": [rep.message(m) for m in ticket_services.public_messages(ticket)]}
 
 
+def uploads(attachments: list[dict]) -> list[FileStorage]:
+    """Base64 attachments as the uploads the web forms hand to the same services (content
+    checks, size limits and private storage happen there)."""
+    files = []
+    for item in attachments:
+        try:
+            content = base64.b64decode(item["content_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise Problem(422, "The attachment is not valid base64.", errors=[
+                {"field": "attachments", "message": f"{item['filename']}: not base64"}]) from None
+        files.append(FileStorage(io.BytesIO(content), filename=item["filename"]))
+    return files
+
+
 @blp.route("/tickets/<int:ticket_id>/messages", methods=["POST"])
 @blp.doc(tags=TAG, summary="Add a public reply (emails the other side, as in the web UI)")
 @writes
@@ -182,12 +200,14 @@ def create_message(data, ticket_id: int):
         if user.is_agent:
             message = agent_services.reply(
                 ticket, user, data["body"], internal=False,
-                new_status=Status(data["status"]) if "status" in data else None)
+                new_status=Status(data["status"]) if "status" in data else None,
+                files=uploads(data["attachments"]))
         else:
             if "status" in data:
                 raise Problem(403, "Only staff set the status with a reply.")
             message, _files, _created = ticket_services.add_customer_reply(
-                ticket, Viewer(user, user.email, user.name), data["body"])
+                ticket, Viewer(user, user.email, user.name), data["body"],
+                uploads(data["attachments"]))
             message.channel = Channel.API
     except (agent_services.ActionError, ticket_services.TicketError, AttachmentError,
             TransitionError) as exc:
@@ -217,8 +237,9 @@ def create_note(data, ticket_id: int):
     user = require("tickets:write", staff=True)
     ticket = visible_ticket(ticket_id, user)
     try:
-        message = agent_services.reply(ticket, user, data["body"], internal=True)
-    except agent_services.ActionError as exc:
+        message = agent_services.reply(ticket, user, data["body"], internal=True,
+                                       files=uploads(data["attachments"]))
+    except (agent_services.ActionError, AttachmentError) as exc:
         raise Problem(422, str(exc)) from None
     return rep.message(message), 201
 

@@ -63,3 +63,14 @@ def test_reference_page_lists_every_operation_without_script(app, client):
         for method in item:
             if method in ("get", "post", "patch", "delete"):
                 assert f"{method.upper()} {path}" in html, (method, path)
+
+
+def test_an_unknown_api_path_is_a_problem_not_an_html_page(app, client):
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.get_json()["status"] == 404
+    wrong_method = client.delete("/api/v1/openapi.json")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["Content-Type"] == "application/problem+json"
+    assert "<html" in client.get("/no-such-page").get_data(as_text=True)  # pages stay HTML

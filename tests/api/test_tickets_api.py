@@ -213,3 +213,29 @@ def test_admin_creates_customers_once(app, world, bearer):
     assert created.get_json()["email"] == "new@example.com"
     again = admin.post("/api/v1/users", json={"email": "new@example.com", "name": "Nia"})
     assert again.status_code == 409 and again.get_json(force=True)["errors"][0]["field"] == "email"
+
+
+def test_attachments_on_replies_and_notes_pass_the_web_upload_checks(app, world, bearer):
+    import base64
+
+    owner, agent = bearer(world.owner), bearer(world.agent)
+    url = f"/api/v1/tickets/{world.ticket.id}"
+    pdf = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
+    made = owner.post(f"{url}/messages", json={
+        "body": "Here is the invoice", "attachments": [{"filename": "invoice.pdf",
+                                                        "content_base64": pdf}]})
+    assert made.status_code == 201
+    [attachment] = made.get_json()["attachments"]
+    with owner.get(f"{url}/attachments/{attachment['id']}") as response:
+        assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    exe = base64.b64encode(b"MZ\x90\x00\x03" + b"\x00" * 64).decode()
+    before = db.session.scalar(select(func.count(Message.id)))
+    refused = agent.post(f"{url}/notes", json={
+        "body": "tool", "attachments": [{"filename": "tool.exe", "content_base64": exe}]})
+    assert refused.status_code == 422 and refused.headers["Content-Type"].startswith(
+        "application/problem+json")
+    not_base64 = owner.post(f"{url}/messages", json={
+        "body": "x", "attachments": [{"filename": "a.pdf", "content_base64": "%%%"}]})
+    assert not_base64.status_code == 422
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(Message.id))) == before  # nothing half-written
