@@ -41,19 +41,24 @@ def make_app(instance: Path, **overrides):
     }
     config.update(overrides)
     app = create_app(config)
-    request_started.connect(_forget_signed_in_user, app)
+    request_started.connect(_start_as_a_fresh_request, app)
     return app
 
 
-def _forget_signed_in_user(sender, **extra):
-    """Each request decides who is signed in from its own cookies, as in production.
+def _start_as_a_fresh_request(sender, **extra):
+    """Each request starts as in production: its own transaction, and who is signed in read
+    from its own cookies.
 
     The `app` fixture keeps one app context pushed for the whole test, and a request inside it
-    reuses that context's `g`, where Flask-Login caches the user of the previous request and
-    Flask-WTF the CSRF token of the previous request's session (another client's, maybe).
+    reuses that context's `g` and database session: Flask-Login caches the user of the
+    previous request there, Flask-WTF the CSRF token of the previous request's session
+    (another client's, maybe), and a GET leaves its deferred read transaction open, so the
+    next POST's write would fail with "database is locked" as soon as a worker thread had
+    committed in between (in production every request has a session of its own).
     """
     g.pop("_login_user", None)
     g.pop(sender.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    db.session.commit()
 
 
 @pytest.fixture(scope="session")

@@ -160,7 +160,8 @@ def test_the_home_page_reads_the_kb_once_until_it_changes(client, kb, agent):
     from tests.test_query_counts import count_queries
 
     first = count_queries(client, "/")
-    assert count_queries(client, "/") <= 2 < first  # BEGIN and the KB stamp
+    # BEGIN, the KB stamp and the known-issues banner (surges).
+    assert count_queries(client, "/") <= 3 < first
     art = kb["public"]
     update_article(art, ArticleInput(title="Fetch your invoices", body=art.body,
                                      section_id=art.section_id), agent, art.version)
