@@ -84,6 +84,9 @@ class Worker:
         spec = KINDS.get(job.kind)
         started = time.monotonic()
         self._current_job = job.id
+        if job.lease_lost:
+            log.warning("job %s (%s): its worker stopped mid-job (lease ran out); running it "
+                        "again, attempt %s", job.id, job.kind, job.attempts)
         try:
             if spec is None:
                 raise services.UnknownJobKind(f"no handler for {job.kind!r}")

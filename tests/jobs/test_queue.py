@@ -3,7 +3,7 @@ scheduled slots claimed once, and the admin page."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -134,7 +134,7 @@ def test_the_dead_workers_late_finish_does_not_count_twice(app):
 
 
 def test_scheduled_slots_are_claimed_once_however_many_workers_look(app, run_jobs):
-    now = utcnow()
+    now = datetime(2026, 12, 6, 3, 0, 30)  # the next minute starts no hourly or 10-minute slot
     seen_a: dict = {}
     seen_b: dict = {}
     claimed_a = jobs.enqueue_due_schedules("worker-a", seen_a, now)
