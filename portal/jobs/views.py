@@ -27,22 +27,23 @@ def _failed_job(job_id: int) -> Job:
     return job
 
 
+def _act_on_failed(job_id: int, action, done: str):
+    action(_failed_job(job_id))
+    db.session.commit()
+    flash(f"Job {job_id} {done}.", "success")
+    return redirect(url_for("jobs.index"), code=303)
+
+
 @bp.post("/<int:job_id>/retry")
 @admin_required
 def retry(job_id: int):
-    services.retry_job(_failed_job(job_id))
-    db.session.commit()
-    flash(f"Job {job_id} is queued again.", "success")
-    return redirect(url_for("jobs.index"), code=303)
+    return _act_on_failed(job_id, services.retry_job, "is queued again")
 
 
 @bp.post("/<int:job_id>/discard")
 @admin_required
 def discard(job_id: int):
-    services.discard_job(_failed_job(job_id))
-    db.session.commit()
-    flash(f"Job {job_id} was discarded.", "success")
-    return redirect(url_for("jobs.index"), code=303)
+    return _act_on_failed(job_id, services.discard_job, "was discarded")
 
 
 @bp.post("/schedules/<name>/run")

@@ -71,17 +71,22 @@ def customer_can_see(user: User | None, ticket: Ticket) -> bool:
     return org_id is not None and ticket.organization_id == org_id
 
 
-def visible_to(user: User) -> ColumnElement[bool]:
-    """SQL condition for the tickets `customer_can_see` allows: own, CC'd on (confirmed
-    address), and the shared organisation's (confirmed address)."""
-    conditions = [Ticket.requester_id == user.id]
+def own_or_copied(user: User) -> ColumnElement[bool]:
+    """SQL condition: tickets the user asked, or is CC'd on (confirmed address)."""
+    condition = Ticket.requester_id == user.id
     if user.email_confirmed_at is not None:
-        conditions.append(exists().where(TicketCC.ticket_id == Ticket.id,
-                                         TicketCC.email == normalize(user.email)))
+        condition = condition | exists().where(TicketCC.ticket_id == Ticket.id,
+                                               TicketCC.email == normalize(user.email))
+    return condition
+
+
+def visible_to(user: User) -> ColumnElement[bool]:
+    """SQL condition for the tickets `customer_can_see` allows: own, CC'd on, and the
+    shared organisation's (both with a confirmed address)."""
     org_id = shared_organization_id(user)
-    if org_id is not None:
-        conditions.append(Ticket.organization_id == org_id)
-    return or_(*conditions)
+    if org_id is None:
+        return own_or_copied(user)
+    return or_(own_or_copied(user), Ticket.organization_id == org_id)
 
 
 def grant(ticket: Ticket, email: str) -> None:

@@ -17,7 +17,7 @@ from portal.auth.models import User
 from portal.db import utcnow
 from portal.extensions import db
 from portal.tickets import lifecycle, routing, sla
-from portal.tickets.access import Viewer, shared_organization_id
+from portal.tickets.access import Viewer, own_or_copied, shared_organization_id
 from portal.tickets.attachments import save_uploads
 from portal.tickets.links import normalize
 from portal.tickets.models import (
@@ -260,11 +260,7 @@ def customer_tickets(
     if scope == "organization" and org_id is not None:
         condition = Ticket.organization_id == org_id
     else:
-        condition = Ticket.requester_id == user.id
-        if user.email_confirmed_at is not None:
-            condition = condition | exists().where(
-                TicketCC.ticket_id == Ticket.id, TicketCC.email == normalize(user.email)
-            )
+        condition = own_or_copied(user)
     stmt = select(Ticket).where(condition)
     statuses = FILTERS.get(status, FILTERS["all"])[1]
     if statuses:
