@@ -5,9 +5,10 @@ python3-doc; see bench/data/README.md) it builds a fresh instance in a temporary
 imports one article per question and runs the hand-written queries of
 bench/data/<set>_faq_queries.tsv through the app's own `suggest_articles` (keyword-only,
 meaning-only and hybrid) and `search_articles` (the /kb/search ranking). It prints recall@1,
-recall@5 and MRR@10 per kind of query, and the share of unrelated questions answered with
-nothing. Then, on the first set, it adds generated filler articles up to --articles (default
-20,000), embeds them with the app's code, and times the suggestion request through the app.
+recall@5 and MRR@10 per kind of query, and the share of unrelated questions (those of every
+set, asked of each knowledge base) answered with nothing. Then, on the first set, it adds
+generated filler articles up to --articles (default 20,000), embeds them with the app's code,
+and times the suggestion request through the app.
 
     python bench/search_quality.py [--sets debian,python] [--articles 20000] [--quality-only]
 
@@ -314,11 +315,20 @@ def main() -> None:
                         help="development sets to measure, comma-separated (debian, python); "
                              "the first one is also used for the speed measurement")
     args = parser.parse_args()
+    # Every set's unrelated questions are asked of every knowledge base: a question about
+    # pets or pizza must get nothing from any of them.
+    unrelated = [q for dev_set in SETS.values() for q in load_queries(dev_set.queries_file)
+                 if q.kind == UNRELATED]
 
     summary: dict[str, float] = {}
     for position, name in enumerate(args.sets.split(",")):
         dev_set = SETS[name]
         queries = load_queries(dev_set.queries_file)
+        asked = {q.text.lower() for q in queries}
+        for q in unrelated:
+            if q.text.lower() not in asked:
+                asked.add(q.text.lower())
+                queries.append(q)
         with tempfile.TemporaryDirectory() as folder:
             app = make_app(Path(folder))
             started = time.perf_counter()

@@ -22,6 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+import numpy as np
 from flask import current_app
 from markupsafe import Markup, escape
 from sqlalchemy import text
@@ -330,6 +331,36 @@ def keyword_coverage(parsed: PgQuery, article_id: int, *, instant: bool) -> floa
     return 1.0 if covered else 0.0
 
 
+def keyword_shares(parsed: PgQuery, article_ids: list[int], *, instant: bool
+                   ) -> dict[int, float]:
+    """How much of the question each article holds, for `semantic.fuse`: its words weighted
+    by rarity as in `ranking.keyword_shares`, a word's article count read from
+    `fts_vocabulary` (the unstemmed word; a word no article has weighs the most)."""
+    words = [(part, params) for op, part, params in parsed.parts if op != "not"]
+    if not article_ids or not words:
+        return dict.fromkeys(article_ids, 0.0)
+    column = "d.tsv_short" if instant else "d.tsv"
+    params: dict = {"ids": article_ids}
+    for _part, part_params in words:
+        params.update(part_params)
+    tests = ", ".join(f"{column} @@ {part}" for part, _p in words)
+    rows = db.session.execute(text(
+        f"SELECT d.article_id, {tests} FROM fts_articles d"  # noqa: S608
+        " WHERE d.article_id = ANY(:ids)"), params).all()
+    folded = [fold(" ".join(_WORD.findall(value)))  # "'word':*" -> "word"
+              for _part, part_params in words for value in part_params.values()]
+    counts = dict(db.session.execute(text(
+        "SELECT word, articles FROM fts_vocabulary WHERE word = ANY(CAST(:words AS text[]))"),
+        {"words": folded}).all())
+    documents = max(db.session.scalar(text("SELECT count(*) FROM fts_articles")) or 0, 1)
+    weights = [float(np.log1p(documents / (counts.get(word, 0) + 0.5))) for word in folded]
+    total = sum(weights) or 1.0
+    shares = dict.fromkeys(article_ids, 0.0)
+    for row in rows:
+        shares[row[0]] = sum(w for w, held in zip(weights, row[1:], strict=True) if held) / total
+    return shares
+
+
 def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
                 per_page: int, instant: bool):
     """Keyword and meaning candidates fused as with Whoosh; None without the model."""
@@ -344,7 +375,8 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
     coverage = 0.0
     if keyword and not instant and not semantic.clears_floor(nearest):
         coverage = keyword_coverage(parsed, keyword[0][0], instant=instant)
-    fused = semantic.fuse(keyword, nearest, coverage)
+    shares = keyword_shares(parsed, [a for a, _s in keyword], instant=instant)
+    fused = semantic.fuse(keyword, nearest, coverage, shares=shares)
     if not fused:
         return [], 0
     where, params = _visible(audience, category_id)

@@ -192,39 +192,39 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
     return docs, total
 
 
-def keyword_coverage(searcher: Searcher, q: wq.Query | None, docnum: int) -> float:
-    """How much of `q` (idf-weighted analysed words, any field) document `docnum` holds.
+def keyword_shares(store, q: wq.Query | None, docnums: list[int]) -> dict[int, float]:
+    """How much of `q` (idf-weighted analysed words, any field) each of `docnums` holds.
 
     A word no article has weighs the most, so a question about something the knowledge base
-    never mentions ("car insurance quote") stays low even when one common word matches.
+    never mentions ("car insurance quote") stays low even when one common word matches; an
+    article matching only a common word ("install") holds little of a specific question.
+    Read from the in-memory posting arrays (arrays.py): one membership test per word.
     """
-    if q is None:
-        return 0.0
-    reader = searcher.reader()
+    shares = dict.fromkeys(docnums, 0.0)
+    if q is None or not docnums:
+        return shares
     fields: dict[str, list[str]] = {}
     for fieldname, text in q.iter_all_terms():
         word = text.decode("utf-8") if isinstance(text, bytes) else text
         fields.setdefault(word, []).append(fieldname)
     if not fields:
-        return 0.0
-    documents = max(reader.doc_count(), 1)
-    total = held = 0.0
+        return shares
+    postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
+    documents = max(store.searcher().reader().doc_count(), 1)
+    wanted = np.asarray(docnums, dtype=np.int64)
+    total = 0.0
+    held = np.zeros(len(wanted))
     for word, names in fields.items():
-        frequency = max(reader.doc_frequency(name, word) for name in names)
+        lists = [postings.term(name, word)[0] for name in names]
+        frequency = max(len(ids) for ids in lists)
         weight = float(np.log1p(documents / (frequency + 0.5)))
         total += weight
-        if frequency and any(_holds(reader, name, word, docnum) for name in names):
-            held += weight
-    return held / total
-
-
-def _holds(reader, fieldname: str, word: str, docnum: int) -> bool:
-    try:
-        matcher = reader.postings(fieldname, word)
-    except TermNotFound:
-        return False
-    matcher.skip_to(docnum)
-    return matcher.is_active() and matcher.id() == docnum
+        if frequency:
+            holds = np.zeros(len(wanted), dtype=bool)
+            for ids in lists:
+                holds |= np.isin(wanted, ids)
+            held += weight * holds
+    return {docnum: float(h / total) for docnum, h in zip(docnums, held, strict=True)}
 
 
 def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | None, text: str,
@@ -236,7 +236,8 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     replaced when `corrected`); `keyword_query` the any-word query with spelling corrected,
     `typed_query` the same before correction. A corrected question must clear a higher
     cosine floor, and keyword coverage counts only what was typed, so a correction never
-    turns an unrelated question into results. Keyword candidates are Whoosh's any-word
+    turns an unrelated question into results. Each keyword candidate goes to the fusion with
+    the share of the (corrected) question's words it holds. Keyword candidates are Whoosh's any-word
     matches (for instant results, the in-memory short-field postings); snippets come from
     Whoosh's offsets where it matched.
     """
@@ -251,16 +252,19 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     keyword = _keyword_candidates(store, searcher, keyword_query, audience, category_id,
                                   allowed)
     coverage = 0.0
-    # Coverage reads posting lists (a few ms on a large index): only a question whose best
-    # cosine is under the floor needs it.
+    # Only a question whose best cosine is under the floor needs the typed words' coverage.
     if typed_query is not None and not instant and not semantic.clears_floor(nearest, corrected):
         typed = keyword if typed_query is keyword_query else _keyword_candidates(
             store, searcher, typed_query, audience, category_id, allowed)
         if typed:
-            coverage = keyword_coverage(searcher, typed_query, next(iter(typed.values())).docnum)
+            top_docnum = next(iter(typed.values())).docnum
+            coverage = keyword_shares(store, typed_query, [top_docnum])[top_docnum]
+    held = keyword_shares(store, keyword_query, [doc.docnum for doc in keyword.values()])
+    shares = {article_id: held[doc.docnum] for article_id, doc in keyword.items()}
     ranked_keyword = [(article_id, doc.score) for article_id, doc in keyword.items()]
     docs = []
-    for article_id in semantic.fuse(ranked_keyword, nearest, coverage, corrected=corrected):
+    for article_id in semantic.fuse(ranked_keyword, nearest, coverage, corrected=corrected,
+                                    shares=shares):
         doc = keyword.get(article_id)
         if doc is None:
             docnum = searcher.document_number(id=str(article_id))

@@ -9,10 +9,15 @@ import pytest
 
 from portal.search import Audience, search_articles, semantic, suggest_articles
 from portal.search.index import store
-from portal.search.queryparse import meaning_text
+from portal.search.queryparse import meaning_text, parse
+from portal.search.ranking import keyword_shares
 from portal.search.service import corrections
 
 SEMANTIC = pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True}], indirect=True)
+
+
+def parse_any_word(text, searcher):
+    return parse(text, searcher, any_word=True).query
 
 
 def ids(found):
@@ -125,3 +130,52 @@ def test_a_question_mark_is_punctuation_not_a_wildcard(app, programming):
     app.config["SEMANTIC_SEARCH"] = False
     assert ids(search_articles("generate random numbers?", Audience.PUBLIC))[0] \
         == programming["random"].id
+
+
+@SEMANTIC
+def test_a_keyword_bonus_follows_the_share_of_the_question_an_article_holds(app, programming):
+    index_store = store()
+    searcher = index_store.searcher()
+    docnum = {key: searcher.document_number(id=str(article.id))
+              for key, article in programming.items()}
+    question = parse_any_word("random numbers module", searcher)
+    shares = keyword_shares(index_store, question, list(docnum.values()))
+    # "random" and "numbers" are in one article, "module" in four: the random article holds
+    # the whole question, the float and imports articles its common word, the class article
+    # nothing.
+    assert shares[docnum["random"]] == pytest.approx(1.0)
+    assert 0 < shares[docnum["float"]] == shares[docnum["imports"]] < 0.3
+    assert shares[docnum["class"]] == 0
+
+
+def test_fusion_weighs_a_keyword_match_by_the_share_it_holds(app):
+    app.config["SEMANTIC_SEARCH"] = True
+    near = [(2, 0.50), (1, 0.48)]
+    keyword = [(1, 1002.0), (2, 1001.0)]  # article 1: the best keyword match
+    # Holding the question's distinctive words, the keyword match overtakes a close cosine ...
+    assert semantic.fuse(keyword, near, 0.0, shares={1: 1.0, 2: 0.2})[0] == 1
+    # ... holding only a common word, it does not.
+    assert semantic.fuse(keyword, near, 0.0, shares={1: 0.1, 2: 0.2})[0] == 2
+
+
+@SEMANTIC
+def test_the_article_titled_with_the_question_comes_first(app, programming, make_article):
+    answer = make_article(
+        "How do I reset my password?",
+        "Open the sign-in page, choose Forgot password and follow the link we e-mail you.")
+    make_article(
+        "Managing your account",
+        "Your account page shows your name, e-mail address, language and time zone. You can "
+        "close the account, change the language, or reset the password from here too.")
+    question = "how can i reset my password"
+    assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == answer.id
+    assert ids(search_articles(question, Audience.PUBLIC))[0] == answer.id
+
+
+@SEMANTIC
+@pytest.mark.parametrize("question", [
+    "how do i feed my pet snake", "cheap flights to lisbon in may", "symptoms of the flu",
+    "recipe for banana bread", "find a plumber near me", "parking fine appeal"])
+def test_off_topic_questions_get_nothing(app, programming, question):
+    assert suggest_articles(question, Audience.CUSTOMERS) == []
+    assert search_articles(question, Audience.PUBLIC).hits == []
