@@ -198,7 +198,7 @@ def keyword_shares(store, q: wq.Query | None, docnums: list[int]) -> dict[int, f
     A word no article has weighs the most, so a question about something the knowledge base
     never mentions ("car insurance quote") stays low even when one common word matches; an
     article matching only a common word ("install") holds little of a specific question.
-    Read from the in-memory posting arrays (arrays.py): one membership test per word.
+    Read from the in-memory posting arrays (arrays.py) the keyword ranking just used.
     """
     shares = dict.fromkeys(docnums, 0.0)
     if q is None or not docnums:
@@ -221,8 +221,10 @@ def keyword_shares(store, q: wq.Query | None, docnums: list[int]) -> dict[int, f
         total += weight
         if frequency:
             holds = np.zeros(len(wanted), dtype=bool)
-            for ids in lists:
-                holds |= np.isin(wanted, ids)
+            for ids in lists:  # doc numbers ascending: a binary search per candidate
+                if len(ids):
+                    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+                    holds |= ids[at] == wanted
             held += weight * holds
     return {docnum: float(h / total) for docnum, h in zip(docnums, held, strict=True)}
 

@@ -316,3 +316,18 @@ def test_while_the_model_loads_in_the_background_searches_answer_by_keywords(
         assert semantic.status()["mode"] == "hybrid"
         semantic.rebuild_embeddings()  # written while search was keyword-only
         assert ids(search_articles("my printer went offline", Audience.PUBLIC)) == [article.id]
+
+
+@SEMANTIC
+@pytest.mark.parametrize("search_backend", ["postgres"], indirect=True)
+def test_postgres_weighs_keyword_matches_by_the_share_of_the_question_held(app, corpus):
+    """As Whoosh does (ranking.keyword_shares): rare words count more than common ones."""
+    from portal.search import pg
+
+    # "email" is in two public articles, "spooler" in one, "lasagne" in none.
+    shares = pg.keyword_shares(pg.parse("spooler email lasagne", prefix_last=False),
+                               [corpus[k].id for k in ("printer", "password", "refund")],
+                               instant=False)
+    assert shares[corpus["printer"].id] > shares[corpus["password"].id] > 0
+    assert shares[corpus["refund"].id] == 0
+    assert shares[corpus["printer"].id] < 0.5  # "lasagne", in no article, weighs the most
