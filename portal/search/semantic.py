@@ -443,7 +443,7 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
 # near-ties (exact error text, names) when the article holds the question's rarer words.
 # Without the share a match on one common word ("install") got nearly the bonus of a match
 # on the distinctive ones; with it the bonus could double (0.1 -> 0.2): right first rose from
-# 0.794 to 0.821 (Debian) and 0.838 to 0.851 (Python). Rank-based fusion (RRF), a title-only
+# 0.794 to 0.816 (Debian) and 0.838 to 0.841 (Python). Rank-based fusion (RRF), a title-only
 # vector per article, the second-best chunk and pseudo-relevance feedback all measured at or
 # below this on one set or the other.
 CANDIDATES = 50
