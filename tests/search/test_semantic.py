@@ -261,6 +261,7 @@ def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, cu
     assert page.status_code == 200
     assert "Hybrid" in page.text and "Published articles" in page.text
     assert f"below {semantic.QUERY_FLOOR}" in page.text  # the explanation uses live numbers
+    assert "share of the question's words the article holds" in page.text
 
 
 @SEMANTIC
