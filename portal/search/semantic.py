@@ -448,8 +448,6 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
 # below this on one set or the other.
 CANDIDATES = 50
 KEYWORD_ALPHA = 0.2
-# Where no share is known (PostgreSQL's candidates: pg.py), the unweighted bonus is smaller.
-KEYWORD_ALPHA_UNWEIGHTED = 0.1
 # Below this best cosine the question is unrelated to every article (unrelated questions
 # measured at most 0.27, answerable ones mostly above 0.30) ...
 QUERY_FLOOR = 0.28
@@ -501,13 +499,13 @@ def is_related(nearest: list[tuple[int, float]], keyword_coverage: float, *,
 
 
 def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
-         keyword_coverage: float, *, corrected: bool = False,
-         shares: dict[int, float] | None = None) -> list[int]:
+         keyword_coverage: float, *, shares: dict[int, float], corrected: bool = False
+         ) -> list[int]:
     """Article ids, best first: cosine plus the weighted relative keyword score.
 
     `keyword` is (article id, BM25 score) best first, `nearest` (article id, cosine) best
     first; `keyword_coverage` is how much of the query, as typed, the best keyword match
-    holds; `shares` how much of the query each keyword candidate holds (None: not known).
+    holds; `shares` how much of the query each keyword candidate holds.
     An unrelated question gets nothing. A question related only by its keywords (its
     cosines are noise) keeps the keyword order.
     """
@@ -520,14 +518,8 @@ def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
     cosine = dict(nearest)
     weakest = nearest[-1][1] if nearest else 0.0  # a keyword match outside the nearest list
     best_keyword = keyword[0][1] if keyword and keyword[0][1] > 0 else 1.0
-    if shares is None:
-        weights = dict.fromkeys((article_id for article_id, _s in keyword),
-                                KEYWORD_ALPHA_UNWEIGHTED)
-    else:
-        weights = {article_id: KEYWORD_ALPHA * shares.get(article_id, 0.0)
-                   for article_id, _s in keyword}
     scores = {article_id: cosine.get(article_id, weakest)
-              + weights[article_id] * bm25 / best_keyword
+              + KEYWORD_ALPHA * shares.get(article_id, 0.0) * bm25 / best_keyword
               for article_id, bm25 in keyword}
     for article_id, score in nearest:
         if score < ITEM_FLOOR:
