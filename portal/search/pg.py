@@ -6,8 +6,11 @@ generated `tsvector` weighs the title (A), labels and headings (B), section and 
 (C) and the body (D) under `portal_english` (unaccent + English stemming: "Café", "cafe" and
 "cafés" meet, as in the Whoosh schema); a GIN index serves `@@`. Phrases use
 `phraseto_tsquery`, a trailing `*` (and the word being typed, for instant results) a prefix
-match. Instant results match `tsv_short` (title, labels, headings, section names), whose small
-vectors rank fast. `ts_headline` runs on the shown rows only.
+match. The body is stored out of line, so the vectors that ranking reads for every matching
+row stay inline and uncompressed. Instant results match `tsv_short` (title, labels, headings,
+section names) in `fts_short`, a narrow copy written in the same statement as each
+`fts_articles` row: a keystroke's prefix query visits a few small pages, not one wide row per
+match. `ts_headline` runs on the shown rows only.
 Typo correction looks up unknown words in `fts_vocabulary` (the words of customer-visible
 articles with their article counts) by `pg_trgm` similarity, then keeps the closest within
 one or two edits. Visibility is part of every query's WHERE clause.
@@ -42,7 +45,9 @@ RANK_WEIGHTS = "{0.25, 0.375, 0.625, 1.0}"
 HEADLINE_OPTIONS = (f"StartSel={MARK_START}, StopSel={MARK_END}, MaxFragments=2, MaxWords=30, "
                     "MinWords=12, FragmentDelimiter=\" … \"")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-_TOKENS = re.compile(r'"([^"]*)"?|(-|\bNOT\s+)?(\w+)(\*?)|\b(OR)\b', re.UNICODE)
+# As in the Whoosh parser, only NOT excludes: a minus sign is punctuation ("two-step" is two
+# words, both wanted).
+_TOKENS = re.compile(r'"([^"]*)"?|(\bNOT\s+)?(\w+)(\*?)|\b(OR)\b', re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -77,6 +82,15 @@ _UPSERT = (
     " slug = excluded.slug, section_name = excluded.section_name,"
     " category_name = excluded.category_name, spell = excluded.spell"
 )
+# The row and its narrow copy for instant results, in one statement (one round trip).
+_WRITE = (
+    f"WITH written AS ({_UPSERT} RETURNING article_id, status, visibility, category_id,"  # noqa: S608
+    " tsv_short)"
+    " INSERT INTO fts_short (article_id, status, visibility, category_id, tsv_short)"
+    " SELECT * FROM written ON CONFLICT (article_id) DO UPDATE SET status = excluded.status,"
+    " visibility = excluded.visibility, category_id = excluded.category_id,"
+    " tsv_short = excluded.tsv_short"
+)
 
 
 def document_row(article: Article) -> dict:
@@ -105,12 +119,13 @@ def write_document(article_id: int) -> None:
     article = session.get(Article, article_id, populate_existing=True)
     new_spell: list[str] = []
     if article is None:
-        session.execute(text("DELETE FROM fts_articles WHERE article_id = :id"),
-                        {"id": article_id})
+        for table in ("fts_articles", "fts_short"):
+            session.execute(text(f"DELETE FROM {table} WHERE article_id = :id"),  # noqa: S608
+                            {"id": article_id})
     else:
         row = document_row(article)
         new_spell = row["spell"]
-        session.execute(text(_UPSERT), row)
+        session.execute(text(_WRITE), row)
     _count_words(set(new_spell) - set(old_spell or ()), +1)
     _count_words(set(old_spell or ()) - set(new_spell), -1)
     changes.record(changes.KB)
@@ -146,8 +161,8 @@ def rebuild(article_ids: list[int]) -> int:
     from portal.kb.models import KbSection
 
     session = db.session
-    session.execute(text("DELETE FROM fts_articles"))
-    session.execute(text("DELETE FROM fts_vocabulary"))
+    for table in ("fts_articles", "fts_short", "fts_vocabulary"):
+        session.execute(text(f"DELETE FROM {table}"))  # noqa: S608
     vocabulary: Counter = Counter()
     for start in range(0, len(article_ids), 500):
         articles = session.scalars(
@@ -155,7 +170,7 @@ def rebuild(article_ids: list[int]) -> int:
             .options(selectinload(Article.section).selectinload(KbSection.category))).all()
         rows = [document_row(article) for article in articles]
         if rows:
-            session.execute(text(_UPSERT), rows)
+            session.execute(text(_WRITE), rows)
         for row in rows:
             vocabulary.update(row["spell"])
         session.flush()
@@ -167,6 +182,9 @@ def rebuild(article_ids: list[int]) -> int:
             " unnest(CAST(:words AS text[]), CAST(:counts AS integer[]))"),
             {"words": words, "counts": [vocabulary[w] for w in words]})
     changes.record(changes.KB)
+    session.commit()
+    # Every row is new: without fresh statistics the planner guesses (autovacuum comes later).
+    session.execute(text("ANALYZE fts_articles, fts_short, fts_vocabulary"))
     session.commit()
     return len(article_ids)
 
@@ -273,12 +291,17 @@ def _snippet(headline: str | None) -> Markup:
 _SHOWN = ("d.article_id, d.title, d.slug, d.section_name, d.category_name")
 
 
+def _source(instant: bool) -> tuple[str, str]:
+    """(table, vector column): instant results match the short fields in the narrow table."""
+    return ("fts_short", "d.tsv_short") if instant else ("fts_articles", "d.tsv")
+
+
 def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
                  per_page: int, any_word: bool, snippets: bool, instant: bool):
     """One ranked page and the total: rank and count in the database, headlines for the page.
     Instant results match the short fields and rank articles with every word first."""
     where, params = _visible(audience, category_id)
-    column = "d.tsv_short" if instant else "d.tsv"
+    table, column = _source(instant)
     tsq, tsq_params = parsed.tsquery(any_word)
     params.update(tsq_params, limit=per_page, offset=(page - 1) * per_page)
     order = "score DESC, d.article_id"
@@ -294,7 +317,7 @@ def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *
         f"WITH q AS (SELECT {tsq} AS q),"  # noqa: S608
         f" page AS (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score,"
         f" count(*) OVER () AS total{all_words}"
-        f" FROM fts_articles d, q WHERE {column} @@ q.q AND {where}"
+        f" FROM {table} d, q WHERE {column} @@ q.q AND {where}"
         f" ORDER BY {order} LIMIT :limit OFFSET :offset)"
         f" SELECT {_SHOWN}, page.score, page.total, {headline} AS headline"
         f" FROM page JOIN fts_articles d USING (article_id), q"
@@ -307,12 +330,12 @@ def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
                 limit: int, *, instant: bool) -> list[tuple[int, float]]:
     """The best any-word matches with their scores (hybrid ranking's keyword candidates)."""
     where, params = _visible(audience, category_id)
-    column = "d.tsv_short" if instant else "d.tsv"
+    table, column = _source(instant)
     tsq, tsq_params = parsed.tsquery(True)
     params.update(tsq_params, limit=limit)
     rows = db.session.execute(text(
         f"SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"  # noqa: S608
-        f" FROM fts_articles d, (SELECT {tsq} AS q) q"
+        f" FROM {table} d, (SELECT {tsq} AS q) q"
         f" WHERE {column} @@ q.q AND {where}"
         " ORDER BY score DESC, d.article_id LIMIT :limit"),
         params).all()
@@ -322,10 +345,10 @@ def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
 def keyword_coverage(parsed: PgQuery, article_id: int, *, instant: bool) -> float:
     """How much of the question the best keyword match holds, for `semantic.fuse`: 1 when it
     holds every word, else 0 (a stricter reading than Whoosh's idf-weighted share)."""
-    column = "d.tsv_short" if instant else "d.tsv"
+    table, column = _source(instant)
     tsq, tsq_params = parsed.tsquery(False)
     covered = db.session.scalar(text(
-        f"SELECT {column} @@ ({tsq}) FROM fts_articles d"  # noqa: S608
+        f"SELECT {column} @@ ({tsq}) FROM {table} d"  # noqa: S608
         " WHERE d.article_id = :article_id"), {**tsq_params, "article_id": article_id})
     return 1.0 if covered else 0.0
 
