@@ -354,10 +354,11 @@ def keyword_coverage(parsed: PgQuery, article_id: int, *, instant: bool) -> floa
 
 
 def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
-                per_page: int, instant: bool):
-    """Keyword and meaning candidates fused as with Whoosh; None without the model."""
-    nearest = semantic.nearest_articles(parsed.text, audience, changes.version(changes.KB),
-                                        semantic.CANDIDATES)
+                per_page: int, instant: bool, meaning: str | None = None):
+    """Keyword and meaning candidates fused as with Whoosh (the encoder reads `meaning`, by
+    default the cleaned query); None without the model."""
+    nearest = semantic.nearest_articles(meaning or parsed.text, audience,
+                                        changes.version(changes.KB), semantic.CANDIDATES)
     if nearest is None:
         return None
     keyword = []
@@ -392,14 +393,16 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
 
 
 def run(text_: str, audience: Audience, *, page: int, per_page: int,
-        category_id: int | None, instant: bool, any_word: bool):
+        category_id: int | None, instant: bool, any_word: bool, meaning: str | None = None,
+        keywords_only: bool = False):
     """service._run on PostgreSQL: (parsed, hits, total), through a per-process cache keyed
-    by the change feed's version of the knowledge base."""
+    by the change feed's version of the knowledge base. `meaning` and `keywords_only` as in
+    service._run (instant results while typing do not run the model)."""
     from portal.search.service import _cache
 
-    hybrid = semantic.applies_to(text_)
+    hybrid = not keywords_only and semantic.applies_to(text_)
     key = ("pg", current_app.config["DATABASE_URL"], changes.version(changes.KB), text_,
-           audience, page, per_page, category_id, instant, any_word,
+           meaning, audience, page, per_page, category_id, instant, any_word,
            hybrid and (semantic.mode(), semantic.signature()))
     cached = _cache.get(key)
     if cached is not None:
@@ -410,7 +413,7 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
         ranked = None
         if hybrid:
             ranked = hybrid_page(parsed, audience, category_id, page=page,
-                                 per_page=per_page, instant=instant)
+                                 per_page=per_page, instant=instant, meaning=meaning)
         if ranked is None:
             ranked = keyword_page(parsed, audience, category_id, page=page, per_page=per_page,
                                   any_word=any_word, snippets=not instant, instant=instant)
@@ -422,29 +425,40 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
 
 def correct_spelling(text_: str) -> str | None:
     """Unknown words replaced by the closest vocabulary word (trigram candidates, then at most
-    one edit for short words and two for longer ones, the commonest first), or None."""
+    one edit for short words and two for longer ones, the commonest first), or None.
+    Every word's candidates come in one query (one round trip however many words)."""
     words = plain_words(text_).split()
+    checked = sorted({fold(w) for w in words if _checkable(fold(w))})
+    candidates: dict[str, list] = {w: [] for w in checked}
+    if checked:
+        for row in db.session.execute(text(
+                "SELECT w.word AS typed, c.word, c.articles, c.word = w.word AS known"
+                " FROM unnest(CAST(:words AS text[])) AS w(word) CROSS JOIN LATERAL"
+                " (SELECT v.word, v.articles, similarity(v.word, w.word) AS sim"
+                "  FROM fts_vocabulary v WHERE v.word % w.word"
+                "  AND left(v.word, 1) = left(w.word, 1)"
+                "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
+                " ORDER BY w.word, known DESC, c.sim DESC"), {"words": checked}):
+            candidates[row.typed].append(row)
     changed, out = False, []
     for word in words:
         lower = fold(word)
-        if len(lower) < 3 or "*" in lower or not lower.isalpha():
-            out.append(word)
-            continue
-        candidates = db.session.execute(text(
-            "SELECT word, articles, word = :w AS known FROM fts_vocabulary"
-            " WHERE word % :w AND left(word, 1) = left(:w, 1)"
-            " ORDER BY word = :w DESC, similarity(word, :w) DESC LIMIT 12"), {"w": lower}).all()
-        if candidates and candidates[0].known:
+        found = candidates.get(lower) if _checkable(lower) else None
+        if not found or found[0].known:
             out.append(word)
             continue
         maxdist = 1 if len(lower) <= 4 else 2
-        scored = sorted((_distance(lower, c.word), -c.articles, c.word) for c in candidates)
-        if scored and scored[0][0] <= maxdist:
+        scored = sorted((_distance(lower, c.word), -c.articles, c.word) for c in found)
+        if scored[0][0] <= maxdist:
             out.append(scored[0][2])
             changed = True
         else:
             out.append(word)
     return " ".join(out) if changed else None
+
+
+def _checkable(word: str) -> bool:
+    return len(word) >= 3 and "*" not in word and word.isalpha()
 
 
 def _distance(a: str, b: str) -> int:
