@@ -2,6 +2,7 @@
 
     python bench/pages.py                       # demo data, 10 s per page (~4 minutes)
     python bench/pages.py --seconds 20 --pages home,article,instant
+    python bench/pages.py --database postgres   # the portal on PostgreSQL (see below)
 
 Seeds the demo content into a fresh instance, then serves it with gunicorn (2 sync workers,
 the default configuration: the meaning-based search layer is on) next to a *floor*: a bare
@@ -21,6 +22,11 @@ RESULT min_page_ratio=… instant_ratio=… search_ratio=… suggest_ratio=… r
 On a machine shared with other work the req/s ratios mostly measure the neighbours; the
 `cpu_*` keys give the same ratios from server CPU per request (floor CPU / page CPU), which
 is what bounds req/s when the server has the cores to itself.
+
+`--database postgres` seeds the same demo into the PostgreSQL database of `--database-url`
+(default: $PORTAL_TEST_POSTGRES_URL), whose public schema it DROPS and rebuilds, and serves the
+portal from it (the floor stays on SQLite, so ratios compare across the two runs); the RESULT
+line names the database.
 """
 
 from __future__ import annotations
@@ -247,19 +253,25 @@ def prepare(instance: Path, env: dict) -> tuple[dict, dict, list[str]]:
     subprocess.run([*flask, "demo", "seed"], env=env, cwd=ROOT, check=True,  # noqa: S603
                    capture_output=True)
     accounts = json.loads((instance / "demo-accounts.json").read_text())
-    import sqlite3
+    from sqlalchemy import create_engine, text
 
-    db = sqlite3.connect(instance / "portal.sqlite3")
-    category = db.execute("SELECT id, slug FROM kb_categories ORDER BY position, id").fetchone()
-    section = db.execute("SELECT id, slug FROM kb_sections ORDER BY position, id").fetchone()
-    article = db.execute("SELECT id, slug FROM articles WHERE status='published' AND "
-                         "visibility='public' ORDER BY view_count DESC, id").fetchone()
-    customer = db.execute("SELECT id FROM users WHERE email=?",
-                          (accounts["customer"][0],)).fetchone()[0]
-    ticket = db.execute("SELECT id FROM tickets WHERE requester_id=? ORDER BY id",
-                        (customer,)).fetchone()
-    titles = [r[0] for r in db.execute("SELECT title FROM articles WHERE status='published'")]
-    db.close()
+    engine = create_engine(env.get("PORTAL_DATABASE_URL")
+                           or f"sqlite:///{instance / 'portal.sqlite3'}")
+    with engine.connect() as db:
+        def row(sql, **params):
+            return db.execute(text(sql), params).first()
+
+        category = row("SELECT id, slug FROM kb_categories ORDER BY position, id")
+        section = row("SELECT id, slug FROM kb_sections ORDER BY position, id")
+        article = row("SELECT id, slug FROM articles WHERE status='published' AND "
+                      "visibility='public' ORDER BY view_count DESC, id")
+        customer = row("SELECT id FROM users WHERE email=:email",
+                       email=accounts["customer"][0])[0]
+        ticket = row("SELECT id FROM tickets WHERE requester_id=:customer ORDER BY id",
+                     customer=customer)
+        titles = [r[0] for r in db.execute(
+            text("SELECT title FROM articles WHERE status='published'"))]
+    engine.dispose()
     words = sorted({w.lower() for t in titles for w in re.findall(r"[A-Za-z]{4,}", t)})
     urls = {
         "home": (None, "/"),
@@ -281,14 +293,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per page")
     parser.add_argument("--pages", help="comma-separated subset (default: all)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--database-url", default=os.environ.get("PORTAL_TEST_POSTGRES_URL"))
     args = parser.parse_args()
+    database = {}
+    if args.database == "postgres":
+        if not args.database_url:
+            parser.error("--database postgres needs --database-url (or PORTAL_TEST_POSTGRES_URL)")
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(args.database_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        database = {"PORTAL_DATABASE_URL": args.database_url}
     with tempfile.TemporaryDirectory(prefix="pages-bench-") as scratch:
         scratch = Path(scratch)
         instance = scratch / "instance"
         env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance),
                "PORTAL_SECRET_KEY": "bench", "PORTAL_RATELIMIT_ENABLED": "false",
                "PORTAL_LOGIN_RATE_LIMIT": "1000 per minute",
-               "BENCH_FLOOR_DB": str(scratch / "floor.sqlite3"), "PYTHONDONTWRITEBYTECODE": "1"}
+               "BENCH_FLOOR_DB": str(scratch / "floor.sqlite3"), "PYTHONDONTWRITEBYTECODE": "1",
+               **database}
         env.pop("PORTAL_SEMANTIC_SEARCH", None)
         accounts, urls, words = prepare(instance, env)
         names = list(urls) + list(SEARCH_PAGES)
@@ -359,8 +386,8 @@ def main() -> None:
     def cpu_ratio(name: str) -> str:
         return f"{floor_cpu / results[name]['cpu_ms']:.2f}" if name in results else "n/a"
 
-    print(f"RESULT min_page_ratio={min(plain):.2f} " if plain else "RESULT min_page_ratio=n/a ",
-          end="")
+    print(f"RESULT database={args.database} ", end="")
+    print(f"min_page_ratio={min(plain):.2f} " if plain else "min_page_ratio=n/a ", end="")
     print(f"instant_ratio={ratio('instant')} search_ratio={ratio('search')} "
           f"suggest_ratio={ratio('suggest')} "
           f"rss_mb_per_worker={max(rss for rss, _p in memory_after):.0f} "

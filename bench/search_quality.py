@@ -11,6 +11,11 @@ generated filler articles up to --articles (default 20,000), embeds them with th
 and times the suggestion request through the app.
 
     python bench/search_quality.py [--sets debian,python] [--articles 20000] [--quality-only]
+    python bench/search_quality.py --quality-only --backend whoosh,postgres
+
+`--backend` lists the keyword backends to measure, in one run: whoosh (SQLite, the default)
+and postgres (PostgreSQL full-text search in the database of $PORTAL_TEST_POSTGRES_URL, whose
+public schema it DROPS and rebuilds for each set); PostgreSQL's keys start with `pg_`.
 
 Last line: RESULT <set>_suggest_r1=.. <set>_suggest_r5=.. ... suggest_p95_ms=.. embed_s_per_1k=..
 """
@@ -18,6 +23,7 @@ Last line: RESULT <set>_suggest_r1=.. <set>_suggest_r5=.. ... suggest_p95_ms=.. 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -95,12 +101,21 @@ def load_queries(path: Path) -> list[Query]:
     return rows
 
 
-def make_app(instance: Path):
+def make_app(instance: Path, database_url: str | None = None):
+    """A migrated app on SQLite, or on `database_url` (emptied first)."""
     from portal.migrate import upgrade
 
+    if database_url:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
     app = create_app({
         "INSTANCE_PATH": str(instance),
-        "DATABASE_URL": f"sqlite:///{instance / 'portal.sqlite3'}",
+        "DATABASE_URL": database_url or f"sqlite:///{instance / 'portal.sqlite3'}",
         "SECRET_KEY": "bench",
         "RATELIMIT_ENABLED": False,
         "WTF_CSRF_ENABLED": False,
@@ -314,14 +329,20 @@ def main() -> None:
     parser.add_argument("--sets", default="debian,python",
                         help="development sets to measure, comma-separated (debian, python); "
                              "the first one is also used for the speed measurement")
+    parser.add_argument("--backend", default="whoosh",
+                        help="keyword backends, comma-separated: whoosh, postgres")
     args = parser.parse_args()
+    backends = args.backend.split(",")
+    if "postgres" in backends and not os.environ.get("PORTAL_TEST_POSTGRES_URL"):
+        parser.error("--backend postgres needs PORTAL_TEST_POSTGRES_URL")
     # Every set's unrelated questions are asked of every knowledge base: a question about
     # pets or pizza must get nothing from any of them.
     unrelated = [q for dev_set in SETS.values() for q in load_queries(dev_set.queries_file)
                  if q.kind == UNRELATED]
 
     summary: dict[str, float] = {}
-    for position, name in enumerate(args.sets.split(",")):
+    runs = [(name, backend) for name in args.sets.split(",") for backend in backends]
+    for position, (name, backend) in enumerate(runs):
         dev_set = SETS[name]
         queries = load_queries(dev_set.queries_file)
         asked = {q.text.lower() for q in queries}
@@ -329,18 +350,22 @@ def main() -> None:
             if q.text.lower() not in asked:
                 asked.add(q.text.lower())
                 queries.append(q)
+        prefix = "pg_" if backend == "postgres" else ""
         with tempfile.TemporaryDirectory() as folder:
-            app = make_app(Path(folder))
+            app = make_app(Path(folder), os.environ["PORTAL_TEST_POSTGRES_URL"]
+                           if backend == "postgres" else None)
             started = time.perf_counter()
             ids = import_faq(app, dev_set)
-            print(f"{dev_set.title}: {len(ids)} questions imported as articles, indexed and "
-                  f"embedded in {time.perf_counter() - started:.1f} s; {len(queries)} queries.")
+            print(f"{dev_set.title} ({backend}): {len(ids)} questions imported as articles, "
+                  f"indexed and embedded in {time.perf_counter() - started:.1f} s; "
+                  f"{len(queries)} queries.")
             results = evaluate(app, ids, queries)
-            print_quality(name, results)
+            print_quality(prefix + name, results)
             for label in ("suggest", "search"):
-                summary[f"{name}_{label}_r1"] = results[label]["all"]["recall@1"]
-                summary[f"{name}_{label}_r5"] = results[label]["all"]["recall@5"]
-                summary[f"{name}_{label}_unrelated_empty"] = results[label][UNRELATED]["nothing"]
+                key = f"{prefix}{name}_{label}"
+                summary[f"{key}_r1"] = results[label]["all"]["recall@1"]
+                summary[f"{key}_r5"] = results[label]["all"]["recall@5"]
+                summary[f"{key}_unrelated_empty"] = results[label][UNRELATED]["nothing"]
             if position == 0 and not args.quality_only:
                 filler = max(0, args.articles - len(ids))
                 print(f"Adding {filler} generated filler articles (20-60 words each) ...",

@@ -122,3 +122,32 @@ def test_demo_content_and_main_pages_on_postgres(pg_app):
             "view": "all", "q": missing}).data, missing
     assert client.get("/agent/reports?priority=urgent").status_code == 200
     assert client.get("/agent/reports").status_code == 200
+
+
+def test_a_connection_the_server_closed_is_replaced_without_an_error(pg_app):
+    """No pre-ping round trip: the pool finds the server's goodbye on the socket at checkout
+    (after a restart or pg_terminate_backend) and opens a fresh connection."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    client = pg_app.test_client()
+    assert client.get("/kb/").status_code == 200
+    db.session.remove()
+    pooled = db.engine.pool.checkedin()
+    assert pooled >= 1
+    admin = create_engine(POSTGRES_URL)
+    with admin.connect() as conn:
+        killed = conn.execute(text(
+            "SELECT array_agg(pid) FROM (SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend' OFFSET 0) others"
+            " WHERE pg_terminate_backend(pid)")).scalar()
+        assert killed
+        deadline = time.monotonic() + 10
+        while conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:p)"),
+                           {"p": killed}).scalar() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    admin.dispose()
+    for _ in range(pooled + 1):
+        assert client.get("/kb/").status_code == 200

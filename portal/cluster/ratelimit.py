@@ -10,8 +10,10 @@ strategy. With Redis, set `PORTAL_RATELIMIT_STORAGE_URI=redis://...` instead.
 from __future__ import annotations
 
 from limits.storage import Storage
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+
+from portal.db import postgres_engine
 
 SCHEME = "portal+postgresql"
 
@@ -27,7 +29,7 @@ class PostgresStorage(Storage):
     def __init__(self, uri: str, wrap_exceptions: bool = False, **options) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         url = "postgresql+psycopg://" + uri.split("://", 1)[1]
-        self.engine = create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
+        self.engine = postgres_engine(url, pool_size=2, max_overflow=4)
 
     @property
     def base_exceptions(self):

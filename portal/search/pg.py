@@ -6,8 +6,11 @@ generated `tsvector` weighs the title (A), labels and headings (B), section and 
 (C) and the body (D) under `portal_english` (unaccent + English stemming: "Café", "cafe" and
 "cafés" meet, as in the Whoosh schema); a GIN index serves `@@`. Phrases use
 `phraseto_tsquery`, a trailing `*` (and the word being typed, for instant results) a prefix
-match. Instant results match `tsv_short` (title, labels, headings, section names), whose small
-vectors rank fast. `ts_headline` runs on the shown rows only.
+match. The body is stored out of line, so the vectors that ranking reads for every matching
+row stay inline and uncompressed. Instant results match `tsv_short` (title, labels, headings,
+section names) in `fts_short`, a narrow copy written in the same statement as each
+`fts_articles` row: a keystroke's prefix query visits a few small pages, not one wide row per
+match. `ts_headline` runs on the shown rows only.
 Typo correction looks up unknown words in `fts_vocabulary` (the words of customer-visible
 articles with their article counts) by `pg_trgm` similarity, then keeps the closest within
 one or two edits. Visibility is part of every query's WHERE clause.
@@ -43,7 +46,9 @@ RANK_WEIGHTS = "{0.25, 0.375, 0.625, 1.0}"
 HEADLINE_OPTIONS = (f"StartSel={MARK_START}, StopSel={MARK_END}, MaxFragments=2, MaxWords=30, "
                     "MinWords=12, FragmentDelimiter=\" … \"")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-_TOKENS = re.compile(r'"([^"]*)"?|(-|\bNOT\s+)?(\w+)(\*?)|\b(OR)\b', re.UNICODE)
+# As in the Whoosh parser, only NOT excludes: a minus sign is punctuation ("two-step" is two
+# words, both wanted).
+_TOKENS = re.compile(r'"([^"]*)"?|(\bNOT\s+)?(\w+)(\*?)|\b(OR)\b', re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -78,6 +83,15 @@ _UPSERT = (
     " slug = excluded.slug, section_name = excluded.section_name,"
     " category_name = excluded.category_name, spell = excluded.spell"
 )
+# The row and its narrow copy for instant results, in one statement (one round trip).
+_WRITE = (
+    f"WITH written AS ({_UPSERT} RETURNING article_id, status, visibility, category_id,"  # noqa: S608
+    " tsv_short)"
+    " INSERT INTO fts_short (article_id, status, visibility, category_id, tsv_short)"
+    " SELECT * FROM written ON CONFLICT (article_id) DO UPDATE SET status = excluded.status,"
+    " visibility = excluded.visibility, category_id = excluded.category_id,"
+    " tsv_short = excluded.tsv_short"
+)
 
 
 def document_row(article: Article) -> dict:
@@ -106,12 +120,13 @@ def write_document(article_id: int) -> None:
     article = session.get(Article, article_id, populate_existing=True)
     new_spell: list[str] = []
     if article is None:
-        session.execute(text("DELETE FROM fts_articles WHERE article_id = :id"),
-                        {"id": article_id})
+        for table in ("fts_articles", "fts_short"):
+            session.execute(text(f"DELETE FROM {table} WHERE article_id = :id"),  # noqa: S608
+                            {"id": article_id})
     else:
         row = document_row(article)
         new_spell = row["spell"]
-        session.execute(text(_UPSERT), row)
+        session.execute(text(_WRITE), row)
     _count_words(set(new_spell) - set(old_spell or ()), +1)
     _count_words(set(old_spell or ()) - set(new_spell), -1)
     changes.record(changes.KB)
@@ -147,8 +162,8 @@ def rebuild(article_ids: list[int]) -> int:
     from portal.kb.models import KbSection
 
     session = db.session
-    session.execute(text("DELETE FROM fts_articles"))
-    session.execute(text("DELETE FROM fts_vocabulary"))
+    for table in ("fts_articles", "fts_short", "fts_vocabulary"):
+        session.execute(text(f"DELETE FROM {table}"))  # noqa: S608
     vocabulary: Counter = Counter()
     for start in range(0, len(article_ids), 500):
         articles = session.scalars(
@@ -156,7 +171,7 @@ def rebuild(article_ids: list[int]) -> int:
             .options(selectinload(Article.section).selectinload(KbSection.category))).all()
         rows = [document_row(article) for article in articles]
         if rows:
-            session.execute(text(_UPSERT), rows)
+            session.execute(text(_WRITE), rows)
         for row in rows:
             vocabulary.update(row["spell"])
         session.flush()
@@ -168,6 +183,9 @@ def rebuild(article_ids: list[int]) -> int:
             " unnest(CAST(:words AS text[]), CAST(:counts AS integer[]))"),
             {"words": words, "counts": [vocabulary[w] for w in words]})
     changes.record(changes.KB)
+    session.commit()
+    # Every row is new: without fresh statistics the planner guesses (autovacuum comes later).
+    session.execute(text("ANALYZE fts_articles, fts_short, fts_vocabulary"))
     session.commit()
     return len(article_ids)
 
@@ -274,12 +292,17 @@ def _snippet(headline: str | None) -> Markup:
 _SHOWN = ("d.article_id, d.title, d.slug, d.section_name, d.category_name")
 
 
+def _source(instant: bool) -> tuple[str, str]:
+    """(table, vector column): instant results match the short fields in the narrow table."""
+    return ("fts_short", "d.tsv_short") if instant else ("fts_articles", "d.tsv")
+
+
 def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
                  per_page: int, any_word: bool, snippets: bool, instant: bool):
     """One ranked page and the total: rank and count in the database, headlines for the page.
     Instant results match the short fields and rank articles with every word first."""
     where, params = _visible(audience, category_id)
-    column = "d.tsv_short" if instant else "d.tsv"
+    table, column = _source(instant)
     tsq, tsq_params = parsed.tsquery(any_word)
     params.update(tsq_params, limit=per_page, offset=(page - 1) * per_page)
     order = "score DESC, d.article_id"
@@ -295,7 +318,7 @@ def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *
         f"WITH q AS (SELECT {tsq} AS q),"  # noqa: S608
         f" page AS (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score,"
         f" count(*) OVER () AS total{all_words}"
-        f" FROM fts_articles d, q WHERE {column} @@ q.q AND {where}"
+        f" FROM {table} d, q WHERE {column} @@ q.q AND {where}"
         f" ORDER BY {order} LIMIT :limit OFFSET :offset)"
         f" SELECT {_SHOWN}, page.score, page.total, {headline} AS headline"
         f" FROM page JOIN fts_articles d USING (article_id), q"
@@ -308,12 +331,12 @@ def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
                 limit: int, *, instant: bool) -> list[tuple[int, float]]:
     """The best any-word matches with their scores (hybrid ranking's keyword candidates)."""
     where, params = _visible(audience, category_id)
-    column = "d.tsv_short" if instant else "d.tsv"
+    table, column = _source(instant)
     tsq, tsq_params = parsed.tsquery(True)
     params.update(tsq_params, limit=limit)
     rows = db.session.execute(text(
         f"SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"  # noqa: S608
-        f" FROM fts_articles d, (SELECT {tsq} AS q) q"
+        f" FROM {table} d, (SELECT {tsq} AS q) q"
         f" WHERE {column} @@ q.q AND {where}"
         " ORDER BY score DESC, d.article_id LIMIT :limit"),
         params).all()
@@ -323,10 +346,10 @@ def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
 def keyword_coverage(parsed: PgQuery, article_id: int, *, instant: bool) -> float:
     """How much of the question the best keyword match holds, for `semantic.fuse`: 1 when it
     holds every word, else 0 (a stricter reading than Whoosh's idf-weighted share)."""
-    column = "d.tsv_short" if instant else "d.tsv"
+    table, column = _source(instant)
     tsq, tsq_params = parsed.tsquery(False)
     covered = db.session.scalar(text(
-        f"SELECT {column} @@ ({tsq}) FROM fts_articles d"  # noqa: S608
+        f"SELECT {column} @@ ({tsq}) FROM {table} d"  # noqa: S608
         " WHERE d.article_id = :article_id"), {**tsq_params, "article_id": article_id})
     return 1.0 if covered else 0.0
 
@@ -362,10 +385,11 @@ def keyword_shares(parsed: PgQuery, article_ids: list[int], *, instant: bool
 
 
 def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
-                per_page: int, instant: bool):
-    """Keyword and meaning candidates fused as with Whoosh; None without the model."""
-    nearest = semantic.nearest_articles(parsed.text, audience, changes.version(changes.KB),
-                                        semantic.CANDIDATES)
+                per_page: int, instant: bool, meaning: str | None = None):
+    """Keyword and meaning candidates fused as with Whoosh (the encoder reads `meaning`, by
+    default the cleaned query); None without the model."""
+    nearest = semantic.nearest_articles(meaning or parsed.text, audience,
+                                        changes.version(changes.KB), semantic.CANDIDATES)
     if nearest is None:
         return None
     keyword = []
@@ -401,14 +425,16 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
 
 
 def run(text_: str, audience: Audience, *, page: int, per_page: int,
-        category_id: int | None, instant: bool, any_word: bool):
+        category_id: int | None, instant: bool, any_word: bool, meaning: str | None = None,
+        keywords_only: bool = False):
     """service._run on PostgreSQL: (parsed, hits, total), through a per-process cache keyed
-    by the change feed's version of the knowledge base."""
+    by the change feed's version of the knowledge base. `meaning` and `keywords_only` as in
+    service._run (instant results while typing do not run the model)."""
     from portal.search.service import _cache
 
-    hybrid = semantic.applies_to(text_)
+    hybrid = not keywords_only and semantic.applies_to(text_)
     key = ("pg", current_app.config["DATABASE_URL"], changes.version(changes.KB), text_,
-           audience, page, per_page, category_id, instant, any_word,
+           meaning, audience, page, per_page, category_id, instant, any_word,
            hybrid and (semantic.mode(), semantic.signature()))
     cached = _cache.get(key)
     if cached is not None:
@@ -419,7 +445,7 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
         ranked = None
         if hybrid:
             ranked = hybrid_page(parsed, audience, category_id, page=page,
-                                 per_page=per_page, instant=instant)
+                                 per_page=per_page, instant=instant, meaning=meaning)
         if ranked is None:
             ranked = keyword_page(parsed, audience, category_id, page=page, per_page=per_page,
                                   any_word=any_word, snippets=not instant, instant=instant)
@@ -431,29 +457,40 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
 
 def correct_spelling(text_: str) -> str | None:
     """Unknown words replaced by the closest vocabulary word (trigram candidates, then at most
-    one edit for short words and two for longer ones, the commonest first), or None."""
+    one edit for short words and two for longer ones, the commonest first), or None.
+    Every word's candidates come in one query (one round trip however many words)."""
     words = plain_words(text_).split()
+    checked = sorted({fold(w) for w in words if _checkable(fold(w))})
+    candidates: dict[str, list] = {w: [] for w in checked}
+    if checked:
+        for row in db.session.execute(text(
+                "SELECT w.word AS typed, c.word, c.articles, c.word = w.word AS known"
+                " FROM unnest(CAST(:words AS text[])) AS w(word) CROSS JOIN LATERAL"
+                " (SELECT v.word, v.articles, similarity(v.word, w.word) AS sim"
+                "  FROM fts_vocabulary v WHERE v.word % w.word"
+                "  AND left(v.word, 1) = left(w.word, 1)"
+                "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
+                " ORDER BY w.word, known DESC, c.sim DESC"), {"words": checked}):
+            candidates[row.typed].append(row)
     changed, out = False, []
     for word in words:
         lower = fold(word)
-        if len(lower) < 3 or "*" in lower or not lower.isalpha():
-            out.append(word)
-            continue
-        candidates = db.session.execute(text(
-            "SELECT word, articles, word = :w AS known FROM fts_vocabulary"
-            " WHERE word % :w AND left(word, 1) = left(:w, 1)"
-            " ORDER BY word = :w DESC, similarity(word, :w) DESC LIMIT 12"), {"w": lower}).all()
-        if candidates and candidates[0].known:
+        found = candidates.get(lower) if _checkable(lower) else None
+        if not found or found[0].known:
             out.append(word)
             continue
         maxdist = 1 if len(lower) <= 4 else 2
-        scored = sorted((_distance(lower, c.word), -c.articles, c.word) for c in candidates)
-        if scored and scored[0][0] <= maxdist:
+        scored = sorted((_distance(lower, c.word), -c.articles, c.word) for c in found)
+        if scored[0][0] <= maxdist:
             out.append(scored[0][2])
             changed = True
         else:
             out.append(word)
     return " ".join(out) if changed else None
+
+
+def _checkable(word: str) -> bool:
+    return len(word) >= 3 and "*" not in word and word.isalpha()
 
 
 def _distance(a: str, b: str) -> int:

@@ -117,7 +117,8 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     if pg.active():
         parsed, hits, total = pg.run(text, audience, page=page, per_page=per_page,
                                      category_id=category_id, instant=instant,
-                                     any_word=any_word)
+                                     any_word=any_word, meaning=meaning,
+                                     keywords_only=keywords_only)
         return parsed, hits, total, False
     searcher = index_store.searcher()
     hybrid = not keywords_only and semantic.applies_to(text)

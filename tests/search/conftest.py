@@ -42,7 +42,8 @@ def _reset_postgres(instance) -> None:
     from portal.db import Base
 
     engine = create_engine(POSTGRES_URL)
-    tables = [t.name for t in Base.metadata.sorted_tables] + ["fts_articles", "fts_vocabulary"]
+    tables = [t.name for t in Base.metadata.sorted_tables] + [
+        "fts_articles", "fts_short", "fts_vocabulary"]
     try:
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

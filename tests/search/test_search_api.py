@@ -85,6 +85,12 @@ def test_phrase_and_prefix(make_article):
     assert set(ids(search_articles("passw*", Audience.PUBLIC))) == {exact.id, loose.id}
 
 
+def test_a_minus_sign_is_punctuation_as_in_whoosh(make_article):
+    article = make_article("Two-step verification", "Turn on two-step codes in settings.")
+    assert ids(search_articles("two-step", Audience.PUBLIC)) == [article.id]
+    assert ids(search_articles("verification -codes", Audience.PUBLIC)) == [article.id]
+
+
 def test_instant_matches_the_word_being_typed_without_snippets(make_article):
     article = make_article("Invoices and receipts", "Download an invoice as PDF.")
     results = search_articles("invoi", Audience.PUBLIC, instant=True)

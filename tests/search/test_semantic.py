@@ -265,6 +265,7 @@ def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, cu
 
 
 @SEMANTIC
+@BOTH_BACKENDS
 def test_instant_results_rank_by_keywords_while_typing_and_by_meaning_after_a_pause(
         app, client, corpus):
     headers = {"HX-Request": "true", "HX-Target": "instant-results"}
