@@ -367,20 +367,24 @@ def keyword_shares(parsed: PgQuery, article_ids: list[int], *, instant: bool
     for _part, part_params in words:
         params.update(part_params)
     tests = ", ".join(f"{column} @@ {part}" for part, _p in words)
+    params["words"] = folded = [fold(" ".join(_WORD.findall(value)))  # "'word':*" -> "word"
+                                for _part, part_params in words
+                                for value in part_params.values()]
+    # One round trip: each candidate's word tests, with the corpus figures on every row.
     rows = db.session.execute(text(
-        f"SELECT d.article_id, {tests} FROM fts_articles d"  # noqa: S608
+        f"SELECT d.article_id, {tests}, stats.documents, stats.counts"  # noqa: S608
+        " FROM fts_articles d, (SELECT (SELECT count(*) FROM fts_short) AS documents,"
+        " (SELECT json_object_agg(word, articles) FROM fts_vocabulary"
+        "  WHERE word = ANY(CAST(:words AS text[]))) AS counts) stats"
         " WHERE d.article_id = ANY(:ids)"), params).all()
-    folded = [fold(" ".join(_WORD.findall(value)))  # "'word':*" -> "word"
-              for _part, part_params in words for value in part_params.values()]
-    counts = dict(db.session.execute(text(
-        "SELECT word, articles FROM fts_vocabulary WHERE word = ANY(CAST(:words AS text[]))"),
-        {"words": folded}).all())
-    documents = max(db.session.scalar(text("SELECT count(*) FROM fts_articles")) or 0, 1)
+    if not rows:
+        return dict.fromkeys(article_ids, 0.0)
+    documents, counts = max(rows[0][-2], 1), rows[0][-1] or {}
     weights = [float(np.log1p(documents / (counts.get(word, 0) + 0.5))) for word in folded]
     total = sum(weights) or 1.0
     shares = dict.fromkeys(article_ids, 0.0)
     for row in rows:
-        shares[row[0]] = sum(w for w, held in zip(weights, row[1:], strict=True) if held) / total
+        shares[row[0]] = sum(w for w, held in zip(weights, row[1:-2], strict=True) if held) / total
     return shares
 
 
