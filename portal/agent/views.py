@@ -45,26 +45,19 @@ from portal.tickets.attachments import stored_path
 from portal.tickets.models import (
     Attachment,
     CannedReply,
-    Group,
     Message,
     Priority,
     Status,
     Ticket,
-    TicketCategory,
     TicketEvent,
     TicketType,
 )
 
 
 def _choices():
-    """Lists for filter and property selects (small tables)."""
-    return {
-        "groups": db.session.scalars(select(Group).order_by(Group.name)).all(),
-        "categories": db.session.scalars(
-            select(TicketCategory).order_by(TicketCategory.position, TicketCategory.name)
-        ).all(),
-        "agents": services.active_agents(),
-    }
+    """Lists for filter and property selects (cached until one changes)."""
+    lists = services.choice_lists()
+    return {name: lists[name] for name in ("groups", "categories", "agents")}
 
 
 # --- queue ----------------------------------------------------------------------------------
@@ -235,7 +228,7 @@ def _compose(ticket: Ticket, args) -> dict:
         "status_after": args.get("status_after", ""),
         "kb_query": kb_query,
         "kb_results": articles.kb_links(kb_query) if kb_query else [],
-        "canned_replies": db.session.scalars(select(CannedReply).order_by(CannedReply.title)).all(),
+        "canned_replies": services.choice_lists()["canned_replies"],
         "placeholders": services.PLACEHOLDERS,
     }
 
