@@ -12,6 +12,8 @@ loaded), never an object that a request changes.
 from __future__ import annotations
 
 import threading
+import time
+from collections import OrderedDict
 
 from flask import current_app
 from sqlalchemy import event
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 from portal.cluster import changes
 from portal.extensions import db
 
+ENTRIES = 4096  # per process; the least recently used go first (e.g. one per article)
 _topics: dict[type, str] = {}
 _lock = threading.Lock()
 
@@ -42,14 +45,21 @@ def _record_watched(session: Session, _context) -> None:
         changes.record(topic)
 
 
-def remember(topic: str, key, build):
-    """`build()`, computed again only after a change to `topic` (see the module's doc)."""
+def remember(topic: str, key, build, *, max_age: float | None = None):
+    """`build()`, computed again only after a change to `topic` (see the module's doc), or
+    once it is `max_age` seconds old (for what also moves without the ORM, e.g. counters)."""
     version = changes.version(topic)
-    store: dict = current_app.extensions.setdefault("portal_memo", {})
-    hit = store.get((topic, key))
-    if hit is not None and hit[0] == version:
-        return hit[1]
+    store: OrderedDict = current_app.extensions.setdefault("portal_memo", OrderedDict())
+    now = time.monotonic()
+    with _lock:
+        hit = store.get((topic, key))
+        if hit is not None and hit[0] == version and (max_age is None or now - hit[1] < max_age):
+            store.move_to_end((topic, key))
+            return hit[2]
     value = build()
     with _lock:
-        store[(topic, key)] = (version, value)
+        store[(topic, key)] = (version, now, value)
+        store.move_to_end((topic, key))
+        while len(store) > ENTRIES:
+            store.popitem(last=False)
     return value
