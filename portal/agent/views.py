@@ -153,7 +153,10 @@ def bulk_update():
 
 
 def _load_ticket(ticket_id: int) -> Ticket:
-    ticket = db.session.scalar(
+    """The ticket with what its page shows. Tags and CCs (a few each) are joined into the
+    ticket's statement, a statement less each; the messages, which may be many, come in one
+    more (with their attachments), so rows are never multiplied by the message count."""
+    ticket = db.session.execute(
         select(Ticket)
         .where(Ticket.id == ticket_id)
         .options(
@@ -161,11 +164,12 @@ def _load_ticket(ticket_id: int) -> Ticket:
             joinedload(Ticket.assignee),
             joinedload(Ticket.group),
             joinedload(Ticket.category),
-            selectinload(Ticket.tags),
-            selectinload(Ticket.ccs),
+            joinedload(Ticket.organization),
+            joinedload(Ticket.tags),
+            joinedload(Ticket.ccs),
             selectinload(Ticket.messages).selectinload(Message.attachments),
         )
-    )
+    ).unique().scalar()
     if ticket is None:
         abort(404)
     return ticket
