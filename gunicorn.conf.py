@@ -10,6 +10,7 @@ preload_app = True
 
 def on_starting(server):
     """In the master, after the app was loaded and before the port opens or any fork."""
+    from portal.kb import queries as kb_queries
     from portal.search import semantic
 
     app = server.app.wsgi()
@@ -18,6 +19,7 @@ def on_starting(server):
         app.jinja_env.get_template(name)  # compiled once here, not in each worker's requests
     semantic.wait_until_loaded(app)
     semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
+    kb_queries.warm_up(app)  # an article page's statements compiled
 
 
 def post_fork(server, worker):
@@ -29,6 +31,12 @@ def post_fork(server, worker):
     index_store = app.extensions.get("portal_search_store")
     if index_store is not None:
         index_store.reset()
+    if server.cfg.preload_app:
+        from portal.search import semantic
+
+        # Before this worker accepts a request: its own searcher opened, a first question
+        # answered (the first article page's related articles, the first search, are warm).
+        semantic.warm_up(app)
 
 
 def worker_exit(server, worker):

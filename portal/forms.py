@@ -19,6 +19,10 @@ def strip_control(value):
     return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+_OPTION, _SELECTED_OPTION = Markup('<option value="'), Markup('<option selected value="')
+_OPTION_LABEL, _OPTION_END = Markup('">'), Markup("</option>")
+
+
 class Select(widgets.Select):
     """WTForms' select with its options written by one format string each: the generic
     attribute builder (sorting and escaping a dict per option) was most of the time the agent
@@ -30,9 +34,9 @@ class Select(widgets.Select):
         if choice.render_kw or kwargs:
             return super().render_option(choice, **kwargs)
         value = str(choice.value) if isinstance(choice.value, bool) else choice.value
-        selected = "selected " if choice.selected else ""
-        return Markup(f'<option {selected}value="{escape(value)}">'
-                      f"{escape(choice.label or choice.value)}</option>")
+        start = _SELECTED_OPTION if choice.selected else _OPTION
+        return (start + escape(value) + _OPTION_LABEL + escape(choice.label or choice.value)
+                + _OPTION_END)
 
     @classmethod
     def _dispatch_render_option(cls):

@@ -11,6 +11,7 @@ loaded), never an object that a request changes.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +26,12 @@ from portal.extensions import db
 ENTRIES = 4096  # per process; the least recently used go first (e.g. one per article)
 _topics: dict[type, str] = {}
 _lock = threading.Lock()
+
+
+class _Store(OrderedDict):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pid = os.getpid()
 
 
 def watch(topic: str, *models: type) -> None:
@@ -49,7 +56,9 @@ def remember(topic: str, key, build, *, max_age: float | None = None):
     """`build()`, computed again only after a change to `topic` (see the module's doc), or
     once it is `max_age` seconds old (for what also moves without the ORM, e.g. counters)."""
     version = changes.version(topic)
-    store: OrderedDict = current_app.extensions.setdefault("portal_memo", OrderedDict())
+    store = current_app.extensions.get("portal_memo")
+    if store is None or store.pid != os.getpid():  # a forked worker starts afresh: its
+        store = current_app.extensions["portal_memo"] = _Store()  # feed versions do too
     now = time.monotonic()
     with _lock:
         hit = store.get((topic, key))

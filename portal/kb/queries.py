@@ -154,3 +154,21 @@ def related(article: Article, audience: Audience) -> list[dict]:
     """`related_articles`, kept per article and audience while the KB does not change."""
     return memo.remember(changes.KB, ("related", article.id, audience),
                          lambda: related_articles(article, audience), max_age=VIEWS_MAX_AGE)
+
+
+def warm_up(app) -> None:
+    """Compile an article page's statements and answer its related-articles question once
+    (gunicorn's master, before forking: a worker's first article page is then not slower
+    than its next ones). Never raises."""
+    import logging
+
+    from portal.search.audience import Audience
+
+    try:
+        with app.test_request_context():
+            first = db.session.scalar(visible(select(Article.id), Audience.PUBLIC).limit(1))
+            article = visible_article(first, Audience.PUBLIC) if first else None
+            if article is not None:
+                related_articles(article, Audience.PUBLIC)
+    except Exception:  # a server that cannot warm up still serves
+        logging.getLogger(__name__).exception("knowledge-base warm-up failed")
