@@ -20,6 +20,19 @@ def on_starting(server):
     semantic.wait_until_loaded(app)
     semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
     kb_queries.warm_up(app)  # an article page's statements compiled
+    _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Give the heap that loading freed (the model file read whole, conversion copies) back
+    to the system before forking: otherwise each worker inherits it as resident memory."""
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(libc_name) if libc_name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):  # glibc
+        libc.malloc_trim(0)
 
 
 def post_fork(server, worker):
@@ -40,11 +53,24 @@ def post_fork(server, worker):
 
 
 def worker_exit(server, worker):
-    """Article views still buffered in the worker are written before it goes."""
+    """Article views still buffered in the worker are written before it goes.
+
+    Then a worker that inherited onnxruntime (the query model, loaded before the fork) ends
+    at once: onnxruntime's runtime cannot be torn down in a forked child (the interpreter's
+    exit hangs, or aborts with std::system_error), and nothing is left to do but log."""
+    import logging
+    import os
+    import sys
+
     from portal.kb.view_counts import flush_views
 
     with worker.wsgi.app_context():
         flush_views()
+    if "onnxruntime" in sys.modules:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0 if worker.booted else server.WORKER_BOOT_ERROR)
 
 
 def post_worker_init(worker):
