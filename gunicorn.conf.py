@@ -45,11 +45,14 @@ def post_fork(server, worker):
     if index_store is not None:
         index_store.reset()
     if server.cfg.preload_app:
+        from portal.extensions import db
         from portal.search import semantic
 
         # Before this worker accepts a request: its own searcher opened, a first question
         # answered (the first article page's related articles, the first search, are warm).
-        semantic.warm_up(app)
+        # Reads only, in a deferred transaction: no write lock for the other workers to wait on.
+        with db.deferred():
+            semantic.warm_up(app)
 
 
 def worker_exit(server, worker):
