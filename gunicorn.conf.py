@@ -10,6 +10,7 @@ preload_app = True
 
 def on_starting(server):
     """In the master, after the app was loaded and before the port opens or any fork."""
+    from portal.kb import queries as kb_queries
     from portal.search import semantic
 
     app = server.app.wsgi()
@@ -18,6 +19,20 @@ def on_starting(server):
         app.jinja_env.get_template(name)  # compiled once here, not in each worker's requests
     semantic.wait_until_loaded(app)
     semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
+    kb_queries.warm_up(app)  # an article page's statements compiled
+    _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Give the heap that loading freed (the model file read whole, conversion copies) back
+    to the system before forking: otherwise each worker inherits it as resident memory."""
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(libc_name) if libc_name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):  # glibc
+        libc.malloc_trim(0)
 
 
 def post_fork(server, worker):
@@ -29,14 +44,36 @@ def post_fork(server, worker):
     index_store = app.extensions.get("portal_search_store")
     if index_store is not None:
         index_store.reset()
+    if server.cfg.preload_app:
+        from portal.extensions import db
+        from portal.search import semantic
+
+        # Before this worker accepts a request: its own searcher opened, a first question
+        # answered (the first article page's related articles, the first search, are warm).
+        # Reads only, in a deferred transaction: no write lock for the other workers to wait on.
+        with db.deferred():
+            semantic.warm_up(app)
 
 
 def worker_exit(server, worker):
-    """Article views still buffered in the worker are written before it goes."""
+    """Article views still buffered in the worker are written before it goes.
+
+    Then a worker that inherited onnxruntime (the query model, loaded before the fork) ends
+    at once: onnxruntime's runtime cannot be torn down in a forked child (the interpreter's
+    exit hangs, or aborts with std::system_error), and nothing is left to do but log."""
+    import logging
+    import os
+    import sys
+
     from portal.kb.view_counts import flush_views
 
     with worker.wsgi.app_context():
         flush_views()
+    if "onnxruntime" in sys.modules:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0 if worker.booted else server.WORKER_BOOT_ERROR)
 
 
 def post_worker_init(worker):

@@ -3,6 +3,12 @@ ticket page and the reports page through the Flask app (test client, real SQLite
 
     python bench/agent_queue.py --tickets 100000
     python bench/agent_queue.py --tickets 5000          # under a minute
+    python bench/agent_queue.py --tickets 1000000 --instance /tmp/aq1m   # issue 18's target size
+    python bench/agent_queue.py --tickets 1000000 --instance /tmp/aq1m   # again: reuses the data
+
+The 100,000-ticket seed takes ~3 minutes (on a two-core machine under load); a million takes
+well over 20 minutes and several GB of disk, so keep it with --instance and reuse it. The
+latency lines are wall-clock; on a shared machine read the CPU figures beside them.
 
 Seeding uses executemany on the raw DB-API connection (no ORM objects). Ends with one line:
 RESULT tickets=<n> queue_p95_ms=<x> ticket_p95_ms=<x> reports_p95_ms=<x>

@@ -1,6 +1,7 @@
 """Benchmark KB search on a seeded corpus (a script, not a test).
 
     python bench/kb_search.py [--articles 20000] [--seed 7] [--backend whoosh|postgres]
+    python bench/kb_search.py --articles 100000      # issue 18's target size
 
 `--backend postgres` runs the same queries on PostgreSQL full-text search (portal/search/pg.py)
 in the database of `--database-url` (default: $PORTAL_TEST_POSTGRES_URL), whose public schema

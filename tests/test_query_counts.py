@@ -14,8 +14,9 @@ def count_queries(client, url: str) -> int:
     engine = db.engine
     seen = []
 
-    def record(*_args):
-        seen.append(1)
+    def record(_conn, _cursor, statement, *_args):
+        if "change_feed" not in statement:  # the change feed's poll, at most once a second
+            seen.append(1)
 
     event.listen(engine, "before_cursor_execute", record)
     try:

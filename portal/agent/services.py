@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.models import Role, User
+from portal.cluster import memo
 from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
@@ -394,3 +396,35 @@ def active_agents() -> list[User]:
             .order_by(User.name)
         )
     )
+
+
+# --- the lists agents pick from, cached until one of them changes ----------------------------
+CHOICES = "agent-choices"  # change-feed topic
+memo.watch(CHOICES, Group, TicketCategory, User, CannedReply)
+
+
+class Choice(NamedTuple):
+    id: int
+    name: str
+
+
+def choice_lists() -> dict[str, tuple[Choice, ...]]:
+    """Groups, ticket categories, active agents and canned replies (by title): read once per
+    process and kept until one of them is added, changed or removed on any host."""
+    return memo.remember(CHOICES, "lists", _read_choice_lists)
+
+
+def _read_choice_lists() -> dict[str, tuple[Choice, ...]]:
+    def pairs(stmt) -> tuple[Choice, ...]:
+        return tuple(Choice(*row) for row in db.session.execute(stmt))
+
+    return {
+        "groups": pairs(select(Group.id, Group.name).order_by(Group.name)),
+        "categories": pairs(select(TicketCategory.id, TicketCategory.name)
+                            .order_by(TicketCategory.position, TicketCategory.name)),
+        "agents": pairs(select(User.id, User.name)
+                        .where(User.role.in_((Role.AGENT, Role.ADMIN)), User.active.is_(True))
+                        .order_by(User.name)),
+        "canned_replies": pairs(select(CannedReply.id, CannedReply.title)
+                                .order_by(CannedReply.title)),
+    }

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import joinedload, selectinload
 
-from flask import current_app
-from sqlalchemy import Select, event, func, select
-from sqlalchemy.orm import Session, joinedload, selectinload
-
+from portal.cluster import changes, memo
 from portal.extensions import db
 from portal.kb.models import Article, ArticleStatus, KbCategory, KbSection
 from portal.search.audience import VISIBLE_TO, Audience
 
 ARTICLES_PER_SECTION_PREVIEW = 3
+CATEGORY_PREVIEW = 6
 
 
 def visible(stmt: Select, audience: Audience) -> Select:
@@ -116,48 +114,61 @@ def _article_url(article: Article) -> str:
     return url_for("kb.article", article_id=article.id, slug=article.slug)
 
 
-# --- what the home and overview pages show, kept while the KB does not change ---------------
-OVERVIEW_MAX_AGE = 30.0  # seconds; "most viewed" and another process's edits show within this
-_overview_lock = threading.Lock()
-_kb_generation = 0  # bumped by this process's own KB writes
-
-
-def _kb_stamp() -> tuple:
-    """Changes when an article is added, edited, published or deleted (one statement)."""
-    return tuple(db.session.execute(
-        select(func.count(Article.id), func.max(Article.updated_at))).one())
-
-
-@event.listens_for(Session, "after_flush")
-def _kb_changed(session: Session, _context) -> None:
-    """This process's own KB changes (sections and categories too) are seen at once."""
-    global _kb_generation
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, Article | KbSection | KbCategory):
-            _kb_generation += 1
-            return
+# --- what KB pages show, kept while the KB does not change -----------------------------------
+# Every ORM write of an article, section or category records the KB topic in the change feed:
+# the cached lists below are rebuilt after it, at once in the writing process and within
+# about a second on every other process and host. View counts (the "most viewed" order) are
+# written without the ORM, so lists ordered by them are also rebuilt after VIEWS_MAX_AGE.
+VIEWS_MAX_AGE = 30.0  # seconds
+memo.watch(changes.KB, Article, KbSection, KbCategory)
 
 
 def overview(audience: Audience, *, home: bool = False) -> dict:
     """Categories, sections, per-section counts and previews (and on the home page promoted
-    and most-viewed articles): ten statements computed once, then reused by every request
-    while the KB is unchanged. The objects are read-only once cached (their session is gone,
+    and most-viewed articles). The objects are read-only once cached (their session is gone,
     every attribute a page shows is loaded)."""
-    key = (audience, home)
-    stamp = (_kb_stamp(), _kb_generation)
-    cache = current_app.extensions.setdefault("portal_kb_overview", {})
-    with _overview_lock:
-        hit = cache.get(key)
-    if hit is not None and hit[0] == stamp and time.monotonic() - hit[1] < OVERVIEW_MAX_AGE:
-        return hit[2]
-    value = {
-        "categories": categories_with_sections(),
+    def build() -> dict:
+        value = {
+            "categories": categories_with_sections(),
+            "counts": section_counts(audience),
+            "previews": top_articles_per_section(audience, ARTICLES_PER_SECTION_PREVIEW),
+        }
+        if home:
+            value["promoted"] = promoted_articles(audience)
+            value["popular"] = popular_articles(audience)
+        return value
+
+    return memo.remember(changes.KB, ("overview", audience, home), build,
+                         max_age=VIEWS_MAX_AGE)
+
+
+def category_page(audience: Audience) -> dict:
+    """What a category page lists under its sections: counts and the top six of each."""
+    return memo.remember(changes.KB, ("category", audience), lambda: {
         "counts": section_counts(audience),
-        "previews": top_articles_per_section(audience, ARTICLES_PER_SECTION_PREVIEW),
-    }
-    if home:
-        value["promoted"] = promoted_articles(audience)
-        value["popular"] = popular_articles(audience)
-    with _overview_lock:
-        cache[key] = (stamp, time.monotonic(), value)
-    return value
+        "previews": top_articles_per_section(audience, CATEGORY_PREVIEW),
+    }, max_age=VIEWS_MAX_AGE)
+
+
+def related(article: Article, audience: Audience) -> list[dict]:
+    """`related_articles`, kept per article and audience while the KB does not change."""
+    return memo.remember(changes.KB, ("related", article.id, audience),
+                         lambda: related_articles(article, audience), max_age=VIEWS_MAX_AGE)
+
+
+def warm_up(app) -> None:
+    """Compile an article page's statements and answer its related-articles question once
+    (gunicorn's master, before forking: a worker's first article page is then not slower
+    than its next ones). Never raises."""
+    import logging
+
+    from portal.search.audience import Audience
+
+    try:
+        with app.test_request_context():
+            first = db.session.scalar(visible(select(Article.id), Audience.PUBLIC).limit(1))
+            article = visible_article(first, Audience.PUBLIC) if first else None
+            if article is not None:
+                related_articles(article, Audience.PUBLIC)
+    except Exception:  # a server that cannot warm up still serves
+        logging.getLogger(__name__).exception("knowledge-base warm-up failed")

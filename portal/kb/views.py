@@ -68,11 +68,8 @@ def category(category_id: int, slug: str):
     moved = _canonical("kb.category", slug, cat.slug, category_id=cat.id)
     if moved:
         return moved
-    audience = _audience()
-    return render_template(
-        "kb/category.html", category=cat, counts=queries.section_counts(audience),
-        previews=queries.top_articles_per_section(audience, 6),
-    )
+    return render_template("kb/category.html", category=cat,
+                           **queries.category_page(_audience()))
 
 
 @bp.route("/sections/<int:section_id>-<slug>")
@@ -102,7 +99,7 @@ def article(article_id: int, slug: str):
 def _article_page(art, audience, vote, form, refusal: str | None = None):
     return render_template(
         "kb/article.html", article=art, rendered=art.rendered,
-        related=queries.related_articles(art, audience), vote=vote, form=form,
+        related=queries.related(art, audience), vote=vote, form=form,
         reasons=services.VOTE_REASONS, refusal=refusal,
     )
 

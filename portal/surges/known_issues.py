@@ -63,9 +63,13 @@ def active() -> list[KnownIssue]:
 def matching(text: str) -> list[KnownIssue]:
     """Active known issues close in meaning to `text` (its public text or its incidents)."""
     text = " ".join((text or "").split())
+    if len(text) < MIN_MATCH_CHARS:
+        return []
     issues = active()
-    enc = semantic.encoder()
-    if len(text) < MIN_MATCH_CHARS or not issues or enc is None:
+    # Typed text is a query: the query encoder's vector, as search uses (the article encoder
+    # is not loaded in web workers when queries run in onnxruntime).
+    enc = semantic.query_encoder() if issues else None
+    if enc is None:
         return []
     vector = semantic.embed_query(enc, text)
     incident_vectors: dict[int, list[bytes]] = {}

@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload
 
 from portal import signals
 from portal.auth.models import User
+from portal.cluster import changes, memo
 from portal.db import utcnow
 from portal.extensions import db
 from portal.mail import absolute_url, send_mail
@@ -229,6 +230,8 @@ def end_idle_surges(now: datetime) -> int:
         update(Surge).where(Surge.status == "open",
                             Surge.last_at < now - detection.SURGE_IDLE)
         .values(status="ended", open_group_id=None))
+    if result.rowcount:
+        changes.record(SURGES)  # not an ORM write: the open surges' cache must hear of it
     return result.rowcount or 0
 
 
@@ -315,16 +318,28 @@ def refresh_sparklines(now: datetime) -> None:
 
 
 # --- what agents see and do ------------------------------------------------------------------
+# Every agent page shows the open surges' count, and the queue the newest ones: both are kept
+# per process until a surge changes (change feed; other hosts follow within a second).
+SURGES = "surges"
+memo.watch(SURGES, Surge)
+
+
 def open_surges(limit: int = 5) -> list[Surge]:
-    """The queue strip: one query."""
-    return list(db.session.scalars(
-        select(Surge).where(Surge.status == "open")
-        .order_by(Surge.detected_at.desc()).limit(limit)))
+    """The queue strip (read-only objects, shared by requests)."""
+    def read() -> list[Surge]:
+        surges = list(db.session.scalars(
+            select(Surge).where(Surge.status == "open")
+            .order_by(Surge.detected_at.desc()).limit(limit)))
+        for surge in surges:
+            db.session.expunge(surge)  # a later commit in this request must not expire it
+        return surges
+
+    return memo.remember(SURGES, ("open", limit), read)
 
 
 def open_count() -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(Surge).where(Surge.status == "open")) or 0
+    return memo.remember(SURGES, "open_count", lambda: db.session.scalar(
+        select(func.count()).select_from(Surge).where(Surge.status == "open")) or 0)
 
 
 def recent_surges(limit: int = 50) -> list[Surge]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from flask import abort, session
 from flask_login import current_user
 from sqlalchemy import ColumnElement, exists, or_
+from sqlalchemy.orm import joinedload
 
 from portal.auth.models import User
 from portal.extensions import db
@@ -118,7 +119,10 @@ def viewer_for(ticket: Ticket) -> Viewer | None:
 def get_ticket_or_404(reference: str) -> tuple[Ticket, Viewer]:
     """The ticket named by `reference` and who is viewing it; 404 when they may not see it."""
     ticket_id = Ticket.id_from_reference(reference)
-    ticket = db.session.get(Ticket, ticket_id) if ticket_id else None
+    # What every ticket page shows of it, in the same statement (not a lazy load each).
+    ticket = db.session.get(Ticket, ticket_id, options=[
+        joinedload(Ticket.requester), joinedload(Ticket.category), joinedload(Ticket.ccs),
+    ]) if ticket_id else None
     viewer = viewer_for(ticket) if ticket is not None else None
     if ticket is None or viewer is None:
         abort(404)
