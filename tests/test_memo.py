@@ -49,6 +49,7 @@ def test_a_rolled_back_write_changes_nothing(app, agent_client):
 
 
 def test_another_processes_write_is_seen_through_the_change_feed(app, agent_client):
+    changes.follower().refresh()  # the fixtures' own writes (the agent's account) are seen
     agent_client.get("/agent/")
     other = sqlite3.connect(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
     other.execute("INSERT INTO groups (name, auto_assign) VALUES ('Night shift', 0)")
@@ -65,3 +66,21 @@ def test_another_processes_write_is_seen_through_the_change_feed(app, agent_clie
     while "Night shift" not in agent_client.get("/agent/").text:
         assert time.monotonic() < deadline, "another process's change was not seen"
         time.sleep(0.1)
+
+
+
+def test_a_sign_in_keeps_the_agent_lists(app, agent_client, make_user):
+    """A sign-in writes the user's last sign-in time, which is no change to the agents' lists;
+    a change to what they show (the name) is."""
+    password = "quartz lantern orbit 72"
+    other = make_user("agent", email="sam@example.com", name="Sam Second", password=password)
+    agent_client.get("/agent/")
+    before = changes.version(agent_services.CHOICES)
+    signed_in = app.test_client().post("/auth/login",
+                                       data={"email": other.email, "password": password})
+    assert signed_in.status_code == 303
+    assert changes.version(agent_services.CHOICES) == before
+
+    other.name = "Sam Renamed"
+    db.session.commit()
+    assert changes.version(agent_services.CHOICES) != before

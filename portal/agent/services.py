@@ -400,7 +400,8 @@ def active_agents() -> list[User]:
 
 # --- the lists agents pick from, cached until one of them changes ----------------------------
 CHOICES = "agent-choices"  # change-feed topic
-memo.watch(CHOICES, Group, TicketCategory, User, CannedReply)
+memo.watch(CHOICES, Group, TicketCategory, CannedReply)
+memo.watch(CHOICES, User, ignore=("last_login_at",))
 
 
 class Choice(NamedTuple):

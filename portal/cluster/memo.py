@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 
 from flask import current_app
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from portal.cluster import changes
@@ -25,6 +25,7 @@ from portal.extensions import db
 
 ENTRIES = 4096  # per process; the least recently used go first (e.g. one per article)
 _topics: dict[type, str] = {}
+_ignored: dict[type, frozenset[str]] = {}
 _lock = threading.Lock()
 
 
@@ -34,9 +35,19 @@ class _Store(OrderedDict):
         self.pid = os.getpid()
 
 
-def watch(topic: str, *models: type) -> None:
+def watch(topic: str, *models: type, ignore: tuple[str, ...] = ()) -> None:
+    """`ignore`: attributes whose change alone is no change for `topic` (e.g. a user's last
+    sign-in time, written at every sign-in)."""
     for model in models:
         _topics[model] = topic
+        if ignore:
+            _ignored[model] = frozenset(ignore)
+
+
+def _changed(obj) -> bool:
+    ignored = _ignored.get(type(obj), frozenset())
+    return any(attr.history.has_changes() for attr in inspect(obj).attrs
+               if attr.key not in ignored)
 
 
 @event.listens_for(Session, "after_flush")
@@ -47,7 +58,7 @@ def _record_watched(session: Session, _context) -> None:
     touched = {_topics[type(obj)] for obj in (*session.new, *session.deleted)
                if type(obj) in _topics}
     touched |= {_topics[type(obj)] for obj in session.dirty
-                if type(obj) in _topics and session.is_modified(obj)}
+                if type(obj) in _topics and _changed(obj)}
     for topic in touched:
         changes.record(topic)
 
