@@ -125,21 +125,20 @@ def spike(rng, name, count, minutes, shape, start, rows) -> list[Ticket]:
 
 @dataclass
 class Surge:
-    group: int
     raised_at: int
+    centre: np.ndarray
     members: list[int] = field(default_factory=list)  # stream indices
     last_at: int = 0
-    centre: np.ndarray | None = None
 
 
 @dataclass
 class Detector:
     sensitivity: detection.Sensitivity
-    open: dict[int, Surge] = field(default_factory=dict)  # group -> its open surge
+    open: list[Surge] = field(default_factory=list)
     raised: list[Surge] = field(default_factory=list)
 
     def members(self) -> set[int]:
-        return {i for surge in self.open.values() for i in surge.members}
+        return {i for surge in self.open for i in surge.members}
 
 
 def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
@@ -153,14 +152,13 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
     last_seen = np.full(len(stream) + 1, -10**9)
     groups_of = []
     idle = detection.GROUP_IDLE.total_seconds() / 60
-    pending: set[int] = set()
+    fresh: list[int] = []
     n_groups = 0
     for index, ticket in enumerate(stream):
         now = ticket.minute
-        if pending and stream[index - 1].minute != now:
-            scan(now - 1, index, pending, detectors, cents, minutes, stream_vectors,
-                 start_minute)
-            pending.clear()
+        if fresh and stream[index - 1].minute != now:
+            scan(now - 1, index, fresh, detectors, minutes, stream_vectors, start_minute)
+            fresh.clear()
         vector = stream_vectors[index]
         best, score = -1, -1.0
         if n_groups:
@@ -175,9 +173,9 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
         cents[best] = detection.centroid(sums[best])
         last_seen[best] = now
         groups_of.append(best)
-        pending.add(best)
+        fresh.append(index)
         for detector in detectors:
-            for surge in detector.open.values():
+            for surge in detector.open:
                 if float(surge.centre @ vector) >= detection.MEMBERSHIP:
                     surge.members.append(index)
                     surge.last_at = now
@@ -185,41 +183,28 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
     return groups_of
 
 
-def scan(now, upto, candidates, detectors, cents, minutes, stream_vectors, start_minute):
-    """One scheduled scan at minute `now` (tickets before index `upto` have arrived), over
-    the groups with new tickets: the portal's `scan` on the bench's arrays."""
+def scan(now, upto, fresh, detectors, minutes, stream_vectors, start_minute):
+    """One scheduled scan at minute `now` (tickets before index `upto` have arrived; `fresh`
+    arrived since the last scan): the portal's `scan` on the bench's arrays."""
     span = timedelta(minutes=now - start_minute)
     longest = max(detection.WINDOWS).total_seconds() / 60
     lo = bisect.bisect_right(minutes, now - longest - detection.HISTORY.total_seconds() / 60,
                              hi=upto)
     recent_minutes, recent_vectors = minutes[lo:upto], stream_vectors[lo:upto]
+    fresh_rows = np.array(fresh, dtype=np.int64) - lo
     idle = detection.SURGE_IDLE.total_seconds() / 60
     for detector in detectors:
-        for group, surge in list(detector.open.items()):
-            if now - surge.last_at > idle:
-                del detector.open[group]
-    for group in candidates:
-        center = cents[group]
-        counted = None
-        for detector in detectors:
-            if any(float(cents[g] @ center) >= detection.SIMILARITY for g in detector.open):
-                continue  # part of a surge already open
-            if counted is None:
-                counted = detection.neighbourhood_counts(center, recent_minutes,
-                                                         recent_vectors, now)
-            windows, near_base, base, near, centre = counted
-            lately = [lo + int(i) for i in np.flatnonzero(
-                near & (recent_minutes > now - longest))]
-            if detection.already_covered(lately, detector.members()):
+        detector.open = [s for s in detector.open if now - s.last_at <= idle]
+        blocked = np.stack([s.centre for s in detector.open]) if detector.open else None
+        alerts = detection.detect(recent_minutes, recent_vectors, now, fresh_rows, span,
+                                  detector.sensitivity, blocked)
+        for alert in alerts:
+            members = [lo + i for i in alert.members]
+            if detection.already_covered(members, detector.members()):
                 continue
-            verdict = detection.judge(windows, near_base, base, span, detector.sensitivity)
-            if verdict.surge:
-                inside = recent_minutes > now - verdict.window.total_seconds() / 60
-                close = recent_vectors @ centre >= detection.MEMBERSHIP
-                members = [lo + int(i) for i in np.flatnonzero(close & inside)]
-                surge = Surge(group, now, members, now, centre)
-                detector.open[group] = surge
-                detector.raised.append(surge)
+            surge = Surge(now, alert.centre, members, now)
+            detector.open.append(surge)
+            detector.raised.append(surge)
 
 
 def run_once(rng, texts_categories, vectors, by_category, close_category, args, cold):

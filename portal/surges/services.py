@@ -167,61 +167,57 @@ def _minutes(at: datetime) -> float:
 
 
 def scan(now: datetime | None = None) -> list[Surge]:
-    """Close quiet surges, refresh open ones, and raise a surge for each recently active
-    group whose neighbourhood stands out against its own baseline; returns the new surges
+    """Close quiet surges, refresh open ones, and raise a surge for each dense neighbourhood
+    of recent tickets that stands out against its own baseline; returns the new surges
     (flushed, not committed)."""
     now = now or utcnow()
     setting = sensitivity()
     end_idle_surges(now)
     shortest, longest = min(detection.WINDOWS), max(detection.WINDOWS)
-    recent = list(db.session.scalars(
-        select(SimilarGroup).where(SimilarGroup.last_at > now - shortest)))
-    # Groups with an open surge, or silenced by "not a surge", keep their neighbours quiet.
-    blocked = list(db.session.scalars(select(SimilarGroup).where(
-        SimilarGroup.id.in_(select(Surge.open_group_id).where(Surge.open_group_id.is_not(None)))
-        | (SimilarGroup.quiet_until > now))))
-    blocked_centroids = np.stack([detection.centroid(g.sum_array()) for g in blocked]) \
-        if blocked else None
+    rows = db.session.execute(
+        select(TicketVector.ticket_id, TicketVector.group_id, TicketVector.ticket_created_at,
+               TicketVector.embedded_at, TicketVector.vector)
+        .where(TicketVector.ticket_created_at > now - longest - detection.HISTORY,
+               TicketVector.ticket_created_at <= now)
+        .order_by(TicketVector.ticket_created_at, TicketVector.ticket_id)).all()
+    # Only neighbourhoods a ticket entered lately can have grown; a late embedding counts.
+    fresh = np.array([i for i, r in enumerate(rows)
+                      if r.ticket_created_at > now - shortest or r.embedded_at > now - shortest],
+                     dtype=np.int64)
     raised: list[Surge] = []
-    if recent:
-        rows = db.session.execute(
-            select(TicketVector.ticket_id, TicketVector.ticket_created_at, TicketVector.vector)
-            .where(TicketVector.ticket_created_at > now - longest - detection.HISTORY,
-                   TicketVector.ticket_created_at <= now)
-            .order_by(TicketVector.ticket_created_at)).all()
-        ids = [r.ticket_id for r in rows]
+    if len(fresh):
         minutes = np.array([_minutes(r.ticket_created_at) for r in rows], dtype=np.float64)
-        vectors = np.stack([np.frombuffer(r.vector, np.float32) for r in rows]) if rows \
-            else np.zeros((0, 1), np.float32)
+        vectors = np.stack([np.frombuffer(r.vector, np.float32) for r in rows])
+        oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
+        span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
         covered = set(db.session.scalars(
             select(SurgeMember.ticket_id).join(Surge, Surge.id == SurgeMember.surge_id)
             .where(Surge.status == "open")))
-        oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
-        span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
-        for group in recent:
-            center = detection.centroid(group.sum_array())
-            if blocked_centroids is not None and float(
-                    np.max(blocked_centroids @ center)) >= detection.SIMILARITY:
+        alerts = detection.detect(minutes, vectors, _minutes(now), fresh, span, setting,
+                                  _blocked_centres(now))
+        for alert in alerts:
+            members = [rows[i].ticket_id for i in alert.members]
+            if detection.already_covered(members, covered):
                 continue
-            windows, near_base, base, near, centre = detection.neighbourhood_counts(
-                center, minutes, vectors, _minutes(now))
-            lately = [ids[i] for i in np.flatnonzero(near & (minutes > _minutes(now - longest)))]
-            if detection.already_covered(lately, covered):
-                continue
-            verdict = detection.judge(windows, near_base, base, span, setting)
-            if not verdict.surge:
-                continue
-            inside = minutes > _minutes(now - verdict.window)
-            close = vectors @ centre >= detection.MEMBERSHIP
-            members = [ids[i] for i in np.flatnonzero(close & inside)]
-            surge = _raise(group, centre, members, verdict, setting, now)
+            group_id = Counter(rows[i].group_id for i in alert.members).most_common(1)[0][0]
+            surge = _raise(db.session.get(SimilarGroup, group_id), alert.centre, members,
+                           alert.verdict, setting, now)
             if surge is not None:
                 raised.append(surge)
                 covered.update(members)
-                blocked_centroids = center[None, :] if blocked_centroids is None \
-                    else np.vstack([blocked_centroids, center])
     refresh_sparklines(now)
     return raised
+
+
+def _blocked_centres(now: datetime) -> np.ndarray | None:
+    """Centres no new surge may start near: open surges (they absorb their later tickets),
+    and what agents called "not a surge" within the quiet period (its surge and group)."""
+    centres = [s.center_array() for s in db.session.scalars(select(Surge).where(
+        (Surge.status == "open")
+        | ((Surge.status == "dismissed") & (Surge.acted_at > now - detection.QUIET))))]
+    centres += [detection.centroid(g.sum_array()) for g in db.session.scalars(
+        select(SimilarGroup).where(SimilarGroup.quiet_until > now))]
+    return np.stack(centres) if centres else None
 
 
 def end_idle_surges(now: datetime) -> int:
