@@ -377,6 +377,20 @@ class SurgeTiming:
 
 
 @dataclass
+class WeekTrend:
+    """One week of the report's period: is the share linked to problems rising?"""
+    start: datetime
+    tickets: int
+    linked: int
+    surges: int
+    deflections: int
+
+    @property
+    def linked_share(self) -> float:
+        return self.linked / self.tickets if self.tickets else 0.0
+
+
+@dataclass
 class Report:
     since: datetime
     until: datetime
@@ -386,6 +400,7 @@ class Report:
     deflections: int
     by_category: list[tuple[str, int]]
     by_group: list[tuple[str, int]]
+    trend: list[WeekTrend]
 
     @property
     def linked_share(self) -> float:
@@ -430,4 +445,51 @@ def report(days: int = 30, now: datetime | None = None) -> Report:
         Ticket.id.in_([row[2] for row in group_counts]))).all())
     by_group = [(subjects.get(first, "?"), count) for _, count, first in group_counts]
     return Report(since, now, timings, tickets, linked, deflections(since, now),
-                  [tuple(r) for r in by_category], by_group)
+                  [tuple(r) for r in by_category], by_group, weekly_trend(since, now))
+
+
+def weekly_trend(since: datetime, until: datetime) -> list[WeekTrend]:
+    """Tickets, linked incidents, surges and deflections per week, oldest first (the last
+    week may be short). A handful of counting queries per week: the period is 30 days."""
+    from portal.surges.known_issues import deflections
+    from portal.surges.models import ProblemIncident
+
+    weeks = []
+    start = since
+    while start < until:
+        end = min(start + timedelta(days=7), until)
+        in_week = (Ticket.created_at >= start) & (Ticket.created_at < end) & \
+            (Ticket.type != TicketType.PROBLEM)
+        weeks.append(WeekTrend(
+            start,
+            db.session.scalar(select(func.count()).select_from(Ticket).where(in_week)) or 0,
+            db.session.scalar(select(func.count()).select_from(ProblemIncident).join(
+                Ticket, Ticket.id == ProblemIncident.incident_id).where(in_week)) or 0,
+            db.session.scalar(select(func.count()).select_from(Surge).where(
+                Surge.detected_at >= start, Surge.detected_at < end)) or 0,
+            deflections(start, end)))
+        start = end
+    return weeks
+
+
+REPORT_CSV_HEADER = ["surge", "title", "first_ticket_at", "detected_at", "members",
+                     "minutes_to_alert", "minutes_to_action", "minutes_to_problem", "status"]
+
+
+def report_rows(report: Report) -> list[list[str]]:
+    """The per-surge table as CSV rows (header first); text cells that a spreadsheet would
+    run as a formula are quoted with a leading apostrophe."""
+    def minutes(delta: timedelta | None) -> str:
+        return "" if delta is None else str(round(delta.total_seconds() / 60))
+
+    def cell(text: str) -> str:
+        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+    rows = [REPORT_CSV_HEADER]
+    for t in report.timings:
+        s = t.surge
+        rows.append([str(s.id), cell(s.title), s.first_at.isoformat(timespec="minutes"),
+                     s.detected_at.isoformat(timespec="minutes"), str(s.member_count),
+                     minutes(t.to_alert), minutes(t.to_action), minutes(t.to_problem),
+                     s.status])
+    return rows
