@@ -174,13 +174,20 @@ def scan(now: datetime | None = None) -> list[Surge]:
     setting = sensitivity()
     end_idle_surges(now)
     shortest, longest = min(detection.WINDOWS), max(detection.WINDOWS)
+    # Only neighbourhoods a ticket entered lately can have grown (a late embedding counts):
+    # with none, the week's vectors are not even read.
+    is_fresh = (TicketVector.ticket_created_at > now - shortest) | \
+        (TicketVector.embedded_at > now - shortest)
+    if not db.session.scalar(select(func.count()).select_from(TicketVector).where(
+            is_fresh, TicketVector.ticket_created_at <= now)):
+        refresh_sparklines(now)
+        return []
     rows = db.session.execute(
         select(TicketVector.ticket_id, TicketVector.group_id, TicketVector.ticket_created_at,
                TicketVector.embedded_at, TicketVector.vector)
         .where(TicketVector.ticket_created_at > now - longest - detection.HISTORY,
                TicketVector.ticket_created_at <= now)
         .order_by(TicketVector.ticket_created_at, TicketVector.ticket_id)).all()
-    # Only neighbourhoods a ticket entered lately can have grown; a late embedding counts.
     fresh = np.array([i for i, r in enumerate(rows)
                       if r.ticket_created_at > now - shortest or r.embedded_at > now - shortest],
                      dtype=np.int64)
