@@ -29,7 +29,7 @@ from datetime import timedelta
 import numpy as np
 
 SIMILARITY = 0.65  # cosine to a group's centroid to join it
-RADIUS = 0.6  # cosine between two tickets that makes them neighbours (seeds a centre)
+RADIUS = 0.65  # cosine between two tickets that makes them neighbours (seeds a centre)
 NEIGHBOURHOOD = 0.7  # cosine to a neighbourhood's centre to count towards its rate
 MEMBERSHIP = 0.7  # cosine to a surge's centre to be one of its tickets
 GROUP_IDLE = timedelta(days=7)  # a group with no ticket for this long takes no new ones
@@ -52,7 +52,7 @@ class Sensitivity:
 SENSITIVITIES = {
     "normal": Sensitivity("normal", max_p=1e-6, min_count=6, min_ratio=3.0,
                           cold_min_count=10, cold_share=0.05),
-    "sensitive": Sensitivity("sensitive", max_p=2e-5, min_count=5, min_ratio=3.0,
+    "sensitive": Sensitivity("sensitive", max_p=1e-5, min_count=5, min_ratio=3.0,
                              cold_min_count=8, cold_share=0.04),
 }
 DEFAULT_SENSITIVITY = "normal"
