@@ -52,7 +52,7 @@ class Sensitivity:
 SENSITIVITIES = {
     "normal": Sensitivity("normal", max_p=1e-6, min_count=6, min_ratio=3.0,
                           cold_min_count=10, cold_share=0.05),
-    "sensitive": Sensitivity("sensitive", max_p=1e-5, min_count=5, min_ratio=3.0,
+    "sensitive": Sensitivity("sensitive", max_p=4e-6, min_count=5, min_ratio=3.0,
                              cold_min_count=8, cold_share=0.04),
 }
 DEFAULT_SENSITIVITY = "normal"
@@ -116,9 +116,9 @@ def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
 
     The test compares two rates without trusting either: given the neighbourhood's tickets in
     the window and in the baseline together, each falls in the window with probability
-    window volume / (window + baseline volume) if nothing changed (so the daily and weekly
-    rhythm of the whole stream cancels out, and a thin baseline is no licence to alert). The
-    most significant window decides.
+    (other tickets in the window) / (other tickets in window and baseline) if nothing changed
+    (so the daily and weekly rhythm of the whole stream cancels out, and a thin baseline is
+    no licence to alert). The most significant window decides.
     """
     cold = history_span < COLD_START
     min_count = sensitivity.cold_min_count if cold else sensitivity.min_count
@@ -127,8 +127,11 @@ def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
         near_base = max(near_base, math.ceil(sensitivity.cold_share * base))
     best = Verdict(False, None, 0, 0.0, 1.0)
     for window, near, total in counts:
-        q = total / (total + base) if total + base else 1.0
-        expected = near_base * total / base if base else 0.0
+        # Exposure is the other tickets' volume: the spike's own tickets must not raise
+        # what the window is expected to hold.
+        others, others_base = max(total - near, 0), max(base - near_base, 0)
+        q = others / (others + others_base) if others + others_base else 1.0
+        expected = near_base * others / others_base if others_base else 0.0
         p_value = binomial_tail(near, near + near_base, q)
         surge = (near >= min_count and near >= sensitivity.min_ratio * expected
                  and p_value <= sensitivity.max_p)
