@@ -5,10 +5,10 @@
 
 Replays simulated ticket streams, minute by minute on a simulated clock, through the portal's
 own code: texts are embedded with the portal's MiniLM encoder (`portal.search.embeddings`;
-vectors cached in bench/out/, git-ignored), grouped with `portal.surges.detection.assign` and
-judged with `portal.surges.detection.judge` under both sensitivities, with the same surge
-life cycle as the scheduled job (`portal.surges.detection.SURGE_IDLE`, one open surge per
-group).
+vectors cached in bench/out/, git-ignored), grouped like `portal.surges.detection.assign`
+and scanned with `portal.surges.detection.detect` under both sensitivities, with the same
+surge life cycle as the scheduled job (`portal.surges.detection.SURGE_IDLE`; an open surge
+absorbs later tickets within `MEMBERSHIP` of its centre and blocks new ones near it).
 
 Each run: a week of background traffic (categories weighted by a random Dirichlet draw; a
 daily rhythm and quieter weekends) as the baseline, then one day per injected surge of one
@@ -17,11 +17,12 @@ in 2 h of the category with the closest neighbour), then `--quiet-days` days wit
 The detector is scanned every simulated minute in which a ticket arrived (between arrivals
 no group's window count can rise, so no surge can start).
 
-RESULT detect40=<share of 40-in-2h surges detected, normal> delay40_tickets=<median of its
-tickets up to the alert> (detect40_within15: share detected within 15 of them)
-precision=<members of the spike's intent, mean> grouped=<spike tickets that are members,
-mean> detect12=<normal> false_per_day=<normal, quiet days> and the same for the sensitive
-setting (_sensitive); surges_per_spike counts the surge records one spike raised.
+Two lines, one per sensitivity (sensitivity=normal, then sensitivity=sensitive):
+RESULT detect40=<share of 40-in-2h surges detected> delay40_tickets=<median of its tickets up
+to the alert> precision=<members of the spike's intent, mean> grouped=<spike tickets that are
+members, mean> detect12=<share of 12-in-2h detected> false_per_day=<surges on quiet days>
+sensitivity=... detect40_within15=<share detected within 15 of its tickets> and the other
+scenarios; surges_per_spike counts the surge records one spike raised.
 """
 
 from __future__ import annotations
@@ -125,21 +126,20 @@ def spike(rng, name, count, minutes, shape, start, rows) -> list[Ticket]:
 
 @dataclass
 class Surge:
-    group: int
     raised_at: int
+    centre: np.ndarray
     members: list[int] = field(default_factory=list)  # stream indices
     last_at: int = 0
-    centre: np.ndarray | None = None
 
 
 @dataclass
 class Detector:
     sensitivity: detection.Sensitivity
-    open: dict[int, Surge] = field(default_factory=dict)  # group -> its open surge
+    open: list[Surge] = field(default_factory=list)
     raised: list[Surge] = field(default_factory=list)
 
     def members(self) -> set[int]:
-        return {i for surge in self.open.values() for i in surge.members}
+        return {i for surge in self.open for i in surge.members}
 
 
 def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
@@ -153,14 +153,13 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
     last_seen = np.full(len(stream) + 1, -10**9)
     groups_of = []
     idle = detection.GROUP_IDLE.total_seconds() / 60
-    pending: set[int] = set()
+    fresh: list[int] = []
     n_groups = 0
     for index, ticket in enumerate(stream):
         now = ticket.minute
-        if pending and stream[index - 1].minute != now:
-            scan(now - 1, index, pending, detectors, cents, minutes, stream_vectors,
-                 start_minute)
-            pending.clear()
+        if fresh and stream[index - 1].minute != now:
+            scan(now - 1, index, fresh, detectors, minutes, stream_vectors, start_minute)
+            fresh.clear()
         vector = stream_vectors[index]
         best, score = -1, -1.0
         if n_groups:
@@ -175,9 +174,9 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
         cents[best] = detection.centroid(sums[best])
         last_seen[best] = now
         groups_of.append(best)
-        pending.add(best)
+        fresh.append(index)
         for detector in detectors:
-            for surge in detector.open.values():
+            for surge in detector.open:
                 if float(surge.centre @ vector) >= detection.MEMBERSHIP:
                     surge.members.append(index)
                     surge.last_at = now
@@ -185,41 +184,28 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
     return groups_of
 
 
-def scan(now, upto, candidates, detectors, cents, minutes, stream_vectors, start_minute):
-    """One scheduled scan at minute `now` (tickets before index `upto` have arrived), over
-    the groups with new tickets: the portal's `scan` on the bench's arrays."""
+def scan(now, upto, fresh, detectors, minutes, stream_vectors, start_minute):
+    """One scheduled scan at minute `now` (tickets before index `upto` have arrived; `fresh`
+    arrived since the last scan): the portal's `scan` on the bench's arrays."""
     span = timedelta(minutes=now - start_minute)
     longest = max(detection.WINDOWS).total_seconds() / 60
     lo = bisect.bisect_right(minutes, now - longest - detection.HISTORY.total_seconds() / 60,
                              hi=upto)
     recent_minutes, recent_vectors = minutes[lo:upto], stream_vectors[lo:upto]
+    fresh_rows = np.array(fresh, dtype=np.int64) - lo
     idle = detection.SURGE_IDLE.total_seconds() / 60
     for detector in detectors:
-        for group, surge in list(detector.open.items()):
-            if now - surge.last_at > idle:
-                del detector.open[group]
-    for group in candidates:
-        center = cents[group]
-        counted = None
-        for detector in detectors:
-            if any(float(cents[g] @ center) >= detection.SIMILARITY for g in detector.open):
-                continue  # part of a surge already open
-            if counted is None:
-                counted = detection.neighbourhood_counts(center, recent_minutes,
-                                                         recent_vectors, now)
-            windows, near_base, base, near, centre = counted
-            lately = [lo + int(i) for i in np.flatnonzero(
-                near & (recent_minutes > now - longest))]
-            if detection.already_covered(lately, detector.members()):
+        detector.open = [s for s in detector.open if now - s.last_at <= idle]
+        blocked = np.stack([s.centre for s in detector.open]) if detector.open else None
+        alerts = detection.detect(recent_minutes, recent_vectors, now, fresh_rows, span,
+                                  detector.sensitivity, blocked)
+        for alert in alerts:
+            members = [lo + i for i in alert.members]
+            if detection.already_covered(members, detector.members()):
                 continue
-            verdict = detection.judge(windows, near_base, base, span, detector.sensitivity)
-            if verdict.surge:
-                inside = recent_minutes > now - verdict.window.total_seconds() / 60
-                close = recent_vectors @ centre >= detection.MEMBERSHIP
-                members = [lo + int(i) for i in np.flatnonzero(close & inside)]
-                surge = Surge(group, now, members, now, centre)
-                detector.open[group] = surge
-                detector.raised.append(surge)
+            surge = Surge(now, alert.centre, members, now)
+            detector.open.append(surge)
+            detector.raised.append(surge)
 
 
 def run_once(rng, texts_categories, vectors, by_category, close_category, args, cold):
@@ -299,34 +285,33 @@ def replay_runs(rng, labels, vectors, by_category, close_category, args):
 
 
 def report(totals, args, texts, by_category, close_category, started):
-    fields = []
+    """One RESULT line per sensitivity, the issue's keys first."""
+    print(f"# {len(texts)} texts, {len(by_category)} categories, runs={args.runs}, "
+          f"seed={args.seed}, per_day={args.per_day:g}, close category={close_category}, "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     for key, runs in totals.items():
-        suffix = "" if key == "normal" else "_sensitive"
         def hits(name, runs=runs):
             return [r[0][name] for r in runs if r[0][name] is not None]
         s40 = hits("s40")
         every = [h for name, *_ in SCENARIOS for h in hits(name)]
-        fields += [
-            f"detect40{suffix}={len(s40) / len(runs):.2f}",
-            f"delay40_tickets{suffix}="
+        fields = [
+            f"detect40={len(s40) / len(runs):.2f}",
+            f"delay40_tickets="
             f"{statistics.median(h[0] for h in s40) if s40 else float('nan'):.0f}",
-            f"delay40_max{suffix}={max((h[0] for h in s40), default=float('nan'))}",
-            f"detect40_within15{suffix}={sum(h[0] <= 15 for h in s40) / len(runs):.2f}",
-            f"precision{suffix}={statistics.mean(h[1] for h in every) if every else 0:.2f}",
-            f"grouped{suffix}={statistics.mean(h[2] for h in every) if every else 0:.2f}",
-            f"surges_per_spike{suffix}={statistics.mean(h[3] for h in every) if every else 0:.2f}",
-            f"detect12{suffix}={len(hits('s12')) / len(runs):.2f}",
-            f"detect8_30m{suffix}={len(hits('s8')) / len(runs):.2f}",
-            f"detect20_6h{suffix}={len(hits('s20_6h')) / len(runs):.2f}",
-            f"detect_ramp{suffix}={len(hits('ramp30_12h')) / len(runs):.2f}",
-            f"detect_close{suffix}={len(hits('close20')) / len(runs):.2f}",
-            f"false_per_day{suffix}="
-            f"{sum(r[1] for r in runs) / (len(runs) * args.quiet_days):.2f}",
+            f"precision={statistics.mean(h[1] for h in every) if every else 0:.2f}",
+            f"grouped={statistics.mean(h[2] for h in every) if every else 0:.2f}",
+            f"detect12={len(hits('s12')) / len(runs):.2f}",
+            f"false_per_day={sum(r[1] for r in runs) / (len(runs) * args.quiet_days):.2f}",
+            f"sensitivity={key}",
+            f"detect40_within15={sum(h[0] <= 15 for h in s40) / len(runs):.2f}",
+            f"delay40_max={max((h[0] for h in s40), default=float('nan'))}",
+            f"surges_per_spike={statistics.mean(h[3] for h in every) if every else 0:.2f}",
+            f"detect8_30m={len(hits('s8')) / len(runs):.2f}",
+            f"detect20_6h={len(hits('s20_6h')) / len(runs):.2f}",
+            f"detect_ramp={len(hits('ramp30_12h')) / len(runs):.2f}",
+            f"detect_close={len(hits('close20')) / len(runs):.2f}",
         ]
-    print(f"# {len(texts)} texts, {len(by_category)} categories, runs={args.runs}, "
-          f"seed={args.seed}, per_day={args.per_day:g}, close category={close_category}, "
-          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
-    print("RESULT " + " ".join(fields))
+        print("RESULT " + " ".join(fields))
 
 
 if __name__ == "__main__":

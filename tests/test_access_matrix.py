@@ -33,7 +33,7 @@ OPEN_ENDPOINTS = {
     "tickets.my_requests", "tickets.new", "tickets.find", "tickets.suggest", "tickets.open_link",
     "account.settings", "api_pages.reference", "api_pages.api_tokens",
     "api_pages.revoke_token",  # the owner's own tokens only: anyone else's id is a 404
-    "api-docs.openapi_json", "known_issues.show", "known_issues.follow",
+    "api-docs.openapi_json", "known_issues.show", "known_issues.follow", "known_issues.unfollow",
 }
 AUTH_PREFIX = "auth."
 # Arguments the world gives a real value; others (a group, a canned reply...) name nothing, so

@@ -6,15 +6,18 @@ those of the code that runs.
 
 Grouping is leader clustering: a ticket joins the most similar recent group whose centroid
 (the normalised mean of its members) is at least `SIMILARITY` in cosine, else it starts a
-group. Detection counts a group's *neighbourhood*: every ticket within `NEIGHBOURHOOD` of the
-centre of the group's recent tickets, whichever group it joined (one issue often splits over a
-few groups, since leader clustering depends on arrival order), in recent windows and in the
-week before; a surge's tickets are those within `MEMBERSHIP` of that centre. The count in
-a window is compared with what the neighbourhood's share of last week's tickets predicts for
-that window's total volume (so daily and weekly rhythms of the whole stream cancel out),
-using a Poisson tail. Several windows catch fast and slow surges. An installation with less
-than a week of history has no trustworthy shares: a group then needs more tickets, and its
-expected share is floored at a cold-start prior.
+group. Groups are what agents browse and silence; detection does not depend on them, since
+leader clustering splits one issue over a few groups depending on arrival order.
+
+Detection looks for dense neighbourhoods among recent tickets: each recent ticket seeds a
+centre (the mean of its recent neighbours within `RADIUS`), and the tickets within
+`NEIGHBOURHOOD` of that centre are counted in recent windows and in the week before. A
+conditional binomial test asks whether the window holds more of them than the window's share
+of the total volume predicts (so daily and weekly rhythms cancel out, and a neighbourhood
+seen rarely last week needs more tickets, not fewer). Several windows catch fast and slow
+surges; overlapping alerting neighbourhoods merge, so one spike gives one surge. An
+installation with less than a week of history has no trustworthy baseline: it needs more
+tickets and assumes at least a floor of baseline.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from datetime import timedelta
 import numpy as np
 
 SIMILARITY = 0.65  # cosine to a group's centroid to join it
-NEIGHBOURHOOD = 0.75  # cosine to a surge's centre to count towards its rate
+RADIUS = 0.65  # cosine between two tickets that makes them neighbours (seeds a centre)
+NEIGHBOURHOOD = 0.7  # cosine to a neighbourhood's centre to count towards its rate
 MEMBERSHIP = 0.7  # cosine to a surge's centre to be one of its tickets
-RECENTRE_MIN = 3  # recent neighbours needed to re-centre the neighbourhood on them
 GROUP_IDLE = timedelta(days=7)  # a group with no ticket for this long takes no new ones
 HISTORY = timedelta(days=7)  # the baseline: each group's share of this period's tickets
 WINDOWS = (timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 COLD_START = timedelta(days=7)  # less history than this: cold-start rule
+COLD_BASE = 100  # baseline tickets assumed at least during cold start
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Sensitivity:
 SENSITIVITIES = {
     "normal": Sensitivity("normal", max_p=1e-6, min_count=6, min_ratio=3.0,
                           cold_min_count=10, cold_share=0.05),
-    "sensitive": Sensitivity("sensitive", max_p=1e-5, min_count=5, min_ratio=3.0,
+    "sensitive": Sensitivity("sensitive", max_p=4e-6, min_count=5, min_ratio=3.0,
                              cold_min_count=8, cold_share=0.04),
 }
 DEFAULT_SENSITIVITY = "normal"
@@ -77,120 +81,148 @@ def centroid(vector_sum: np.ndarray) -> np.ndarray:
 
 
 # --- detection ---------------------------------------------------------------------------
-def poisson_tail(k: int, expected: float) -> float:
-    """P(X >= k) for X ~ Poisson(expected)."""
+def binomial_tail(k: int, n: int, q: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, q), summed from k upwards (precise when tiny)."""
     if k <= 0:
         return 1.0
-    if expected <= 0:
+    if k > n or q <= 0.0:
         return 0.0
-    term = math.exp(-expected)
-    below = term
-    for j in range(1, k):
-        term *= expected / j
-        below += term
-    return max(0.0, 1.0 - below) if below < 0.999999 else _upper_sum(k, expected)
-
-
-def _upper_sum(k: int, expected: float) -> float:
-    """The tail summed from k upwards (precise when it is tiny)."""
-    term = math.exp(-expected + k * math.log(expected) - math.lgamma(k + 1))
+    if q >= 1.0:
+        return 1.0
+    log_q, log_r = math.log(q), math.log1p(-q)
     total = 0.0
-    j = k
-    while term > total * 1e-12 and j < k + 1000:
+    for j in range(k, n + 1):
+        term = math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+                        + j * log_q + (n - j) * log_r)
         total += term
-        j += 1
-        term *= expected / j
-    return total
-
-
-@dataclass(frozen=True)
-class WindowCounts:
-    window: timedelta
-    group: int  # the group's tickets in the window
-    total: int  # all tickets in the window
+        if term < total * 1e-12:
+            break
+    return min(1.0, total)
 
 
 @dataclass(frozen=True)
 class Verdict:
     surge: bool
     window: timedelta | None
-    count: int
-    expected: float
+    count: int  # neighbours in the window
+    expected: float  # what the baseline predicts for the window
     p_value: float
 
 
-def neighbourhood_counts(center: np.ndarray, minutes: np.ndarray, vectors: np.ndarray,
-                         now: float) -> tuple[list[WindowCounts], int, int, np.ndarray,
-                                              np.ndarray]:
-    """Counts for `judge` from recent tickets (`minutes`: arrival times in minutes, sorted;
-    `vectors`: their unit embeddings), and which of them are the group's neighbours.
-
-    Returns (window counts, neighbours in the baseline week, all tickets in the baseline
-    week, neighbour mask, the centre used). The baseline week ends where the longest window
-    begins.
-    """
-    if not len(vectors):
-        return [WindowCounts(w, 0, 0) for w in WINDOWS], 0, 0, np.zeros(0, dtype=bool), center
-    longest = max(WINDOWS).total_seconds() / 60
-    history = HISTORY.total_seconds() / 60
-    near = vectors @ center >= NEIGHBOURHOOD
-    # Re-centre on what arrived lately: a surge is tighter than the group that caught it.
-    lately = near & (minutes > now - longest) & (minutes <= now)
-    if np.count_nonzero(lately) >= RECENTRE_MIN:
-        center = centroid(vectors[lately].sum(axis=0))
-    near = vectors @ center >= NEIGHBOURHOOD
-    windows = []
-    for window in WINDOWS:
-        inside = (minutes > now - window.total_seconds() / 60) & (minutes <= now)
-        windows.append(WindowCounts(window, int(np.count_nonzero(near & inside)),
-                                    int(np.count_nonzero(inside))))
-    base = (minutes > now - longest - history) & (minutes <= now - longest)
-    return (windows, int(np.count_nonzero(near & base)), int(np.count_nonzero(base)), near,
-            center)
-
-
-def already_covered(recent_neighbours, open_members: set, share: float = 0.5) -> bool:
-    """Are these recent neighbours mostly members of an open surge already? (One spike
-    gives one surge, even when it spans a few groups.)"""
-    recent_neighbours = list(recent_neighbours)
-    if not recent_neighbours or not open_members:
-        return False
-    covered = sum(1 for t in recent_neighbours if t in open_members)
-    return covered >= share * len(recent_neighbours)
-
-
-def expected_share(group_history: int, total_history: int, history_span: timedelta,
-                   sensitivity: Sensitivity) -> float:
-    """The group's share of tickets to expect, from its share of the baseline period.
-
-    One pseudo-ticket keeps a group never seen before from having a share of zero; during
-    cold start the share is floored, since a few days say little about what is usual.
-    """
-    share = (group_history + 1) / (total_history + 1)
-    if history_span < COLD_START:
-        share = max(share, sensitivity.cold_share)
-    return min(share, 1.0)
-
-
-def judge(windows: list[WindowCounts], group_history: int, total_history: int,
+def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
           history_span: timedelta, sensitivity: Sensitivity) -> Verdict:
-    """Is this group surging? The most significant of its windows decides."""
-    share = expected_share(group_history, total_history, history_span, sensitivity)
+    """Does a neighbourhood stand out? `counts`: (window, neighbours in it, all tickets in
+    it); `near_base`, `base`: the same over the baseline period before the windows.
+
+    The test compares two rates without trusting either: given the neighbourhood's tickets in
+    the window and in the baseline together, each falls in the window with probability
+    (other tickets in the window) / (other tickets in window and baseline) if nothing changed
+    (so the daily and weekly rhythm of the whole stream cancels out, and a thin baseline is
+    no licence to alert). The most significant window decides.
+    """
     cold = history_span < COLD_START
     min_count = sensitivity.cold_min_count if cold else sensitivity.min_count
+    if cold:  # a few days say little about what is usual: assume at least a floor of it
+        base = max(base, COLD_BASE)
+        near_base = max(near_base, math.ceil(sensitivity.cold_share * base))
     best = Verdict(False, None, 0, 0.0, 1.0)
-    for counts in windows:
-        # The others in the window are the volume the share applies to.
-        expected = max(counts.total - counts.group, 0) * share / max(1e-9, 1 - share)
-        expected = max(expected, 1e-3)
-        p_value = poisson_tail(counts.group, expected)
-        surge = (counts.group >= min_count and counts.group >= sensitivity.min_ratio * expected
+    for window, near, total in counts:
+        # Exposure is the other tickets' volume: the spike's own tickets must not raise
+        # what the window is expected to hold.
+        others, others_base = max(total - near, 0), max(base - near_base, 0)
+        q = others / (others + others_base) if others + others_base else 1.0
+        expected = near_base * others / others_base if others_base else 0.0
+        p_value = binomial_tail(near, near + near_base, q)
+        surge = (near >= min_count and near >= sensitivity.min_ratio * expected
                  and p_value <= sensitivity.max_p)
-        if surge and (not best.surge or p_value < best.p_value):
-            best = Verdict(True, counts.window, counts.group, expected, p_value)
-        elif not best.surge and p_value < best.p_value:
-            best = Verdict(False, counts.window, counts.group, expected, p_value)
+        if (surge, -p_value) > (best.surge, -best.p_value):
+            best = Verdict(surge, window, near, expected, p_value)
     return best
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A dense neighbourhood: rows are indices into the arrays given to `detect`."""
+    centre: np.ndarray
+    members: list[int]
+    verdict: Verdict
+
+
+def detect(minutes: np.ndarray, vectors: np.ndarray, now: float, fresh: np.ndarray,
+           history_span: timedelta, sensitivity: Sensitivity,
+           blocked: np.ndarray | None = None) -> list[Alert]:
+    """Dense neighbourhoods among recent tickets, merged so one spike gives one alert.
+
+    `minutes` (sorted arrival times in minutes) and `vectors` (unit rows) hold the tickets of
+    the baseline period and the windows up to `now`; `fresh` the rows that arrived since the
+    last scan (only neighbourhoods they entered can have grown). Each recent ticket near a
+    fresh one seeds a neighbourhood: the centre of its recent neighbours (within `RADIUS`),
+    and the tickets within `NEIGHBOURHOOD` of that centre are counted in each window and in
+    the baseline. Neighbourhoods whose centre is within `SIMILARITY` of a `blocked` centre
+    (open or silenced surges) are left alone.
+    """
+    longest = max(WINDOWS).total_seconds() / 60
+    recent = np.flatnonzero((minutes > now - longest) & (minutes <= now))
+    if not len(recent) or not len(fresh):
+        return []
+    recent_vectors = vectors[recent]
+    touched = (vectors[fresh] @ recent_vectors.T >= RADIUS).any(axis=0)
+    seeds = recent[touched]
+    near_seed = vectors[seeds] @ recent_vectors.T >= RADIUS
+    centres = np.stack([centroid(recent_vectors[row].sum(axis=0)) for row in near_seed])
+    if blocked is not None and len(blocked):
+        free = (centres @ blocked.T).max(axis=1) < SIMILARITY
+        centres = centres[free]
+    if not len(centres):
+        return []
+    near = centres @ vectors.T >= NEIGHBOURHOOD
+    in_base = (minutes > now - longest - HISTORY.total_seconds() / 60) & \
+        (minutes <= now - longest)
+    base, near_base = int(np.count_nonzero(in_base)), near[:, in_base].sum(axis=1)
+    inside = [(window, (minutes > now - window.total_seconds() / 60) & (minutes <= now))
+              for window in WINDOWS]
+    totals = [int(np.count_nonzero(mask)) for _, mask in inside]
+    counts = [near[:, mask].sum(axis=1) for _, mask in inside]
+    alerts = []
+    for row, centre in enumerate(centres):
+        verdict = judge([(w, int(c[row]), t) for (w, _), c, t in
+                         zip(inside, counts, totals, strict=True)],
+                        int(near_base[row]), base, history_span, sensitivity)
+        if verdict.surge:
+            mask = dict(inside)[verdict.window]
+            members = np.flatnonzero(mask & (vectors @ centre >= MEMBERSHIP))
+            alerts.append(Alert(centre, [int(i) for i in members], verdict))
+    return merge(alerts, vectors)
+
+
+def already_covered(members, open_members: set, share: float = 0.5) -> bool:
+    """Are these tickets mostly members of an open surge already? (One spike gives one
+    surge, even when its centre drifts away from the open surge's.)"""
+    members = list(members)
+    if not members or not open_members:
+        return False
+    return sum(1 for t in members if t in open_members) >= share * len(members)
+
+
+def merge(alerts: list[Alert], vectors: np.ndarray) -> list[Alert]:
+    """One alert per spike: alerts sharing members join; each merged alert is re-centred on
+    the union of its members and keeps its most significant verdict."""
+    alerts = sorted(alerts, key=lambda a: a.verdict.p_value)
+    merged: list[tuple[set[int], Verdict]] = []
+    for alert in alerts:
+        members = set(alert.members)
+        joined = [m for m in merged if m[0] & members]
+        for m in joined:
+            merged.remove(m)
+            members |= m[0]
+        best = min([alert.verdict] + [m[1] for m in joined], key=lambda v: v.p_value)
+        merged.append((members, best))
+    out = []
+    for members, verdict in sorted(merged, key=lambda m: m[1].p_value):
+        rows = sorted(members)
+        centre = centroid(vectors[rows].sum(axis=0))
+        out.append(Alert(centre, rows, verdict))
+    return out
 
 
 SURGE_IDLE = timedelta(hours=6)  # an open surge with no new member for this long ends

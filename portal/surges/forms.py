@@ -39,3 +39,7 @@ class SensitivityForm(PortalForm):
 
 class FollowForm(PortalForm):
     email = EmailField("Your email", validators=[Optional(), Email(), Length(max=254)])
+
+
+class UnfollowForm(PortalForm):
+    """The unsubscribe link's confirmation button (the signed link names the follower)."""

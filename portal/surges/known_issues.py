@@ -7,6 +7,8 @@ import logging
 from datetime import datetime
 
 import numpy as np
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -94,27 +96,69 @@ def follow(issue: KnownIssue, email: str, user: User | None) -> bool:
         raise KnownIssueError("Enter a valid email address.")
     if not issue.active:
         raise KnownIssueError("This issue is no longer open.")
-    try:
-        with db.session.begin_nested():
-            db.session.add(ProblemFollower(problem_id=issue.problem_id, email=email,
-                                           user_id=user.id if user else None,
-                                           created_at=utcnow()))
-    except IntegrityError:
+    existing = db.session.scalar(select(ProblemFollower).where(
+        ProblemFollower.problem_id == issue.problem_id, ProblemFollower.email == email))
+    if existing is not None and existing.unfollowed_at is None:
         return False
+    if existing is not None:  # followed, unfollowed, and affected again
+        existing.unfollowed_at = None
+        follower = existing
+    else:
+        try:
+            with db.session.begin_nested():
+                follower = ProblemFollower(problem_id=issue.problem_id, email=email,
+                                           user_id=user.id if user else None,
+                                           created_at=utcnow())
+                db.session.add(follower)
+        except IntegrityError:
+            return False
     send_mail(email, f"You are following: {issue.public_text[:80]}", "known_issue_following",
-              issue=issue, url=absolute_url("known_issues.show", problem_id=issue.problem_id))
+              issue=issue, url=absolute_url("known_issues.show", problem_id=issue.problem_id),
+              unfollow_url=unfollow_url(follower))
     return True
+
+
+def _unfollow_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="unfollow-problem")
+
+
+def unfollow_url(follower: ProblemFollower) -> str:
+    """The one-click link in every email to a follower (signed: it names one follower and
+    their address, so it cannot be turned on anyone else)."""
+    token = _unfollow_serializer().dumps({"f": follower.id, "e": follower.email})
+    return absolute_url("known_issues.unfollow", token=token)
+
+
+def follower_for(token: str) -> ProblemFollower | None:
+    """The follower a link's token names, or None when it is forged or stale."""
+    try:
+        data = _unfollow_serializer().loads(token)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("f"), int):
+        return None
+    follower = db.session.get(ProblemFollower, data["f"])
+    if follower is None or follower.email != data.get("e"):
+        return None
+    return follower
+
+
+def unfollow(follower: ProblemFollower) -> None:
+    """No more emails about this problem; the row stays, it was a deflection all the same."""
+    follower.unfollowed_at = follower.unfollowed_at or utcnow()
 
 
 def notify_followers(problem: Ticket, body: str, *, solved: bool) -> int:
     """An update (or the solution) by email to everyone following the problem."""
     issue = db.session.get(KnownIssue, problem.id)
     followers = list(db.session.scalars(
-        select(ProblemFollower).where(ProblemFollower.problem_id == problem.id)))
+        select(ProblemFollower).where(ProblemFollower.problem_id == problem.id,
+                                      ProblemFollower.unfollowed_at.is_(None))))
     title = issue.public_text if issue else problem.subject
     for follower in followers:
         send_mail(follower.email, f"{'Solved' if solved else 'Update'}: {title[:80]}",
-                  "known_issue_update", title=title, body=body.strip(), solved=solved)
+                  "known_issue_update", title=title, body=body.strip(), solved=solved,
+                  unfollow_url=unfollow_url(follower))
     return len(followers)
 
 

@@ -188,3 +188,5 @@ class ProblemFollower(Base):
     email: Mapped[str] = mapped_column(String(254))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set by the unsubscribe link: no more emails, but still counted as a deflection.
+    unfollowed_at: Mapped[datetime | None] = mapped_column(DateTime)

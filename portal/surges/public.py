@@ -7,8 +7,8 @@ from flask_login import current_user
 
 from portal.extensions import db, limiter
 from portal.surges import known_bp, known_issues
-from portal.surges.forms import FollowForm
-from portal.surges.models import KnownIssue
+from portal.surges.forms import FollowForm, UnfollowForm
+from portal.surges.models import KnownIssue, ProblemFollower
 
 
 def _issue(problem_id: int) -> KnownIssue:
@@ -56,3 +56,26 @@ def follow(problem_id: int):
                 return redirect(url_for("known_issues.show", problem_id=issue.problem_id))
     return render_template("surges/known_issue.html", issue=issue, form=form,
                            signed_in=user), 422
+
+
+def _follower(token: str) -> ProblemFollower:
+    follower = known_issues.follower_for(token)
+    if follower is None:
+        abort(404)
+    return follower
+
+
+@known_bp.route("/unfollow/<token>", methods=["GET", "POST"])
+def unfollow(token: str):
+    """The link in followers' emails: GET only asks (mail scanners follow links), the
+    button's POST (with its CSRF token) unfollows."""
+    follower = _follower(token)
+    # Only the public text: the problem ticket itself is for staff.
+    issue = db.session.get(KnownIssue, follower.problem_id)
+    form = UnfollowForm()
+    if form.validate_on_submit():
+        known_issues.unfollow(follower)
+        db.session.commit()
+    status = 422 if form.is_submitted() and follower.unfollowed_at is None else 200
+    return render_template("surges/unfollow.html", follower=follower, issue=issue, form=form,
+                           token=token), status

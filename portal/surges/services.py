@@ -168,61 +168,64 @@ def _minutes(at: datetime) -> float:
 
 
 def scan(now: datetime | None = None) -> list[Surge]:
-    """Close quiet surges, refresh open ones, and raise a surge for each recently active
-    group whose neighbourhood stands out against its own baseline; returns the new surges
+    """Close quiet surges, refresh open ones, and raise a surge for each dense neighbourhood
+    of recent tickets that stands out against its own baseline; returns the new surges
     (flushed, not committed)."""
     now = now or utcnow()
     setting = sensitivity()
     end_idle_surges(now)
     shortest, longest = min(detection.WINDOWS), max(detection.WINDOWS)
-    recent = list(db.session.scalars(
-        select(SimilarGroup).where(SimilarGroup.last_at > now - shortest)))
-    # Groups with an open surge, or silenced by "not a surge", keep their neighbours quiet.
-    blocked = list(db.session.scalars(select(SimilarGroup).where(
-        SimilarGroup.id.in_(select(Surge.open_group_id).where(Surge.open_group_id.is_not(None)))
-        | (SimilarGroup.quiet_until > now))))
-    blocked_centroids = np.stack([detection.centroid(g.sum_array()) for g in blocked]) \
-        if blocked else None
+    # Only neighbourhoods a ticket entered lately can have grown (a late embedding counts):
+    # with none, the week's vectors are not even read.
+    is_fresh = (TicketVector.ticket_created_at > now - shortest) | \
+        (TicketVector.embedded_at > now - shortest)
+    if not db.session.scalar(select(func.count()).select_from(TicketVector).where(
+            is_fresh, TicketVector.ticket_created_at <= now)):
+        refresh_sparklines(now)
+        return []
+    rows = db.session.execute(
+        select(TicketVector.ticket_id, TicketVector.group_id, TicketVector.ticket_created_at,
+               TicketVector.embedded_at, TicketVector.vector)
+        .where(TicketVector.ticket_created_at > now - longest - detection.HISTORY,
+               TicketVector.ticket_created_at <= now)
+        .order_by(TicketVector.ticket_created_at, TicketVector.ticket_id)).all()
+    fresh = np.array([i for i, r in enumerate(rows)
+                      if r.ticket_created_at > now - shortest or r.embedded_at > now - shortest],
+                     dtype=np.int64)
     raised: list[Surge] = []
-    if recent:
-        rows = db.session.execute(
-            select(TicketVector.ticket_id, TicketVector.ticket_created_at, TicketVector.vector)
-            .where(TicketVector.ticket_created_at > now - longest - detection.HISTORY,
-                   TicketVector.ticket_created_at <= now)
-            .order_by(TicketVector.ticket_created_at)).all()
-        ids = [r.ticket_id for r in rows]
+    if len(fresh):
         minutes = np.array([_minutes(r.ticket_created_at) for r in rows], dtype=np.float64)
-        vectors = np.stack([np.frombuffer(r.vector, np.float32) for r in rows]) if rows \
-            else np.zeros((0, 1), np.float32)
+        vectors = np.stack([np.frombuffer(r.vector, np.float32) for r in rows])
+        oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
+        span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
         covered = set(db.session.scalars(
             select(SurgeMember.ticket_id).join(Surge, Surge.id == SurgeMember.surge_id)
             .where(Surge.status == "open")))
-        oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
-        span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
-        for group in recent:
-            center = detection.centroid(group.sum_array())
-            if blocked_centroids is not None and float(
-                    np.max(blocked_centroids @ center)) >= detection.SIMILARITY:
+        alerts = detection.detect(minutes, vectors, _minutes(now), fresh, span, setting,
+                                  _blocked_centres(now))
+        for alert in alerts:
+            members = [rows[i].ticket_id for i in alert.members]
+            if detection.already_covered(members, covered):
                 continue
-            windows, near_base, base, near, centre = detection.neighbourhood_counts(
-                center, minutes, vectors, _minutes(now))
-            lately = [ids[i] for i in np.flatnonzero(near & (minutes > _minutes(now - longest)))]
-            if detection.already_covered(lately, covered):
-                continue
-            verdict = detection.judge(windows, near_base, base, span, setting)
-            if not verdict.surge:
-                continue
-            inside = minutes > _minutes(now - verdict.window)
-            close = vectors @ centre >= detection.MEMBERSHIP
-            members = [ids[i] for i in np.flatnonzero(close & inside)]
-            surge = _raise(group, centre, members, verdict, setting, now)
+            group_id = Counter(rows[i].group_id for i in alert.members).most_common(1)[0][0]
+            surge = _raise(db.session.get(SimilarGroup, group_id), alert.centre, members,
+                           alert.verdict, setting, now)
             if surge is not None:
                 raised.append(surge)
                 covered.update(members)
-                blocked_centroids = center[None, :] if blocked_centroids is None \
-                    else np.vstack([blocked_centroids, center])
     refresh_sparklines(now)
     return raised
+
+
+def _blocked_centres(now: datetime) -> np.ndarray | None:
+    """Centres no new surge may start near: open surges (they absorb their later tickets),
+    and what agents called "not a surge" within the quiet period (its surge and group)."""
+    centres = [s.center_array() for s in db.session.scalars(select(Surge).where(
+        (Surge.status == "open")
+        | ((Surge.status == "dismissed") & (Surge.acted_at > now - detection.QUIET))))]
+    centres += [detection.centroid(g.sum_array()) for g in db.session.scalars(
+        select(SimilarGroup).where(SimilarGroup.quiet_until > now))]
+    return np.stack(centres) if centres else None
 
 
 def end_idle_surges(now: datetime) -> int:
@@ -396,6 +399,20 @@ class SurgeTiming:
 
 
 @dataclass
+class WeekTrend:
+    """One week of the report's period: is the share linked to problems rising?"""
+    start: datetime
+    tickets: int
+    linked: int
+    surges: int
+    deflections: int
+
+    @property
+    def linked_share(self) -> float:
+        return self.linked / self.tickets if self.tickets else 0.0
+
+
+@dataclass
 class Report:
     since: datetime
     until: datetime
@@ -405,6 +422,7 @@ class Report:
     deflections: int
     by_category: list[tuple[str, int]]
     by_group: list[tuple[str, int]]
+    trend: list[WeekTrend]
 
     @property
     def linked_share(self) -> float:
@@ -449,4 +467,51 @@ def report(days: int = 30, now: datetime | None = None) -> Report:
         Ticket.id.in_([row[2] for row in group_counts]))).all())
     by_group = [(subjects.get(first, "?"), count) for _, count, first in group_counts]
     return Report(since, now, timings, tickets, linked, deflections(since, now),
-                  [tuple(r) for r in by_category], by_group)
+                  [tuple(r) for r in by_category], by_group, weekly_trend(since, now))
+
+
+def weekly_trend(since: datetime, until: datetime) -> list[WeekTrend]:
+    """Tickets, linked incidents, surges and deflections per week, oldest first (the last
+    week may be short). A handful of counting queries per week: the period is 30 days."""
+    from portal.surges.known_issues import deflections
+    from portal.surges.models import ProblemIncident
+
+    weeks = []
+    start = since
+    while start < until:
+        end = min(start + timedelta(days=7), until)
+        in_week = (Ticket.created_at >= start) & (Ticket.created_at < end) & \
+            (Ticket.type != TicketType.PROBLEM)
+        weeks.append(WeekTrend(
+            start,
+            db.session.scalar(select(func.count()).select_from(Ticket).where(in_week)) or 0,
+            db.session.scalar(select(func.count()).select_from(ProblemIncident).join(
+                Ticket, Ticket.id == ProblemIncident.incident_id).where(in_week)) or 0,
+            db.session.scalar(select(func.count()).select_from(Surge).where(
+                Surge.detected_at >= start, Surge.detected_at < end)) or 0,
+            deflections(start, end)))
+        start = end
+    return weeks
+
+
+REPORT_CSV_HEADER = ["surge", "title", "first_ticket_at", "detected_at", "members",
+                     "minutes_to_alert", "minutes_to_action", "minutes_to_problem", "status"]
+
+
+def report_rows(report: Report) -> list[list[str]]:
+    """The per-surge table as CSV rows (header first); text cells that a spreadsheet would
+    run as a formula are quoted with a leading apostrophe."""
+    def minutes(delta: timedelta | None) -> str:
+        return "" if delta is None else str(round(delta.total_seconds() / 60))
+
+    def cell(text: str) -> str:
+        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+    rows = [REPORT_CSV_HEADER]
+    for t in report.timings:
+        s = t.surge
+        rows.append([str(s.id), cell(s.title), s.first_at.isoformat(timespec="minutes"),
+                     s.detected_at.isoformat(timespec="minutes"), str(s.member_count),
+                     minutes(t.to_alert), minutes(t.to_action), minutes(t.to_problem),
+                     s.status])
+    return rows

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -53,6 +64,15 @@ def index():
 @agent_required
 def report():
     return render_template("surges/report.html", report=services.report())
+
+
+@bp.route("/report.csv")
+@agent_required
+def report_csv():
+    out = io.StringIO()
+    csv.writer(out).writerows(services.report_rows(services.report()))
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=surges-report.csv"})
 
 
 @bp.route("/strip")

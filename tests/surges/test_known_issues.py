@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from portal.db import utcnow
@@ -95,3 +97,53 @@ def test_a_new_ticket_close_to_an_open_problem_gets_the_link_hint(agent_client, 
                                  data={"incident": close.id})
     assert response.status_code == 302
     assert problems.problem_of(close).id == problem.id
+
+
+def test_a_follower_unfollows_with_the_link_in_the_email(client, agent, file_ticket, mailbox):
+    problem, _ = published_problem(agent, file_ticket)
+    response = client.post(f"/known-issues/{problem.id}/follow",
+                           data={"email": "visitor@example.com"})
+    assert response.status_code == 302
+    (following,) = mailbox.to("visitor@example.com")
+    link = re.search(r"https?://\S+/known-issues/unfollow/\S+", mailbox.text(following)).group(0)
+    path = link.split("://", 1)[1].split("/", 1)[1]
+
+    # Opening the link (as mail scanners do) only asks.
+    page = client.get("/" + path)
+    assert page.status_code == 200 and "Stop these emails" in page.text
+    assert PUBLIC_TEXT in page.text and "Checkout 502" not in page.text  # not the staff subject
+    db.session.commit()
+    assert db.session.scalar(select(ProblemFollower.unfollowed_at)) is None
+    # A forged or altered link names nobody.
+    assert client.get("/known-issues/unfollow/" + path.rsplit("/", 1)[1][:-2] + "xx") \
+        .status_code == 404
+    assert client.get("/known-issues/unfollow/not-a-token").status_code == 404
+
+    done = client.post("/" + path)
+    assert done.status_code == 200 and "no longer receives emails" in done.text
+    db.session.expire_all()
+    assert db.session.scalar(select(ProblemFollower.unfollowed_at)) is not None
+
+    problems.reply_to_all(problem, agent, "Fixed: payments work again.", "f" * 32, solve=True)
+    db.session.commit()
+    wait_for_jobs()
+    assert len(mailbox.to("visitor@example.com")) == 1  # the solution went to nobody else
+    # Still a deflection: the visitor did not file a ticket.
+    assert known_issues.deflections(problem.created_at.replace(year=2000), utcnow()) == 1
+
+
+def test_the_unfollow_button_needs_its_csrf_token(app, client, agent, file_ticket):
+    problem, _ = published_problem(agent, file_ticket)
+    follower = ProblemFollower(problem_id=problem.id, email="v@example.com", created_at=utcnow())
+    db.session.add(follower)
+    db.session.commit()
+    with app.test_request_context():
+        path = known_issues.unfollow_url(follower).split("://", 1)[1].split("/", 1)[1]
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        refused = client.post("/" + path)
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert refused.status_code in (400, 422)
+    db.session.expire_all()
+    assert db.session.get(ProblemFollower, follower.id).unfollowed_at is None

@@ -117,3 +117,32 @@ def test_an_incident_belongs_to_one_problem(agent, file_ticket):
         assert "another problem" in str(exc)
     else:
         raise AssertionError("linked twice")
+
+
+def test_report_shows_a_weekly_trend_and_exports_surges_as_csv(agent_client, agent,
+                                                                file_ticket):
+    old = [file_ticket("Login loops", "The sign-in page reloads.", utcnow() - timedelta(days=20))
+           for _ in range(2)]
+    recent = [file_ticket("=HYPERLINK(\"x\") checkout", "502 at payment.", utcnow())
+              for _ in range(3)]
+    surge = make_surge(recent)
+    problem = problems.create_problem("Checkout 502 errors", agent, recent[:2])
+    db.session.commit()
+    page = agent_client.get("/agent/surges/report")
+    assert page.status_code == 200
+    weeks = page.text.split('id="trend-title"')[1].split("</table>")[0]
+    # Five weeks of the 30 days: the old tickets in the first rows, the new ones last.
+    assert weeks.count("<tr><td>") == 5
+    last = weeks.rsplit("<tr><td>", 1)[1]
+    assert "<td>3</td><td>2 (67%)</td><td>1</td>" in last
+    assert any("<td>2</td><td>0 (0%)</td><td>0</td>" in row for row in weeks.split("<tr><td>"))
+    assert problem.id and old
+
+    export = agent_client.get("/agent/surges/report.csv")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    assert "attachment" in export.headers["Content-Disposition"]
+    lines = export.text.splitlines()
+    assert lines[0].startswith("surge,title,first_ticket_at")
+    assert lines[1].startswith(f"{surge.id},")
+    # A title that a spreadsheet would run as a formula stays text.
+    assert "'=HYPERLINK" in lines[1] and ",=HYPERLINK" not in lines[1]

@@ -1,0 +1,82 @@
+"""The detector's arithmetic on synthetic vectors (the end-to-end path is test_detection)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+
+from portal.surges import detection
+
+NORMAL = detection.SENSITIVITIES["normal"]
+WEEK = 7 * 1440
+
+
+def test_binomial_tail_matches_the_sum_of_its_terms():
+    for k, n, q in [(0, 5, 0.3), (3, 10, 0.2), (9, 12, 0.02), (1, 1, 0.5), (6, 5, 0.5)]:
+        direct = sum(math.comb(n, j) * q ** j * (1 - q) ** (n - j) for j in range(k, n + 1))
+        assert math.isclose(detection.binomial_tail(k, n, q), direct, rel_tol=1e-9,
+                            abs_tol=1e-300)
+
+
+def unit(rows):
+    rows = np.asarray(rows, dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def stream(rng, topics: int = 40, per_topic: int = 25, spikes=(), now: float = 2 * WEEK):
+    """A week and a bit of tickets on `topics` directions, plus spikes: (topic, count) in the
+    last hour. Returns (minutes, vectors, topic of each), sorted by time."""
+    axes = np.eye(64, dtype=np.float32)[:topics]
+    minutes, topic_of = [], []
+    for topic in range(topics):
+        minutes += list(rng.uniform(now - WEEK - 360, now, per_topic))
+        topic_of += [topic] * per_topic
+    for topic, count in spikes:
+        minutes += list(rng.uniform(now - 60, now, count))
+        topic_of += [topic] * count
+    order = np.argsort(minutes)
+    minutes = np.asarray(minutes)[order]
+    topic_of = np.asarray(topic_of)[order]
+    noise = rng.normal(0, 0.08, (len(minutes), 64))
+    return minutes, unit(axes[topic_of] + noise), topic_of
+
+
+def test_one_spike_gives_one_alert_of_its_own_tickets():
+    rng = np.random.default_rng(7)
+    now = 2 * WEEK
+    minutes, vectors, topics = stream(rng, spikes=[(3, 15)], now=now)
+    fresh = np.flatnonzero(minutes > now - 30)
+    alerts = detection.detect(minutes, vectors, now, fresh, timedelta(days=30), NORMAL)
+    assert len(alerts) == 1
+    members = topics[alerts[0].members]
+    assert (members == 3).mean() >= 0.9 and (members == 3).sum() >= 12
+    assert alerts[0].verdict.p_value <= NORMAL.max_p
+    # An open surge there blocks a second one; so would "not a surge".
+    assert detection.detect(minutes, vectors, now, fresh, timedelta(days=30), NORMAL,
+                            blocked=alerts[0].centre[None, :]) == []
+
+
+def test_two_spikes_give_two_alerts_and_a_quiet_stream_none():
+    rng = np.random.default_rng(8)
+    now = 2 * WEEK
+    minutes, vectors, topics = stream(rng, spikes=[(3, 15), (11, 15)], now=now)
+    fresh = np.flatnonzero(minutes > now - 30)
+    alerts = detection.detect(minutes, vectors, now, fresh, timedelta(days=30), NORMAL)
+    assert sorted(int(np.bincount(topics[a.members]).argmax()) for a in alerts) == [3, 11]
+
+    minutes, vectors, _ = stream(np.random.default_rng(9), now=now)
+    fresh = np.flatnonzero(minutes > now - 30)
+    assert detection.detect(minutes, vectors, now, fresh, timedelta(days=30), NORMAL) == []
+
+
+def test_a_topic_that_is_always_busy_is_no_surge_at_its_usual_rate():
+    """Judged against its own baseline: 15 in an hour is usual for a topic with ~2,500 a
+    week."""
+    windows = [(w, 15, 40) for w in detection.WINDOWS]
+    busy = detection.judge(windows, near_base=2500, base=5000, history_span=timedelta(days=30),
+                           sensitivity=NORMAL)
+    rare = detection.judge(windows, near_base=5, base=5000, history_span=timedelta(days=30),
+                           sensitivity=NORMAL)
+    assert not busy.surge and rare.surge
