@@ -1,7 +1,7 @@
 """Surges: followers of a known issue can unfollow (kept as a deflection)
 
 Revision ID: surges2_0001
-Revises: surges_0001
+Revises: pgsearch_0001
 Create Date: 2026-12-06 05:10:00
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision = 'surges2_0001'
-down_revision = 'surges_0001'
+down_revision = 'pgsearch_0001'
 branch_labels = None
 depends_on = None
 
