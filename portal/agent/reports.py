@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import String, and_, cast, distinct, func, literal, select
+from sqlalchemy import String, and_, cast, distinct, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from portal.auth.models import User
@@ -342,6 +342,9 @@ def _daily_volume(f: ReportFilters, start: datetime, until: datetime):
         .where(
             TicketEvent.kind == "status",
             TicketEvent.new_value.in_(("solved", "open")),
+            # Only reopenings among the "-> open" events (most are new -> open on a first
+            # reply), checked inside the index, before the per-ticket filter check.
+            or_(TicketEvent.new_value == "solved", TicketEvent.old_value == "solved"),
             TicketEvent.created_at >= start,
             TicketEvent.created_at < until,
             *_event_ticket_conditions(f),
