@@ -151,3 +151,17 @@ def test_a_connection_the_server_closed_is_replaced_without_an_error(pg_app):
     admin.dispose()
     for _ in range(pooled + 1):
         assert client.get("/kb/").status_code == 200
+
+
+def test_report_durations_are_plain_floats_on_postgres(pg_app):
+    """The reports read their duration rows straight from the DB-API cursor (no type
+    conversion): PostgreSQL's numeric epoch must arrive as a float, not a Decimal."""
+    from datetime import datetime
+
+    from sqlalchemy import literal, select
+
+    from portal.agent.reports import _minutes, _rows
+
+    start, end = literal(datetime(2026, 1, 1, 10, 0)), literal(datetime(2026, 1, 1, 11, 30, 30))
+    [(minutes,)] = _rows(select(_minutes(start, end)))
+    assert type(minutes) is float and minutes == 90.5

@@ -228,11 +228,22 @@ def _ordering(sort: str, view: str):
     return (Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at, Ticket.id)
 
 
-def fetch_page(query: QueueQuery, agent: User, now: datetime | None = None) -> QueuePage:
+def fetch_page(
+    query: QueueQuery, agent: User, now: datetime | None = None, counts: dict | None = None
+) -> QueuePage:
     """The count, then the page: the ids are picked (and sorted) inside an index in a
-    subquery, so only the page's rows are read and joined."""
+    subquery, so only the page's rows are read and joined.
+
+    A view with no filter has the count of its tab: taken from `counts` (or view_counts'
+    cache) instead of counted again, since counting grows with the tickets in the view (the
+    open tickets of a million-ticket history: 15-90 ms a page)."""
     stmt = build_query(query, agent, now)
-    total = db.session.scalar(stmt.with_only_columns(func.count(Ticket.id)).order_by(None)) or 0
+    if not query.filtered and query.view in COUNTED_VIEWS:
+        total = (counts or view_counts(agent, now))[query.view]
+    else:
+        total = db.session.scalar(
+            stmt.with_only_columns(func.count(Ticket.id)).order_by(None)
+        ) or 0
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(query.page, pages)
     ordering = _ordering(query.sort, query.view)
@@ -282,11 +293,14 @@ def view_counts(agent: User, now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
+COUNTED_VIEWS = ("unassigned", "mine", "open", "pending", "stale", "due")
+
+
 def _count_views(agent: User, now: datetime) -> dict[str, int]:
     """One statement, each count answered from an index."""
     counts = {
         view: select(func.count(Ticket.id)).where(_view_condition(view, agent, now))
-        for view in ("unassigned", "mine", "open", "pending", "stale")
+        for view in COUNTED_VIEWS if view != "due"
     }
     soon = now + DUE_SOON
     working = Ticket.status.in_((Status.NEW, Status.OPEN, Status.ON_HOLD))

@@ -83,7 +83,9 @@ def _queue_page(args, *, bulk: BulkForm | None = None, bulk_error: str = "",
     """The queue for these query arguments; a bulk form that failed comes back with what was
     typed and the tickets still ticked."""
     query = queues.QueueQuery.from_args(args)
-    results = queues.fetch_page(query, current_user)
+    # The tabs are not part of the htmx partial: skip their counts there.
+    counts = {} if wants_partial("queue-results") else queues.view_counts(current_user)
+    results = queues.fetch_page(query, current_user, counts=counts)
     choices = _choices()
     page = render_page_or_partial(
         "agent/queue.html",
@@ -91,8 +93,7 @@ def _queue_page(args, *, bulk: BulkForm | None = None, bulk_error: str = "",
         "queue-results",
         query=query,
         results=results,
-        # The tabs are not part of the htmx partial: skip their counts there.
-        counts={} if wants_partial("queue-results") else queues.view_counts(current_user),
+        counts=counts,
         views=queues.VIEWS,
         sorts=queues.SORTS,
         bulk=bulk or _bulk_form(choices["agents"]),

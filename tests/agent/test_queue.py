@@ -119,6 +119,44 @@ def test_queue_is_a_fixed_number_of_queries(app, agent, customer, make_ticket):
     assert len(statements) <= 3, statements  # count, page (joined), tags (IN)
 
 
+def test_unfiltered_view_takes_its_total_from_the_tab_counts(app, agent, customer, make_ticket):
+    """Counting a view grows with its tickets (the open tickets of a long history): a view with
+    no filter reuses its tab's count; a filtered one still counts."""
+    from portal.agent.queue import view_counts
+
+    for i in range(3):
+        make_ticket(customer, subject=f"Open {i}")
+    counts = view_counts(agent)
+    statements = []
+
+    def listener(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        page = fetch_page(QueueQuery.from_args({"view": "open"}), agent, counts=counts)
+        assert not any("count(" in s for s in statements), statements
+        filtered = fetch_page(QueueQuery.from_args({"view": "open", "q": "Open 1"}), agent,
+                              counts=counts)
+        assert any("count(" in s for s in statements), statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert page.total == counts["open"] == 3
+    assert filtered.total == 1
+
+
+def test_unfiltered_view_total_follows_new_tickets(agent_client, customer, make_ticket):
+    for i in range(45):
+        make_ticket(customer, subject=f"Bulk {i}")
+    assert "45 tickets" in agent_client.get("/agent/?view=open").text
+    for i in range(10):
+        make_ticket(customer, subject=f"More {i}")
+    assert "55 tickets · page 1 of 2" in agent_client.get("/agent/?view=open").text
+    second = agent_client.get("/agent/?view=open&page=2", headers={
+        "HX-Request": "true", "HX-Target": "queue-results"})
+    assert "page 2 of 2" in second.text and len(set(re.findall(r"TKT-\d+", second.text))) == 5
+
+
 def test_paging(agent_client, customer, make_ticket):
     for i in range(55):
         make_ticket(customer, subject=f"Bulk {i}")
