@@ -10,13 +10,13 @@ Plain (non-batch) index operations: a batch alteration of `tickets` on SQLite co
 the table and drop its full-text triggers.
 
 Revision ID: scale_0001
-Revises: pgsearch_0001
+Revises: surges2_0001
 """
 
 from alembic import op
 
 revision = "scale_0001"
-down_revision = "pgsearch_0001"
+down_revision = "surges2_0001"
 branch_labels = None
 depends_on = None
 
