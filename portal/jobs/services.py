@@ -123,16 +123,19 @@ def release(job_ids: list[int], worker: str) -> None:
     session.commit()
 
 
-def extend_lease(job_id: int, worker: str) -> bool:
-    """Heartbeat for a long job; run on its own connection. False when the lease was lost."""
+def extend_leases(job_ids: list[int], worker: str) -> int:
+    """Heartbeat for the jobs a worker holds (the one in hand and the rest of its batch); run
+    on its own connection. Returns how many leases are still this worker's."""
+    if not job_ids:
+        return 0
     engine = db.engine
     with engine.begin() as conn:
         result = conn.execute(
-            update(Job).where(Job.id == job_id, Job.locked_by == worker,
+            update(Job).where(Job.id.in_(job_ids), Job.locked_by == worker,
                               Job.status == JobStatus.RUNNING)
             .values(locked_until=utcnow() + timedelta(seconds=lease_seconds()))
         )
-    return result.rowcount == 1
+    return result.rowcount
 
 
 def mark_done(session: Session, job_id: int, worker: str) -> bool:

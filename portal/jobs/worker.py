@@ -35,7 +35,9 @@ class Worker:
         self.batch = int(app.config["JOBS_BATCH"])
         self.stopping = threading.Event()
         self._seen_slots: dict = {}
-        self._current_job: int | None = None  # what the heartbeat keeps leased
+        # What the heartbeat keeps leased: the whole claimed batch until each job is run or
+        # given back, so a batch that takes longer than one lease is not taken over midway.
+        self._held: set[int] = set()
         self._next_schedule_check = 0.0
         self._listener = None
 
@@ -72,18 +74,22 @@ class Worker:
         """
         with self.app.app_context():
             claimed = services.claim(self.name, limit)
-            for n, job in enumerate(claimed):
-                if self.stopping.is_set():
-                    services.release([j.id for j in claimed[n:]], self.name)
-                    return n
-                self._execute(job)
-            return len(claimed)
+            self._held = {job.id for job in claimed}
+            try:
+                for n, job in enumerate(claimed):
+                    if self.stopping.is_set():
+                        services.release([j.id for j in claimed[n:]], self.name)
+                        return n
+                    self._execute(job)
+                    self._held.discard(job.id)
+                return len(claimed)
+            finally:
+                self._held = set()
 
     def _execute(self, job: services.Claimed) -> None:
         session = db.session
         spec = KINDS.get(job.kind)
         started = time.monotonic()
-        self._current_job = job.id
         if job.lease_lost:
             log.warning("job %s (%s): its worker stopped mid-job (lease ran out); running it "
                         "again, attempt %s", job.id, job.kind, job.attempts)
@@ -103,7 +109,6 @@ class Worker:
             log.log(level, "job %s (%s) attempt %s/%s %s: %s", job.id, job.kind, job.attempts,
                     job.max_attempts, "failed" if status == "failed" else "will retry", exc)
         finally:
-            self._current_job = None
             session.rollback()
             log.debug("job %s (%s) took %.1f ms", job.id, job.kind,
                       (time.monotonic() - started) * 1000)
@@ -185,8 +190,9 @@ def db_url(app: Flask) -> str:
 
 
 class _Heartbeat:
-    """Extends the lease of the worker's job in hand every third of the lease, so a long job
-    keeps its claim while a killed worker's job is free again soon. One thread per worker."""
+    """Extends the leases of the worker's held jobs every third of the lease, so a long job
+    (or batch) keeps its claim while a killed worker's jobs are free again soon. One thread
+    per worker."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -201,14 +207,14 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
-            job_id = self.worker._current_job
-            if job_id is None:
+            held = list(self.worker._held)
+            if not held:
                 continue
             try:
                 with self.worker.app.app_context():
-                    services.extend_lease(job_id, self.worker.name)
+                    services.extend_leases(held, self.worker.name)
             except Exception:
-                log.warning("could not extend the lease of job %s", job_id, exc_info=True)
+                log.warning("could not extend the leases of jobs %s", held, exc_info=True)
 
     def stop(self) -> None:
         self._stop.set()

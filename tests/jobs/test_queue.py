@@ -214,3 +214,39 @@ def test_ping_tells_whether_a_worker_is_running(app):
     status = runner.invoke(args=["jobs", "status"])
     assert "No queued, running or failed jobs." in status.output
     assert "schedule tickets.sla" in status.output
+
+
+def test_a_batch_longer_than_one_lease_is_not_taken_over(app):
+    """The heartbeat keeps the whole claimed batch leased, not only the job in hand: a second
+    worker must not run the batch's later jobs while the first is still on its way to them."""
+    import time
+
+    app.config.update(JOBS_LEASE_SECONDS=1, JOBS_BATCH=5)
+    runs: list[int] = []
+
+    @job("test.slow")
+    def slow(payload):
+        time.sleep(0.4)
+        runs.append(payload["n"])
+
+    try:
+        for n in range(5):
+            enqueue("test.slow", {"n": n})
+        db.session.commit()
+        first = Worker(app, name="first", poll_interval=0.05, run_schedules=False)
+        first_thread = first.start_thread()
+        deadline = time.monotonic() + 5
+        while not first._held and time.monotonic() < deadline:
+            time.sleep(0.02)  # the first worker holds the batch before the second looks
+        second = Worker(app, name="second", poll_interval=0.05, run_schedules=False)
+        second_thread = second.start_thread()
+        while len(set(runs)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a late second run would show here
+        for running, thread in ((first, first_thread), (second, second_thread)):
+            running.stopping.set()
+            thread.join(10)
+        assert sorted(runs) == [0, 1, 2, 3, 4]
+        assert {j.locked_by for j in all_jobs("test.slow")} <= {"first", None}
+    finally:
+        KINDS.pop("test.slow", None)
