@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import FileStorage
 
 from portal import signals
@@ -297,7 +297,7 @@ def public_messages(ticket: Ticket, after_id: int = 0) -> list[Message]:
                 Message.internal.is_(False),
                 Message.id > after_id,
             )
-            .options(selectinload(Message.attachments))
+            .options(joinedload(Message.attachments))  # one round trip, not two
             .order_by(Message.created_at, Message.id)
-        )
+        ).unique()
     )
