@@ -84,3 +84,25 @@ def test_ticket_pages_join_the_small_collections(app, world, role, url):
     assert world.public_attachment.filename in client.get(page).text
     for table in ("attachments", "organizations", "tags", "ticket_tags"):
         assert not [s for s in seen if s.startswith(f"SELECT {table}.")], (table, seen)
+
+
+def test_my_requests_reads_its_page_and_total_in_one_statement(app, world):
+    """The window count replaces the separate count; a page past the end shows the last."""
+    from portal.tickets.services import PAGE_SIZE, customer_tickets
+
+    add_tickets(world.owner, PAGE_SIZE + 3)
+    client = world.client_for(world.owner)
+    client.get("/tickets/")
+    seen = statements(client, "/tickets/")
+    assert not [s for s in seen if "count(*)" in s and "OVER" not in s], seen
+    first = customer_tickets(world.owner)
+    total = first.total
+    assert len(first.tickets) == PAGE_SIZE and first.pages == 2 and total > PAGE_SIZE
+    last = customer_tickets(world.owner, page=2)
+    assert last.page == 2 and len(last.tickets) == total - PAGE_SIZE and last.total == total
+    past = customer_tickets(world.owner, page=99)
+    assert (past.page, past.total, [t.id for t in past.tickets]) == (
+        2, total, [t.id for t in last.tickets])
+    assert {t.id for t in first.tickets}.isdisjoint(t.id for t in last.tickets)
+    nothing = customer_tickets(world.owner, query="no such words anywhere", page=3)
+    assert (nothing.tickets, nothing.total, nothing.page, nothing.pages) == ([], 0, 1, 1)
