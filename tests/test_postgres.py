@@ -165,3 +165,81 @@ def test_report_durations_are_plain_floats_on_postgres(pg_app):
     start, end = literal(datetime(2026, 1, 1, 10, 0)), literal(datetime(2026, 1, 1, 11, 30, 30))
     [(minutes,)] = _rows(select(_minutes(start, end)))
     assert type(minutes) is float and minutes == 90.5
+
+
+def _transaction_states(engine):
+    """Record, after every statement, whether its connection is inside a transaction:
+    IDLE means no BEGIN was sent (autocommit), INTRANS that one is open."""
+    from psycopg.pq import TransactionStatus
+    from sqlalchemy import event
+
+    states: list[str] = []
+
+    def after(conn, _cursor, _statement, _params, _context, _many):
+        status = conn.connection.dbapi_connection.info.transaction_status
+        states.append(TransactionStatus(status).name)
+
+    event.listen(engine, "after_cursor_execute", after)
+    return states, lambda: event.remove(engine, "after_cursor_execute", after)
+
+
+def test_a_read_only_request_sends_no_begin_on_postgres(pg_app):
+    """A GET runs in autocommit (no BEGIN/ROLLBACK round trips); a POST in one transaction."""
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+
+    create_user("reader@example.com", "Reader", "ferry lantern", Role.CUSTOMER, confirmed=True)
+    db.session.commit()
+    client = pg_app.test_client()
+    states, stop = _transaction_states(db.engine)
+    try:
+        signed_in = client.post("/auth/login", data={
+            "email": "reader@example.com", "password": "ferry lantern"})
+        assert signed_in.status_code == 303
+        assert "INTRANS" in states  # the sign-in's writes ran in a transaction
+        states.clear()
+        page = client.get("/tickets/")  # the user, the count and the page of tickets
+        assert page.status_code == 200
+        assert states and set(states) == {"IDLE"}, states
+    finally:
+        stop()
+
+
+def test_a_write_inside_a_read_only_request_commits_atomically_on_postgres(pg_app):
+    """`db.writing()` in a GET gets a real transaction: a failure undoes all of its rows."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import IntegrityError
+
+    from portal.tickets.models import Tag
+
+    states, stop = _transaction_states(db.engine)
+    try:
+        with pg_app.test_request_context("/", method="GET"):
+            pg_app.preprocess_request()
+            assert db.session.scalar(select(func.count(Tag.id))) == 0
+            with pytest.raises(IntegrityError), db.writing() as session:
+                session.add(Tag(name="first"))
+                session.flush()
+                session.add(Tag(name="first"))  # the unique name fails the second insert
+                session.flush()
+            assert states[0] == "IDLE" and "INTRANS" in states[1:], states
+            with db.writing() as session:
+                session.add(Tag(name="kept"))
+            pg_app.do_teardown_request()
+    finally:
+        stop()
+    db.session.remove()
+    assert db.session.scalars(select(Tag.name)).all() == ["kept"]
+
+
+def test_a_write_outside_db_writing_in_a_read_only_request_warns_on_postgres(pg_app):
+    from portal.db import WriteInReadOnlyRequest
+    from portal.tickets.models import Tag
+
+    with pg_app.test_request_context("/", method="GET"):
+        pg_app.preprocess_request()
+        db.session.add(Tag(name="stray"))
+        with pytest.warns(WriteInReadOnlyRequest):
+            db.session.flush()
+        db.session.rollback()
+        pg_app.do_teardown_request()

@@ -167,9 +167,11 @@ def _load_ticket(ticket_id: int) -> Ticket:
             joinedload(Ticket.group),
             joinedload(Ticket.category),
             joinedload(Ticket.organization),
-            selectinload(Ticket.tags),
+            # Tags, CCs and a message's attachments are a few rows each: joined, they cost
+            # no round trip of their own (the thread itself stays a second statement).
+            joinedload(Ticket.tags),
             joinedload(Ticket.ccs),
-            selectinload(Ticket.messages).selectinload(Message.attachments),
+            selectinload(Ticket.messages).joinedload(Message.attachments),
         )
     ).unique().scalar()
     if ticket is None:

@@ -12,6 +12,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from portal.auth import bp, services, throttle
 from portal.auth.forms import LoginForm, RegisterForm, ResetPasswordForm, ResetRequestForm
@@ -268,7 +269,8 @@ def init_login(login_manager) -> None:
         user_id = parse_id(uid)
         if user_id is None or not token:
             return None
-        user = db.session.get(User, user_id)
+        # With the organization: pages that check org sharing need no second round trip.
+        user = db.session.get(User, user_id, options=[joinedload(User.organization)])
         if user is None or user.session_token != token or not user.active:
             return None
         return user

@@ -86,10 +86,14 @@ def popular_articles(audience: Audience, limit: int = 6) -> list[Article]:
         select(Article).order_by(Article.view_count.desc(), Article.id).limit(limit), audience))))
 
 
-def section_articles(section_id: int, audience: Audience) -> list[Article]:
-    return list(db.session.scalars(visible(
-        select(Article).where(Article.section_id == section_id)
-        .order_by(Article.promoted.desc(), Article.title), audience)))
+def section_articles(section_id: int, audience: Audience) -> list:
+    """(id, slug, title, promoted) rows of a section's list, kept while the KB does not
+    change (the order does not depend on view counts)."""
+    return memo.remember(changes.KB, ("section_articles", section_id, audience), lambda: list(
+        db.session.execute(visible(
+            select(Article.id, Article.slug, Article.title, Article.promoted)
+            .where(Article.section_id == section_id)
+            .order_by(Article.promoted.desc(), Article.title), audience))))
 
 
 def related_articles(article: Article, audience: Audience, limit: int = 5) -> list:
@@ -148,6 +152,34 @@ def category_page(audience: Audience) -> dict:
         "counts": section_counts(audience),
         "previews": top_articles_per_section(audience, CATEGORY_PREVIEW),
     }, max_age=VIEWS_MAX_AGE)
+
+
+def category_with_sections(category_id: int) -> KbCategory | None:
+    """A category page's category and its sections (one statement on a change of the KB,
+    none until the next): detached, every attribute the page shows loaded."""
+    def build() -> KbCategory | None:
+        category = db.session.scalar(select(KbCategory).where(KbCategory.id == category_id)
+                                     .options(joinedload(KbCategory.sections)))
+        if category is not None:
+            for section in category.sections:
+                db.session.expunge(section)
+            db.session.expunge(category)
+        return category
+
+    return memo.remember(changes.KB, ("category_row", category_id), build)
+
+
+def section_with_category(section_id: int) -> KbSection | None:
+    """A section page's section and its category, kept like `category_with_sections`."""
+    def build() -> KbSection | None:
+        section = db.session.scalar(select(KbSection).where(KbSection.id == section_id)
+                                    .options(joinedload(KbSection.category)))
+        if section is not None:
+            db.session.expunge(section.category)
+            db.session.expunge(section)
+        return section
+
+    return memo.remember(changes.KB, ("section_row", section_id), build)
 
 
 def related(article: Article, audience: Audience) -> list[dict]:

@@ -12,7 +12,6 @@ from portal.forms import strip_control
 from portal.htmx import render_page_or_partial, wants_partial
 from portal.kb import bp, public_bp, queries, services
 from portal.kb.forms import VoteForm
-from portal.kb.models import KbCategory, KbSection
 from portal.search import audience_for, search_articles
 from portal.search.semantic import applies_to as semantic_applies
 
@@ -64,7 +63,7 @@ def _canonical(endpoint: str, slug: str, expected: str, **ids):
 
 @bp.route("/categories/<int:category_id>-<slug>")
 def category(category_id: int, slug: str):
-    cat = db.session.get(KbCategory, category_id) or abort(404)
+    cat = queries.category_with_sections(category_id) or abort(404)
     moved = _canonical("kb.category", slug, cat.slug, category_id=cat.id)
     if moved:
         return moved
@@ -74,7 +73,7 @@ def category(category_id: int, slug: str):
 
 @bp.route("/sections/<int:section_id>-<slug>")
 def section(section_id: int, slug: str):
-    sec = db.session.get(KbSection, section_id) or abort(404)
+    sec = queries.section_with_category(section_id) or abort(404)
     moved = _canonical("kb.section", slug, sec.slug, section_id=sec.id)
     if moved:
         return moved
@@ -91,7 +90,9 @@ def article(article_id: int, slug: str):
         return moved
     viewer = _viewer_key(create=True)
     services.record_view(art, viewer, parse_id(request.args.get("from_search")))
-    page = _article_page(art, audience, services.current_vote(art, viewer), VoteForm())
+    # A visitor whose id this response gives has voted on nothing: no need to look.
+    vote = None if g.get("new_visitor_id") else services.current_vote(art, viewer)
+    page = _article_page(art, audience, vote, VoteForm())
     services.flush_views_if_due()
     return page
 

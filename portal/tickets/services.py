@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import FileStorage
 
 from portal import signals
@@ -276,15 +276,23 @@ def customer_tickets(
         if ticket_id:
             matches.append(Ticket.id == ticket_id)
         stmt = stmt.where(or_(*matches))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(page, 1), pages)
-    tickets = db.session.scalars(
-        stmt.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
+    return _ticket_page(stmt.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc()), page)
+
+
+def _ticket_page(stmt, page: int) -> TicketPage:
+    """One page and the total in one statement (a window count: on PostgreSQL every
+    statement is a round trip); a page past the end is clamped to the last one."""
+    page = max(page, 1)
+    rows = db.session.execute(
+        stmt.add_columns(func.count().over()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     ).all()
-    return TicketPage(list(tickets), total, page, pages)
+    if not rows and page > 1:
+        total = db.session.scalar(
+            select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+        return _ticket_page(stmt, max(1, -(-total // PAGE_SIZE))) if total else TicketPage(
+            [], 0, 1, 1)
+    total = rows[0][1] if rows else 0
+    return TicketPage([row[0] for row in rows], total, page, max(1, -(-total // PAGE_SIZE)))
 
 
 def public_messages(ticket: Ticket, after_id: int = 0) -> list[Message]:
@@ -297,7 +305,7 @@ def public_messages(ticket: Ticket, after_id: int = 0) -> list[Message]:
                 Message.internal.is_(False),
                 Message.id > after_id,
             )
-            .options(selectinload(Message.attachments))
+            .options(joinedload(Message.attachments))  # one round trip, not two
             .order_by(Message.created_at, Message.id)
-        )
+        ).unique()
     )

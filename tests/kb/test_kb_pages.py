@@ -167,3 +167,45 @@ def test_the_home_page_reads_the_kb_once_until_it_changes(client, kb, agent):
                                      section_id=art.section_id), agent, art.version)
     db.session.commit()
     assert "Fetch your invoices" in client.get("/").text
+
+
+def test_category_and_section_pages_read_the_kb_once_until_it_changes(client, kb, agent):
+    """The category, its sections and a section's list are kept per process; a change to the
+    KB (here: a section renamed, an article retitled) shows at once."""
+    from portal.kb.models import KbSection
+    from portal.kb.services import ArticleInput, update_article
+    from tests.test_query_counts import count_queries
+
+    cat, sec, art = kb["category"], kb["section"], kb["public"]
+    category_url = f"/kb/categories/{cat.id}-{cat.slug}"
+    section_url = f"/kb/sections/{sec.id}-{sec.slug}"
+    for page in (category_url, section_url):
+        first = count_queries(client, page)
+        assert count_queries(client, page) < first, page
+        # BEGIN and the change feed's poll at most: no category, section or article read.
+        assert count_queries(client, page) <= 2, page
+    db.session.get(KbSection, sec.id).name = "Invoices and receipts"
+    db.session.commit()
+    assert "Invoices and receipts" in client.get(category_url).text
+    assert "Invoices and receipts" in client.get(section_url).text
+    update_article(art, ArticleInput(title="Fetch your invoices", body=art.body,
+                                     section_id=art.section_id), agent, art.version)
+    db.session.commit()
+    assert "Fetch your invoices" in client.get(section_url).text
+    assert client.get("/kb/sections/999999-nothing").status_code == 404
+
+
+def test_a_new_visitor_is_not_asked_for_a_vote_it_cannot_have(client, kb):
+    """The article page of a visitor without a cookie skips the vote lookup; with its cookie
+    the lookup comes back (and finds the vote)."""
+    from tests.test_query_counts import count_queries
+
+    art = kb["public"]
+    client.get(url(art))  # warm: the related articles are kept
+    fresh = client.__class__(client.application)
+    new_visitor = count_queries(fresh, url(art))
+    assert client.get_cookie("portal_vid") is not None
+    returning = count_queries(client, url(art))
+    assert returning == new_visitor + 1
+    client.post(f"/kb/articles/{art.id}/vote", data={"helpful": "yes"})
+    assert "Thanks for letting us know!" in client.get(url(art)).text
