@@ -167,9 +167,10 @@ def _load_ticket(ticket_id: int) -> Ticket:
             joinedload(Ticket.group),
             joinedload(Ticket.category),
             joinedload(Ticket.organization),
-            # Tags, CCs and a message's attachments are a few rows each: joined, they cost
-            # no round trip of their own (the thread itself stays a second statement).
-            joinedload(Ticket.tags),
+            # CCs and a message's attachments are a few rows each: joined, they cost no round
+            # trip of their own (the thread itself stays a second statement). Tags are not:
+            # joined through their link table, SQLite materializes every ticket's tag links.
+            selectinload(Ticket.tags),
             joinedload(Ticket.ccs),
             selectinload(Ticket.messages).joinedload(Message.attachments),
         )
