@@ -22,7 +22,9 @@ RESULT detect40=<share of 40-in-2h surges detected> delay40_tickets=<median of i
 to the alert> precision=<members of the spike's intent, mean> grouped=<spike tickets that are
 members, mean> detect12=<share of 12-in-2h detected> false_per_day=<surges on quiet days>
 sensitivity=... detect40_within15=<share detected within 15 of its tickets> and the other
-scenarios; surges_per_spike counts the surge records one spike raised.
+scenarios; surges_per_spike counts the surge records one spike raised. A surge belongs to a
+spike when most of the tickets it was raised on, or most of all its members, are the spike's
+(an open surge also takes in the topic's ordinary traffic, which counts towards precision).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class Surge:
     centre: np.ndarray
     members: list[int] = field(default_factory=list)  # stream indices
     last_at: int = 0
+    raised_with: list[int] = field(default_factory=list)  # its members when raised
 
 
 @dataclass
@@ -203,7 +206,7 @@ def scan(now, upto, fresh, detectors, minutes, stream_vectors, start_minute):
             members = [lo + i for i in alert.members]
             if detection.already_covered(members, detector.members()):
                 continue
-            surge = Surge(now, alert.centre, members, now)
+            surge = Surge(now, alert.centre, members, now, list(members))
             detector.open.append(surge)
             detector.raised.append(surge)
 
@@ -229,8 +232,12 @@ def run_once(rng, texts_categories, vectors, by_category, close_category, args, 
         res = {}
         for name, (cat, _start) in spikes.items():
             spike_idx = [i for i, t in enumerate(stream) if t.spike == name]
-            matched = [s for s in detector.raised
-                       if sum(stream[i].spike == name for i in s.members) * 2 > len(s.members)]
+            # A surge is this spike's when most tickets it was raised on, or most of all its
+            # members, are the spike's: while open it also takes in the topic's ordinary
+            # traffic, and a slow spike's first window holds much ordinary traffic.
+            matched = [s for s in detector.raised if any(
+                sum(stream[i].spike == name for i in rows) * 2 > len(rows)
+                for rows in (s.raised_with, s.members))]
             if not matched:
                 res[name] = None
                 continue
