@@ -146,11 +146,12 @@ def postgres_engine(url: str, **options) -> Engine:
 def _has_unread_data(fileno: int) -> bool:
     """An idle connection with something to read was closed by the server (or sent a
     notice we have no use for between requests): either way, it is not worth keeping."""
+    poller = io_select.poll()  # not select(): it refuses descriptors above 1023
     try:
-        readable, _w, _x = io_select.select([fileno], [], [], 0)
+        poller.register(fileno, io_select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 class Database:
