@@ -30,9 +30,9 @@ def init_app(app: Flask) -> None:
 def _agent_surge_count() -> dict:
     """`surge_count()` for the agent navigation and `known_issues()` for the home page's
     banner: functions, so only the pages that show them pay for the query."""
-    from portal.surges.known_issues import active
+    from portal.surges.known_issues import banner
     from portal.surges.problems import hint_for
     from portal.surges.services import open_count, open_surges
 
-    return {"surge_count": open_count, "open_surges": open_surges, "known_issues": active,
+    return {"surge_count": open_count, "open_surges": open_surges, "known_issues": banner,
             "problem_hint": hint_for}

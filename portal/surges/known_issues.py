@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.auth.models import User
+from portal.cluster import memo
 from portal.db import utcnow
 from portal.extensions import db
 from portal.mail import absolute_url, send_mail
@@ -60,6 +61,25 @@ def active() -> list[KnownIssue]:
         .where(KnownIssue.active.is_(True),
                Ticket.status.not_in([Status.SOLVED, Status.CLOSED]))
         .order_by(KnownIssue.published_at.desc())))
+
+
+KNOWN_ISSUES = "known-issues"  # change-feed topic
+memo.watch(KNOWN_ISSUES, KnownIssue)
+# A problem solved by a status change alone (not withdrawn) leaves the banner within this time.
+BANNER_MAX_AGE = 30.0
+
+
+def banner() -> list[KnownIssue]:
+    """`active()` for the home page's banner, kept per process until a known issue changes
+    (at once here, within a second on other hosts): the home page then reads nothing, which
+    on PostgreSQL is a round trip saved on every visit. Detached rows: read-only."""
+    def build() -> tuple[KnownIssue, ...]:
+        issues = active()
+        for issue in issues:
+            db.session.expunge(issue)
+        return tuple(issues)
+
+    return list(memo.remember(KNOWN_ISSUES, "banner", build, max_age=BANNER_MAX_AGE))
 
 
 def matching(text: str) -> list[KnownIssue]:

@@ -147,3 +147,27 @@ def test_the_unfollow_button_needs_its_csrf_token(app, client, agent, file_ticke
     assert refused.status_code in (400, 422)
     db.session.expire_all()
     assert db.session.get(ProblemFollower, follower.id).unfollowed_at is None
+
+
+def test_the_home_banner_is_kept_until_a_known_issue_changes(client, agent, file_ticket):
+    """The home page reads the banner once per process; withdrawing the issue (or publishing
+    another) shows at once."""
+    from sqlalchemy import event
+
+    problem, _ = published_problem(agent, file_ticket)
+    assert PUBLIC_TEXT in client.get("/").text
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert PUBLIC_TEXT in client.get("/").text
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert not [s for s in seen if "known_issues" in s], seen
+
+    known_issues.withdraw(problem)
+    db.session.commit()
+    assert PUBLIC_TEXT not in client.get("/").text
