@@ -111,7 +111,7 @@ def _queue_page(args, *, bulk: BulkForm | None = None, bulk_error: str = "",
 @bp.post("/bulk")
 @agent_required
 def bulk_update():
-    form = _bulk_form(services.active_agents(), submitted=True)
+    form = _bulk_form(services.choice_lists()["agents"], submitted=True)
     back = request.form.get("back", "")
     back = back if back.startswith("/agent/") and not back.startswith("//") else url_for(
         "agent.queue"
