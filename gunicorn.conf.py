@@ -20,7 +20,22 @@ def on_starting(server):
     semantic.wait_until_loaded(app)
     semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
     kb_queries.warm_up(app)  # an article page's statements compiled
+    _close_database_before_fork(app)
     _return_freed_memory()
+
+
+def _close_database_before_fork(app) -> None:
+    """No SQLite connection may cross the fork (SQLite's own rule): a child inherits the
+    process's lock table, and one copied while the master was writing believes the write lock
+    is held for ever ("database is locked" in that worker). So a search-index rebuild the
+    warm-up started (index missing) finishes first, and the master's connections are closed."""
+    index_store = app.extensions.get("portal_search_store")
+    rebuild = getattr(index_store, "rebuild_thread", None)
+    if rebuild is not None:
+        rebuild.join()
+    engine = app.extensions.get("portal_db_engine")
+    if engine is not None:
+        engine.dispose()
 
 
 def _return_freed_memory() -> None:

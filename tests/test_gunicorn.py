@@ -159,6 +159,9 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
     loaded = re.findall(r"semantic search: (?:loaded|queries run in onnxruntime)", output)
     assert len(loaded) == 1, output
     assert "warm-up failed" not in output and "SIGABRT" not in output, output
+    # The index was missing: the master's rebuild ended before the first fork (a worker
+    # forked while the master wrote inherits SQLite's lock table and never writes again).
+    assert output.index("search index rebuilt") < output.index("Booting worker"), output
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT view_count FROM articles WHERE id = 1")) == 7
     assert stored_views() == 7
