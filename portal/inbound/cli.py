@@ -38,9 +38,9 @@ def serve(host: str, port: int) -> None:
     from portal.inbound.smtp import start_listener
 
     controller = start_listener(current_app._get_current_object(), host, port)
-    click.echo(f"Listening for mail to {current_app.config['SUPPORT_ADDRESS']} "
-               f"on {host}:{port} (Ctrl+C stops)")
     try:
+        click.echo(f"Listening for mail to {current_app.config['SUPPORT_ADDRESS']} "
+                   f"on {host}:{port} (Ctrl+C stops)")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
