@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, and_, case, false, func, or_, select, union
+from sqlalchemy import Select, and_, case, false, func, literal, null, or_, select, union, union_all
 from sqlalchemy.orm import joinedload, selectinload
 
 from portal.agent import search
@@ -31,9 +31,9 @@ from portal.tickets.models import (
     Ticket,
     TicketEvent,
     TicketType,
+    is_open,
     ticket_tags,
 )
-from portal.tickets.routing import OPEN_STATUSES
 from portal.tickets.sla import DUE_SOON
 
 PAGE_SIZE = 50
@@ -136,7 +136,7 @@ class QueuePage:
 
 
 def _view_condition(view: str, agent: User, now: datetime):
-    open_now = Ticket.status.in_(OPEN_STATUSES)
+    open_now = is_open()
     if view == "unassigned":
         return and_(Ticket.assignee_id.is_(None), open_now)
     if view == "mine":
@@ -224,8 +224,44 @@ def _ordering(sort: str, view: str):
         return (Ticket.id.desc(),)
     if view == "solved":
         return (Ticket.solved_at.desc(), Ticket.id.desc())
-    # SLA due: tickets without a due time go last.
+    # SLA due: tickets without a due time go last (see _due_order_page_ids).
     return (Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at, Ticket.id)
+
+
+def _page_ids(stmt: Select, query: QueueQuery, ordering, offset: int) -> Select:
+    if query.sort == "due" and query.view != "solved":
+        return _due_order_page_ids(stmt, offset)
+    return (stmt.with_only_columns(Ticket.id).order_by(*ordering).limit(PAGE_SIZE)
+            .offset(offset))
+
+
+def _due_order_page_ids(stmt: Select, offset: int) -> Select:
+    """The page's ids in SLA-due order, due tickets first, then those without a due time.
+
+    Sorted as one key ("no due time", due, id), every matching ticket is read and sorted (the
+    unsolved tickets of the whole history). Split in two, each part is read in order from an
+    index (ix_tickets_open_due / ix_tickets_open_assignee_due for the unsolved views) and only
+    as far as the page reaches; the two short lists are then put one after the other."""
+    reach = offset + PAGE_SIZE
+    dated = (
+        stmt.with_only_columns(literal(0).label("undated"),
+                               Ticket.resolution_due_at.label("due"), Ticket.id.label("id"))
+        .where(Ticket.resolution_due_at.is_not(None))
+        .order_by(Ticket.resolution_due_at, Ticket.id)
+        .limit(reach)
+        .subquery()
+    )
+    undated = (
+        stmt.with_only_columns(literal(1).label("undated"), null().label("due"),
+                               Ticket.id.label("id"))
+        .where(Ticket.resolution_due_at.is_(None))
+        .order_by(Ticket.id)
+        .limit(reach)
+        .subquery()
+    )
+    both = union_all(select(dated), select(undated)).subquery()
+    return (select(both.c.id).order_by(both.c.undated, both.c.due, both.c.id)
+            .limit(PAGE_SIZE).offset(offset))
 
 
 def fetch_page(
@@ -248,12 +284,7 @@ def fetch_page(
     page = max(query.page, 1)
     if known_total is not None:
         page = min(page, max(1, -(-known_total // PAGE_SIZE)))
-    page_ids = (
-        stmt.with_only_columns(Ticket.id)
-        .order_by(*ordering)
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    )
+    page_ids = _page_ids(stmt, query, ordering, (page - 1) * PAGE_SIZE)
     columns = (Ticket,) if known_total is not None else (Ticket, count.scalar_subquery())
     rows = db.session.execute(
         select(*columns)
