@@ -318,3 +318,39 @@ def test_sla_due_order_of_unsolved_tickets_is_read_from_an_index(app, agent, cus
         picking = plan[plan.index("CO-ROUTINE anon_1"):]
         steps = [step for step in picking if step.startswith(("SEARCH tickets", "SCAN tickets"))]
         assert len(steps) == 2 and all(f" INDEX {index} " in s for s in steps), (view, plan)
+
+
+def test_only_the_last_word_of_a_search_may_be_a_beginning(agent_client, customer,
+                                                          make_ticket):
+    """A beginning reads the postings of every word it starts: only the word being typed (the
+    last) is one; earlier words and the words of an address are whole words."""
+    printer = make_ticket(customer, subject="Printer jams on tray two", body="Model LX-200")
+
+    def found(q):
+        page = agent_client.get("/agent/", query_string={"view": "all", "q": q})
+        return printer.reference in page.text
+
+    assert found("tray ja") and found("jams tra")  # the last word may be unfinished
+    assert not found("tra jams")  # an earlier one may not
+    assert found("casey@example") and found("casey@example.com")  # requester's address
+    assert not found("casey@exam")  # an address's words are whole words
+    assert not found("LX-2 tray") and found("tray LX-2")
+
+
+def test_a_filtered_count_stops_at_the_cap(agent_client, customer, make_ticket, monkeypatch):
+    """Counting every match of a common word or filter grew with history: the count stops at
+    COUNT_CAP tickets, or at the end of the page asked for."""
+    from portal.agent import queue
+
+    monkeypatch.setattr(queue, "COUNT_CAP", 60)
+    for i in range(130):
+        make_ticket(customer, subject=f"Capped {i}")
+    first = agent_client.get("/agent/?view=all&q=capped")
+    assert "60+ tickets · page 1 of 2+" in first.text and 'rel="next"' in first.text
+    second = agent_client.get("/agent/?view=all&q=capped&page=2")
+    assert "100+ tickets · page 2 of 2+" in second.text and 'rel="next"' in second.text
+    last = agent_client.get("/agent/?view=all&q=capped&page=3")
+    assert "130 tickets · page 3 of 3" in last.text and 'rel="next"' not in last.text
+    assert len(set(re.findall(r"TKT-\d+", last.text))) == 30
+    unfiltered = agent_client.get("/agent/?view=open")
+    assert "130 tickets · page 1 of 3" in unfiltered.text  # a tab's count is exact
