@@ -45,6 +45,7 @@ from portal.tickets.models import (
     SuggestionEvent,
     Ticket,
     TicketEvent,
+    is_open,
 )
 from portal.tickets.routing import OPEN_STATUSES
 
@@ -310,13 +311,20 @@ def _day(value) -> date:
 
 
 def _event_ticket_conditions(f: ReportFilters) -> list:
-    """Events of filtered tickets only, when there is a ticket filter: each event of the period
-    (already narrowed by its date index) looks its ticket up by id and checks it. Testing
-    events against the ids of every matching ticket ever created grew with history."""
-    conditions = f.ticket_conditions()
-    if not conditions:
-        return []
-    return [select(Ticket.id).where(Ticket.id == TicketEvent.ticket_id, *conditions).exists()]
+    """Events of filtered tickets only: checked against the copies of the ticket's filters
+    that each event carries (kept equal to the ticket's by the database), inside the report
+    indexes of ticket_events, so a filtered report reads the same index range as an unfiltered
+    one. (Looking each event's ticket up cost a table read per event of the period.)"""
+    conditions = []
+    if f.group_id is not None:
+        conditions.append(TicketEvent.ticket_group_id == f.group_id)
+    if f.assignee_id is not None:
+        conditions.append(TicketEvent.ticket_assignee_id == f.assignee_id)
+    if f.priority is not None:
+        conditions.append(TicketEvent.ticket_priority == f.priority)
+    if f.category_id is not None:
+        conditions.append(TicketEvent.ticket_category_id == f.category_id)
+    return conditions
 
 
 def _daily_volume(f: ReportFilters, start: datetime, until: datetime):
@@ -542,8 +550,7 @@ def _agent_rows(f: ReportFilters, frt_rows, solved_rows, csat_by_agent) -> list[
     ).all()
     open_now = db.session.execute(
         select(Ticket.assignee_id, func.count())
-        .where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee_id.is_not(None),
-               *f.ticket_conditions())
+        .where(is_open(), Ticket.assignee_id.is_not(None), *f.ticket_conditions())
         .group_by(Ticket.assignee_id)
     ).all()
     users = {
