@@ -328,17 +328,21 @@ def _event_ticket_conditions(f: ReportFilters) -> list:
 
 
 def _daily_volume(f: ReportFilters, start: datetime, until: datetime):
-    """Tickets created, solved and reopened per day from `start` to `until`, in two grouped
-    single-pass queries (one over tickets, one over status events with conditional counts)."""
+    """Tickets created (and of those, escalated since), solved and reopened per day from
+    `start` to `until`, in two grouped single-pass queries (one over tickets, one over status
+    events, with conditional counts)."""
     created_day = func.date(Ticket.created_at)
-    created = {
-        _day(d): n
-        for d, n in db.session.execute(
-            select(created_day, func.count())
-            .where(Ticket.created_at >= start, Ticket.created_at < until, *f.ticket_conditions())
-            .group_by(created_day)
-        )
-    }
+    # From the (few) escalation events since the start: a ticket is escalated after it was
+    # created, so this is every escalation of a ticket created since the start.
+    escalated_ids = select(TicketEvent.ticket_id).where(
+        TicketEvent.kind == "escalation", TicketEvent.created_at >= start)
+    created, escalated = {}, {}
+    for d, n, n_escalated in db.session.execute(
+        select(created_day, func.count(), func.count().filter(Ticket.id.in_(escalated_ids)))
+        .where(Ticket.created_at >= start, Ticket.created_at < until, *f.ticket_conditions())
+        .group_by(created_day)
+    ):
+        created[_day(d)], escalated[_day(d)] = n, n_escalated
     event_day = func.date(TicketEvent.created_at)
     solved, reopened = {}, {}
     for d, solves, reopens in db.session.execute(
@@ -360,7 +364,7 @@ def _daily_volume(f: ReportFilters, start: datetime, until: datetime):
         .group_by(event_day)
     ):
         solved[_day(d)], reopened[_day(d)] = solves, reopens
-    return created, solved, reopened
+    return created, escalated, solved, reopened
 
 
 def _count(*conditions, what=None) -> int:
@@ -405,7 +409,7 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
     tc = f.ticket_conditions()
 
     # Read up to now: the days after the period feed the backlog walk below.
-    created, solved, reopened = _daily_volume(f, start, max(end, now))
+    created, escalated_per_day, solved, reopened = _daily_volume(f, start, max(end, now))
 
     def after_period(per_day: dict[date, int]) -> int:
         """Removes the days after the period from `per_day`; returns their total."""
@@ -459,18 +463,7 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
     fcr = sum(1 for r in answered if r[2] == 1 and r[3] == 0)
 
     created_total = sum(created.values())
-    escalated = _count(
-        Ticket.created_at >= start,
-        Ticket.created_at < end,
-        *tc,
-        # From the (few) escalation events since the start: a ticket is escalated after it
-        # was created, so this is every escalation of a ticket created in the period.
-        Ticket.id.in_(
-            select(TicketEvent.ticket_id).where(
-                TicketEvent.kind == "escalation", TicketEvent.created_at >= start
-            )
-        ),
-    )
+    escalated = sum(n for d, n in escalated_per_day.items() if d <= f.end)
 
     rated = [
         Ticket.csat_at >= start, Ticket.csat_at < end, Ticket.csat_rating.is_not(None), *tc

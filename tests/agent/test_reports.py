@@ -246,8 +246,8 @@ def test_a_filtered_report_reads_events_from_their_index_alone(history):
     statements = []
 
     def listener(_conn, _cursor, statement, parameters, *_args):
-        first_table = re.search(r"\sFROM (\w+)", statement)
-        if first_table and first_table.group(1) == "ticket_events":
+        tables = set(re.findall(r"\sFROM (\w+)", statement))
+        if tables == {"ticket_events"}:
             statements.append((statement, parameters))
 
     event.listen(db.engine, "before_cursor_execute", listener)
