@@ -112,12 +112,12 @@ def test_demo_content_and_main_pages_on_postgres(pg_app):
     client.post("/auth/login", data={"email": email, "password": password})
     queue = client.get("/agent/")
     assert queue.status_code == 200 and b"Export on Postgres" in queue.data
-    # Full-text search through the GIN indexes: subject words, message words, word beginnings.
-    # A term joined by punctuation is a phrase, its last word a beginning.
+    # Full-text search through the GIN indexes: subject words, message words, the last word
+    # as a beginning. A term joined by punctuation is a phrase.
     for found in ("postgres expo", "csv stops", "Export on Postgres", "on-postgr"):
         assert b"Export on Postgres" in client.get("/agent/", query_string={
             "view": "all", "q": found}).data, found
-    for missing in ("csv printer", "postgres-on"):
+    for missing in ("csv printer", "postgres-on", "expo postgres", "on-postgr@example"):
         assert b"Export on Postgres" not in client.get("/agent/", query_string={
             "view": "all", "q": missing}).data, missing
     assert client.get("/agent/reports?priority=urgent").status_code == 200
