@@ -132,7 +132,8 @@ def seed(app, n_tickets: int, rng: random.Random) -> dict:
             " body, channel, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", messages)
         cur.executemany(
             "INSERT INTO ticket_events (id, ticket_id, actor_id, kind, old_value, new_value,"
-            " public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+            " public, created_at, ticket_priority, ticket_group_id, ticket_category_id,"
+            " ticket_assignee_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", events)
         cur.executemany("INSERT INTO ticket_tags (ticket_id, tag_id) VALUES (?, ?)", tag_rows)
         for rows in (tickets, messages, events, tag_rows):
             rows.clear()
@@ -167,8 +168,13 @@ def seed(app, n_tickets: int, rng: random.Random) -> dict:
         escalated = ts(min(first_due, res_due)) if is_open and (fr_breach or res_breach) else None
         rating = rng.choice([None, None, "good", "good", "bad"]) if solved else None
         subject = f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} problem {tid}"
+        category, group = 1 + tid % 8, 1 + tid % 5
+
+        def event(*row, filters=(priority, group, category, assignee)) -> None:
+            events.append((*row, *filters))  # the ticket's report filters (migration scale3_0002)
+
         tickets.append((
-            tid, subject, status, priority, rng.choice(TYPES), "web", 1 + tid % 8, 1 + tid % 5,
+            tid, subject, status, priority, rng.choice(TYPES), "web", category, group,
             requester, f"Customer {requester - 26}", f"c{requester - 26}@example.com", assignee,
             ts(created), ts(last), ts(last), ts(first_response), ts(solved), ts(closed),
             0, 1 if answered else 0, ts(first_due), ts(res_due),
@@ -181,32 +187,32 @@ def seed(app, n_tickets: int, rng: random.Random) -> dict:
                          f"Hello, my {rng.choice(WORDS)} has a {rng.choice(WORDS)} issue. "
                          "Steps to reproduce follow in detail. " * 3, "web", ts(created)))
         event_id += 1
-        events.append((event_id, tid, requester, "created", None, None, 1, ts(created)))
+        event(event_id, tid, requester, "created", None, None, 1, ts(created))
         if first_response:
             message_id += 1
             messages.append((message_id, tid, assignee, f"Agent {assignee}", 1, 0,
                              "Thanks for reporting this; here is what to do next. " * 3, "web",
                              ts(first_response)))
             event_id += 1
-            events.append((event_id, tid, assignee, "reply", None, None, 1, ts(first_response)))
+            event(event_id, tid, assignee, "reply", None, None, 1, ts(first_response))
             event_id += 1
-            events.append((event_id, tid, assignee, "status", "new", "open", 1,
-                           ts(first_response)))
+            event(event_id, tid, assignee, "status", "new", "open", 1,
+                           ts(first_response))
         if rng.random() < 0.3:
             message_id += 1
             messages.append((message_id, tid, assignee, f"Agent {assignee}", 1, 1,
                              "Internal: checked the logs.", "web", ts(last)))
             event_id += 1
-            events.append((event_id, tid, assignee, "note", None, None, 0, ts(last)))
+            event(event_id, tid, assignee, "note", None, None, 0, ts(last))
         if solved:
             event_id += 1
-            events.append((event_id, tid, assignee, "status", "open", "solved", 1, ts(solved)))
+            event(event_id, tid, assignee, "status", "open", "solved", 1, ts(solved))
         if closed:
             event_id += 1
-            events.append((event_id, tid, None, "status", "solved", "closed", 1, ts(closed)))
+            event(event_id, tid, None, "status", "solved", "closed", 1, ts(closed))
         if escalated:
             event_id += 1
-            events.append((event_id, tid, None, "escalation", None, "breached", 0, escalated))
+            event(event_id, tid, None, "escalation", None, "breached", 0, escalated)
         if rng.random() < 0.2:
             tag_rows.append((tid, 1 + tid % 10))
         n_open += status not in ("solved", "closed")

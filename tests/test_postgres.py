@@ -112,12 +112,12 @@ def test_demo_content_and_main_pages_on_postgres(pg_app):
     client.post("/auth/login", data={"email": email, "password": password})
     queue = client.get("/agent/")
     assert queue.status_code == 200 and b"Export on Postgres" in queue.data
-    # Full-text search through the GIN indexes: subject words, message words, word beginnings.
-    # A term joined by punctuation is a phrase, its last word a beginning.
+    # Full-text search through the GIN indexes: subject words, message words, the last word
+    # as a beginning. A term joined by punctuation is a phrase.
     for found in ("postgres expo", "csv stops", "Export on Postgres", "on-postgr"):
         assert b"Export on Postgres" in client.get("/agent/", query_string={
             "view": "all", "q": found}).data, found
-    for missing in ("csv printer", "postgres-on"):
+    for missing in ("csv printer", "postgres-on", "expo postgres", "on-postgr@example"):
         assert b"Export on Postgres" not in client.get("/agent/", query_string={
             "view": "all", "q": missing}).data, missing
     assert client.get("/agent/reports?priority=urgent").status_code == 200
@@ -165,6 +165,50 @@ def test_report_durations_are_plain_floats_on_postgres(pg_app):
     start, end = literal(datetime(2026, 1, 1, 10, 0)), literal(datetime(2026, 1, 1, 11, 30, 30))
     [(minutes,)] = _rows(select(_minutes(start, end)))
     assert type(minutes) is float and minutes == 90.5
+
+
+def test_events_carry_their_tickets_report_filters_on_postgres(pg_app):
+    """The triggers of migration scale3_0002 on PostgreSQL: a new event takes its ticket's
+    report filters, and a change of the ticket's reaches its events; a filtered report and the
+    SLA-due queue order (partial indexes, literal statuses) run on them."""
+    from sqlalchemy import select
+
+    from portal.agent.queue import QueueQuery, fetch_page
+    from portal.agent.reports import ReportFilters, build_report
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+    from portal.tickets.models import Group, Priority, Ticket, TicketEvent
+
+    agent = create_user("pat@example.com", "Pat Agent", "a long password 1", Role.AGENT,
+                        confirmed=True)
+    group = Group(name="Tier 2")
+    ticket = Ticket(subject="Slow export", requester_name="Val", requester_email="v@example.com",
+                    priority=Priority.HIGH, assignee=agent)
+    db.session.add_all([group, ticket])
+    db.session.flush()
+    db.session.add(TicketEvent(ticket_id=ticket.id, kind="status", old_value="open",
+                               new_value="solved", actor_id=agent.id))
+    db.session.commit()
+
+    def copies():
+        return db.session.execute(select(
+            TicketEvent.ticket_priority, TicketEvent.ticket_group_id,
+            TicketEvent.ticket_assignee_id)).one()
+
+    assert copies() == (Priority.HIGH, None, agent.id)
+    ticket.priority, ticket.group_id = Priority.URGENT, group.id
+    db.session.commit()
+    assert copies() == (Priority.URGENT, group.id, agent.id)
+    today = ReportFilters.from_args({})[0]
+    urgent = ReportFilters(start=today.start, end=today.end, priority=Priority.URGENT)
+    assert build_report(urgent).solved == 1
+    assert build_report(ReportFilters(start=today.start, end=today.end,
+                                      priority=Priority.HIGH)).solved == 0
+    db.session.delete(group)
+    db.session.commit()
+    assert copies() == (Priority.URGENT, None, agent.id)
+    page = fetch_page(QueueQuery.from_args({"view": "mine"}), agent)
+    assert [t.id for t in page.tickets] == [ticket.id]
 
 
 def _transaction_states(engine):

@@ -14,7 +14,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, and_, case, false, func, or_, select, union
+from sqlalchemy import (
+    DateTime,
+    Select,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union,
+    union_all,
+)
 from sqlalchemy.orm import joinedload, selectinload
 
 from portal.agent import search
@@ -31,12 +45,13 @@ from portal.tickets.models import (
     Ticket,
     TicketEvent,
     TicketType,
+    is_open,
     ticket_tags,
 )
-from portal.tickets.routing import OPEN_STATUSES
 from portal.tickets.sla import DUE_SOON
 
 PAGE_SIZE = 50
+COUNT_CAP = 1000  # a filtered view's count stops here: "1000+ tickets"
 COUNTS_MAX_AGE = 30.0  # seconds
 COUNTS_CACHE_SIZE = 256
 _counts_lock = threading.Lock()
@@ -133,10 +148,11 @@ class QueuePage:
     total: int
     page: int
     pages: int
+    more: bool = False  # there are more than `total` tickets (a filtered count stops there)
 
 
 def _view_condition(view: str, agent: User, now: datetime):
-    open_now = Ticket.status.in_(OPEN_STATUSES)
+    open_now = is_open()
     if view == "unassigned":
         return and_(Ticket.assignee_id.is_(None), open_now)
     if view == "mine":
@@ -224,8 +240,49 @@ def _ordering(sort: str, view: str):
         return (Ticket.id.desc(),)
     if view == "solved":
         return (Ticket.solved_at.desc(), Ticket.id.desc())
-    # SLA due: tickets without a due time go last.
+    # SLA due: tickets without a due time go last (see _due_order_page_ids).
     return (Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at, Ticket.id)
+
+
+UNSOLVED_VIEWS = ("open", "unassigned", "mine")  # the views the open-ticket indexes serve
+
+
+def _page_ids(stmt: Select, query: QueueQuery, ordering, offset: int) -> Select:
+    if query.sort == "due" and query.view in UNSOLVED_VIEWS:
+        return _due_order_page_ids(stmt, offset)
+    return (stmt.with_only_columns(Ticket.id).order_by(*ordering).limit(PAGE_SIZE)
+            .offset(offset))
+
+
+def _due_order_page_ids(stmt: Select, offset: int) -> Select:
+    """The page's ids in SLA-due order, due tickets first, then those without a due time.
+
+    Sorted as one key ("no due time", due, id), every matching ticket is read and sorted (the
+    unsolved tickets of the whole history). Split in two, each part is read in order from an
+    index (ix_tickets_open_due / ix_tickets_open_assignee_due) and only as far as the page
+    reaches; the two short lists are then put one after the other. (Without such an index,
+    e.g. all tickets, the part without a due time would scan the table in id order.)"""
+    reach = offset + PAGE_SIZE
+    dated = (
+        stmt.with_only_columns(literal(0).label("undated"),
+                               Ticket.resolution_due_at.label("due"), Ticket.id.label("id"))
+        .where(Ticket.resolution_due_at.is_not(None))
+        .order_by(Ticket.resolution_due_at, Ticket.id)
+        .limit(reach)
+        .subquery()
+    )
+    undated = (
+        stmt.with_only_columns(literal(1).label("undated"),
+                               cast(null(), DateTime).label("due"),
+                               Ticket.id.label("id"))
+        .where(Ticket.resolution_due_at.is_(None))
+        .order_by(Ticket.id)
+        .limit(reach)
+        .subquery()
+    )
+    both = union_all(select(dated), select(undated)).subquery()
+    return (select(both.c.id).order_by(both.c.undated, both.c.due, both.c.id)
+            .limit(PAGE_SIZE).offset(offset))
 
 
 def fetch_page(
@@ -238,9 +295,10 @@ def fetch_page(
     cache) instead of counted again, since counting grows with the tickets in the view (the
     open tickets of a million-ticket history: 15-90 ms a page). Otherwise the count rides
     along as a scalar subquery (on PostgreSQL each statement is a round trip to a server
-    sharing the CPU). A page past the end (no rows) asks for the count alone to clamp."""
+    sharing the CPU), and stops at COUNT_CAP tickets (or the current page's end): "1000+"
+    costs the same at any size of history, where an exact count of a common word or filter
+    read every match. A page past the end (no rows) asks for the count alone to clamp."""
     stmt = build_query(query, agent, now)
-    count = stmt.with_only_columns(func.count(Ticket.id)).order_by(None)
     known_total = None
     if not query.filtered and query.view in COUNTED_VIEWS:
         known_total = (counts or view_counts(agent, now))[query.view]
@@ -248,12 +306,10 @@ def fetch_page(
     page = max(query.page, 1)
     if known_total is not None:
         page = min(page, max(1, -(-known_total // PAGE_SIZE)))
-    page_ids = (
-        stmt.with_only_columns(Ticket.id)
-        .order_by(*ordering)
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    )
+    reach = max(COUNT_CAP, page * PAGE_SIZE)
+    count = select(func.count()).select_from(
+        stmt.with_only_columns(Ticket.id).order_by(None).limit(reach + 1).subquery())
+    page_ids = _page_ids(stmt, query, ordering, (page - 1) * PAGE_SIZE)
     columns = (Ticket,) if known_total is not None else (Ticket, count.scalar_subquery())
     rows = db.session.execute(
         select(*columns)
@@ -273,8 +329,10 @@ def fetch_page(
         return fetch_page(replace(query, page=last), agent, now) if total else QueuePage(
             tickets=[], total=0, page=1, pages=1)
     total = known_total if known_total is not None else (rows[0][1] if rows else 0)
+    more = known_total is None and total > reach
+    total = min(total, reach) if more else total
     return QueuePage(tickets=[row[0] for row in rows], total=total, page=page,
-                     pages=max(1, -(-total // PAGE_SIZE)))
+                     pages=max(1, -(-total // PAGE_SIZE)), more=more)
 
 
 def view_counts(agent: User, now: datetime | None = None) -> dict[str, int]:

@@ -4,14 +4,18 @@ message body (internal notes included: only agents search here).
 SQLite answers from the FTS5 table `fts_tickets` (one document per ticket), PostgreSQL from
 GIN indexes on `to_tsvector` expressions of tickets and messages (both made by migration
 0004_agent_search). Every term of the search must occur somewhere in the ticket: its own
-fields or any of its messages. A term is a word, found as a word or a word's beginning; a term
-joined by punctuation (`c4242@example`, `v2.3`) is a phrase: its words must follow one another,
-the last one as a beginning. (Taken apart, `example*` alone matched every ticket.)
+fields or any of its messages. A term is a word; a term joined by punctuation (`v2.3`) is a
+phrase: its words must follow one another. (Taken apart, `example*` alone matched every
+ticket.) Only the last word of the search may be a word's beginning (the agent may still be
+typing it); the others, and any term of an address (`c4242@example`), are whole words: a
+beginning reads the posting lists of every word it starts, and `example` starts every
+requester's address (68 ms against 0.1 ms for the whole word, at 100,000 tickets).
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, intersect, literal_column, select, text, union
 from sqlalchemy.sql.elements import ColumnElement
@@ -33,25 +37,33 @@ PG_MESSAGE_TEXT = (
 )
 
 
-def search_terms(query: str) -> list[tuple[str, ...]]:
+class Term(NamedTuple):
+    words: tuple[str, ...]
+    prefix: bool  # its last word may be the beginning of a longer one
+
+
+def search_terms(query: str) -> list[Term]:
     """The terms of a search, each the tuple of its words as the tokenizers see them (letters
-    and digits), lower-cased: `c4242@example foo` -> [("c4242", "example"), ("foo",)]."""
+    and digits), lower-cased: `c4242@example foo` -> [("c4242", "example"), ("foo",)]. Only
+    the last term, and not one from an address, is a prefix."""
     terms = []
     for chunk in query.split():
         words = tuple(w.lower() for w in WORD.findall(chunk))
         if words:
-            terms.append(words[:MAX_WORDS])
-    return terms[:MAX_WORDS]
+            terms.append((words[:MAX_WORDS], "@" not in chunk))
+    terms = terms[:MAX_WORDS]
+    return [Term(words, address_free and number == len(terms) - 1)
+            for number, (words, address_free) in enumerate(terms)]
 
 
-def matching_ticket_ids(terms: list[tuple[str, ...]]):
+def matching_ticket_ids(terms: list[Term]):
     """A select of the ids of tickets containing every term; answered from the text indexes."""
     if db.engine.dialect.name == "postgresql":
         # Per term: tickets whose own fields or any message have it; then every term's set.
         per_term = []
-        for number, words in enumerate(terms):
+        for number, (words, prefix) in enumerate(terms):
             query = bindparam(f"fts_term_{number}", " <-> ".join(
-                [f"'{w}'" for w in words[:-1]] + [f"'{words[-1]}':*"]))
+                [f"'{w}'" for w in words[:-1]] + [f"'{words[-1]}'" + (":*" if prefix else "")]))
             matches = f"@@ to_tsquery('simple'::regconfig, :fts_term_{number})"
             per_term.append(union(
                 select(Ticket.id).where(text(f"{PG_TICKET_TEXT} {matches}").bindparams(query)),
@@ -60,7 +72,7 @@ def matching_ticket_ids(terms: list[tuple[str, ...]]):
                 ),
             ))
         return per_term[0] if len(per_term) == 1 else intersect(*per_term)
-    query = " ".join(f'"{" ".join(words)}"*' for words in terms)
+    query = " ".join(f'"{" ".join(words)}"' + ("*" if prefix else "") for words, prefix in terms)
     return select(literal_column("rowid")).select_from(text("fts_tickets")).where(
         text("fts_tickets MATCH :fts_query").bindparams(fts_query=query)
     )

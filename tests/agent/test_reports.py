@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import date, datetime
 
 import pytest
@@ -191,3 +192,74 @@ def test_cached_report_is_reused_until_something_changes(history):
     db.session.commit()
     again = cached_report(PERIOD)
     assert again is not first and again.solved == first.solved + 1
+
+
+def test_filtered_reports_follow_the_tickets_current_values(history):
+    """Each event carries its ticket's report filters, kept equal to the ticket's by the
+    database: a ticket given to another agent, priority or group after its events were
+    written is reported under its new values, as when the report looked the ticket up."""
+    from sqlalchemy import select
+
+    from portal.tickets.models import Group
+
+    alex, bea = history["alex"], history["bea"]
+    t2 = db.session.scalar(select(Ticket).where(Ticket.assignee_id == bea.id))
+
+    def report(**filters):
+        return build_report(ReportFilters(start=PERIOD.start, end=PERIOD.end, **filters),
+                            now=NOW)
+
+    assert (report(assignee_id=bea.id).solved, report(assignee_id=bea.id).reopened) == (2, 1)
+    group = Group(name="Escalations")
+    db.session.add(group)
+    db.session.flush()
+    t2.assignee_id, t2.priority, t2.group_id = alex.id, Priority.URGENT, group.id
+    db.session.commit()
+    assert set(db.session.execute(
+        select(TicketEvent.ticket_assignee_id, TicketEvent.ticket_priority,
+               TicketEvent.ticket_group_id).where(TicketEvent.ticket_id == t2.id))
+    ) == {(alex.id, Priority.URGENT, group.id)}
+    assert report(assignee_id=bea.id).solved == 0
+    assert (report(assignee_id=alex.id).solved, report(assignee_id=alex.id).reopened) == (3, 1)
+    urgent = report(priority=Priority.URGENT)
+    assert (urgent.solved, urgent.reopened) == (2, 1)
+    assert {r.name: r.replies for r in urgent.agents}.get("Bea Agent") == 2  # her replies
+    assert report(priority=Priority.NORMAL).solved == 1
+    assert report(group_id=group.id).solved == 2
+    db.session.delete(group)  # the ticket's group_id is set to NULL by its foreign key
+    db.session.commit()
+    assert report(group_id=group.id).solved == 0
+    # A new event takes the ticket's values when it is written.
+    db.session.add(TicketEvent(ticket_id=t2.id, kind="status", old_value="solved",
+                               new_value="open", created_at=at(3, 13)))
+    db.session.commit()
+    assert report(assignee_id=alex.id).reopened == 2
+
+
+def test_a_filtered_report_reads_events_from_their_index_alone(history):
+    """The status changes and replies of a filtered report are checked inside the index of
+    ticket_events: no look-up of each event's ticket."""
+    from sqlalchemy import event
+
+    if db.engine.dialect.name != "sqlite":
+        return
+    statements = []
+
+    def listener(_conn, _cursor, statement, parameters, *_args):
+        tables = set(re.findall(r"\sFROM (\w+)", statement))
+        if tables == {"ticket_events"}:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        build_report(ReportFilters(start=PERIOD.start, end=PERIOD.end,
+                                   priority=Priority.URGENT, group_id=1), now=NOW)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(statements) == 2  # status changes per day, replies per agent
+    for statement, parameters in statements:
+        plan = [row[3] for row in db.session.connection().exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters)]
+        reads = [step for step in plan if step.startswith(("SEARCH", "SCAN"))]
+        assert reads and all(s.startswith("SEARCH ticket_events USING COVERING INDEX ix_ticket_"
+                                          "events_") for s in reads), plan
