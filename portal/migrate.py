@@ -6,6 +6,9 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask
 from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from portal.db import refresh_planner_statistics
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -37,6 +40,8 @@ def upgrade(app: Flask, revision: str = "heads") -> None:
     engine = app.extensions["portal_db_engine"]
     if engine.dialect.name != "postgresql":
         command.upgrade(alembic_config(app), revision)
+        with Session(engine) as session, session.begin():  # new indexes need statistics
+            refresh_planner_statistics(session)
         return
     with engine.connect() as lock_connection:
         lock_connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})

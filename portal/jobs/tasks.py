@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+from portal.db import refresh_planner_statistics
+from portal.extensions import db
 from portal.jobs.registry import job, scheduled
 from portal.jobs.services import purge_finished
 
@@ -16,3 +18,8 @@ def ping(_payload: dict) -> None:
 @scheduled("jobs.cleanup", every=timedelta(days=1))
 def cleanup() -> None:
     purge_finished()
+
+
+@scheduled("database.statistics", every=timedelta(hours=6))
+def planner_statistics() -> None:
+    refresh_planner_statistics(db.session)
