@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
-import time
+import threading
 
 import click
 from flask import current_app
@@ -34,16 +35,18 @@ def receive() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=2525, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
-    """Accept mail for the support address by SMTP; answers 250 only once it is stored."""
+    """Accept mail for the support address by SMTP; answers 250 only once it is stored.
+    SIGTERM (a service manager) or SIGINT (Ctrl+C) stops it, as they stop a job worker; both
+    are set here because a shell starts a background job with SIGINT ignored."""
     from portal.inbound.smtp import start_listener
 
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
     controller = start_listener(current_app._get_current_object(), host, port)
     try:
         click.echo(f"Listening for mail to {current_app.config['SUPPORT_ADDRESS']} "
                    f"on {host}:{port} (Ctrl+C stops)")
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        stopped.wait()
     finally:
         controller.stop()
