@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.models import Role, User
@@ -33,6 +33,7 @@ from portal.tickets.lifecycle import (
 from portal.tickets.links import normalize
 from portal.tickets.models import (
     REFERENCE_OFFSET,
+    REFERENCE_PREFIX,
     Attachment,
     CannedReply,
     Group,
@@ -372,20 +373,60 @@ def insert_link(current: str, title: str, url: str) -> str:
     return f"{current.rstrip()}\n\n{link}" if current.strip() else link
 
 
-def requester_tickets(ticket: Ticket, limit: int = 10) -> list[Ticket]:
+class OtherTicket(NamedTuple):
+    """What the ticket page lists of the requester's other tickets (a row, not an entity:
+    loading ten whole tickets cost more than the page's own ticket)."""
+
+    id: int
+    subject: str
+    status: Status
+
+    @property
+    def reference(self) -> str:
+        return f"{REFERENCE_PREFIX}{self.id + REFERENCE_OFFSET}"
+
+
+def requester_tickets(ticket: Ticket, limit: int = 10) -> list[OtherTicket]:
     """The requester's other tickets, newest first (one indexed query)."""
     if ticket.requester_id is not None:
         condition = Ticket.requester_id == ticket.requester_id
     else:
         condition = Ticket.requester_email == ticket.requester_email
-    return list(
-        db.session.scalars(
-            select(Ticket)
+    return [
+        OtherTicket(*row)
+        for row in db.session.execute(
+            select(Ticket.id, Ticket.subject, Ticket.status)
             .where(condition, Ticket.id != ticket.id)
             .order_by(Ticket.last_activity_at.desc())
             .limit(limit)
         )
-    )
+    ]
+
+
+class TicketExtras(NamedTuple):
+    """Which of the ticket page's seldom filled blocks have anything to show."""
+
+    undelivered: bool  # notifications that failed or are being retried
+    bounces: bool  # addresses that bounced
+    emails: bool  # messages that came by email ("show the full email")
+    vector: bool  # the ticket's embedding: a problem hint needs one
+
+
+def ticket_extras(ticket_id: int) -> TicketExtras:
+    """One statement of EXISTS probes, so each block's own query runs only when it has rows
+    (four statements a page before, nearly always empty)."""
+    from portal.inbound.models import BouncingAddress, InboundMessage
+    from portal.mail.models import MailStatus, OutboxMessage
+    from portal.surges.models import TicketVector
+
+    return TicketExtras(*db.session.execute(select(
+        exists().where(OutboxMessage.ticket_id == ticket_id,
+                       OutboxMessage.status.in_([MailStatus.FAILED, MailStatus.RETRYING])),
+        exists().where(BouncingAddress.ticket_id == ticket_id),
+        exists().where(InboundMessage.ticket_id == ticket_id,
+                       InboundMessage.ticket_message_id.is_not(None)),
+        exists().where(TicketVector.ticket_id == ticket_id),
+    )).one())
 
 
 def active_agents() -> list[User]:
