@@ -3,12 +3,13 @@ flushes; the view commits once."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.models import Role, User
@@ -386,21 +387,28 @@ class OtherTicket(NamedTuple):
         return f"{REFERENCE_PREFIX}{self.id + REFERENCE_OFFSET}"
 
 
+_BY_REQUESTER = (
+    select(Ticket.id, Ticket.subject, Ticket.status)
+    .where(Ticket.requester_id == bindparam("requester_id"), Ticket.id != bindparam("ticket_id"))
+    .order_by(Ticket.last_activity_at.desc())
+    .limit(bindparam("limit"))
+)
+_BY_EMAIL = (
+    select(Ticket.id, Ticket.subject, Ticket.status)
+    .where(Ticket.requester_email == bindparam("email"), Ticket.id != bindparam("ticket_id"))
+    .order_by(Ticket.last_activity_at.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def requester_tickets(ticket: Ticket, limit: int = 10) -> list[OtherTicket]:
-    """The requester's other tickets, newest first (one indexed query)."""
+    """The requester's other tickets, newest first (one indexed query, built once)."""
+    params = {"ticket_id": ticket.id, "limit": limit}
     if ticket.requester_id is not None:
-        condition = Ticket.requester_id == ticket.requester_id
+        stmt, params["requester_id"] = _BY_REQUESTER, ticket.requester_id
     else:
-        condition = Ticket.requester_email == ticket.requester_email
-    return [
-        OtherTicket(*row)
-        for row in db.session.execute(
-            select(Ticket.id, Ticket.subject, Ticket.status)
-            .where(condition, Ticket.id != ticket.id)
-            .order_by(Ticket.last_activity_at.desc())
-            .limit(limit)
-        )
-    ]
+        stmt, params["email"] = _BY_EMAIL, ticket.requester_email
+    return [OtherTicket(*row) for row in db.session.execute(stmt, params)]
 
 
 class TicketExtras(NamedTuple):
@@ -415,18 +423,25 @@ class TicketExtras(NamedTuple):
 def ticket_extras(ticket_id: int) -> TicketExtras:
     """One statement of EXISTS probes, so each block's own query runs only when it has rows
     (four statements a page before, nearly always empty)."""
+    return TicketExtras(*db.session.execute(_extras_statement(), {"ticket_id": ticket_id}).one())
+
+
+@functools.cache
+def _extras_statement():
+    """Built on first use (the other domains' models are loaded by then), then reused."""
     from portal.inbound.models import BouncingAddress, InboundMessage
     from portal.mail.models import MailStatus, OutboxMessage
     from portal.surges.models import TicketVector
 
-    return TicketExtras(*db.session.execute(select(
+    ticket_id = bindparam("ticket_id")
+    return select(
         exists().where(OutboxMessage.ticket_id == ticket_id,
                        OutboxMessage.status.in_([MailStatus.FAILED, MailStatus.RETRYING])),
         exists().where(BouncingAddress.ticket_id == ticket_id),
         exists().where(InboundMessage.ticket_id == ticket_id,
                        InboundMessage.ticket_message_id.is_not(None)),
         exists().where(TicketVector.ticket_id == ticket_id),
-    )).one())
+    )
 
 
 def active_agents() -> list[User]:
