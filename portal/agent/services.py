@@ -7,6 +7,7 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, exists, select
@@ -409,6 +410,45 @@ def requester_tickets(ticket: Ticket, limit: int = 10) -> list[OtherTicket]:
     else:
         stmt, params["email"] = _BY_EMAIL, ticket.requester_email
     return [OtherTicket(*row) for row in db.session.execute(stmt, params)]
+
+
+class ThreadAttachment(NamedTuple):
+    id: int
+    filename: str
+    size: int
+
+
+class ThreadMessage(NamedTuple):
+    """One entry of the conversation as the ticket page shows it."""
+
+    id: int
+    author_name: str
+    from_agent: bool
+    internal: bool
+    body: str
+    created_at: datetime
+    attachments: list[ThreadAttachment]
+
+
+_THREAD = (
+    select(Message.id, Message.author_name, Message.from_agent, Message.internal, Message.body,
+           Message.created_at, Attachment.id, Attachment.filename, Attachment.size)
+    .outerjoin(Attachment, Attachment.message_id == Message.id)
+    .where(Message.ticket_id == bindparam("ticket_id"))
+    .order_by(Message.created_at, Message.id, Attachment.id)
+)
+
+
+def thread(ticket_id: int) -> list[ThreadMessage]:
+    """The conversation with each message's files, oldest first, in one statement of rows
+    (as entities, loading it cost more than rendering it)."""
+    messages: list[ThreadMessage] = []
+    for *fields, file_id, filename, size in db.session.execute(_THREAD, {"ticket_id": ticket_id}):
+        if not messages or messages[-1].id != fields[0]:
+            messages.append(ThreadMessage(*fields, attachments=[]))
+        if file_id is not None:
+            messages[-1].attachments.append(ThreadAttachment(file_id, filename, size))
+    return messages
 
 
 class TicketExtras(NamedTuple):

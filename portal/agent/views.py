@@ -47,7 +47,6 @@ from portal.tickets.attachments import stored_path
 from portal.tickets.models import (
     Attachment,
     CannedReply,
-    Message,
     Priority,
     Status,
     Ticket,
@@ -157,9 +156,9 @@ def bulk_update():
 
 # Built once: what the ticket page shows of a ticket. Its organization and CCs (a few) are
 # joined into the ticket's statement; tags come in a statement of their own (SQLite reads a
-# join through the tag link table by scanning it: 35 ms at 100,000 tickets), and the messages,
-# which may be many, in one more with their attachments. The requester, assignee, group and
-# category are not shown (their ids are): loaded only if a POST needs them.
+# join through the tag link table by scanning it: 35 ms at 100,000 tickets). The page reads
+# the conversation as rows (services.thread); the requester, assignee, group, category and
+# messages are loaded only if a POST needs them.
 _TICKET_PAGE = (
     select(Ticket)
     .where(Ticket.id == bindparam("ticket_id"))
@@ -167,7 +166,6 @@ _TICKET_PAGE = (
         joinedload(Ticket.organization),
         selectinload(Ticket.tags),
         joinedload(Ticket.ccs),
-        selectinload(Ticket.messages).joinedload(Message.attachments),
     )
 )
 
@@ -274,6 +272,7 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         merge_form=merge_form or MergeForm(formdata=None),
         merge_target=merge_target,
         compose=compose,
+        thread=services.thread(ticket.id),
         timeline=timeline,
         merged_into=merged_into,
         extras=extras,
