@@ -175,6 +175,7 @@ def _parse_words(parser: MultifieldParser, source: str) -> wq.Query | None:
     words = source.split(" ")
     if not _OPERATORS.isdisjoint(words):
         return None
+    group = parser.group()
     subqueries = []
     for word in words:
         key = (id(parser), word)
@@ -186,13 +187,19 @@ def _parse_words(parser: MultifieldParser, source: str) -> wq.Query | None:
         if not known:
             nodes = parser.process(word)
             subquery = nodes[0].query(parser) if len(nodes) == 1 else None
+            subquery = subquery.normalize() if subquery is not None else None
             with _word_lock:
                 _word_queries[key] = subquery
                 while len(_word_queries) > WORD_QUERIES:
                     _word_queries.popitem(last=False)
-        if subquery is not None:
+        if subquery is None:
+            continue
+        if isinstance(subquery, group.qclass) and subquery.boost == 1.0:
+            # What normalize() would merge, merged without its copy of every term (the
+            # parser's normalize deep-copies each one to give it the same boost).
+            subqueries.extend(subquery.subqueries)
+        else:
             subqueries.append(subquery)
-    group = parser.group()
     return group.qclass(subqueries, boost=group.boost, **group.kwargs).normalize() or wq.NullQuery
 
 
