@@ -21,7 +21,8 @@ def on_starting(server):
     semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
     kb_queries.warm_up(app)  # an article page's statements compiled
     _close_database_before_fork(app)
-    _return_freed_memory()
+    _freeze_loaded_objects()
+    _return_freed_memory()  # after the last collection: what it freed goes back too
 
 
 def _close_database_before_fork(app) -> None:
@@ -48,6 +49,18 @@ def _return_freed_memory() -> None:
     libc = ctypes.CDLL(libc_name) if libc_name else None
     if libc is not None and hasattr(libc, "malloc_trim"):  # glibc
         libc.malloc_trim(0)
+
+
+def _freeze_loaded_objects() -> None:
+    """Everything loaded so far (the app, the model, the index's arrays: some 160,000
+    objects) lives as long as the process: moved out of the garbage collector's reach, a
+    worker's full collection no longer walks it (150-270 ms each, about every 300 requests,
+    and a steady share of every request's CPU), and walking it no longer writes to the pages
+    the workers share with the master (copy-on-write)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def post_fork(server, worker):

@@ -19,24 +19,30 @@ def strip_control(value):
     return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-_OPTION, _SELECTED_OPTION = Markup('<option value="'), Markup('<option selected value="')
-_OPTION_LABEL, _OPTION_END = Markup('">'), Markup("</option>")
-
-
 class Select(widgets.Select):
-    """WTForms' select with its options written by one format string each: the generic
-    attribute builder (sorting and escaping a dict per option) was most of the time the agent
-    ticket page spent on its forms. Same HTML; options with their own attributes take
-    WTForms' path."""
+    """WTForms' select, written by format strings: the generic attribute builder (sorting and
+    escaping a dict per option, reading every flag of the field) was most of the time the
+    agent pages spent on their forms. Same HTML; a select with attributes of its own
+    (aria-*, required, multiple, option groups, an option's render_kw) takes WTForms' path."""
+
+    def __call__(self, field, **kwargs):
+        if (self.multiple or kwargs.keys() - {"id"} or field.has_groups()
+                or any(getattr(field.flags, attr, False) for attr in self.validation_attrs)):
+            return super().__call__(field, **kwargs)
+        options = "".join(self.render_option(choice) for choice in field.iter_choices())
+        # Every interpolated value is escaped (the options are Markup): 3-4x faster than
+        # Markup.format or concatenating Markup pieces.
+        return Markup(f'<select id="{escape(kwargs.get("id", field.id))}" '  # noqa: S704
+                      f'name="{escape(field.name)}">{options}</select>')
 
     @classmethod
     def render_option(cls, choice, **kwargs):
         if choice.render_kw or kwargs:
             return super().render_option(choice, **kwargs)
         value = str(choice.value) if isinstance(choice.value, bool) else choice.value
-        start = _SELECTED_OPTION if choice.selected else _OPTION
-        return (start + escape(value) + _OPTION_LABEL + escape(choice.label or choice.value)
-                + _OPTION_END)
+        selected = " selected" if choice.selected else ""
+        return Markup(f'<option{selected} value="{escape(value)}">'  # noqa: S704 (escaped)
+                      f"{escape(choice.label or choice.value)}</option>")
 
     @classmethod
     def _dispatch_render_option(cls):

@@ -287,3 +287,37 @@ def test_a_write_outside_db_writing_in_a_read_only_request_warns_on_postgres(pg_
             db.session.flush()
         db.session.rollback()
         pg_app.do_teardown_request()
+
+
+def test_agent_ticket_page_and_suggestions_on_postgres(pg_app):
+    """The ticket page's statements of rows (conversation, the requester's other tickets, the
+    EXISTS probe of its optional blocks) and the suggestions' multi-row impression insert."""
+    import json
+    from pathlib import Path
+
+    from sqlalchemy import func, select
+
+    from portal.tickets.models import SuggestionEvent, Ticket
+
+    result = pg_app.test_cli_runner().invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    accounts = json.loads((Path(pg_app.instance_path) / "demo-accounts.json").read_text())
+    client = pg_app.test_client()
+    email, password = accounts["customer"]
+    client.post("/auth/login", data={"email": email, "password": password})
+    with pg_app.app_context():
+        ticket = db.session.scalars(select(Ticket).order_by(Ticket.id)).first()
+        first_words = ticket.messages[0].body[:30]
+        events = db.session.scalar(select(func.count(SuggestionEvent.id)))
+    shown = client.get("/tickets/new/suggestions", headers={"HX-Request": "true"},
+                       query_string={"subject": "reset my password", "form_key": "pg-key",
+                                     "description": "the sign-in page says it is wrong"})
+    assert shown.status_code == 200 and "suggestion-card" in shown.text
+    with pg_app.app_context():
+        assert db.session.scalar(select(func.count(SuggestionEvent.id))) > events
+    client.post("/auth/logout")
+    email, password = accounts["agent"]
+    client.post("/auth/login", data={"email": email, "password": password})
+    page = client.get(f"/agent/tickets/{ticket.id}")
+    assert page.status_code == 200
+    assert first_words in page.text and "Other tickets" in page.text

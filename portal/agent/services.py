@@ -3,12 +3,14 @@ flushes; the view commits once."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.models import Role, User
@@ -33,6 +35,7 @@ from portal.tickets.lifecycle import (
 from portal.tickets.links import normalize
 from portal.tickets.models import (
     REFERENCE_OFFSET,
+    REFERENCE_PREFIX,
     Attachment,
     CannedReply,
     Group,
@@ -372,19 +375,112 @@ def insert_link(current: str, title: str, url: str) -> str:
     return f"{current.rstrip()}\n\n{link}" if current.strip() else link
 
 
-def requester_tickets(ticket: Ticket, limit: int = 10) -> list[Ticket]:
-    """The requester's other tickets, newest first (one indexed query)."""
+class OtherTicket(NamedTuple):
+    """What the ticket page lists of the requester's other tickets (a row, not an entity:
+    loading ten whole tickets cost more than the page's own ticket)."""
+
+    id: int
+    subject: str
+    status: Status
+
+    @property
+    def reference(self) -> str:
+        return f"{REFERENCE_PREFIX}{self.id + REFERENCE_OFFSET}"
+
+
+_BY_REQUESTER = (
+    select(Ticket.id, Ticket.subject, Ticket.status)
+    .where(Ticket.requester_id == bindparam("requester_id"), Ticket.id != bindparam("ticket_id"))
+    .order_by(Ticket.last_activity_at.desc())
+    .limit(bindparam("limit"))
+)
+_BY_EMAIL = (
+    select(Ticket.id, Ticket.subject, Ticket.status)
+    .where(Ticket.requester_email == bindparam("email"), Ticket.id != bindparam("ticket_id"))
+    .order_by(Ticket.last_activity_at.desc())
+    .limit(bindparam("limit"))
+)
+
+
+def requester_tickets(ticket: Ticket, limit: int = 10) -> list[OtherTicket]:
+    """The requester's other tickets, newest first (one indexed query, built once)."""
+    params = {"ticket_id": ticket.id, "limit": limit}
     if ticket.requester_id is not None:
-        condition = Ticket.requester_id == ticket.requester_id
+        stmt, params["requester_id"] = _BY_REQUESTER, ticket.requester_id
     else:
-        condition = Ticket.requester_email == ticket.requester_email
-    return list(
-        db.session.scalars(
-            select(Ticket)
-            .where(condition, Ticket.id != ticket.id)
-            .order_by(Ticket.last_activity_at.desc())
-            .limit(limit)
-        )
+        stmt, params["email"] = _BY_EMAIL, ticket.requester_email
+    return [OtherTicket(*row) for row in db.session.execute(stmt, params)]
+
+
+class ThreadAttachment(NamedTuple):
+    id: int
+    filename: str
+    size: int
+
+
+class ThreadMessage(NamedTuple):
+    """One entry of the conversation as the ticket page shows it."""
+
+    id: int
+    author_name: str
+    from_agent: bool
+    internal: bool
+    body: str
+    created_at: datetime
+    attachments: list[ThreadAttachment]
+
+
+_THREAD = (
+    select(Message.id, Message.author_name, Message.from_agent, Message.internal, Message.body,
+           Message.created_at, Attachment.id, Attachment.filename, Attachment.size)
+    .outerjoin(Attachment, Attachment.message_id == Message.id)
+    .where(Message.ticket_id == bindparam("ticket_id"))
+    .order_by(Message.created_at, Message.id, Attachment.id)
+)
+
+
+def thread(ticket_id: int) -> list[ThreadMessage]:
+    """The conversation with each message's files, oldest first, in one statement of rows
+    (as entities, loading it cost more than rendering it)."""
+    messages: list[ThreadMessage] = []
+    for *fields, file_id, filename, size in db.session.execute(_THREAD, {"ticket_id": ticket_id}):
+        if not messages or messages[-1].id != fields[0]:
+            messages.append(ThreadMessage(*fields, attachments=[]))
+        if file_id is not None:
+            messages[-1].attachments.append(ThreadAttachment(file_id, filename, size))
+    return messages
+
+
+class TicketExtras(NamedTuple):
+    """Which of the ticket page's seldom filled blocks have anything to show."""
+
+    undelivered: bool  # notifications that failed or are being retried
+    bounces: bool  # addresses that bounced
+    emails: bool  # messages that came by email ("show the full email")
+    vector: bool  # the ticket's embedding: a problem hint needs one
+
+
+def ticket_extras(ticket_id: int) -> TicketExtras:
+    """One statement of EXISTS probes, so each block's own query runs only when it has rows
+    (four statements a page before, nearly always empty)."""
+    return TicketExtras(*db.session.execute(_extras_statement(), {"ticket_id": ticket_id}).one())
+
+
+@functools.cache
+def _extras_statement():
+    """Built on first use (the other domains' models are loaded by then), then reused."""
+    from portal.inbound.models import BouncingAddress, InboundMessage
+    from portal.mail.models import MailStatus, OutboxMessage
+    from portal.surges.models import TicketVector
+
+    ticket_id = bindparam("ticket_id")
+    return select(
+        exists().where(OutboxMessage.ticket_id == ticket_id,
+                       OutboxMessage.status.in_([MailStatus.FAILED, MailStatus.RETRYING])),
+        exists().where(BouncingAddress.ticket_id == ticket_id),
+        exists().where(InboundMessage.ticket_id == ticket_id,
+                       InboundMessage.ticket_message_id.is_not(None)),
+        exists().where(TicketVector.ticket_id == ticket_id),
     )
 
 

@@ -17,7 +17,8 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import select
+from markupsafe import Markup
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.datastructures import MultiDict
 
@@ -32,12 +33,15 @@ from portal.agent.forms import (
     PropertiesForm,
     ReplyForm,
 )
+from portal.auth.models import User
 from portal.auth.views import agent_required
+from portal.cluster import memo
 from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
 from portal.forms import select_options
 from portal.htmx import render_page_or_partial, wants_partial
+from portal.inbound import services as inbound_services
 from portal.kb import queries as kb_queries
 from portal.kb.models import Article, ArticleStatus, Visibility
 from portal.mail.services import failed_for_ticket
@@ -45,7 +49,6 @@ from portal.tickets.attachments import stored_path
 from portal.tickets.models import (
     Attachment,
     CannedReply,
-    Message,
     Priority,
     Status,
     Ticket,
@@ -78,6 +81,13 @@ def _bulk_form(agents, submitted: bool = False) -> BulkForm:
     return form
 
 
+def _untouched_bulk_fields(agents) -> Markup:
+    """The bulk form's fields before anything is typed: rendered once per process until the
+    agent list changes (building and rendering the form was a tenth of the queue page)."""
+    return memo.remember(services.CHOICES, "bulk-fields", lambda: Markup(  # noqa: S704
+        render_template("agent/_bulk_fields.html", bulk=_bulk_form(agents))))  # (autoescaped)
+
+
 def _queue_page(args, *, bulk: BulkForm | None = None, bulk_error: str = "",
                 selected: frozenset[int] = frozenset(), status: int = 200):
     """The queue for these query arguments; a bulk form that failed comes back with what was
@@ -87,6 +97,7 @@ def _queue_page(args, *, bulk: BulkForm | None = None, bulk_error: str = "",
     counts = {} if wants_partial("queue-results") else queues.view_counts(current_user)
     results = queues.fetch_page(query, current_user, counts=counts)
     choices = _choices()
+    bulk_fields = None if bulk else _untouched_bulk_fields(choices["agents"])
     page = render_page_or_partial(
         "agent/queue.html",
         "agent/_queue_results.html",
@@ -96,7 +107,8 @@ def _queue_page(args, *, bulk: BulkForm | None = None, bulk_error: str = "",
         counts=counts,
         views=queues.VIEWS,
         sorts=queues.SORTS,
-        bulk=bulk or _bulk_form(choices["agents"]),
+        bulk=bulk,
+        bulk_fields=bulk_fields,
         bulk_error=bulk_error,
         selected=selected,
         statuses=list(Status),
@@ -153,28 +165,24 @@ def bulk_update():
 # --- one ticket -----------------------------------------------------------------------------
 
 
+# Built once: what the ticket page shows of a ticket. Its organization and CCs (a few) are
+# joined into the ticket's statement; tags come in a statement of their own (SQLite reads a
+# join through the tag link table by scanning it: 35 ms at 100,000 tickets). The page reads
+# the conversation as rows (services.thread); the requester, assignee, group, category and
+# messages are loaded only if a POST needs them.
+_TICKET_PAGE = (
+    select(Ticket)
+    .where(Ticket.id == bindparam("ticket_id"))
+    .options(
+        joinedload(Ticket.organization),
+        selectinload(Ticket.tags),
+        joinedload(Ticket.ccs),
+    )
+)
+
+
 def _load_ticket(ticket_id: int) -> Ticket:
-    """The ticket with what its page shows. Its organization and CCs (a few) are joined into
-    the ticket's statement; tags come in a statement of their own (SQLite reads a join through
-    the tag link table by scanning it: 35 ms at 100,000 tickets), and the messages, which may
-    be many, in one more with their attachments."""
-    ticket = db.session.execute(
-        select(Ticket)
-        .where(Ticket.id == ticket_id)
-        .options(
-            joinedload(Ticket.requester),
-            joinedload(Ticket.assignee),
-            joinedload(Ticket.group),
-            joinedload(Ticket.category),
-            joinedload(Ticket.organization),
-            # CCs and a message's attachments are a few rows each: joined, they cost no round
-            # trip of their own (the thread itself stays a second statement). Tags are not:
-            # joined through their link table, SQLite materializes every ticket's tag links.
-            selectinload(Ticket.tags),
-            joinedload(Ticket.ccs),
-            selectinload(Ticket.messages).joinedload(Message.attachments),
-        )
-    ).unique().scalar()
+    ticket = db.session.execute(_TICKET_PAGE, {"ticket_id": ticket_id}).unique().scalar()
     if ticket is None:
         abort(404)
     return ticket
@@ -189,7 +197,8 @@ def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> Pro
         [(0, "— none —")] + [(g.id, g.name) for g in choices["groups"]]
     )
     assignees = [(0, "— unassigned —")] + [(a.id, a.name) for a in choices["agents"]]
-    if ticket.assignee is not None and ticket.assignee_id not in {a.id for a in choices["agents"]}:
+    active = {a.id for a in choices["agents"]}
+    if ticket.assignee_id is not None and ticket.assignee_id not in active:
         assignees.append((ticket.assignee_id, f"{ticket.assignee.name} (inactive)"))
     form.assignee.choices = select_options(assignees)
     if not submitted:
@@ -254,10 +263,14 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
                  merge_target=None, compose=None, status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
-    timeline = db.session.scalars(
-        select(TicketEvent)
+    extras = services.ticket_extras(ticket.id)
+    # Rows, not entities: the timeline shows each event's fields and its actor's name.
+    timeline = db.session.execute(
+        select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value,
+               TicketEvent.public, TicketEvent.created_at, TicketEvent.actor_id,
+               User.name.label("actor_name"))
+        .outerjoin(User, User.id == TicketEvent.actor_id)
         .where(TicketEvent.ticket_id == ticket.id)
-        .options(joinedload(TicketEvent.actor))
         .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc())
         .limit(200)
     ).all()
@@ -270,9 +283,12 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         merge_form=merge_form or MergeForm(formdata=None),
         merge_target=merge_target,
         compose=compose,
+        thread=services.thread(ticket.id),
         timeline=timeline,
         merged_into=merged_into,
-        undelivered=failed_for_ticket(ticket.id),
+        extras=extras,
+        undelivered=failed_for_ticket(ticket.id) if extras.undelivered else [],
+        emails=inbound_services.emails_of(ticket.id) if extras.emails else {},
         other_tickets=services.requester_tickets(ticket),
         now=utcnow(),
     )

@@ -83,11 +83,13 @@ def banner() -> list[KnownIssue]:
 
 
 def matching(text: str) -> list[KnownIssue]:
-    """Active known issues close in meaning to `text` (its public text or its incidents)."""
+    """Active known issues close in meaning to `text` (its public text or its incidents).
+    The issues are the banner's (kept per process, see `banner`): the new-request form asks
+    on every pause in typing."""
     text = " ".join((text or "").split())
     if len(text) < MIN_MATCH_CHARS:
         return []
-    issues = active()
+    issues = banner()
     # Typed text is a query: the query encoder's vector, as search uses (the article encoder
     # is not loaded in web workers when queries run in onnxruntime).
     enc = semantic.query_encoder() if issues else None

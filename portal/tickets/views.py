@@ -216,8 +216,9 @@ def suggest():
         _signed_in_user(), strip_control(request.args.get("subject", "")[:200]),
         strip_control(request.args.get("description", "")[:2000]),
     )
-    with db.writing():
-        suggestions.record_impressions(form_key, query, hits)
+    if hits:  # no write transaction (nor write lock) when nothing was shown
+        with db.writing():
+            suggestions.record_impressions(form_key, query, hits)
     return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
                            known=_known_issues(query))
 

@@ -372,3 +372,23 @@ def test_the_planner_statistics_are_kept_by_a_scheduled_job(app, customer, make_
     run_jobs()
     tables = set(db.session.scalars(text("SELECT tbl FROM sqlite_stat1")))
     assert "tickets" in tables
+
+
+def test_the_bulk_form_kept_per_process_follows_the_agent_list(agent_client, agent, customer,
+                                                                make_user, make_ticket):
+    """The untouched bulk form is rendered once per process: a new agent must still appear in
+    its assignee list at once, and a bulk action shown again keeps what was typed."""
+    make_ticket(customer, subject="Printer on fire")
+
+    def assignees() -> set[str]:
+        page = agent_client.get("/agent/").text
+        select = re.search(r'<select id="assignee" name="assignee">(.*?)</select>', page).group(1)
+        return set(re.findall(r">([^<]+)</option>", select))
+
+    before = assignees()
+    assert agent.name in before
+    make_user("agent", email="nina@example.com", name="Nina Newagent")
+    assert assignees() == before | {"Nina Newagent"}
+    again = agent_client.post("/agent/bulk", data={"add_tags": "bad tag!", "back": "/agent/"})
+    assert again.status_code == 422
+    assert 'name="add_tags" type="text" value="bad tag!"' in again.text

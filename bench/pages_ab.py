@@ -1,0 +1,124 @@
+"""Two checkouts of the portal measured against each other in one run, slice by slice.
+
+    python bench/pages_ab.py ../before-checkout . --pages agent_queue,agent_ticket,suggest
+    python bench/pages_ab.py OLD NEW --rounds 6 --slice 2
+
+Each checkout is seeded with the demo and served by its own gunicorn (2 sync workers, its own
+code and templates, this venv), next to the floor of bench/pages.py. 8 clients then drive one
+page at a time in short slices that alternate between the two sides (and the floor after each
+round), so both see the same machine load: on a shared machine a before run and an after run
+minutes apart measure the neighbours more than the change. Per page: req/s of each side, the
+ratio new/old, each side's ratio to the floor, and server CPU per request. The last line:
+RESULT pages=… new_over_old_<page>=… old_ratio_<page>=… new_ratio_<page>=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import pages as bench
+
+
+def _serve(checkout: Path, scratch: Path) -> dict:
+    instance = scratch / "instance"
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SECRET_KEY": "bench",
+           "PORTAL_RATELIMIT_ENABLED": "false", "PORTAL_LOGIN_RATE_LIMIT": "1000 per minute",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PORTAL_SEMANTIC_SEARCH", None)
+    env.pop("PORTAL_DATABASE_URL", None)
+    bench.ROOT = checkout  # prepare() runs that checkout's `flask db upgrade` and `demo seed`
+    accounts, urls, words = bench.prepare(instance, env)
+    port = bench.free_port()
+    proc = bench.start_gunicorn("app:app", port, env, checkout)
+    cookies = {role: bench.sign_in(port, *accounts[role]) for role in ("customer", "agent")}
+    return {"proc": proc, "port": port, "pids": bench.worker_pids(proc),
+            "pages": bench.Pages(urls, cookies, words)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("old", type=Path, help="checkout measured first (e.g. before a change)")
+    parser.add_argument("new", type=Path, help="checkout compared with it")
+    parser.add_argument("--pages", default="agent_queue,agent_ticket,suggest")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--slice", type=float, default=2.0, help="seconds per page and side")
+    args = parser.parse_args()
+    names = args.pages.split(",")
+    totals: dict[tuple[str, str], list[float]] = {}
+
+    def add(side: str, name: str, result: dict) -> None:
+        total = totals.setdefault((side, name), [0, 0.0, 0.0])  # requests, seconds, CPU ms
+        total[0] += result["n"]
+        total[1] += result["n"] / result["rps"]
+        total[2] += result["cpu_ms"] * result["n"]
+
+    with tempfile.TemporaryDirectory(prefix="pages-ab-") as scratch:
+        scratch = Path(scratch)
+        (scratch / "old").mkdir()
+        (scratch / "new").mkdir()
+        sides = {"old": _serve(args.old.resolve(), scratch / "old"),
+                 "new": _serve(args.new.resolve(), scratch / "new")}
+        floor_env = {**os.environ, "BENCH_FLOOR_DB": str(scratch / "floor.sqlite3")}
+        floor_port = bench.free_port()
+        floor = {"proc": bench.start_gunicorn("pages:floor_app()", floor_port, floor_env,
+                                              Path(__file__).resolve().parent),
+                 "port": floor_port, "pages": bench.Pages({"floor": (None, "/")}, {}, [])}
+        try:
+            rng = random.Random(1)
+            for side in sides.values():  # warm-up: every worker sees every page
+                for name in names:
+                    for _ in range(6):
+                        path, headers = side["pages"].make(name, rng)
+                        status = bench.request(side["port"], path, headers)[0]
+                        if status != 200:
+                            raise SystemExit(f"{name} {path} answered {status}")
+            bench.request(floor_port, "/")
+            floor["pids"] = bench.worker_pids(floor["proc"])  # forked once the port is open
+            with multiprocessing.Pool(bench.CLIENTS) as pool:
+                for round_ in range(args.rounds):
+                    order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
+                    for name in names:
+                        for key in order:
+                            side = sides[key]
+                            add(key, name, bench.measure(pool, side["port"], side["pids"],
+                                                         side["pages"], name, args.slice,
+                                                         round_))
+                    add("floor", "floor", bench.measure(pool, floor_port, floor["pids"],
+                                                        floor["pages"], "floor", args.slice,
+                                                        round_))
+        finally:
+            for server in (*sides.values(), floor):
+                bench.stop(server["proc"])
+
+    def rps(side: str, name: str) -> float:
+        requests, seconds, _cpu = totals[(side, name)]
+        return requests / seconds
+
+    def cpu(side: str, name: str) -> float:
+        requests, _seconds, cpu_ms = totals[(side, name)]
+        return cpu_ms / requests
+
+    floor_rps = rps("floor", "floor")
+    print(f"{args.rounds} rounds of {args.slice:g} s per page and side, {bench.CLIENTS} clients, "
+          f"load average {os.getloadavg()[0]:.1f}; floor {floor_rps:.0f} req/s, "
+          f"{cpu('floor', 'floor'):.1f} ms CPU per request")
+    print(f"{'page':<14}{'old req/s':>10}{'new req/s':>10}{'new/old':>8}{'old ratio':>10}"
+          f"{'new ratio':>10}{'old CPU ms':>11}{'new CPU ms':>11}")
+    result = [f"pages={len(names)}"]
+    for name in names:
+        old, new = rps("old", name), rps("new", name)
+        print(f"{name:<14}{old:10.0f}{new:10.0f}{new / old:8.2f}{old / floor_rps:10.2f}"
+              f"{new / floor_rps:10.2f}{cpu('old', name):11.1f}{cpu('new', name):11.1f}")
+        result += [f"new_over_old_{name}={new / old:.2f}",
+                   f"old_ratio_{name}={old / floor_rps:.2f}",
+                   f"new_ratio_{name}={new / floor_rps:.2f}"]
+    print("RESULT " + " ".join(result))
+
+
+if __name__ == "__main__":
+    main()
