@@ -482,20 +482,27 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
 
 def _spelling_candidates(words: list[str]) -> dict[str, list]:
     """Each checkable (folded) word's closest vocabulary words, one query however many
-    words. A word is known (first, and never corrected) when a vocabulary word has its stem:
-    "step" stays when the articles say "steps" (as `service.corrections` for Whoosh)."""
+    words: trigram neighbours, and the word with two neighbouring letters swapped (trigrams
+    miss "swtich" -> "switch"). A word is known (first, and never corrected) when a
+    vocabulary word has its stem: "step" stays when the articles say "steps" (as
+    `service.corrections` for Whoosh)."""
     checked = sorted({fold(w) for w in words if _checkable(fold(w))})
     candidates: dict[str, list] = {w: [] for w in checked}
     if checked:
+        swaps = [" ".join(w[:i] + w[i + 1] + w[i] + w[i + 2:] for i in range(len(w) - 1))
+                 for w in checked]
         for row in db.session.execute(text(
                 "SELECT w.word AS typed, c.word, c.articles,"  # noqa: S608
                 f" to_tsvector('{CONFIG}', c.word) = to_tsvector('{CONFIG}', w.word) AS known"
-                " FROM unnest(CAST(:words AS text[])) AS w(word) CROSS JOIN LATERAL"
+                " FROM unnest(CAST(:words AS text[]), CAST(:swaps AS text[])) AS w(word, swaps)"
+                " CROSS JOIN LATERAL"
                 " (SELECT v.word, v.articles, similarity(v.word, w.word) AS sim"
                 "  FROM fts_vocabulary v WHERE v.word % w.word"
                 "  AND left(v.word, 1) = left(w.word, 1)"
+                "  OR v.word = ANY(string_to_array(w.swaps, ' '))"
                 "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
-                " ORDER BY w.word, known DESC, c.sim DESC"), {"words": checked}):
+                " ORDER BY w.word, known DESC, c.sim DESC"),
+                {"words": checked, "swaps": swaps}):
             candidates[row.typed].append(row)
     return candidates
 

@@ -122,6 +122,15 @@ def test_only_one_slip_is_corrected_and_known_words_stay(app, programming):
     assert fixes == {"ramdom": "random", "excepton": "exception"}
 
 
+@pytest.mark.parametrize("search_backend", ["postgres"], indirect=True)
+def test_postgres_corrects_one_slip_too_and_leaves_known_stems(app, programming):
+    from portal.search import pg
+
+    fixes = pg.corrections("ramdom insurance burning excepton catches improt")
+    # As with Whoosh; "improt" (two letters swapped) is no trigram neighbour of "import".
+    assert fixes == {"ramdom": "random", "excepton": "exception", "improt": "import"}
+
+
 def test_keyword_only_suggestions_correct_spelling_too(app, programming):
     assert not app.config["SEMANTIC_SEARCH"]
     assert ids(suggest_articles("ramdom", Audience.CUSTOMERS))[0] \
