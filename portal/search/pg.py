@@ -352,19 +352,20 @@ def keyword_shares(parsed: PgQuery, article_ids: list[int], *, instant: bool
     word's ts_rank times its weight: ts_rank alone knows no rarity, so an article repeating
     a common word outranked the one holding the rare one (BM25, Whoosh's score, weighs by
     rarity)."""
-    words = [(part, params) for op, part, params in parsed.parts if op != "not"]
+    # Each word once, however often it is typed ("line by line"), as in Whoosh's query.
+    words = list({fold(" ".join(_WORD.findall(value))): (part, part_params)  # "'w':*" -> "w"
+                  for op, part, part_params in parsed.parts if op != "not"
+                  for value in part_params.values()}.items())
     if not article_ids or not words:
         return dict.fromkeys(article_ids, 0.0), dict.fromkeys(article_ids, 0.0)
     column = "d.tsv_short" if instant else "d.tsv"
     params: dict = {"ids": article_ids}
-    for _part, part_params in words:
+    for _word, (_part, part_params) in words:
         params.update(part_params)
     ranks = ", ".join(f"CASE WHEN {column} @@ {part}"
                       f" THEN ts_rank('{RANK_WEIGHTS}', {column}, {part}, 1) ELSE 0 END"
-                      for part, _p in words)
-    params["words"] = folded = [fold(" ".join(_WORD.findall(value)))  # "'word':*" -> "word"
-                                for _part, part_params in words
-                                for value in part_params.values()]
+                      for _word, (part, _p) in words)
+    params["words"] = folded = [word for word, _part in words]
     # One round trip: each candidate's rank per word, with the corpus figures on every row.
     rows = db.session.execute(text(
         f"SELECT d.article_id, {ranks}, stats.documents, stats.counts"  # noqa: S608
