@@ -36,7 +36,7 @@ from portal.kb.models import Article
 from portal.search import semantic
 from portal.search.audience import VISIBLE_TO, Audience
 from portal.search.documents import article_document
-from portal.search.queryparse import MIN_PREFIX, clean_input, plain_words
+from portal.search.queryparse import MIN_PREFIX, clean_input, plain_words, with_corrections
 from portal.search.ranking import SENTENCE_BREAK
 
 CONFIG = "portal_english"
@@ -343,57 +343,71 @@ def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
     return [(row.article_id, float(row.score)) for row in rows]
 
 
-def keyword_coverage(parsed: PgQuery, article_id: int, *, instant: bool) -> float:
-    """How much of the question the best keyword match holds, for `semantic.fuse`: 1 when it
-    holds every word, else 0 (a stricter reading than Whoosh's idf-weighted share)."""
-    table, column = _source(instant)
-    tsq, tsq_params = parsed.tsquery(False)
-    covered = db.session.scalar(text(
-        f"SELECT {column} @@ ({tsq}) FROM {table} d"  # noqa: S608
-        " WHERE d.article_id = :article_id"), {**tsq_params, "article_id": article_id})
-    return 1.0 if covered else 0.0
-
-
 def keyword_shares(parsed: PgQuery, article_ids: list[int], *, instant: bool
-                   ) -> dict[int, float]:
-    """How much of the question each article holds, for `semantic.fuse`: its words weighted
-    by rarity as in `ranking.keyword_shares`, a word's article count read from
-    `fts_vocabulary` (the unstemmed word; a word no article has weighs the most)."""
-    words = [(part, params) for op, part, params in parsed.parts if op != "not"]
+                   ) -> tuple[dict[int, float], dict[int, float]]:
+    """How much of the question each article holds, and its keyword score, for
+    `semantic.fuse`. Words are weighted by rarity as in `ranking.keyword_shares`, a word's
+    article count read from `fts_vocabulary` (the commonest word of the same stem, as
+    Whoosh counts stems; a word no article has weighs the most). The score is each held
+    word's ts_rank times its weight: ts_rank alone knows no rarity, so an article repeating
+    a common word outranked the one holding the rare one (BM25, Whoosh's score, weighs by
+    rarity)."""
+    # Each word once, however often it is typed ("line by line"), as in Whoosh's query.
+    words = list({fold(" ".join(_WORD.findall(value))): (part, part_params)  # "'w':*" -> "w"
+                  for op, part, part_params in parsed.parts if op != "not"
+                  for value in part_params.values()}.items())
     if not article_ids or not words:
-        return dict.fromkeys(article_ids, 0.0)
+        return dict.fromkeys(article_ids, 0.0), dict.fromkeys(article_ids, 0.0)
     column = "d.tsv_short" if instant else "d.tsv"
     params: dict = {"ids": article_ids}
-    for _part, part_params in words:
+    for _word, (_part, part_params) in words:
         params.update(part_params)
-    tests = ", ".join(f"{column} @@ {part}" for part, _p in words)
-    params["words"] = folded = [fold(" ".join(_WORD.findall(value)))  # "'word':*" -> "word"
-                                for _part, part_params in words
-                                for value in part_params.values()]
-    # One round trip: each candidate's word tests, with the corpus figures on every row.
+    ranks = ", ".join(f"CASE WHEN {column} @@ {part}"
+                      f" THEN ts_rank('{RANK_WEIGHTS}', {column}, {part}, 1) ELSE 0 END"
+                      for _word, (part, _p) in words)
+    params["words"] = folded = [word for word, _part in words]
+    # One round trip: each candidate's rank per word, with the corpus figures on every row.
     rows = db.session.execute(text(
-        f"SELECT d.article_id, {tests}, stats.documents, stats.counts"  # noqa: S608
+        f"SELECT d.article_id, {ranks}, stats.documents, stats.counts"  # noqa: S608
         " FROM fts_articles d, (SELECT (SELECT count(*) FROM fts_short) AS documents,"
-        " (SELECT json_object_agg(word, articles) FROM fts_vocabulary"
-        "  WHERE word = ANY(CAST(:words AS text[]))) AS counts) stats"
+        " (SELECT json_object_agg(w.word, CASE WHEN length(to_tsvector("
+        f"'{CONFIG}', w.word)) = 0 THEN -1 ELSE f.articles END)"
+        "  FROM unnest(CAST(:words AS text[])) AS w(word), LATERAL"
+        "  (SELECT coalesce(max(v.articles), 0) AS articles FROM fts_vocabulary v"
+        f"  WHERE v.word = w.word OR (v.word LIKE (tsvector_to_array("
+        f"  to_tsvector('{CONFIG}', w.word)))[1] || '%' AND to_tsvector('{CONFIG}', v.word)"
+        f"  = to_tsvector('{CONFIG}', w.word))) f) AS counts) stats"
         " WHERE d.article_id = ANY(:ids)"), params).all()
+    shares, scores = dict.fromkeys(article_ids, 0.0), dict.fromkeys(article_ids, 0.0)
     if not rows:
-        return dict.fromkeys(article_ids, 0.0)
+        return shares, scores
     documents, counts = max(rows[0][-2], 1), rows[0][-1] or {}
-    weights = [float(np.log1p(documents / (counts.get(word, 0) + 0.5))) for word in folded]
+    # A stop word (-1) is no part of the question, as in Whoosh's analysed query.
+    weights = [0.0 if counts.get(word, 0) < 0 else
+               float(np.log1p(documents / (counts.get(word, 0) + 0.5))) for word in folded]
     total = sum(weights) or 1.0
-    shares = dict.fromkeys(article_ids, 0.0)
     for row in rows:
-        shares[row[0]] = sum(w for w, held in zip(weights, row[1:-2], strict=True) if held) / total
-    return shares
+        held = list(zip(weights, row[1:-2], strict=True))
+        shares[row[0]] = sum(w for w, rank in held if rank > 0) / total
+        scores[row[0]] = sum(w * rank for w, rank in held)
+    return shares, scores
 
 
 def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
-                per_page: int, instant: bool, meaning: str | None = None):
-    """Keyword and meaning candidates fused as with Whoosh (the encoder reads `meaning`, by
-    default the cleaned query); None without the model."""
-    nearest = semantic.nearest_articles(meaning or parsed.text, audience,
-                                        changes.version(changes.KB), semantic.CANDIDATES)
+                per_page: int, instant: bool, meaning: str | None = None,
+                fixes: dict[str, str] | None = None):
+    """Keyword and meaning candidates fused as with Whoosh (`ranking.rank_hybrid`): the
+    encoder reads `meaning` (default: the cleaned query) and the keywords are the words, both
+    with the misspelt words of `fixes` replaced; the coverage that lets a keyword match under
+    the cosine floor through is read from the words as typed. None without the model."""
+    typed = parsed
+    meaning = meaning or parsed.text
+    if fixes:
+        parsed = parse(with_corrections(plain_words(parsed.text), fixes),
+                       prefix_last=False).query or typed
+        meaning = with_corrections(meaning, fixes)
+    nearest = semantic.nearest_articles(meaning, audience, changes.version(changes.KB),
+                                        semantic.CANDIDATES)
     if nearest is None:
         return None
     keyword = []
@@ -401,10 +415,15 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
         keyword = keyword_ids(parsed, audience, category_id, semantic.CANDIDATES,
                               instant=instant)
     coverage = 0.0
-    if keyword and not instant and not semantic.clears_floor(nearest):
-        coverage = keyword_coverage(parsed, keyword[0][0], instant=instant)
-    shares = keyword_shares(parsed, [a for a, _s in keyword], instant=instant)
-    fused = semantic.fuse(keyword, nearest, coverage, shares=shares)
+    if keyword and not instant and not semantic.clears_floor(nearest, bool(fixes)):
+        best_typed = keyword if typed is parsed else keyword_ids(
+            typed, audience, category_id, 1, instant=instant)
+        if best_typed:
+            top = best_typed[0][0]
+            coverage = keyword_shares(typed, [top], instant=instant)[0][top]
+    shares, scores = keyword_shares(parsed, [a for a, _s in keyword], instant=instant)
+    keyword = sorted(((a, scores[a]) for a, _s in keyword), key=lambda pair: -pair[1])
+    fused = semantic.fuse(keyword, nearest, coverage, shares=shares, corrected=bool(fixes))
     if not fused:
         return [], 0
     where, params = _visible(audience, category_id)
@@ -431,9 +450,10 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
 def run(text_: str, audience: Audience, *, page: int, per_page: int,
         category_id: int | None, instant: bool, any_word: bool, meaning: str | None = None,
         keywords_only: bool = False):
-    """service._run on PostgreSQL: (parsed, hits, total), through a per-process cache keyed
-    by the change feed's version of the knowledge base. `meaning` and `keywords_only` as in
-    service._run (instant results while typing do not run the model)."""
+    """service._run on PostgreSQL: (parsed, hits, total, whether meaning-based ranking ran),
+    through a per-process cache keyed by the change feed's version of the knowledge base.
+    `meaning` and `keywords_only` as in service._run (instant results while typing do not run
+    the model)."""
     from portal.search.service import _cache
 
     hybrid = not keywords_only and semantic.applies_to(text_)
@@ -444,19 +464,70 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
     if cached is not None:
         return cached
     parsed = parse(text_, prefix_last=instant)
-    hits, total = [], 0
+    hits, total, hybrid_ran = [], 0, False
     if parsed.parts:
         ranked = None
         if hybrid:
-            ranked = hybrid_page(parsed, audience, category_id, page=page,
-                                 per_page=per_page, instant=instant, meaning=meaning)
+            fixes = {} if instant else corrections(parsed.text)
+            ranked = hybrid_page(parsed, audience, category_id, page=page, per_page=per_page,
+                                 instant=instant, meaning=meaning, fixes=fixes)
+            hybrid_ran = ranked is not None
         if ranked is None:
             ranked = keyword_page(parsed, audience, category_id, page=page, per_page=per_page,
                                   any_word=any_word, snippets=not instant, instant=instant)
         hits, total = ranked
-    result = (parsed, hits, total)
+    result = (parsed, hits, total, hybrid_ran)
     _cache.put(key, result)
     return result
+
+
+def _spelling_candidates(words: list[str]) -> dict[str, list]:
+    """Each checkable (folded) word's closest vocabulary words, one query however many
+    words: trigram neighbours, and the word with two neighbouring letters swapped (trigrams
+    miss "swtich" -> "switch"). A word is known (first, and never corrected) when a
+    vocabulary word has its stem: "step" stays when the articles say "steps" (as
+    `service.corrections` for Whoosh)."""
+    checked = sorted({fold(w) for w in words if _checkable(fold(w))})
+    candidates: dict[str, list] = {w: [] for w in checked}
+    if checked:
+        swaps = [" ".join(w[:i] + w[i + 1] + w[i] + w[i + 2:] for i in range(len(w) - 1))
+                 for w in checked]
+        for row in db.session.execute(text(
+                "SELECT w.word AS typed, c.word, c.articles,"  # noqa: S608
+                f" to_tsvector('{CONFIG}', c.word) = to_tsvector('{CONFIG}', w.word) AS known"
+                " FROM unnest(CAST(:words AS text[]), CAST(:swaps AS text[])) AS w(word, swaps)"
+                " CROSS JOIN LATERAL"
+                " (SELECT v.word, v.articles, similarity(v.word, w.word) AS sim"
+                "  FROM fts_vocabulary v WHERE v.word % w.word"
+                "  AND left(v.word, 1) = left(w.word, 1)"
+                "  OR v.word = ANY(string_to_array(w.swaps, ' '))"
+                "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
+                " ORDER BY w.word, known DESC, c.sim DESC"),
+                {"words": checked, "swaps": swaps}):
+            candidates[row.typed].append(row)
+    return candidates
+
+
+def _closest(found: list, word: str, maxdist: int) -> str | None:
+    """The vocabulary word within `maxdist` edits of an unknown `word`, the commonest first."""
+    if not found or found[0].known:
+        return None
+    scored = sorted((_distance(word, c.word), -c.articles, c.word) for c in found)
+    return scored[0][2] if scored[0][0] <= maxdist else None
+
+
+def corrections(text_: str) -> dict[str, str]:
+    """Unknown words (lowercased) and the vocabulary word one typing slip away that replaces
+    them, for hybrid ranking as `service.corrections` for Whoosh: only one slip, so a correct
+    word the articles do not use is not turned into another ("insurance" -> "instance")."""
+    words = plain_words(text_).split()
+    candidates = _spelling_candidates(words)
+    fixes = {}
+    for word in {w.lower() for w in words}:
+        fixed = _closest(candidates.get(fold(word), []), fold(word), 1)
+        if fixed:
+            fixes[word] = fixed
+    return fixes
 
 
 def correct_spelling(text_: str) -> str | None:
@@ -464,32 +535,13 @@ def correct_spelling(text_: str) -> str | None:
     one edit for short words and two for longer ones, the commonest first), or None.
     Every word's candidates come in one query (one round trip however many words)."""
     words = plain_words(text_).split()
-    checked = sorted({fold(w) for w in words if _checkable(fold(w))})
-    candidates: dict[str, list] = {w: [] for w in checked}
-    if checked:
-        for row in db.session.execute(text(
-                "SELECT w.word AS typed, c.word, c.articles, c.word = w.word AS known"
-                " FROM unnest(CAST(:words AS text[])) AS w(word) CROSS JOIN LATERAL"
-                " (SELECT v.word, v.articles, similarity(v.word, w.word) AS sim"
-                "  FROM fts_vocabulary v WHERE v.word % w.word"
-                "  AND left(v.word, 1) = left(w.word, 1)"
-                "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
-                " ORDER BY w.word, known DESC, c.sim DESC"), {"words": checked}):
-            candidates[row.typed].append(row)
+    candidates = _spelling_candidates(words)
     changed, out = False, []
     for word in words:
         lower = fold(word)
-        found = candidates.get(lower) if _checkable(lower) else None
-        if not found or found[0].known:
-            out.append(word)
-            continue
-        maxdist = 1 if len(lower) <= 4 else 2
-        scored = sorted((_distance(lower, c.word), -c.articles, c.word) for c in found)
-        if scored[0][0] <= maxdist:
-            out.append(scored[0][2])
-            changed = True
-        else:
-            out.append(word)
+        fixed = _closest(candidates.get(lower, []), lower, 1 if len(lower) <= 4 else 2)
+        out.append(fixed or word)
+        changed = changed or fixed is not None
     return " ".join(out) if changed else None
 
 

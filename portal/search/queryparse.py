@@ -126,6 +126,14 @@ def plain_words(text: str) -> str:
     return " ".join(_WORDS.findall(text))
 
 
+def with_corrections(text: str, fixes: dict[str, str]) -> str:
+    """`text` with the corrected words replaced in place (punctuation and all else kept)."""
+    if not fixes:
+        return text
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, fixes)) + r")\b", re.IGNORECASE)
+    return pattern.sub(lambda m: fixes[m.group(0).lower()], text)
+
+
 def parse(raw: str, searcher: Searcher, *, any_word: bool = False,
           prefix_last: bool = False) -> ParsedQuery:
     """Parse and bound a user query. Never raises for any input.

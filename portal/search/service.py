@@ -4,7 +4,6 @@ typo correction and a small result cache keyed by index generation."""
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from portal.search.queryparse import (
     meaning_text,
     parse,
     plain_words,
+    with_corrections,
 )
 from portal.search.ranking import RankedDoc, allowed_docs, rank, rank_hybrid, rank_in_memory
 from portal.search.recovery import index_incomplete, start_rebuild
@@ -115,11 +115,9 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     with a correction).
     """
     if pg.active():
-        parsed, hits, total = pg.run(text, audience, page=page, per_page=per_page,
-                                     category_id=category_id, instant=instant,
-                                     any_word=any_word, meaning=meaning,
-                                     keywords_only=keywords_only)
-        return parsed, hits, total, False
+        return pg.run(text, audience, page=page, per_page=per_page, category_id=category_id,
+                      instant=instant, any_word=any_word, meaning=meaning,
+                      keywords_only=keywords_only)
     searcher = index_store.searcher()
     hybrid = not keywords_only and semantic.applies_to(text)
     key = (index_store.path, searcher.reader().generation(), id(searcher), text, meaning,
@@ -206,14 +204,6 @@ def _correct_word(searcher, word: str) -> str | None:
     if not close:
         return None
     return max(sorted(close), key=lambda w: reader.doc_frequency("spell", w))
-
-
-def with_corrections(text: str, fixes: dict[str, str]) -> str:
-    """`text` with the corrected words replaced in place (punctuation and all else kept)."""
-    if not fixes:
-        return text
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, fixes)) + r")\b", re.IGNORECASE)
-    return pattern.sub(lambda m: fixes[m.group(0).lower()], text)
 
 
 def _stem_is_indexed(reader, word: str) -> bool:

@@ -14,6 +14,9 @@ from portal.search.ranking import keyword_shares
 from portal.search.service import corrections
 
 SEMANTIC = pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True}], indirect=True)
+# The behaviours hold on both keyword backends (PostgreSQL corrected nothing when suggestions
+# were found, and "corrected" unrelated questions into results when none were).
+BOTH_BACKENDS = pytest.mark.parametrize("search_backend", ["whoosh", "postgres"], indirect=True)
 
 
 def parse_any_word(text, searcher):
@@ -63,6 +66,7 @@ def programming(make_article):
     }
 
 
+@BOTH_BACKENDS
 @SEMANTIC
 @pytest.mark.parametrize("question", ["my cat is sick", "pizza delivery hours",
                                       "car insurance quote"])
@@ -74,6 +78,7 @@ def test_an_unrelated_question_gets_nothing_and_no_correction(app, programming, 
     assert results.corrected_query is None and results.did_you_mean is None
 
 
+@BOTH_BACKENDS
 @SEMANTIC
 def test_a_keyword_match_under_the_cosine_floor_is_still_suggested(app, programming):
     question = "tolerance"  # in one article, but too little for the encoder to go on
@@ -93,6 +98,7 @@ def test_clean_up_keeps_what_the_encoder_reads():
     assert len(meaning_text(long)) <= 400 and meaning_text(long).endswith("word")
 
 
+@BOTH_BACKENDS
 @SEMANTIC
 def test_punctuation_and_repeated_words_reach_the_encoder(app, programming):
     assert ids(suggest_articles("0.1 + 0.2 not equal 0.3", Audience.CUSTOMERS))[0] \
@@ -101,6 +107,7 @@ def test_punctuation_and_repeated_words_reach_the_encoder(app, programming):
         == programming["debugger"].id
 
 
+@BOTH_BACKENDS
 @SEMANTIC
 def test_suggestions_correct_spelling(app, programming):
     for question, key in [("ramdom number between 1 and 10", "random"),
@@ -113,6 +120,15 @@ def test_only_one_slip_is_corrected_and_known_words_stay(app, programming):
     fixes = corrections(store(), "ramdom insurance burning excepton catches")
     # "catches": its stem is indexed ("catching"); "insurance" and "burning" are no slip away.
     assert fixes == {"ramdom": "random", "excepton": "exception"}
+
+
+@pytest.mark.parametrize("search_backend", ["postgres"], indirect=True)
+def test_postgres_corrects_one_slip_too_and_leaves_known_stems(app, programming):
+    from portal.search import pg
+
+    fixes = pg.corrections("ramdom insurance burning excepton catches improt")
+    # As with Whoosh; "improt" (two letters swapped) is no trigram neighbour of "import".
+    assert fixes == {"ramdom": "random", "excepton": "exception", "improt": "import"}
 
 
 def test_keyword_only_suggestions_correct_spelling_too(app, programming):
@@ -172,6 +188,7 @@ def test_the_article_titled_with_the_question_comes_first(app, programming, make
     assert ids(search_articles(question, Audience.PUBLIC))[0] == answer.id
 
 
+@BOTH_BACKENDS
 @SEMANTIC
 @pytest.mark.parametrize("question", [
     "how do i feed my pet snake", "cheap flights to lisbon in may", "symptoms of the flu",
