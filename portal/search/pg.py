@@ -314,12 +314,15 @@ def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *
         order = "all_words DESC, " + order
     headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if snippets else "NULL")
     params["options"] = HEADLINE_OPTIONS
+    # The ranked rows are fenced (OFFSET 0) before the window count: otherwise the planner
+    # computes ts_rank above the WindowAgg, which then buffers every match's vector (a wide
+    # any-word match spilled 10 MB to temporary files, most of the statement's time).
     rows = _rows(
         f"WITH q AS (SELECT {tsq} AS q),"  # noqa: S608
-        f" page AS (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score,"
-        f" count(*) OVER () AS total{all_words}"
-        f" FROM {table} d, q WHERE {column} @@ q.q AND {where}"
-        f" ORDER BY {order} LIMIT :limit OFFSET :offset)"
+        " page AS (SELECT ranked.*, count(*) OVER () AS total FROM"
+        f" (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"
+        f"{all_words} FROM {table} d, q WHERE {column} @@ q.q AND {where} OFFSET 0) ranked"
+        f" ORDER BY {order.replace('d.', 'ranked.')} LIMIT :limit OFFSET :offset)"
         f" SELECT {_SHOWN}, page.score, page.total, {headline} AS headline"
         f" FROM page JOIN fts_articles d USING (article_id), q"
         f" ORDER BY {order.replace('d.article_id', 'page.article_id')}", params)
