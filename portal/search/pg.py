@@ -465,25 +465,41 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
 def correct_spelling(text_: str) -> str | None:
     """Unknown words replaced by the closest vocabulary word (trigram candidates, then at most
     one edit for short words and two for longer ones, the commonest first), or None.
-    Every word's candidates come in one query (one round trip however many words)."""
+    Every unknown word's candidates come in one query (one round trip however many words;
+    a word the vocabulary holds is looked up, never compared by trigrams). The answer is
+    cached per process like results, keyed by the change feed's version of the knowledge
+    base: a query with few results asks again on every visit."""
+    from portal.search.service import _cache
+
+    key = ("pg-spelling", current_app.config["DATABASE_URL"], changes.version(changes.KB),
+           text_)
+    cached = _cache.get(key)
+    if cached is None:
+        cached = (_correct_spelling(text_),)
+        _cache.put(key, cached)
+    return cached[0]
+
+
+def _correct_spelling(text_: str) -> str | None:
     words = plain_words(text_).split()
     checked = sorted({fold(w) for w in words if _checkable(fold(w))})
     candidates: dict[str, list] = {w: [] for w in checked}
     if checked:
         for row in db.session.execute(text(
-                "SELECT w.word AS typed, c.word, c.articles, c.word = w.word AS known"
+                "SELECT w.word AS typed, c.word, c.articles"
                 " FROM unnest(CAST(:words AS text[])) AS w(word) CROSS JOIN LATERAL"
                 " (SELECT v.word, v.articles, similarity(v.word, w.word) AS sim"
                 "  FROM fts_vocabulary v WHERE v.word % w.word"
                 "  AND left(v.word, 1) = left(w.word, 1)"
-                "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
-                " ORDER BY w.word, known DESC, c.sim DESC"), {"words": checked}):
+                "  ORDER BY sim DESC LIMIT 12) c"
+                " WHERE NOT EXISTS (SELECT FROM fts_vocabulary k WHERE k.word = w.word)"
+                " ORDER BY w.word, c.sim DESC"), {"words": checked}):
             candidates[row.typed].append(row)
     changed, out = False, []
     for word in words:
         lower = fold(word)
         found = candidates.get(lower) if _checkable(lower) else None
-        if not found or found[0].known:
+        if not found:  # a known word, or nothing close
             out.append(word)
             continue
         maxdist = 1 if len(lower) <= 4 else 2
