@@ -243,3 +243,33 @@ def test_a_write_outside_db_writing_in_a_read_only_request_warns_on_postgres(pg_
             db.session.flush()
         db.session.rollback()
         pg_app.do_teardown_request()
+
+
+def test_a_search_is_logged_in_one_statement_that_commits_itself_on_postgres(pg_app):
+    """The search log row of a GET is one round trip: the INSERT runs in the request's
+    autocommit (no BEGIN, no SET LOCAL, no COMMIT) and is committed when the page answers."""
+    from sqlalchemy import create_engine, event, text
+
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    states, stop = _transaction_states(db.engine)
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = pg_app.test_client().get("/kb/search?q=refund")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+        stop()
+    assert page.status_code == 200
+    logged = [n for n, s in enumerate(statements) if "search_log" in s]
+    assert len(logged) == 1 and "set_config(" in statements[logged[0]]
+    assert states[logged[0]] == "IDLE" and not [s for s in statements if "SET LOCAL" in s]
+    other = create_engine(os.environ["PORTAL_TEST_POSTGRES_URL"])
+    try:
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT query, source FROM search_log")).all() == [
+                ("refund", "search")]
+    finally:
+        other.dispose()
