@@ -330,105 +330,100 @@ def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *
     return [_hit(r, _snippet(r["headline"]), float(r["score"])) for r in rows], total
 
 
-def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
-                limit: int, *, instant: bool) -> list[tuple[int, float]]:
-    """The best any-word matches with their scores (hybrid ranking's keyword candidates)."""
+@dataclass
+class KeywordCandidates:
+    """Hybrid ranking's keyword side: the best any-word matches with their scores, how much
+    of the question each holds (`shares`), and whether the best one holds every word."""
+
+    ranked: list[tuple[int, float]]
+    shares: dict[int, float]
+    best_has_every_word: bool
+
+
+def keyword_candidates(parsed: PgQuery, audience: Audience, category_id: int | None,
+                       limit: int, *, instant: bool) -> KeywordCandidates:
+    """One statement (one round trip): the best `limit` any-word matches by ts_rank, each
+    with its test of every word and of all words together, and the corpus figures for the
+    words' weights. Shares weigh words by rarity as `ranking.keyword_shares` does, a word's
+    article count read from `fts_vocabulary` (the unstemmed word; a word no article has
+    weighs the most)."""
     where, params = _visible(audience, category_id)
     table, column = _source(instant)
-    tsq, tsq_params = parsed.tsquery(True)
-    params.update(tsq_params, limit=limit)
-    rows = db.session.execute(text(
-        f"SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"  # noqa: S608
-        f" FROM {table} d, (SELECT {tsq} AS q) q"
-        f" WHERE {column} @@ q.q AND {where}"
-        " ORDER BY score DESC, d.article_id LIMIT :limit"),
-        params).all()
-    return [(row.article_id, float(row.score)) for row in rows]
-
-
-def keyword_coverage(parsed: PgQuery, article_id: int, *, instant: bool) -> float:
-    """How much of the question the best keyword match holds, for `semantic.fuse`: 1 when it
-    holds every word, else 0 (a stricter reading than Whoosh's idf-weighted share)."""
-    table, column = _source(instant)
-    tsq, tsq_params = parsed.tsquery(False)
-    covered = db.session.scalar(text(
-        f"SELECT {column} @@ ({tsq}) FROM {table} d"  # noqa: S608
-        " WHERE d.article_id = :article_id"), {**tsq_params, "article_id": article_id})
-    return 1.0 if covered else 0.0
-
-
-def keyword_shares(parsed: PgQuery, article_ids: list[int], *, instant: bool
-                   ) -> dict[int, float]:
-    """How much of the question each article holds, for `semantic.fuse`: its words weighted
-    by rarity as in `ranking.keyword_shares`, a word's article count read from
-    `fts_vocabulary` (the unstemmed word; a word no article has weighs the most)."""
-    words = [(part, params) for op, part, params in parsed.parts if op != "not"]
-    if not article_ids or not words:
-        return dict.fromkeys(article_ids, 0.0)
-    column = "d.tsv_short" if instant else "d.tsv"
-    params: dict = {"ids": article_ids}
-    for _part, part_params in words:
-        params.update(part_params)
-    tests = ", ".join(f"{column} @@ {part}" for part, _p in words)
+    any_sql, any_params = parsed.tsquery(True)
+    all_sql, all_params = parsed.tsquery(False)
+    params.update(any_params, **all_params, limit=limit)
+    words = [(part, part_params) for op, part, part_params in parsed.parts if op != "not"]
+    held = column.replace("d.", "f.")  # the shown fields' vector of the same article
+    tests = "".join(f", {held} @@ {part}" for part, _p in words)
     params["words"] = folded = [fold(" ".join(_WORD.findall(value)))  # "'word':*" -> "word"
                                 for _part, part_params in words
                                 for value in part_params.values()]
-    # One round trip: each candidate's word tests, with the corpus figures on every row.
     rows = db.session.execute(text(
-        f"SELECT d.article_id, {tests}, stats.documents, stats.counts"  # noqa: S608
-        " FROM fts_articles d, (SELECT (SELECT count(*) FROM fts_short) AS documents,"
+        f"WITH top AS (SELECT d.article_id,"  # noqa: S608
+        f" ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"
+        f" FROM {table} d, (SELECT {any_sql} AS q) q WHERE {column} @@ q.q AND {where}"
+        " ORDER BY score DESC, d.article_id LIMIT :limit)"
+        f" SELECT top.article_id, top.score, {held} @@ ({all_sql}) AS every_word,"
+        f" stats.documents, stats.counts{tests}"
+        " FROM top JOIN fts_articles f USING (article_id),"
+        " (SELECT (SELECT count(*) FROM fts_short) AS documents,"
         " (SELECT json_object_agg(word, articles) FROM fts_vocabulary"
         "  WHERE word = ANY(CAST(:words AS text[]))) AS counts) stats"
-        " WHERE d.article_id = ANY(:ids)"), params).all()
+        " ORDER BY top.score DESC, top.article_id"), params).all()
     if not rows:
-        return dict.fromkeys(article_ids, 0.0)
-    documents, counts = max(rows[0][-2], 1), rows[0][-1] or {}
+        return KeywordCandidates([], {}, False)
+    documents, counts = max(rows[0].documents, 1), rows[0].counts or {}
     weights = [float(np.log1p(documents / (counts.get(word, 0) + 0.5))) for word in folded]
     total = sum(weights) or 1.0
-    shares = dict.fromkeys(article_ids, 0.0)
-    for row in rows:
-        shares[row[0]] = sum(w for w, held in zip(weights, row[1:-2], strict=True) if held) / total
-    return shares
+    shares = {row.article_id: sum(w for w, has in zip(weights, row[5:], strict=True) if has)
+              / total for row in rows} if words else {row.article_id: 0.0 for row in rows}
+    return KeywordCandidates([(row.article_id, float(row.score)) for row in rows], shares,
+                             bool(rows[0].every_word))
 
 
 def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
                 per_page: int, instant: bool, meaning: str | None = None):
     """Keyword and meaning candidates fused as with Whoosh (the encoder reads `meaning`, by
-    default the cleaned query); None without the model."""
+    default the cleaned query); None without the model. Two statements: the keyword
+    candidates, then the shown page's rows (visibility checked in the same statement)."""
     nearest = semantic.nearest_articles(meaning or parsed.text, audience,
                                         changes.version(changes.KB), semantic.CANDIDATES)
     if nearest is None:
         return None
-    keyword = []
+    candidates = KeywordCandidates([], {}, False)
     if semantic.mode() != "semantic":
-        keyword = keyword_ids(parsed, audience, category_id, semantic.CANDIDATES,
-                              instant=instant)
+        candidates = keyword_candidates(parsed, audience, category_id, semantic.CANDIDATES,
+                                        instant=instant)
+    keyword = candidates.ranked
     coverage = 0.0
     if keyword and not instant and not semantic.clears_floor(nearest):
-        coverage = keyword_coverage(parsed, keyword[0][0], instant=instant)
-    shares = keyword_shares(parsed, [a for a, _s in keyword], instant=instant)
-    fused = semantic.fuse(keyword, nearest, coverage, shares=shares)
+        coverage = 1.0 if candidates.best_has_every_word else 0.0
+    fused = semantic.fuse(keyword, nearest, coverage, shares=candidates.shares)
     if not fused:
         return [], 0
     where, params = _visible(audience, category_id)
-    allowed = set(db.session.scalars(text(
-        "SELECT d.article_id FROM fts_articles d"  # noqa: S608
-        f" WHERE d.article_id = ANY(:ids) AND {where}"),
-        {**params, "ids": fused}))
-    ordered = [a for a in fused if a in allowed]
-    shown = ordered[(page - 1) * per_page: page * per_page]
-    if not shown:
-        return [], len(ordered)
     tsq, tsq_params = parsed.tsquery(True)
     headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if not instant else "NULL")
-    rows = {r["article_id"]: r for r in _rows(
-        f"SELECT {_SHOWN}, {headline} AS headline"  # noqa: S608
-        f" FROM fts_articles d, (SELECT {tsq} AS q) q"
-        " WHERE d.article_id = ANY(:ids)",
-        {**tsq_params, "ids": shown, "options": HEADLINE_OPTIONS})}
-    hits = [_hit(rows[a], _snippet(rows[a]["headline"]), 1.0 / (n + 1))
-            for n, a in enumerate(shown) if a in rows]
-    return hits, len(ordered)
+    # The fused order filtered by visibility, its total, and the shown page's rows with
+    # their headlines (computed on those rows only).
+    rows = _rows(
+        "WITH allowed AS (SELECT d.article_id, fused.n, count(*) OVER () AS total,"  # noqa: S608
+        " row_number() OVER (ORDER BY fused.n) AS position"
+        " FROM unnest(CAST(:ids AS integer[])) WITH ORDINALITY AS fused(article_id, n)"
+        f" JOIN fts_articles d USING (article_id) WHERE {where})"
+        f" SELECT {_SHOWN}, allowed.total, {headline} AS headline"
+        f" FROM allowed JOIN fts_articles d USING (article_id), (SELECT {tsq} AS q) q"
+        " WHERE allowed.position > :skip AND allowed.position <= :until"
+        " ORDER BY allowed.n",
+        {**params, **tsq_params, "ids": fused, "options": HEADLINE_OPTIONS,
+         "skip": (page - 1) * per_page, "until": page * per_page})
+    if not rows:
+        total = db.session.scalar(text(
+            "SELECT count(*) FROM fts_articles d"  # noqa: S608
+            f" WHERE d.article_id = ANY(:ids) AND {where}"), {**params, "ids": fused})
+        return [], total
+    hits = [_hit(row, _snippet(row["headline"]), 1.0 / (n + 1)) for n, row in enumerate(rows)]
+    return hits, rows[0]["total"]
 
 
 def run(text_: str, audience: Audience, *, page: int, per_page: int,
