@@ -273,3 +273,51 @@ def test_a_search_is_logged_in_one_statement_that_commits_itself_on_postgres(pg_
                 ("refund", "search")]
     finally:
         other.dispose()
+
+
+def test_the_agent_ticket_page_reads_in_eight_statements_on_postgres(pg_app):
+    """Each statement is a round trip to a server sharing the CPU. Tags and CCs come with the
+    ticket's statement; the "full email" links are looked up only for a thread with email
+    messages; the problem hint reads the ticket's vector and its link in one statement."""
+    from sqlalchemy import event
+
+    from portal.agent import services as agent_services
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+    from portal.tickets import services
+    from portal.tickets.models import TicketType
+
+    agent = create_user("desk@example.com", "Desk Agent", "ferry lantern", Role.AGENT,
+                        confirmed=True)
+    customer = create_user("cara@example.com", "Cara Customer", "ferry lantern",
+                           Role.CUSTOMER, confirmed=True)
+    db.session.commit()
+    ticket, _ = services.create_ticket(services.NewTicket(
+        subject="Printer jams", description="It jams on page two.", type=TicketType.INCIDENT,
+        name=customer.name, email=customer.email, requester=customer,
+        ccs=["boss@example.com"]))
+    agent_services.apply_changes(ticket, agent_services.Changes(tags=["paperjam", "tray"]),
+                                 agent)
+    db.session.commit()
+    client = pg_app.test_client()
+    assert client.post("/auth/login", data={
+        "email": "desk@example.com", "password": "ferry lantern"}).status_code == 303
+    url = f"/agent/tickets/{ticket.id}"
+    client.get(url)
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if "change_feed" not in statement:
+            seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = client.get(url)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert page.status_code == 200
+    assert all(text in page.text for text in ("boss@example.com", "paperjam", "tray"))
+    assert not [s for s in seen if s.startswith(("SELECT ticket_tags", "SELECT tags."))], seen
+    assert not [s for s in seen if "FROM inbound_messages" in s], seen
+    assert not [s for s in seen if s.startswith("SELECT problem_incidents")], seen
+    assert len(seen) <= 8, seen

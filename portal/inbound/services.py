@@ -390,12 +390,15 @@ def bounces_for(ticket_id: int) -> list[BouncingAddress]:
         .order_by(BouncingAddress.email)))
 
 
-def emails_of(ticket_id: int) -> dict[int, int]:
+def emails_of(ticket: Ticket) -> dict[int, int]:
     """{ticket message id: inbound message id} for the messages of a ticket that came by
-    email (the agent's "show the full email" links)."""
+    email (the agent's "show the full email" links). Such messages are on the email channel:
+    a thread with none (its messages are loaded with the page) needs no statement."""
+    if not any(message.channel == Channel.EMAIL for message in ticket.messages):
+        return {}
     rows = db.session.execute(
         select(InboundMessage.ticket_message_id, InboundMessage.id)
-        .where(InboundMessage.ticket_id == ticket_id,
+        .where(InboundMessage.ticket_id == ticket.id,
                InboundMessage.ticket_message_id.is_not(None)))
     return {row[0]: row[1] for row in rows}
 
