@@ -321,3 +321,45 @@ def test_the_agent_ticket_page_reads_in_eight_statements_on_postgres(pg_app):
     assert not [s for s in seen if "FROM inbound_messages" in s], seen
     assert not [s for s in seen if s.startswith("SELECT problem_incidents")], seen
     assert len(seen) <= 8, seen
+
+
+def test_suggestion_impressions_are_one_statement_that_commits_itself_on_postgres(pg_app):
+    """The impressions of a suggestions request (a GET) are one INSERT of all their rows, in
+    the request's autocommit: no BEGIN/COMMIT round trips."""
+    from sqlalchemy import event, select
+
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+    from portal.kb.models import ArticleStatus
+    from portal.kb.services import ArticleInput, create_article, create_category, create_section
+    from portal.tickets.models import SuggestionEvent
+
+    author = create_user("writer@example.com", "Writer", "ferry lantern", Role.AGENT,
+                         confirmed=True)
+    section = create_section(create_category("Printing"), "Printers")
+    db.session.flush()
+    for title in ("Printer paper jams", "Clear a printer jam", "Printer tray jams"):
+        create_article(ArticleInput(title=title, body="Open the printer tray; remove the jam.",
+                                    section_id=section.id), author,
+                       status=ArticleStatus.PUBLISHED)
+    db.session.commit()
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    states, stop = _transaction_states(db.engine)
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = pg_app.test_client().get("/tickets/new/suggestions", query_string={
+            "subject": "printer jams", "description": "the printer tray jams",
+            "form_key": "form-1"}, headers={"HX-Request": "true", "HX-Target": "suggestions"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+        stop()
+    assert page.status_code == 200
+    written = [n for n, s in enumerate(statements) if s.startswith("INSERT INTO suggestion")]
+    assert len(written) == 1 and states[written[0]] == "IDLE", (statements, states)
+    db.session.remove()
+    shown = db.session.scalars(select(SuggestionEvent.kind)).all()
+    assert len(shown) >= 2 and set(shown) == {"impression"}
