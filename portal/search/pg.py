@@ -184,9 +184,12 @@ def rebuild(article_ids: list[int]) -> int:
             {"words": words, "counts": [vocabulary[w] for w in words]})
     changes.record(changes.KB)
     session.commit()
-    # Every row is new: without fresh statistics the planner guesses (autovacuum comes later).
-    session.execute(text("ANALYZE fts_articles, fts_short, fts_vocabulary"))
-    session.commit()
+    # Every row is new: without fresh statistics the planner guesses, and until a vacuum
+    # every search's first read of a row checks its inserting transaction and writes hint
+    # bits (autovacuum comes later). VACUUM runs outside a transaction block.
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM (ANALYZE) fts_articles, fts_short, fts_vocabulary"))
     return len(article_ids)
 
 
