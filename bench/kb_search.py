@@ -16,15 +16,19 @@ Each measured query runs once, after a warm-up on *different* queries, so the re
 does not flatter the numbers (a last pass repeats the page queries to show the cache).
 The last line is machine-readable:
 RESULT articles=<n> build_s=<x> page_p95_ms=<x> instant_p95_ms=<x> overhead_ratio=<x>
+       page_statements=<x> page_app_cpu_ms=<x> [page_db_cpu_ms=<x>]
 where overhead_ratio = search page p95 / bare Whoosh p95 over the same fields (what our
 layer costs: visibility filter, exact totals, snippets, search log, rendering). Instant
 results search only the short fields (title, labels, section); the bare figure for those
-fields is printed too.
+fields is printed too. Statements and CPU per search page request (this process's, and on
+PostgreSQL the database server's for this app's connections) move less with a shared
+machine's load than milliseconds do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -201,6 +205,7 @@ def main() -> None:
         client = app.test_client()
         queries = fixed_queries()
         htmx = {"HX-Request": "true", "HX-Target": "instant-results"}
+        cost = _Cost(app, postgres)
 
         def timed(url: str, headers=None) -> float:
             began = time.perf_counter()
@@ -218,8 +223,10 @@ def main() -> None:
         # simulated by leaving off the last letter (a prefix search on the last word).
         instant = [timed(f"/kb/search/instant?q={quote(q[:-1] if len(q) > 4 else q)}", htmx)
                    for q in queries]
-        page = [timed(f"/kb/search?q={quote(q)}") for q in queries]
-        cached = [timed(f"/kb/search?q={quote(q)}") for q in queries]
+        with cost.measure("search page"):
+            page = [timed(f"/kb/search?q={quote(q)}") for q in queries]
+        with cost.measure("search page (repeat)"):
+            cached = [timed(f"/kb/search?q={quote(q)}") for q in queries]
 
         if postgres:
             bare, bare_instant = _bare_postgres(app, queries)
@@ -227,7 +234,62 @@ def main() -> None:
             with app.app_context():
                 bare, bare_instant = _bare_whoosh(store, make_parser, INSTANT_FIELDS, queries)
 
-    _report(args, build_s, page, instant, cached, bare, bare_instant)
+    _report(args, build_s, page, instant, cached, bare, bare_instant, cost)
+
+
+class _Cost:
+    """Statements and CPU per request: the app's (this process) and, on PostgreSQL, the
+    database server's (its backends for this app's connections, read from /proc). On a
+    shared machine these move far less with the neighbours' load than milliseconds do."""
+
+    def __init__(self, app, postgres: bool) -> None:
+        from sqlalchemy import event, text
+
+        self.figures: dict[str, tuple[float, float, float | None]] = {}
+        self.statements = 0
+        self.backends: set[int] = set()
+        engine = app.extensions["portal_db_engine"]
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def count(_conn, _cursor, statement, *_args):
+            if "change_feed" not in statement:  # the feed's own poll, not the page's
+                self.statements += 1
+
+        if postgres:
+            with app.app_context():
+                engine.dispose()  # pooled connections from the build: reopened and seen
+
+            @event.listens_for(engine, "connect")
+            def remember(dbapi_connection, _record):
+                self.backends.add(dbapi_connection.info.backend_pid)
+
+            with engine.connect() as conn:  # at least one, opened through the pool
+                conn.execute(text("SELECT 1"))
+
+    def _server_seconds(self) -> float:
+        ticks = 0
+        for pid in self.backends:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # not on this machine, or gone
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    @contextlib.contextmanager
+    def measure(self, name: str):
+        statements, cpu, server = self.statements, time.process_time(), self._server_seconds()
+        yield
+        self.figures[name] = (self.statements - statements, time.process_time() - cpu,
+                              self._server_seconds() - server if self.backends else None)
+
+    def lines(self, requests: int) -> list[str]:
+        out = []
+        for name, (statements, cpu, server) in self.figures.items():
+            db_cpu = "" if server is None else f"   database CPU {server * 1000 / requests:6.2f} ms"
+            out.append(f"{name:<22} statements {statements / requests:5.2f}/request   app CPU "
+                       f"{cpu * 1000 / requests:6.2f} ms{db_cpu}")
+        return out
 
 
 def _bare_postgres(app, queries):
@@ -273,22 +335,27 @@ def _bare_whoosh(store, make_parser, instant_fields, queries):
     return bare, bare_instant
 
 
-def _report(args, build_s, page, instant, cached, bare, bare_instant) -> None:
+def _report(args, build_s, page, instant, cached, bare, bare_instant, cost) -> None:
     bare_name = "bare postgres" if args.backend == "postgres" else "bare whoosh"
     print(summary("search page", page))
     print(summary("instant partial", instant))
     print(summary("search page (repeat)", cached))
     print(summary(bare_name, bare))
     print(summary(f"{bare_name}, instant", bare_instant))
+    print("\n".join(cost.lines(len(page))))
     page_p95 = percentile(page, 95)
     instant_p95 = percentile(instant, 95)
     ratio = page_p95 / percentile(bare, 95)
     print(f"overhead (same fields, same queries): page p95 / bare p95 = {ratio:.2f}; "
           f"instant p95 / bare instant-fields p95 = "
           f"{instant_p95 / percentile(bare_instant, 95):.2f}")
+    statements, app_cpu, db_cpu = cost.figures["search page"]
+    db_figure = "" if db_cpu is None else f" page_db_cpu_ms={db_cpu * 1000 / len(page):.2f}"
     print(f"RESULT backend={args.backend} articles={args.articles} build_s={build_s:.1f} "
           f"page_p95_ms={page_p95:.1f} "
-          f"instant_p95_ms={instant_p95:.1f} overhead_ratio={ratio:.2f}")
+          f"instant_p95_ms={instant_p95:.1f} overhead_ratio={ratio:.2f} "
+          f"page_statements={statements / len(page):.2f} "
+          f"page_app_cpu_ms={app_cpu * 1000 / len(page):.2f}{db_figure}")
 
 
 if __name__ == "__main__":

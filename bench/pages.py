@@ -13,8 +13,10 @@ at random), so result caches do not flatter them. The floor is measured first an
 ratio of a page is its req/s over the mean of the two floor runs.
 
 Per page: req/s, p50/p95 latency, server CPU per request (user+system time of the workers,
-read from /proc, over the requests served) and the ratio to the floor. Then the workers'
-resident memory after warm-up (RSS, and PSS, which splits pages shared between workers).
+read from /proc, over the requests served) and the ratio to the floor; with `--database
+postgres` also the database server's CPU per request (its backends for the bench database).
+Then the workers' resident memory after warm-up (RSS, and PSS, which splits pages shared
+between workers).
 The first requests after start (cold: the model may still be loading) are timed too.
 The last line:
 RESULT min_page_ratio=… instant_ratio=… search_ratio=… suggest_ratio=… rss_mb_per_worker=…
@@ -138,6 +140,42 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+class DatabaseCpu:
+    """CPU of the PostgreSQL server's backends for the bench database (on this machine),
+    read from /proc: what each page costs the server, which the workers' CPU leaves out."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(url)
+        self.ticks: dict[int, int] = {}
+
+    def _backends(self) -> dict[int, int]:
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            pids = conn.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()")).scalars().all()
+        ticks = {}
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone, or the server runs elsewhere
+                continue
+            ticks[pid] = int(fields[11]) + int(fields[12])
+        return ticks
+
+    def start(self) -> None:
+        self.ticks = self._backends()
+
+    def seconds(self) -> float:
+        """Since start(): backends opened meanwhile count whole; closed ones are lost."""
+        now = self._backends()
+        return sum(t - self.ticks.get(pid, 0) for pid, t in now.items()) / os.sysconf(
+            "SC_CLK_TCK")
+
+
 def memory_mb(pid: int) -> tuple[float, float]:
     """(RSS, PSS) in MB."""
     values = {}
@@ -230,7 +268,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 def measure(pool, port: int, pids: list[int], pages: Pages, name: str, seconds: float,
-            seed: int) -> dict:
+            seed: int, database: DatabaseCpu | None = None) -> dict:
+    if database is not None:
+        database.start()
     cpu_before = cpu_seconds(pids)
     started = time.perf_counter()
     results = pool.map(drive, [(port, pages, name, seconds, seed * 100 + i)
@@ -239,9 +279,10 @@ def measure(pool, port: int, pids: list[int], pages: Pages, name: str, seconds: 
     cpu = cpu_seconds(pids) - cpu_before
     latencies = [ms for values, _e in results for ms in values]
     errors = sum(e for _v, e in results)
+    db_ms = database.seconds() * 1000 / len(latencies) if database is not None else None
     return {"rps": len(latencies) / elapsed, "p50": statistics.median(latencies),
             "p95": pct(latencies, 95), "cpu_ms": cpu * 1000 / len(latencies),
-            "n": len(latencies), "errors": errors}
+            "db_cpu_ms": db_ms, "n": len(latencies), "errors": errors}
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -353,9 +394,10 @@ def main() -> None:
                 request(floor_port, "/")
                 floor_runs = [measure(pool, floor_port, floor_pids, pages, "floor",
                                       args.seconds, args.seed)]
+                server = DatabaseCpu(args.database_url) if database else None
                 for name in names:
                     results[name] = measure(pool, port, pids, pages, name, args.seconds,
-                                            args.seed)
+                                            args.seed, server)
                 floor_runs.append(measure(pool, floor_port, floor_pids, pages, "floor",
                                           args.seconds, args.seed))
             memory_after = [memory_mb(pid) for pid in pids]
@@ -367,12 +409,13 @@ def main() -> None:
     print(f"load: {CLIENTS} client processes, gunicorn {WORKERS} sync workers per server, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'page':<14}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms':>8}{'ratio':>7}"
-          f"{'CPU ratio':>10}  errors")
+          f"{'CPU ratio':>10}  errors" + ("  DB CPU ms" if database else ""))
     for label, r in [("floor (first)", floor_runs[0]), ("floor (last)", floor_runs[1]),
                      *results.items()]:
+        db_cpu = f"{r['db_cpu_ms']:11.2f}" if r.get("db_cpu_ms") is not None else ""
         print(f"{label:<14}{r['rps']:8.0f}{r['p50']:9.1f}{r['p95']:9.1f}{r['cpu_ms']:8.1f}"
               f"{r['rps'] / floor_rps:7.2f}{floor_cpu / r['cpu_ms']:10.2f}  "
-              f"{r['errors']}/{r['n']}")
+              f"{r['errors']}/{r['n']}{db_cpu}")
     for when, values in (("after warm-up", memory), ("at the end", memory_after)):
         print(f"workers' memory {when}: " + ", ".join(
             f"RSS {rss:.0f} MB / PSS {pss:.0f} MB" for rss, pss in values))

@@ -242,6 +242,19 @@ class Database:
             _read_only.reset(read_only)
             _immediate.reset(token)
 
+    @contextlib.contextmanager
+    def writing_one_statement(self) -> Iterator[Session]:
+        """One write statement inside a read-only request (a search log row). On PostgreSQL
+        the request is in autocommit and the statement commits itself: one round trip, where
+        `writing()` costs BEGIN, the statement and COMMIT. Elsewhere it is `writing()`.
+        Only for a single statement: two would commit one by one."""
+        session = self.session()
+        if _read_only.get() and session.get_bind() in _autocommit_views.values():
+            yield session
+        else:
+            with self.writing():
+                yield session
+
 
 
 def refresh_planner_statistics(session: Session) -> None:

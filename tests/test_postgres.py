@@ -321,3 +321,123 @@ def test_agent_ticket_page_and_suggestions_on_postgres(pg_app):
     page = client.get(f"/agent/tickets/{ticket.id}")
     assert page.status_code == 200
     assert first_words in page.text and "Other tickets" in page.text
+
+
+def test_a_search_is_logged_in_one_statement_that_commits_itself_on_postgres(pg_app):
+    """The search log row of a GET is one round trip: the INSERT runs in the request's
+    autocommit (no BEGIN, no SET LOCAL, no COMMIT) and is committed when the page answers."""
+    from sqlalchemy import create_engine, event, text
+
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    states, stop = _transaction_states(db.engine)
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = pg_app.test_client().get("/kb/search?q=refund")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+        stop()
+    assert page.status_code == 200
+    logged = [n for n, s in enumerate(statements) if "search_log" in s]
+    assert len(logged) == 1 and "set_config(" in statements[logged[0]]
+    assert states[logged[0]] == "IDLE" and not [s for s in statements if "SET LOCAL" in s]
+    other = create_engine(os.environ["PORTAL_TEST_POSTGRES_URL"])
+    try:
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT query, source FROM search_log")).all() == [
+                ("refund", "search")]
+    finally:
+        other.dispose()
+
+
+def test_the_agent_ticket_page_reads_in_eight_statements_on_postgres(pg_app):
+    """Each statement is a round trip to a server sharing the CPU. Tags and CCs come with the
+    ticket's statement; the optional blocks (undelivered mail, bounces, "full email" links,
+    the problem hint) are probed in one statement and read only when there is something."""
+    from sqlalchemy import event
+
+    from portal.agent import services as agent_services
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+    from portal.tickets import services
+    from portal.tickets.models import TicketType
+
+    agent = create_user("desk@example.com", "Desk Agent", "ferry lantern", Role.AGENT,
+                        confirmed=True)
+    customer = create_user("cara@example.com", "Cara Customer", "ferry lantern",
+                           Role.CUSTOMER, confirmed=True)
+    db.session.commit()
+    ticket, _ = services.create_ticket(services.NewTicket(
+        subject="Printer jams", description="It jams on page two.", type=TicketType.INCIDENT,
+        name=customer.name, email=customer.email, requester=customer,
+        ccs=["boss@example.com"]))
+    agent_services.apply_changes(ticket, agent_services.Changes(tags=["paperjam", "tray"]),
+                                 agent)
+    db.session.commit()
+    client = pg_app.test_client()
+    assert client.post("/auth/login", data={
+        "email": "desk@example.com", "password": "ferry lantern"}).status_code == 303
+    url = f"/agent/tickets/{ticket.id}"
+    client.get(url)
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if "change_feed" not in statement:
+            seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = client.get(url)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert page.status_code == 200
+    assert all(text in page.text for text in ("boss@example.com", "paperjam", "tray"))
+    assert not [s for s in seen if s.startswith(("SELECT ticket_tags", "SELECT tags."))], seen
+    assert not [s for s in seen if s.startswith(("SELECT inbound_messages",
+                                                 "SELECT problem_incidents"))], seen
+    assert len(seen) <= 8, seen
+
+
+def test_suggestion_impressions_are_one_statement_that_commits_itself_on_postgres(pg_app):
+    """The impressions of a suggestions request (a GET) are one INSERT of all their rows, in
+    the request's autocommit: no BEGIN/COMMIT round trips."""
+    from sqlalchemy import event, select
+
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+    from portal.kb.models import ArticleStatus
+    from portal.kb.services import ArticleInput, create_article, create_category, create_section
+    from portal.tickets.models import SuggestionEvent
+
+    author = create_user("writer@example.com", "Writer", "ferry lantern", Role.AGENT,
+                         confirmed=True)
+    section = create_section(create_category("Printing"), "Printers")
+    db.session.flush()
+    for title in ("Printer paper jams", "Clear a printer jam", "Printer tray jams"):
+        create_article(ArticleInput(title=title, body="Open the printer tray; remove the jam.",
+                                    section_id=section.id), author,
+                       status=ArticleStatus.PUBLISHED)
+    db.session.commit()
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    states, stop = _transaction_states(db.engine)
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = pg_app.test_client().get("/tickets/new/suggestions", query_string={
+            "subject": "printer jams", "description": "the printer tray jams",
+            "form_key": "form-1"}, headers={"HX-Request": "true", "HX-Target": "suggestions"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+        stop()
+    assert page.status_code == 200
+    written = [n for n, s in enumerate(statements) if s.startswith("INSERT INTO suggestion")]
+    assert len(written) == 1 and states[written[0]] == "IDLE", (statements, states)
+    db.session.remove()
+    shown = db.session.scalars(select(SuggestionEvent.kind)).all()
+    assert len(shown) >= 2 and set(shown) == {"impression"}

@@ -48,4 +48,3 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(mail_cli)
     # The agent's ticket page shows bouncing addresses and links messages to their emails.
     app.add_template_global(services.bounces_for, "inbound_bounces")
-    app.add_template_global(services.emails_of, "inbound_emails")

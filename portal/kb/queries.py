@@ -39,10 +39,12 @@ def section_choices() -> list[tuple[int, str]]:
             for s in c.sections]
 
 
-def category_choices() -> list[tuple[int, str]]:
-    rows = db.session.execute(
-        select(KbCategory.id, KbCategory.name).order_by(KbCategory.position, KbCategory.id))
-    return [(row.id, row.name) for row in rows]
+def category_choices() -> tuple[tuple[int, str], ...]:
+    """The search page's category filter (kept until the knowledge base changes)."""
+    return memo.remember(changes.KB, "category_choices", lambda: tuple(
+        (row.id, row.name) for row in db.session.execute(
+            select(KbCategory.id, KbCategory.name).order_by(KbCategory.position,
+                                                            KbCategory.id))))
 
 
 def section_counts(audience: Audience) -> dict[int, int]:

@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, literal, select, update
 
 from portal import signals
 from portal.db import utcnow
@@ -311,11 +311,14 @@ def log_search(query: str, result_count: int, source: str) -> int:
     On PostgreSQL the commit does not wait for the disk: the log is analytics, and a server
     crash may lose its last fraction of a second, which is not worth a WAL flush on every
     search (tickets, articles and everything else keep synchronous commits)."""
+    row = {"query": query[:200], "normalized": normalize(query), "result_count": result_count,
+           "source": source, "created_at": utcnow()}
+    columns = SearchLog.__table__.c
+    values = select(*(literal(value, columns[name].type) for name, value in row.items()))
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        # Set inside the statement itself (no SET LOCAL round trip), so that it also holds
+        # when the statement commits on its own (`db.writing_one_statement`).
+        values = values.where(func.set_config("synchronous_commit", "off", True) == "off")
     return db.session.execute(
-        insert(SearchLog).values(query=query[:200], normalized=normalize(query),
-                                 result_count=result_count, source=source,
-                                 created_at=utcnow())
-        .returning(SearchLog.id)
+        insert(SearchLog).from_select(list(row), values).returning(SearchLog.id)
     ).scalar_one()

@@ -138,7 +138,7 @@ def _search_params():
 def _log(query: str, total: int, source: str) -> int | None:
     if not query.strip():
         return None
-    with db.writing():
+    with db.writing_one_statement():
         return services.log_search(query, total, source)
 
 

@@ -184,9 +184,12 @@ def rebuild(article_ids: list[int]) -> int:
             {"words": words, "counts": [vocabulary[w] for w in words]})
     changes.record(changes.KB)
     session.commit()
-    # Every row is new: without fresh statistics the planner guesses (autovacuum comes later).
-    session.execute(text("ANALYZE fts_articles, fts_short, fts_vocabulary"))
-    session.commit()
+    # Every row is new: without fresh statistics the planner guesses, and until a vacuum
+    # every search's first read of a row checks its inserting transaction and writes hint
+    # bits (autovacuum comes later). VACUUM runs outside a transaction block.
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM (ANALYZE) fts_articles, fts_short, fts_vocabulary"))
     return len(article_ids)
 
 
@@ -314,12 +317,15 @@ def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *
         order = "all_words DESC, " + order
     headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if snippets else "NULL")
     params["options"] = HEADLINE_OPTIONS
+    # The ranked rows are fenced (OFFSET 0) before the window count: otherwise the planner
+    # computes ts_rank above the WindowAgg, which then buffers every match's vector (a wide
+    # any-word match spilled 10 MB to temporary files, most of the statement's time).
     rows = _rows(
         f"WITH q AS (SELECT {tsq} AS q),"  # noqa: S608
-        f" page AS (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score,"
-        f" count(*) OVER () AS total{all_words}"
-        f" FROM {table} d, q WHERE {column} @@ q.q AND {where}"
-        f" ORDER BY {order} LIMIT :limit OFFSET :offset)"
+        " page AS (SELECT ranked.*, count(*) OVER () AS total FROM"
+        f" (SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"
+        f"{all_words} FROM {table} d, q WHERE {column} @@ q.q AND {where} OFFSET 0) ranked"
+        f" ORDER BY {order.replace('d.', 'ranked.')} LIMIT :limit OFFSET :offset)"
         f" SELECT {_SHOWN}, page.score, page.total, {headline} AS headline"
         f" FROM page JOIN fts_articles d USING (article_id), q"
         f" ORDER BY {order.replace('d.article_id', 'page.article_id')}", params)
@@ -327,70 +333,70 @@ def keyword_page(parsed: PgQuery, audience: Audience, category_id: int | None, *
     return [_hit(r, _snippet(r["headline"]), float(r["score"])) for r in rows], total
 
 
-def keyword_ids(parsed: PgQuery, audience: Audience, category_id: int | None,
-                limit: int, *, instant: bool) -> list[tuple[int, float]]:
-    """The best any-word matches with their scores (hybrid ranking's keyword candidates)."""
+@dataclass
+class KeywordCandidates:
+    """Hybrid ranking's keyword side: the best any-word matches by ts_rank, how much of the
+    question each holds (`shares`) and its keyword score weighted by rarity (`scores`)."""
+
+    ranked: list[tuple[int, float]]
+    shares: dict[int, float]
+    scores: dict[int, float]
+
+
+def keyword_candidates(parsed: PgQuery, audience: Audience, category_id: int | None,
+                       limit: int, *, instant: bool) -> KeywordCandidates:
+    """One statement (one round trip): the best `limit` any-word matches by ts_rank, each
+    with its rank per word, and the corpus figures for the words' weights. Words weigh by
+    rarity as in `ranking.keyword_shares`, a word's article count read from `fts_vocabulary`
+    (the commonest word of the same stem, as Whoosh counts stems; a word no article has
+    weighs the most, a stop word nothing). An article's score is each held word's ts_rank
+    times its weight: ts_rank alone knows no rarity, so an article repeating a common word
+    outranked the one holding the rare one (BM25, Whoosh's score, weighs by rarity)."""
     where, params = _visible(audience, category_id)
     table, column = _source(instant)
-    tsq, tsq_params = parsed.tsquery(True)
-    params.update(tsq_params, limit=limit)
-    rows = db.session.execute(text(
-        f"SELECT d.article_id, ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"  # noqa: S608
-        f" FROM {table} d, (SELECT {tsq} AS q) q"
-        f" WHERE {column} @@ q.q AND {where}"
-        " ORDER BY score DESC, d.article_id LIMIT :limit"),
-        params).all()
-    return [(row.article_id, float(row.score)) for row in rows]
-
-
-def keyword_shares(parsed: PgQuery, article_ids: list[int], *, instant: bool
-                   ) -> tuple[dict[int, float], dict[int, float]]:
-    """How much of the question each article holds, and its keyword score, for
-    `semantic.fuse`. Words are weighted by rarity as in `ranking.keyword_shares`, a word's
-    article count read from `fts_vocabulary` (the commonest word of the same stem, as
-    Whoosh counts stems; a word no article has weighs the most). The score is each held
-    word's ts_rank times its weight: ts_rank alone knows no rarity, so an article repeating
-    a common word outranked the one holding the rare one (BM25, Whoosh's score, weighs by
-    rarity)."""
+    any_sql, any_params = parsed.tsquery(True)
+    params.update(any_params, limit=limit)
     # Each word once, however often it is typed ("line by line"), as in Whoosh's query.
     words = list({fold(" ".join(_WORD.findall(value))): (part, part_params)  # "'w':*" -> "w"
                   for op, part, part_params in parsed.parts if op != "not"
                   for value in part_params.values()}.items())
-    if not article_ids or not words:
-        return dict.fromkeys(article_ids, 0.0), dict.fromkeys(article_ids, 0.0)
-    column = "d.tsv_short" if instant else "d.tsv"
-    params: dict = {"ids": article_ids}
+    held = column.replace("d.", "f.")  # the shown fields' vector of the same article
     for _word, (_part, part_params) in words:
         params.update(part_params)
-    ranks = ", ".join(f"CASE WHEN {column} @@ {part}"
-                      f" THEN ts_rank('{RANK_WEIGHTS}', {column}, {part}, 1) ELSE 0 END"
-                      for _word, (part, _p) in words)
+    ranks = "".join(f", CASE WHEN {held} @@ {part}"
+                    f" THEN ts_rank('{RANK_WEIGHTS}', {held}, {part}, 1) ELSE 0 END"
+                    for _word, (part, _p) in words)
     params["words"] = folded = [word for word, _part in words]
-    # One round trip: each candidate's rank per word, with the corpus figures on every row.
     rows = db.session.execute(text(
-        f"SELECT d.article_id, {ranks}, stats.documents, stats.counts"  # noqa: S608
-        " FROM fts_articles d, (SELECT (SELECT count(*) FROM fts_short) AS documents,"
+        f"WITH top AS (SELECT d.article_id,"  # noqa: S608
+        f" ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"
+        f" FROM {table} d, (SELECT {any_sql} AS q) q WHERE {column} @@ q.q AND {where}"
+        " ORDER BY score DESC, d.article_id LIMIT :limit)"
+        f" SELECT top.article_id, top.score, stats.documents, stats.counts{ranks}"
+        " FROM top JOIN fts_articles f USING (article_id),"
+        " (SELECT (SELECT count(*) FROM fts_short) AS documents,"
         " (SELECT json_object_agg(w.word, CASE WHEN length(to_tsvector("
-        f"'{CONFIG}', w.word)) = 0 THEN -1 ELSE f.articles END)"
+        f"'{CONFIG}', w.word)) = 0 THEN -1 ELSE c.articles END)"
         "  FROM unnest(CAST(:words AS text[])) AS w(word), LATERAL"
         "  (SELECT coalesce(max(v.articles), 0) AS articles FROM fts_vocabulary v"
-        f"  WHERE v.word = w.word OR (v.word LIKE (tsvector_to_array("
+        "  WHERE v.word = w.word OR (v.word LIKE (tsvector_to_array("
         f"  to_tsvector('{CONFIG}', w.word)))[1] || '%' AND to_tsvector('{CONFIG}', v.word)"
-        f"  = to_tsvector('{CONFIG}', w.word))) f) AS counts) stats"
-        " WHERE d.article_id = ANY(:ids)"), params).all()
-    shares, scores = dict.fromkeys(article_ids, 0.0), dict.fromkeys(article_ids, 0.0)
+        f"  = to_tsvector('{CONFIG}', w.word))) c) AS counts) stats"
+        " ORDER BY top.score DESC, top.article_id"), params).all()
     if not rows:
-        return shares, scores
-    documents, counts = max(rows[0][-2], 1), rows[0][-1] or {}
+        return KeywordCandidates([], {}, {})
+    documents, counts = max(rows[0].documents, 1), rows[0].counts or {}
     # A stop word (-1) is no part of the question, as in Whoosh's analysed query.
     weights = [0.0 if counts.get(word, 0) < 0 else
                float(np.log1p(documents / (counts.get(word, 0) + 0.5))) for word in folded]
     total = sum(weights) or 1.0
+    shares, scores = {}, {}
     for row in rows:
-        held = list(zip(weights, row[1:-2], strict=True))
-        shares[row[0]] = sum(w for w, rank in held if rank > 0) / total
-        scores[row[0]] = sum(w * rank for w, rank in held)
-    return shares, scores
+        held_ranks = list(zip(weights, row[4:], strict=True))
+        shares[row.article_id] = sum(w for w, rank in held_ranks if rank > 0) / total
+        scores[row.article_id] = sum(w * rank for w, rank in held_ranks)
+    return KeywordCandidates([(row.article_id, float(row.score)) for row in rows], shares,
+                             scores)
 
 
 def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *, page: int,
@@ -399,7 +405,9 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
     """Keyword and meaning candidates fused as with Whoosh (`ranking.rank_hybrid`): the
     encoder reads `meaning` (default: the cleaned query) and the keywords are the words, both
     with the misspelt words of `fixes` replaced; the coverage that lets a keyword match under
-    the cosine floor through is read from the words as typed. None without the model."""
+    the cosine floor through is read from the words as typed. None without the model.
+    Two statements: the keyword candidates, then the shown page's rows (visibility checked
+    in the same statement); a third for the coverage of a corrected question."""
     typed = parsed
     meaning = meaning or parsed.text
     if fixes:
@@ -410,41 +418,45 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
                                         semantic.CANDIDATES)
     if nearest is None:
         return None
-    keyword = []
+    candidates = KeywordCandidates([], {}, {})
     if semantic.mode() != "semantic":
-        keyword = keyword_ids(parsed, audience, category_id, semantic.CANDIDATES,
-                              instant=instant)
+        candidates = keyword_candidates(parsed, audience, category_id, semantic.CANDIDATES,
+                                        instant=instant)
+    keyword = candidates.ranked
     coverage = 0.0
     if keyword and not instant and not semantic.clears_floor(nearest, bool(fixes)):
-        best_typed = keyword if typed is parsed else keyword_ids(
+        as_typed = candidates if typed is parsed else keyword_candidates(
             typed, audience, category_id, 1, instant=instant)
-        if best_typed:
-            top = best_typed[0][0]
-            coverage = keyword_shares(typed, [top], instant=instant)[0][top]
-    shares, scores = keyword_shares(parsed, [a for a, _s in keyword], instant=instant)
-    keyword = sorted(((a, scores[a]) for a, _s in keyword), key=lambda pair: -pair[1])
-    fused = semantic.fuse(keyword, nearest, coverage, shares=shares, corrected=bool(fixes))
+        if as_typed.ranked:
+            coverage = as_typed.shares[as_typed.ranked[0][0]]
+    keyword = sorted(((a, candidates.scores[a]) for a, _s in keyword), key=lambda pair: -pair[1])
+    fused = semantic.fuse(keyword, nearest, coverage, shares=candidates.shares,
+                          corrected=bool(fixes))
     if not fused:
         return [], 0
     where, params = _visible(audience, category_id)
-    allowed = set(db.session.scalars(text(
-        "SELECT d.article_id FROM fts_articles d"  # noqa: S608
-        f" WHERE d.article_id = ANY(:ids) AND {where}"),
-        {**params, "ids": fused}))
-    ordered = [a for a in fused if a in allowed]
-    shown = ordered[(page - 1) * per_page: page * per_page]
-    if not shown:
-        return [], len(ordered)
     tsq, tsq_params = parsed.tsquery(True)
     headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if not instant else "NULL")
-    rows = {r["article_id"]: r for r in _rows(
-        f"SELECT {_SHOWN}, {headline} AS headline"  # noqa: S608
-        f" FROM fts_articles d, (SELECT {tsq} AS q) q"
-        " WHERE d.article_id = ANY(:ids)",
-        {**tsq_params, "ids": shown, "options": HEADLINE_OPTIONS})}
-    hits = [_hit(rows[a], _snippet(rows[a]["headline"]), 1.0 / (n + 1))
-            for n, a in enumerate(shown) if a in rows]
-    return hits, len(ordered)
+    # The fused order filtered by visibility, its total, and the shown page's rows with
+    # their headlines (computed on those rows only).
+    rows = _rows(
+        "WITH allowed AS (SELECT d.article_id, fused.n, count(*) OVER () AS total,"  # noqa: S608
+        " row_number() OVER (ORDER BY fused.n) AS position"
+        " FROM unnest(CAST(:ids AS integer[])) WITH ORDINALITY AS fused(article_id, n)"
+        f" JOIN fts_articles d USING (article_id) WHERE {where})"
+        f" SELECT {_SHOWN}, allowed.total, {headline} AS headline"
+        f" FROM allowed JOIN fts_articles d USING (article_id), (SELECT {tsq} AS q) q"
+        " WHERE allowed.position > :skip AND allowed.position <= :until"
+        " ORDER BY allowed.n",
+        {**params, **tsq_params, "ids": fused, "options": HEADLINE_OPTIONS,
+         "skip": (page - 1) * per_page, "until": page * per_page})
+    if not rows:
+        total = db.session.scalar(text(
+            "SELECT count(*) FROM fts_articles d"  # noqa: S608
+            f" WHERE d.article_id = ANY(:ids) AND {where}"), {**params, "ids": fused})
+        return [], total
+    hits = [_hit(row, _snippet(row["headline"]), 1.0 / (n + 1)) for n, row in enumerate(rows)]
+    return hits, rows[0]["total"]
 
 
 def run(text_: str, audience: Audience, *, page: int, per_page: int,
@@ -486,7 +498,8 @@ def _spelling_candidates(words: list[str]) -> dict[str, list]:
     words: trigram neighbours, and the word with two neighbouring letters swapped (trigrams
     miss "swtich" -> "switch"). A word is known (first, and never corrected) when a
     vocabulary word has its stem: "step" stays when the articles say "steps" (as
-    `service.corrections` for Whoosh)."""
+    `service.corrections` for Whoosh). A word the vocabulary holds as typed is known
+    without looking for neighbours."""
     checked = sorted({fold(w) for w in words if _checkable(fold(w))})
     candidates: dict[str, list] = {w: [] for w in checked}
     if checked:
@@ -502,6 +515,7 @@ def _spelling_candidates(words: list[str]) -> dict[str, list]:
                 "  AND left(v.word, 1) = left(w.word, 1)"
                 "  OR v.word = ANY(string_to_array(w.swaps, ' '))"
                 "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
+                " WHERE NOT EXISTS (SELECT FROM fts_vocabulary k WHERE k.word = w.word)"
                 " ORDER BY w.word, known DESC, c.sim DESC"),
                 {"words": checked, "swaps": swaps}):
             candidates[row.typed].append(row)
@@ -533,7 +547,22 @@ def corrections(text_: str) -> dict[str, str]:
 def correct_spelling(text_: str) -> str | None:
     """Unknown words replaced by the closest vocabulary word (trigram candidates, then at most
     one edit for short words and two for longer ones, the commonest first), or None.
-    Every word's candidates come in one query (one round trip however many words)."""
+    Every unknown word's candidates come in one query (one round trip however many words;
+    a word the vocabulary holds is looked up, never compared by trigrams). The answer is
+    cached per process like results, keyed by the change feed's version of the knowledge
+    base: a query with few results asks again on every visit."""
+    from portal.search.service import _cache
+
+    key = ("pg-spelling", current_app.config["DATABASE_URL"], changes.version(changes.KB),
+           text_)
+    cached = _cache.get(key)
+    if cached is None:
+        cached = (_correct_spelling(text_),)
+        _cache.put(key, cached)
+    return cached[0]
+
+
+def _correct_spelling(text_: str) -> str | None:
     words = plain_words(text_).split()
     candidates = _spelling_candidates(words)
     changed, out = False, []

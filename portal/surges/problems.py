@@ -11,7 +11,7 @@ import logging
 import re
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import selectinload
 
 from portal.agent import services as agent_services
@@ -172,9 +172,12 @@ def _notify_followers(problem: Ticket, body: str, *, solved: bool) -> None:
 
 def hint_for(ticket: Ticket) -> Ticket | None:
     """The open problem a new, unlinked ticket probably belongs to, from its vector."""
-    if ticket.type == TicketType.PROBLEM or db.session.get(ProblemIncident, ticket.id):
+    if ticket.type == TicketType.PROBLEM:
         return None
-    own = db.session.get(TicketVector, ticket.id)
+    # One statement: the ticket's vector, unless the ticket is already linked to a problem.
+    own = db.session.scalar(select(TicketVector).where(
+        TicketVector.ticket_id == ticket.id,
+        ~exists().where(ProblemIncident.incident_id == ticket.id)))
     if own is None:
         return None
     rows = db.session.execute(

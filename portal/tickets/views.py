@@ -216,8 +216,8 @@ def suggest():
         _signed_in_user(), strip_control(request.args.get("subject", "")[:200]),
         strip_control(request.args.get("description", "")[:2000]),
     )
-    if hits:  # no write transaction (nor write lock) when nothing was shown
-        with db.writing():
+    if hits:  # no write (nor write lock) when nothing was shown
+        with db.writing_one_statement():
             suggestions.record_impressions(form_key, query, hits)
     return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
                            known=_known_issues(query))
@@ -230,7 +230,7 @@ def suggestion(article_id):
     if article is None:
         abort(404)
     form_key = request.args.get("form_key", "")[:64]
-    with db.writing():
+    with db.writing_one_statement():
         suggestions.record(kind="open", form_key=form_key, article_ids=[article.id])
     template = "tickets/_suggestion.html" if htmx else "tickets/suggestion.html"
     return render_template(

@@ -50,9 +50,62 @@ def test_instant_results_follow_every_change_of_the_row(make_article):
 
 
 def test_a_rebuild_leaves_statistics_for_the_planner(make_article):
+    """And vacuums: otherwise the first searches after a rebuild check every new row's
+    inserting transaction and write its hint bits (slower until autovacuum comes)."""
     make_article("Reset your password", "Open the sign-in page.")
-    db.session.execute(text("SELECT pg_stat_clear_snapshot()"))
+
+    def vacuums() -> int:
+        db.session.execute(text("SELECT pg_stat_clear_snapshot()"))
+        return db.session.scalar(text(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'fts_articles'"))
+
+    before = vacuums()
+    db.session.commit()
     reindex_all()
     analysed = db.session.scalar(text(
         "SELECT count(*) FROM pg_stats WHERE tablename = 'fts_articles'"))
     assert analysed > 0
+    assert vacuums() == before + 1
+
+
+def _statements(during) -> list[str]:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if "change_feed" not in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        during()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_spelling_correction_is_asked_once_until_the_knowledge_base_changes(make_article):
+    """A query with few results corrects its spelling on every visit: the answer is kept per
+    process until the next change to the knowledge base, which may bring the word."""
+    make_article("Connect the calendar", "Calendar sync with your account.")
+
+    def search(words):
+        return lambda: search_articles(words, Audience.PUBLIC)
+
+    first = search_articles("calendr", Audience.PUBLIC)
+    assert first.corrected_query == "calendar"
+    assert not [s for s in _statements(search("calendr")) if "fts_vocabulary" in s]
+    make_article("Calendr", "A product named Calendr.")
+    again = search_articles("calendr", Audience.PUBLIC)
+    assert again.corrected_query is None and again.total == 1
+
+
+def test_known_words_are_not_compared_by_trigrams(make_article):
+    """Only words the vocabulary lacks get trigram candidates (the same answers, less work)."""
+    from portal.search import pg
+
+    make_article("Refund a payment", "Refunds take five days.")
+    assert pg._correct_spelling("refunds paymnt") == "refunds payment"
+    assert pg._correct_spelling("refunds payment") is None
+    assert pg._correct_spelling("zzzzqx") is None

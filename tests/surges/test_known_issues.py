@@ -97,6 +97,7 @@ def test_a_new_ticket_close_to_an_open_problem_gets_the_link_hint(agent_client, 
                                  data={"incident": close.id})
     assert response.status_code == 302
     assert problems.problem_of(close).id == problem.id
+    assert "Probably part of problem" not in agent_client.get(f"/agent/tickets/{close.id}").text
 
 
 def test_a_follower_unfollows_with_the_link_in_the_email(client, agent, file_ticket, mailbox):
