@@ -7,8 +7,10 @@ Replays simulated ticket streams, minute by minute on a simulated clock, through
 own code: texts are embedded with the portal's MiniLM encoder (`portal.search.embeddings`;
 vectors cached in bench/out/, git-ignored), grouped like `portal.surges.detection.assign`
 and scanned with `portal.surges.detection.detect` under both sensitivities, with the same
-surge life cycle as the scheduled job (`portal.surges.detection.SURGE_IDLE`; an open surge
-absorbs later tickets within `MEMBERSHIP` of its centre and blocks new ones near it).
+surge life cycle as the scheduled job: an open surge absorbs later tickets within
+`MEMBERSHIP` of its centres and blocks new ones near them; an alert of the same spike
+(`detection.same_spike`) joins it; it ends after `END_AFTER` below its alert level
+(`detection.surging`), and its tickets then count for no new surge.
 
 Each run: a week of background traffic (categories weighted by a random Dirichlet draw; a
 daily rhythm and quieter weekends) as the baseline, then one day per injected surge of one
@@ -129,10 +131,11 @@ def spike(rng, name, count, minutes, shape, start, rows) -> list[Ticket]:
 @dataclass
 class Surge:
     raised_at: int
-    centre: np.ndarray
+    centres: np.ndarray  # rows: its first centre, then those of alerts that joined it
     members: list[int] = field(default_factory=list)  # stream indices
-    last_at: int = 0
+    surging_at: int = 0
     raised_with: list[int] = field(default_factory=list)  # its members when raised
+    ended_at: int | None = None
 
 
 @dataclass
@@ -140,6 +143,7 @@ class Detector:
     sensitivity: detection.Sensitivity
     open: list[Surge] = field(default_factory=list)
     raised: list[Surge] = field(default_factory=list)
+    claimed: set[int] = field(default_factory=set)  # members of ended surges
 
     def members(self) -> set[int]:
         return {i for surge in self.open for i in surge.members}
@@ -180,9 +184,8 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
         fresh.append(index)
         for detector in detectors:
             for surge in detector.open:
-                if float(surge.centre @ vector) >= detection.MEMBERSHIP:
+                if float((surge.centres @ vector).max()) >= detection.MEMBERSHIP:
                     surge.members.append(index)
-                    surge.last_at = now
                     break
     return groups_of
 
@@ -196,17 +199,37 @@ def scan(now, upto, fresh, detectors, minutes, stream_vectors, start_minute):
                              hi=upto)
     recent_minutes, recent_vectors = minutes[lo:upto], stream_vectors[lo:upto]
     fresh_rows = np.array(fresh, dtype=np.int64) - lo
-    idle = detection.SURGE_IDLE.total_seconds() / 60
+    end_after = detection.END_AFTER.total_seconds() / 60
     for detector in detectors:
-        detector.open = [s for s in detector.open if now - s.last_at <= idle]
-        blocked = np.stack([s.centre for s in detector.open]) if detector.open else None
+        claimed = np.isin(np.arange(lo, upto), list(detector.claimed))
+        still_open = []
+        for surge in detector.open:
+            if detection.surging(surge.centres, recent_minutes, recent_vectors, now, span,
+                                 detector.sensitivity, claimed):
+                surge.surging_at = now
+            elif now - surge.surging_at >= end_after:
+                surge.ended_at = now
+                detector.claimed.update(surge.members)
+                continue
+            still_open.append(surge)
+        if len(still_open) < len(detector.open):
+            claimed = np.isin(np.arange(lo, upto), list(detector.claimed))
+        detector.open = still_open
+        blocked = np.vstack([s.centres for s in detector.open]) if detector.open else None
         alerts = detection.detect(recent_minutes, recent_vectors, now, fresh_rows, span,
-                                  detector.sensitivity, blocked)
+                                  detector.sensitivity, blocked, claimed)
         for alert in alerts:
             members = [lo + i for i in alert.members]
             if detection.already_covered(members, detector.members()):
                 continue
-            surge = Surge(now, alert.centre, members, now, list(members))
+            same = next((s for s in detector.open if detection.same_spike(
+                alert.centre, s.centres[0], members, set(s.members))), None)
+            if same is not None:
+                same.centres = np.vstack([same.centres, alert.centre])
+                known = set(same.members)
+                same.members += [i for i in members if i not in known]
+                continue
+            surge = Surge(now, alert.centre[None, :], members, now, list(members))
             detector.open.append(surge)
             detector.raised.append(surge)
 
