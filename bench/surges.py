@@ -2,6 +2,8 @@
 
     python bench/surges.py --data ../shared/data/banking77/train.csv [--runs 10] [--seed 1]
         [--per-day 300] [--quiet-days 2] [--cold]
+    python bench/surges.py --data ../shared/data/banking77/train.csv --scan-cost
+        [--database-url postgresql+psycopg://...] [--per-day 300]
 
 Replays simulated ticket streams, minute by minute on a simulated clock, through the portal's
 own code: texts are embedded with the portal's MiniLM encoder (`portal.search.embeddings`;
@@ -27,6 +29,13 @@ sensitivity=... detect40_within15=<share detected within 15 of its tickets> and 
 scenarios; surges_per_spike counts the surge records one spike raised. A surge belongs to a
 spike when most of the tickets it was raised on, or most of all its members, are the spike's
 (an open surge also takes in the topic's ordinary traffic, which counts towards precision).
+
+--scan-cost times the scheduled scan itself (`portal.surges.services.scan`) on a database
+(SQLite in a scratch folder unless --database-url) holding a week and six hours of tickets at
+--per-day, grouped by the portal's code: first a scan whose process holds no copy of the
+week's vectors (it reads them all, as every scan with a fresh ticket did before they were
+kept in memory), then scans a minute apart with one new ticket each (they read only it).
+RESULT scan_tickets=<n> scan_full_ms=<median> scan_incremental_ms=<median> ratio=<full/inc>
 """
 
 from __future__ import annotations
@@ -275,6 +284,70 @@ def run_once(rng, texts_categories, vectors, by_category, close_category, args, 
     return out
 
 
+def scan_cost(args, texts: list[str], vectors: np.ndarray) -> None:
+    """Per-minute cost of the portal's scan, with and without the week's vectors in memory."""
+    import tempfile
+
+    from portal import create_app
+    from portal.db import utcnow
+    from portal.extensions import db
+    from portal.migrate import upgrade
+    from portal.surges import recent, services
+    from portal.tickets.models import Ticket
+
+    rng = np.random.default_rng(args.seed)
+    with tempfile.TemporaryDirectory(prefix="surges-scan-") as folder:
+        config = {"INSTANCE_PATH": folder, "SECRET_KEY": "bench", "SEMANTIC_SEARCH": False,
+                  "TESTING": False}
+        if args.database_url:
+            config["DATABASE_URL"] = args.database_url
+        app = create_app(config)
+        with app.app_context():
+            upgrade(app)
+            now = utcnow().replace(second=0, microsecond=0)
+            period = (detection.HISTORY + max(detection.WINDOWS)).total_seconds() / 60
+            count = int(args.per_day * period / DAY)
+
+            def add(at):
+                row = int(rng.integers(len(texts)))
+                ticket = Ticket(subject=texts[row][:200], requester_name="Bench",
+                                requester_email="bench@example.com", created_at=at)
+                db.session.add(ticket)
+                db.session.flush()
+                services.add_to_group(ticket.id, at, vectors[row]).embedded_at = \
+                    at + timedelta(seconds=5)  # embedded as it arrived
+
+            started = time.perf_counter()
+            for minute in sorted(rng.uniform(1, period, count), reverse=True):
+                add(now - timedelta(minutes=float(minute)))
+            db.session.commit()
+            print(f"seeded {count} tickets in {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr)
+
+            def timed(at) -> float:
+                started = time.perf_counter()
+                services.scan(at)
+                db.session.rollback()  # the same minute again, as it was
+                return (time.perf_counter() - started) * 1000
+
+            full, incremental = [], []
+            for minute in range(args.rounds):
+                at = now + timedelta(minutes=minute)
+                add(at - timedelta(seconds=30))
+                db.session.commit()
+                app.extensions.pop("surges_recent", None)  # a process with no copy yet
+                full.append(timed(at))
+                timed(at)  # the copy is now up to date: the next minute reads one row
+                add(at + timedelta(seconds=30))
+                db.session.commit()
+                incremental.append(timed(at + timedelta(minutes=1)))
+            assert recent.recent().full_reads == 1
+            full_ms, inc_ms = statistics.median(full), statistics.median(incremental)
+            print(f"RESULT scan_tickets={count} scan_full_ms={full_ms:.1f} "
+                  f"scan_incremental_ms={inc_ms:.1f} ratio={full_ms / inc_ms:.1f} "
+                  f"database={db.engine.dialect.name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -284,9 +357,17 @@ def main() -> None:
     parser.add_argument("--quiet-days", type=int, default=2)
     parser.add_argument("--cold", action="store_true",
                         help="one day of history instead of a week (the cold-start rule)")
+    parser.add_argument("--scan-cost", action="store_true",
+                        help="time the portal's per-minute scan instead (see above)")
+    parser.add_argument("--database-url", help="for --scan-cost: this database, emptied")
+    parser.add_argument("--rounds", type=int, default=15, help="for --scan-cost")
     args = parser.parse_args()
     texts, labels = load(args.data)
     vectors = embeddings(args.data, texts)
+    if args.scan_cost:
+        with single_threaded_blas():
+            scan_cost(args, texts, vectors)
+        return
     by_category: dict[str, list[int]] = defaultdict(list)
     for i, label in enumerate(labels):
         by_category[label].append(i)

@@ -45,9 +45,15 @@ class Window:
     def __len__(self) -> int:
         return len(self.ticket_ids)
 
-    def select(self, keep: np.ndarray) -> Window:
+    def select(self, keep) -> Window:
+        """The rows `keep` picks (a slice gives views, no copy)."""
         return Window(self.ticket_ids[keep], self.group_ids[keep], self.minutes[keep],
                       self.embedded[keep], None if self.vectors is None else self.vectors[keep])
+
+    def between(self, after: float, upto: float) -> Window:
+        """Rows with `after` < minutes <= `upto` (rows are sorted by minutes)."""
+        lo, hi = np.searchsorted(self.minutes, [after, upto], side="right")
+        return self if (lo, hi) == (0, len(self)) else self.select(slice(lo, hi))
 
 
 class Recent:
@@ -71,11 +77,11 @@ class Recent:
             self._read_all(since)
         else:
             self._read_new(since)
-            held = self.window.minutes <= minutes_of(now)
-            if int(np.count_nonzero(held)) != _count(since, now):
+            if len(self.window.between(minutes_of(since), minutes_of(now))) != \
+                    _count(since, now):
                 log.info("ticket vectors changed under the scan's copy: reading them again")
                 self._read_all(since)
-        return self.window.select(self.window.minutes <= minutes_of(now))
+        return self.window.between(minutes_of(since), minutes_of(now))
 
     def _read_all(self, since: datetime) -> None:
         self.full_reads += 1
@@ -84,7 +90,7 @@ class Recent:
 
     def _read_new(self, since: datetime) -> None:
         if since > self.since:
-            self.window = self.window.select(self.window.minutes > minutes_of(since))
+            self.window = self.window.between(minutes_of(since), np.inf)
             self.since = since
         if self.newest is None:
             rows = _rows(TicketVector.ticket_created_at > since)
