@@ -299,7 +299,14 @@ def scan_cost(args, texts: list[str], vectors: np.ndarray) -> None:
     with tempfile.TemporaryDirectory(prefix="surges-scan-") as folder:
         config = {"INSTANCE_PATH": folder, "SECRET_KEY": "bench", "SEMANTIC_SEARCH": False,
                   "TESTING": False}
-        if args.database_url:
+        if args.database_url:  # emptied first, as the PostgreSQL tests do
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(args.database_url)
+            with engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+            engine.dispose()
             config["DATABASE_URL"] = args.database_url
         app = create_app(config)
         with app.app_context():
@@ -359,7 +366,8 @@ def main() -> None:
                         help="one day of history instead of a week (the cold-start rule)")
     parser.add_argument("--scan-cost", action="store_true",
                         help="time the portal's per-minute scan instead (see above)")
-    parser.add_argument("--database-url", help="for --scan-cost: this database, emptied")
+    parser.add_argument("--database-url",
+                        help="for --scan-cost: this PostgreSQL database (emptied first)")
     parser.add_argument("--rounds", type=int, default=15, help="for --scan-cost")
     args = parser.parse_args()
     texts, labels = load(args.data)

@@ -168,6 +168,15 @@ def scan(now: datetime | None = None) -> list[Surge]:
     now = now or utcnow()
     setting = sensitivity()
     shortest, longest = min(detection.WINDOWS), max(detection.WINDOWS)
+    # A quiet minute (no ticket arrived or was embedded lately, no surge open) can neither
+    # raise nor end a surge: the vectors are not even looked at.
+    is_fresh = (TicketVector.ticket_created_at > now - shortest) | \
+        (TicketVector.embedded_at > now - shortest)
+    if not db.session.scalar(select(func.count()).select_from(TicketVector).where(
+            is_fresh, TicketVector.ticket_created_at <= now)) and \
+            not db.session.scalar(select(func.count()).select_from(Surge).where(
+                Surge.status == "open")):
+        return []
     rows = recent.recent().read(now - longest - detection.HISTORY, now)
     oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
     span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)

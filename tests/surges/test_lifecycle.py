@@ -142,14 +142,23 @@ def test_the_scan_keeps_the_weeks_vectors_and_reads_only_new_ones(app, file_tick
     assert held.full_reads == 1 and len(held.window) == 51
     assert ticket.id in held.window.ticket_ids
 
+    # A quiet minute (nothing new, no surge open) does not even look at the vectors.
+    services.scan(now + timedelta(hours=12))
+    assert held.since == now + timedelta(minutes=1) - detection.HISTORY - max(detection.WINDOWS)
+
     # The week moves on: old rows leave the copy.
-    services.scan(now + timedelta(days=2))
-    assert held.full_reads == 1 and len(held.window) < 51
+    later = now + timedelta(days=2)
+    ticket = file_ticket("Topic 12", "Something usual.", later)
+    services.add_to_group(ticket.id, later, unit(np.eye(384)[12] + rng.normal(0, 0.05, 384)))
+    db.session.commit()
+    services.scan(later)
+    assert held.full_reads == 1 and len(held.window) < 52
     assert held.window.minutes.min() > recent.minutes_of(
-        now + timedelta(days=2) - detection.HISTORY - max(detection.WINDOWS))
+        later - detection.HISTORY - max(detection.WINDOWS))
 
     # A row that goes away under the copy (a deleted ticket) makes it read the week again.
-    db.session.execute(delete(TicketVector).where(TicketVector.ticket_id == ticket.id))
+    gone = held.window.ticket_ids[0]
+    db.session.execute(delete(TicketVector).where(TicketVector.ticket_id == int(gone)))
     db.session.commit()
-    services.scan(now + timedelta(days=2, minutes=1))
-    assert held.full_reads == 2 and ticket.id not in held.window.ticket_ids
+    services.scan(later + timedelta(minutes=1))
+    assert held.full_reads == 2 and gone not in held.window.ticket_ids
