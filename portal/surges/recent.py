@@ -117,7 +117,9 @@ class Recent:
                         np.concatenate([old.group_ids, new.group_ids]),
                         np.concatenate([old.minutes, new.minutes]),
                         np.concatenate([old.embedded, new.embedded]), vectors)
-        self.window = merged.select(np.argsort(merged.minutes, kind="stable"))
+        in_order = not len(old) or new.minutes[0] >= old.minutes[-1]  # the usual case
+        self.window = merged if in_order else \
+            merged.select(np.argsort(merged.minutes, kind="stable"))
 
 
 def _rows(*where):
