@@ -53,10 +53,7 @@ class Sensitivity:
 SENSITIVITIES = {
     "normal": Sensitivity("normal", max_p=1e-6, min_count=6, min_ratio=3.0,
                           cold_min_count=10, cold_share=0.05),
-    # Tuned on banking77's train split (bench/surges.py --runs 20 --seed 1): a looser p
-    # with a higher floor catches 12-in-2h spikes (0.85) with 0.05 false surges a day; the
-    # floor costs it the smallest fast spikes (8 in 30 min) that `normal` may still catch.
-    "sensitive": Sensitivity("sensitive", max_p=2e-5, min_count=8, min_ratio=3.0,
+    "sensitive": Sensitivity("sensitive", max_p=4e-6, min_count=5, min_ratio=3.0,
                              cold_min_count=8, cold_share=0.04),
 }
 DEFAULT_SENSITIVITY = "normal"
