@@ -2,13 +2,17 @@
 
     python bench/surges.py --data ../shared/data/banking77/train.csv [--runs 10] [--seed 1]
         [--per-day 300] [--quiet-days 2] [--cold]
+    python bench/surges.py --data ../shared/data/banking77/train.csv --scan-cost
+        [--database-url postgresql+psycopg://...] [--per-day 300]
 
 Replays simulated ticket streams, minute by minute on a simulated clock, through the portal's
 own code: texts are embedded with the portal's MiniLM encoder (`portal.search.embeddings`;
 vectors cached in bench/out/, git-ignored), grouped like `portal.surges.detection.assign`
 and scanned with `portal.surges.detection.detect` under both sensitivities, with the same
-surge life cycle as the scheduled job (`portal.surges.detection.SURGE_IDLE`; an open surge
-absorbs later tickets within `MEMBERSHIP` of its centre and blocks new ones near it).
+surge life cycle as the scheduled job: an open surge absorbs later tickets within
+`MEMBERSHIP` of its centres and blocks new ones near them; an alert of the same spike
+(`detection.same_spike`) joins it; it ends after `END_AFTER` below its alert level
+(`detection.surging`), and its tickets then count for no new surge.
 
 Each run: a week of background traffic (categories weighted by a random Dirichlet draw; a
 daily rhythm and quieter weekends) as the baseline, then one day per injected surge of one
@@ -25,6 +29,13 @@ sensitivity=... detect40_within15=<share detected within 15 of its tickets> and 
 scenarios; surges_per_spike counts the surge records one spike raised. A surge belongs to a
 spike when most of the tickets it was raised on, or most of all its members, are the spike's
 (an open surge also takes in the topic's ordinary traffic, which counts towards precision).
+
+--scan-cost times the scheduled scan itself (`portal.surges.services.scan`) on a database
+(SQLite in a scratch folder unless --database-url) holding a week and six hours of tickets at
+--per-day, grouped by the portal's code: first a scan whose process holds no copy of the
+week's vectors (it reads them all, as every scan with a fresh ticket did before they were
+kept in memory), then scans a minute apart with one new ticket each (they read only it).
+RESULT scan_tickets=<n> scan_full_ms=<median> scan_incremental_ms=<median> ratio=<full/inc>
 """
 
 from __future__ import annotations
@@ -129,10 +140,11 @@ def spike(rng, name, count, minutes, shape, start, rows) -> list[Ticket]:
 @dataclass
 class Surge:
     raised_at: int
-    centre: np.ndarray
+    centres: np.ndarray  # rows: its first centre, then those of alerts that joined it
     members: list[int] = field(default_factory=list)  # stream indices
-    last_at: int = 0
+    surging_at: int = 0
     raised_with: list[int] = field(default_factory=list)  # its members when raised
+    ended_at: int | None = None
 
 
 @dataclass
@@ -140,6 +152,7 @@ class Detector:
     sensitivity: detection.Sensitivity
     open: list[Surge] = field(default_factory=list)
     raised: list[Surge] = field(default_factory=list)
+    claimed: set[int] = field(default_factory=set)  # members of ended surges
 
     def members(self) -> set[int]:
         return {i for surge in self.open for i in surge.members}
@@ -180,9 +193,8 @@ def replay(stream: list[Ticket], vectors: np.ndarray, detectors: list[Detector],
         fresh.append(index)
         for detector in detectors:
             for surge in detector.open:
-                if float(surge.centre @ vector) >= detection.MEMBERSHIP:
+                if float((surge.centres @ vector).max()) >= detection.MEMBERSHIP:
                     surge.members.append(index)
-                    surge.last_at = now
                     break
     return groups_of
 
@@ -196,17 +208,37 @@ def scan(now, upto, fresh, detectors, minutes, stream_vectors, start_minute):
                              hi=upto)
     recent_minutes, recent_vectors = minutes[lo:upto], stream_vectors[lo:upto]
     fresh_rows = np.array(fresh, dtype=np.int64) - lo
-    idle = detection.SURGE_IDLE.total_seconds() / 60
+    end_after = detection.END_AFTER.total_seconds() / 60
     for detector in detectors:
-        detector.open = [s for s in detector.open if now - s.last_at <= idle]
-        blocked = np.stack([s.centre for s in detector.open]) if detector.open else None
+        claimed = np.isin(np.arange(lo, upto), list(detector.claimed))
+        still_open = []
+        for surge in detector.open:
+            if detection.surging(surge.centres, recent_minutes, recent_vectors, now, span,
+                                 detector.sensitivity, claimed):
+                surge.surging_at = now
+            elif now - surge.surging_at >= end_after:
+                surge.ended_at = now
+                detector.claimed.update(surge.members)
+                continue
+            still_open.append(surge)
+        if len(still_open) < len(detector.open):
+            claimed = np.isin(np.arange(lo, upto), list(detector.claimed))
+        detector.open = still_open
+        blocked = np.vstack([s.centres for s in detector.open]) if detector.open else None
         alerts = detection.detect(recent_minutes, recent_vectors, now, fresh_rows, span,
-                                  detector.sensitivity, blocked)
+                                  detector.sensitivity, blocked, claimed)
         for alert in alerts:
             members = [lo + i for i in alert.members]
             if detection.already_covered(members, detector.members()):
                 continue
-            surge = Surge(now, alert.centre, members, now, list(members))
+            same = next((s for s in detector.open if detection.same_spike(
+                alert.centre, s.centres[0], members, set(s.members))), None)
+            if same is not None:
+                same.centres = np.vstack([same.centres, alert.centre])
+                known = set(same.members)
+                same.members += [i for i in members if i not in known]
+                continue
+            surge = Surge(now, alert.centre[None, :], members, now, list(members))
             detector.open.append(surge)
             detector.raised.append(surge)
 
@@ -252,6 +284,77 @@ def run_once(rng, texts_categories, vectors, by_category, close_category, args, 
     return out
 
 
+def scan_cost(args, texts: list[str], vectors: np.ndarray) -> None:
+    """Per-minute cost of the portal's scan, with and without the week's vectors in memory."""
+    import tempfile
+
+    from portal import create_app
+    from portal.db import utcnow
+    from portal.extensions import db
+    from portal.migrate import upgrade
+    from portal.surges import recent, services
+    from portal.tickets.models import Ticket
+
+    rng = np.random.default_rng(args.seed)
+    with tempfile.TemporaryDirectory(prefix="surges-scan-") as folder:
+        config = {"INSTANCE_PATH": folder, "SECRET_KEY": "bench", "SEMANTIC_SEARCH": False,
+                  "TESTING": False}
+        if args.database_url:  # emptied first, as the PostgreSQL tests do
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(args.database_url)
+            with engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+            engine.dispose()
+            config["DATABASE_URL"] = args.database_url
+        app = create_app(config)
+        with app.app_context():
+            upgrade(app)
+            now = utcnow().replace(second=0, microsecond=0)
+            period = (detection.HISTORY + max(detection.WINDOWS)).total_seconds() / 60
+            count = int(args.per_day * period / DAY)
+
+            def add(at):
+                row = int(rng.integers(len(texts)))
+                ticket = Ticket(subject=texts[row][:200], requester_name="Bench",
+                                requester_email="bench@example.com", created_at=at)
+                db.session.add(ticket)
+                db.session.flush()
+                services.add_to_group(ticket.id, at, vectors[row]).embedded_at = \
+                    at + timedelta(seconds=5)  # embedded as it arrived
+
+            started = time.perf_counter()
+            for minute in sorted(rng.uniform(1, period, count), reverse=True):
+                add(now - timedelta(minutes=float(minute)))
+            db.session.commit()
+            print(f"seeded {count} tickets in {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr)
+
+            def timed(at) -> float:
+                started = time.perf_counter()
+                services.scan(at)
+                db.session.rollback()  # the same minute again, as it was
+                return (time.perf_counter() - started) * 1000
+
+            full, incremental = [], []
+            for minute in range(args.rounds):
+                at = now + timedelta(minutes=minute)
+                add(at - timedelta(seconds=30))
+                db.session.commit()
+                app.extensions.pop("surges_recent", None)  # a process with no copy yet
+                full.append(timed(at))
+                timed(at)  # the copy is now up to date: the next minute reads one row
+                add(at + timedelta(seconds=30))
+                db.session.commit()
+                incremental.append(timed(at + timedelta(minutes=1)))
+            assert recent.recent().full_reads == 1
+            full_ms, inc_ms = statistics.median(full), statistics.median(incremental)
+            print(f"RESULT scan_tickets={count} scan_full_ms={full_ms:.1f} "
+                  f"scan_incremental_ms={inc_ms:.1f} ratio={full_ms / inc_ms:.1f} "
+                  f"database={db.engine.dialect.name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -261,9 +364,18 @@ def main() -> None:
     parser.add_argument("--quiet-days", type=int, default=2)
     parser.add_argument("--cold", action="store_true",
                         help="one day of history instead of a week (the cold-start rule)")
+    parser.add_argument("--scan-cost", action="store_true",
+                        help="time the portal's per-minute scan instead (see above)")
+    parser.add_argument("--database-url",
+                        help="for --scan-cost: this PostgreSQL database (emptied first)")
+    parser.add_argument("--rounds", type=int, default=15, help="for --scan-cost")
     args = parser.parse_args()
     texts, labels = load(args.data)
     vectors = embeddings(args.data, texts)
+    if args.scan_cost:
+        with single_threaded_blas():
+            scan_cost(args, texts, vectors)
+        return
     by_category: dict[str, list[int]] = defaultdict(list)
     for i, label in enumerate(labels):
         by_category[label].append(i)

@@ -79,6 +79,7 @@ def default_config(instance_path: str) -> dict:
         "INVITE_MAX_AGE": 7 * 24 * 3600,
         "TICKET_LINK_MAX_AGE": 30 * 24 * 3600,
         "TICKET_POLL_SECONDS": 10,
+        "SURGES_POLL_SECONDS": 30,  # the agents' surge strip and count refresh this often
         "FIND_REQUEST_RATE_LIMIT": "5 per minute;30 per hour",
         "VISITOR_TICKET_RATE_LIMIT": "10 per minute;40 per hour",
         # "I'm affected too" on a known issue, per client address.

@@ -32,7 +32,7 @@ def _agent_surge_count() -> dict:
     banner: functions, so only the pages that show them pay for the query."""
     from portal.surges.known_issues import banner
     from portal.surges.problems import hint_for
-    from portal.surges.services import open_count, open_surges
+    from portal.surges.services import ended_surges, open_count, open_surges
 
-    return {"surge_count": open_count, "open_surges": open_surges, "known_issues": banner,
-            "problem_hint": hint_for}
+    return {"surge_count": open_count, "open_surges": open_surges,
+            "ended_surges": ended_surges, "known_issues": banner, "problem_hint": hint_for}

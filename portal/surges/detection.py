@@ -37,6 +37,7 @@ HISTORY = timedelta(days=7)  # the baseline: each group's share of this period's
 WINDOWS = (timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 COLD_START = timedelta(days=7)  # less history than this: cold-start rule
 COLD_BASE = 100  # baseline tickets assumed at least during cold start
+SAME_SPIKE = 0.45  # cosine to an open surge's first centre: a new alert joins that surge
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,36 @@ class Alert:
     verdict: Verdict
 
 
+def _windows(minutes: np.ndarray, now: float) -> tuple[list, np.ndarray]:
+    """(window, rows inside it) for each window, and the rows of the baseline before them."""
+    longest = max(WINDOWS).total_seconds() / 60
+    inside = [(window, (minutes > now - window.total_seconds() / 60) & (minutes <= now))
+              for window in WINDOWS]
+    in_base = (minutes > now - longest - HISTORY.total_seconds() / 60) & \
+        (minutes <= now - longest)
+    return inside, in_base
+
+
+def _judge_all(near: np.ndarray, minutes: np.ndarray, now: float, history_span: timedelta,
+               sensitivity: Sensitivity, claimed: np.ndarray | None) -> list[Verdict]:
+    """A verdict for each row of `near` (which tickets are close to that neighbourhood).
+    Tickets `claimed` by an ended surge count in the baseline but not in the windows: a
+    new surge needs tickets of its own."""
+    inside, in_base = _windows(minutes, now)
+    base, near_base = int(np.count_nonzero(in_base)), near[:, in_base].sum(axis=1)
+    window_near = near if claimed is None else near & ~claimed
+    totals = [int(np.count_nonzero(mask)) for _, mask in inside]
+    counts = [window_near[:, mask].sum(axis=1) for _, mask in inside]
+    return [judge([(w, int(c[row]), t)
+                   for (w, _), c, t in zip(inside, counts, totals, strict=True)],
+                  int(near_base[row]), base, history_span, sensitivity)
+            for row in range(len(near))]
+
+
 def detect(minutes: np.ndarray, vectors: np.ndarray, now: float, fresh: np.ndarray,
            history_span: timedelta, sensitivity: Sensitivity,
-           blocked: np.ndarray | None = None) -> list[Alert]:
+           blocked: np.ndarray | None = None,
+           claimed: np.ndarray | None = None) -> list[Alert]:
     """Dense neighbourhoods among recent tickets, merged so one spike gives one alert.
 
     `minutes` (sorted arrival times in minutes) and `vectors` (unit rows) hold the tickets of
@@ -159,7 +187,8 @@ def detect(minutes: np.ndarray, vectors: np.ndarray, now: float, fresh: np.ndarr
     fresh one seeds a neighbourhood: the centre of its recent neighbours (within `RADIUS`),
     and the tickets within `NEIGHBOURHOOD` of that centre are counted in each window and in
     the baseline. Neighbourhoods whose centre is within `SIMILARITY` of a `blocked` centre
-    (open or silenced surges) are left alone.
+    (open or silenced surges) are left alone; `claimed` (a mask of rows) are the tickets of
+    ended surges.
     """
     longest = max(WINDOWS).total_seconds() / 60
     recent = np.flatnonzero((minutes > now - longest) & (minutes <= now))
@@ -175,24 +204,37 @@ def detect(minutes: np.ndarray, vectors: np.ndarray, now: float, fresh: np.ndarr
         centres = centres[free]
     if not len(centres):
         return []
-    near = centres @ vectors.T >= NEIGHBOURHOOD
-    in_base = (minutes > now - longest - HISTORY.total_seconds() / 60) & \
-        (minutes <= now - longest)
-    base, near_base = int(np.count_nonzero(in_base)), near[:, in_base].sum(axis=1)
-    inside = [(window, (minutes > now - window.total_seconds() / 60) & (minutes <= now))
-              for window in WINDOWS]
-    totals = [int(np.count_nonzero(mask)) for _, mask in inside]
-    counts = [near[:, mask].sum(axis=1) for _, mask in inside]
+    verdicts = _judge_all(centres @ vectors.T >= NEIGHBOURHOOD, minutes, now, history_span,
+                          sensitivity, claimed)
+    inside = dict(_windows(minutes, now)[0])
     alerts = []
-    for row, centre in enumerate(centres):
-        verdict = judge([(w, int(c[row]), t) for (w, _), c, t in
-                         zip(inside, counts, totals, strict=True)],
-                        int(near_base[row]), base, history_span, sensitivity)
+    for centre, verdict in zip(centres, verdicts, strict=True):
         if verdict.surge:
-            mask = dict(inside)[verdict.window]
+            mask = inside[verdict.window]
+            if claimed is not None:
+                mask = mask & ~claimed
             members = np.flatnonzero(mask & (vectors @ centre >= MEMBERSHIP))
             alerts.append(Alert(centre, [int(i) for i in members], verdict))
     return merge(alerts, vectors)
+
+
+def surging(centres: np.ndarray, minutes: np.ndarray, vectors: np.ndarray, now: float,
+            history_span: timedelta, sensitivity: Sensitivity,
+            claimed: np.ndarray | None = None) -> bool:
+    """Is an open surge still at its alert level: would its neighbourhood (the tickets
+    within `NEIGHBOURHOOD` of any of its centres) raise a surge now? Below it for
+    `END_AFTER`, the surge ends."""
+    near = (np.atleast_2d(centres) @ vectors.T >= NEIGHBOURHOOD).any(axis=0)
+    return _judge_all(near[None, :], minutes, now, history_span, sensitivity,
+                      claimed)[0].surge
+
+
+def same_spike(centre: np.ndarray, first_centre: np.ndarray, members, open_members: set) -> bool:
+    """Is this alert another neighbourhood of an open surge's spike? One intent is often
+    written in ways far enough apart to form two neighbourhoods, arriving together: close
+    to the surge's first centre (not to centres merged later, so a surge cannot creep from
+    topic to topic), or sharing tickets with it."""
+    return float(centre @ first_centre) >= SAME_SPIKE or any(m in open_members for m in members)
 
 
 def already_covered(members, open_members: set, share: float = 0.5) -> bool:
@@ -225,5 +267,5 @@ def merge(alerts: list[Alert], vectors: np.ndarray) -> list[Alert]:
     return out
 
 
-SURGE_IDLE = timedelta(hours=6)  # an open surge with no new member for this long ends
+END_AFTER = timedelta(hours=2)  # an open surge below its alert level this long ends
 QUIET = timedelta(days=1)  # "not a surge" silences the group this long

@@ -48,6 +48,7 @@ class TicketVector(Base):
     __table_args__ = (
         Index("ix_ticket_vectors_created_group", "ticket_created_at", "group_id"),
         Index("ix_ticket_vectors_group_created", "group_id", "ticket_created_at"),
+        Index("ix_ticket_vectors_embedded", "embedded_at"),  # the scan's new rows
     )
 
     ticket_id: Mapped[int] = mapped_column(
@@ -83,6 +84,8 @@ class Surge(Base):
     words: Mapped[str] = mapped_column(String(200), default="")  # what sets it apart
     # The centre of its tickets when raised: later tickets this close join it.
     center: Mapped[bytes] = mapped_column(LargeBinary)
+    # Centres of the same spike's other neighbourhoods, merged into it later (concatenated).
+    extra_centers: Mapped[bytes | None] = mapped_column(LargeBinary)
     window_minutes: Mapped[int] = mapped_column(Integer)
     count_at_alert: Mapped[int] = mapped_column(Integer)
     expected: Mapped[float] = mapped_column(Float)
@@ -94,6 +97,9 @@ class Surge(Base):
     first_at: Mapped[datetime] = mapped_column(DateTime)
     last_at: Mapped[datetime] = mapped_column(DateTime)
     detected_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The last scan that found its rate at the alert level; two hours below it end the surge.
+    surging_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     acted_at: Mapped[datetime | None] = mapped_column(DateTime)
     problem_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     notified_group_id: Mapped[int | None] = mapped_column(
@@ -109,6 +115,18 @@ class Surge(Base):
 
     def center_array(self) -> np.ndarray:
         return np.frombuffer(self.center, dtype=np.float32)
+
+    def centers(self) -> np.ndarray:
+        """Its first centre and those merged into it, one row each."""
+        first = self.center_array()
+        if not self.extra_centers:
+            return first[None, :]
+        extra = np.frombuffer(self.extra_centers, dtype=np.float32).reshape(-1, len(first))
+        return np.vstack([first, extra])
+
+    def add_center(self, center: np.ndarray) -> None:
+        self.extra_centers = (self.extra_centers or b"") + \
+            np.asarray(center, dtype=np.float32).tobytes()
 
     def sparkline_values(self) -> list[int]:
         return [int(v) for v in self.sparkline.split(",") if v.isdigit()]

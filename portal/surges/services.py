@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from portal import signals
 from portal.auth.models import User
-from portal.cluster import changes, memo
+from portal.cluster import memo
 from portal.db import utcnow
 from portal.extensions import db
 from portal.mail import absolute_url, send_mail
 from portal.search import semantic
 from portal.search.embeddings import MODEL_ID
-from portal.surges import detection
+from portal.surges import detection, recent
 from portal.surges.models import SimilarGroup, Surge, SurgeFeedback, SurgeMember, TicketVector
 from portal.tickets.models import Group, Message, Setting, Ticket, TicketType
 
@@ -37,6 +37,7 @@ SENSITIVITY_SETTING = "surges.sensitivity"
 EMBED_BATCH = 32
 SPARK_BUCKET = timedelta(minutes=10)
 SPARK_BUCKETS = 12
+ENDED_SHOWN = timedelta(hours=6)  # the strip still lists a surge this long after it ended
 REPRESENTATIVES = 3
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
 _STOP = frozenset([
@@ -140,7 +141,7 @@ def add_to_group(ticket_id: int, created_at: datetime, vector: np.ndarray) -> Ti
     surge = _open_surge_for(vector)
     if surge is not None:
         db.session.add(SurgeMember(surge_id=surge.id, ticket_id=ticket_id,
-                                   similarity=float(surge.center_array() @ vector)))
+                                   similarity=float((surge.centers() @ vector).max())))
         surge.member_count += 1
         surge.last_at = max(surge.last_at, created_at)
     db.session.flush()
@@ -150,7 +151,7 @@ def add_to_group(ticket_id: int, created_at: datetime, vector: np.ndarray) -> Ti
 def _open_surge_for(vector: np.ndarray) -> Surge | None:
     """The open surge a new ticket belongs to: the first whose centre is close enough."""
     for surge in db.session.scalars(select(Surge).where(Surge.open_group_id.is_not(None))):
-        if float(surge.center_array() @ vector) >= detection.MEMBERSHIP:
+        if float((surge.centers() @ vector).max()) >= detection.MEMBERSHIP:
             return surge
     return None
 
@@ -160,82 +161,124 @@ def nearest_vectors(vector: np.ndarray, rows: list[TicketVector]) -> list[tuple[
 
 
 # --- detection ------------------------------------------------------------------------------
-_EPOCH = datetime(2000, 1, 1)
-
-
-def _minutes(at: datetime) -> float:
-    return (at - _EPOCH).total_seconds() / 60
-
-
 def scan(now: datetime | None = None) -> list[Surge]:
-    """Close quiet surges, refresh open ones, and raise a surge for each dense neighbourhood
-    of recent tickets that stands out against its own baseline; returns the new surges
-    (flushed, not committed)."""
+    """End surges back at their baseline, and raise a surge for each dense neighbourhood of
+    recent tickets that stands out against its own baseline (or join it to the open surge of
+    the same spike); returns the new surges (flushed, not committed)."""
     now = now or utcnow()
     setting = sensitivity()
-    end_idle_surges(now)
     shortest, longest = min(detection.WINDOWS), max(detection.WINDOWS)
-    # Only neighbourhoods a ticket entered lately can have grown (a late embedding counts):
-    # with none, the week's vectors are not even read.
+    # A quiet minute (no ticket arrived or was embedded lately, no surge open) can neither
+    # raise nor end a surge: the vectors are not even looked at.
     is_fresh = (TicketVector.ticket_created_at > now - shortest) | \
         (TicketVector.embedded_at > now - shortest)
     if not db.session.scalar(select(func.count()).select_from(TicketVector).where(
-            is_fresh, TicketVector.ticket_created_at <= now)):
-        refresh_sparklines(now)
+            is_fresh, TicketVector.ticket_created_at <= now)) and \
+            not db.session.scalar(select(func.count()).select_from(Surge).where(
+                Surge.status == "open")):
         return []
-    rows = db.session.execute(
-        select(TicketVector.ticket_id, TicketVector.group_id, TicketVector.ticket_created_at,
-               TicketVector.embedded_at, TicketVector.vector)
-        .where(TicketVector.ticket_created_at > now - longest - detection.HISTORY,
-               TicketVector.ticket_created_at <= now)
-        .order_by(TicketVector.ticket_created_at, TicketVector.ticket_id)).all()
-    fresh = np.array([i for i, r in enumerate(rows)
-                      if r.ticket_created_at > now - shortest or r.embedded_at > now - shortest],
-                     dtype=np.int64)
+    rows = recent.recent().read(now - longest - detection.HISTORY, now)
+    oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
+    span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
+    claimed = _claimed(rows, now - longest)
+    _end_or_keep(rows, claimed, now, span, setting)
+    # Only neighbourhoods a ticket entered lately can have grown (a late embedding counts).
+    since = recent.minutes_of(now - shortest)
+    fresh = np.flatnonzero((rows.minutes > since) | (rows.embedded > since))
     raised: list[Surge] = []
     if len(fresh):
-        minutes = np.array([_minutes(r.ticket_created_at) for r in rows], dtype=np.float64)
-        vectors = np.stack([np.frombuffer(r.vector, np.float32) for r in rows])
-        oldest = db.session.scalar(select(func.min(TicketVector.ticket_created_at)))
-        span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
-        covered = set(db.session.scalars(
-            select(SurgeMember.ticket_id).join(Surge, Surge.id == SurgeMember.surge_id)
-            .where(Surge.status == "open")))
-        alerts = detection.detect(minutes, vectors, _minutes(now), fresh, span, setting,
-                                  _blocked_centres(now))
-        for alert in alerts:
-            members = [rows[i].ticket_id for i in alert.members]
-            if detection.already_covered(members, covered):
-                continue
-            group_id = Counter(rows[i].group_id for i in alert.members).most_common(1)[0][0]
-            surge = _raise(db.session.get(SimilarGroup, group_id), alert.centre, members,
-                           alert.verdict, setting, now)
-            if surge is not None:
-                raised.append(surge)
-                covered.update(members)
+        alerts = detection.detect(rows.minutes, rows.vectors, recent.minutes_of(now), fresh,
+                                  span, setting, _blocked_centres(now), claimed)
+        raised = _act_on(alerts, rows, setting, now)
     refresh_sparklines(now)
     return raised
+
+
+def _act_on(alerts: list[detection.Alert], rows: recent.Window,
+            setting: detection.Sensitivity, now: datetime) -> list[Surge]:
+    """Each alert mostly of an open surge's tickets is that surge's; one of the same spike
+    joins it (its centre and tickets); any other raises a surge."""
+    opened = list(db.session.scalars(select(Surge).where(Surge.status == "open")))
+    members = {s.id: set(db.session.scalars(select(SurgeMember.ticket_id).where(
+        SurgeMember.surge_id == s.id))) for s in opened}
+    covered = set().union(*members.values())
+    raised = []
+    for alert in alerts:
+        ids = [int(rows.ticket_ids[i]) for i in alert.members]
+        if detection.already_covered(ids, covered):
+            continue
+        same = next((s for s in opened if detection.same_spike(
+            alert.centre, s.center_array(), ids, members[s.id])), None)
+        if same is not None:
+            _join(same, alert.centre, ids, members[same.id])
+            covered.update(ids)
+            continue
+        group_id = Counter(int(rows.group_ids[i]) for i in alert.members).most_common(1)[0][0]
+        surge = _raise(db.session.get(SimilarGroup, group_id), alert.centre, ids,
+                       alert.verdict, setting, now)
+        if surge is not None:
+            raised.append(surge)
+            covered.update(ids)
+            opened.append(surge)
+            members[surge.id] = set(ids)
+    return raised
+
+
+def _join(surge: Surge, centre: np.ndarray, ticket_ids: list[int], members: set[int]) -> None:
+    """Another neighbourhood of the same spike: its centre and tickets join the surge."""
+    surge.add_center(centre)
+    new = [t for t in ticket_ids if t not in members]
+    vectors = {r.ticket_id: r for r in db.session.scalars(
+        select(TicketVector).where(TicketVector.ticket_id.in_(new)))}
+    centres = surge.centers()
+    for ticket_id in new:
+        row = vectors[ticket_id]
+        db.session.add(SurgeMember(surge_id=surge.id, ticket_id=ticket_id,
+                                   similarity=float((centres @ row.array()).max())))
+        surge.first_at = min(surge.first_at, row.ticket_created_at)
+        surge.last_at = max(surge.last_at, row.ticket_created_at)
+    surge.member_count += len(new)
+    members.update(new)
+    db.session.flush()
+    log.info("surge %s: %s more tickets of the same spike joined it", surge.id, len(new))
+
+
+def _claimed(rows: recent.Window, since: datetime) -> np.ndarray:
+    """The recent tickets of surges no longer open: they count for no new surge."""
+    ids = set(db.session.scalars(
+        select(SurgeMember.ticket_id).join(Surge, Surge.id == SurgeMember.surge_id)
+        .join(TicketVector, TicketVector.ticket_id == SurgeMember.ticket_id)
+        .where(Surge.status != "open", TicketVector.ticket_created_at > since)))
+    return np.isin(rows.ticket_ids, np.fromiter(ids, np.int64, len(ids)))
+
+
+def _end_or_keep(rows: recent.Window, claimed: np.ndarray, now: datetime, span: timedelta,
+                 setting: detection.Sensitivity) -> None:
+    """An open surge whose rate has stayed below the alert level for `END_AFTER` ends: it
+    takes no more tickets, and a later spike of the same topic raises a new surge."""
+    ended = 0
+    for surge in db.session.scalars(select(Surge).where(Surge.status == "open")):
+        if len(rows) and detection.surging(surge.centers(), rows.minutes, rows.vectors,
+                                           recent.minutes_of(now), span, setting, claimed):
+            surge.surging_at = now
+        elif now - (surge.surging_at or surge.detected_at) >= detection.END_AFTER:
+            surge.status, surge.ended_at, surge.open_group_id = "ended", now, None
+            ended += 1
+            log.info("surge %s ended: back at its usual rate since %s", surge.id,
+                     surge.surging_at or surge.detected_at)
+    if ended:
+        db.session.flush()
 
 
 def _blocked_centres(now: datetime) -> np.ndarray | None:
     """Centres no new surge may start near: open surges (they absorb their later tickets),
     and what agents called "not a surge" within the quiet period (its surge and group)."""
-    centres = [s.center_array() for s in db.session.scalars(select(Surge).where(
+    centres = [s.centers() for s in db.session.scalars(select(Surge).where(
         (Surge.status == "open")
         | ((Surge.status == "dismissed") & (Surge.acted_at > now - detection.QUIET))))]
-    centres += [detection.centroid(g.sum_array()) for g in db.session.scalars(
+    centres += [detection.centroid(g.sum_array())[None, :] for g in db.session.scalars(
         select(SimilarGroup).where(SimilarGroup.quiet_until > now))]
-    return np.stack(centres) if centres else None
-
-
-def end_idle_surges(now: datetime) -> int:
-    result = db.session.execute(
-        update(Surge).where(Surge.status == "open",
-                            Surge.last_at < now - detection.SURGE_IDLE)
-        .values(status="ended", open_group_id=None))
-    if result.rowcount:
-        changes.record(SURGES)  # not an ORM write: the open surges' cache must hear of it
-    return result.rowcount or 0
+    return np.vstack(centres) if centres else None
 
 
 def _raise(group: SimilarGroup, center: np.ndarray, member_ids: list[int],
@@ -255,7 +298,8 @@ def _raise(group: SimilarGroup, center: np.ndarray, member_ids: list[int],
             [r.ticket.subject for r in rows], now)),
         window_minutes=int(verdict.window.total_seconds() // 60), count_at_alert=verdict.count,
         expected=verdict.expected, p_value=verdict.p_value, member_count=len(rows),
-        first_at=rows[0].ticket_created_at, last_at=rows[-1].ticket_created_at, detected_at=now)
+        first_at=rows[0].ticket_created_at, last_at=rows[-1].ticket_created_at, detected_at=now,
+        surging_at=now)
     try:
         with db.session.begin_nested():
             db.session.add(surge)
@@ -338,6 +382,20 @@ def open_surges(limit: int = 5) -> list[Surge]:
         return surges
 
     return memo.remember(SURGES, ("open", limit), read)
+
+
+def ended_surges(limit: int = 3) -> list[Surge]:
+    """Surges that ended within `ENDED_SHOWN`, newest first, for the strip."""
+    def read() -> list[Surge]:
+        surges = list(db.session.scalars(
+            select(Surge).where(Surge.status == "ended",
+                                Surge.ended_at > utcnow() - ENDED_SHOWN)
+            .order_by(Surge.ended_at.desc()).limit(limit)))
+        for surge in surges:
+            db.session.expunge(surge)
+        return surges
+
+    return memo.remember(SURGES, ("ended", limit), read, max_age=60)
 
 
 def open_count() -> int:
