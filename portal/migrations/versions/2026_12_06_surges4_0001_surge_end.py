@@ -2,7 +2,7 @@
 the scan reads only newly embedded vectors
 
 Revision ID: surges4_0001
-Revises: scale_0001
+Revises: scale3_0002
 Create Date: 2026-12-06 07:40:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = 'surges4_0001'
-down_revision = 'scale_0001'
+down_revision = 'scale3_0002'
 branch_labels = None
 depends_on = None
 
