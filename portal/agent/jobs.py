@@ -2,8 +2,8 @@
 
 The job workers run them on a schedule (`portal.agent.tasks`); `flask --app app tickets
 autoclose` and `flask --app app tickets escalate` run them by hand (both idempotent). The same
-checks run cheaply when a ticket or the queue is read, so a stopped worker never leaves a
-stale status on screen.
+checks run when a ticket is read, and when the queue is read while no worker runs them, so a
+stopped worker never leaves a stale status on screen.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from portal.converters import parse_id
 from portal.db import utcnow
 from portal.extensions import db
+from portal.jobs import services as jobs_services
 from portal.mail import send_mail
 from portal.tickets.lifecycle import change_status, record_event
 from portal.tickets.models import Group, Setting, Status, Ticket
@@ -191,15 +192,22 @@ def check_ticket(ticket: Ticket, now: datetime | None = None) -> bool:
 
 _last_sweep: dict[str, datetime] = {}
 SWEEP_EVERY = timedelta(minutes=1)
+WORKER_SILENT_AFTER = timedelta(minutes=3)  # no `tickets.sla` slot claimed for this long
 
 
 def sweep_if_due(now: datetime | None = None) -> None:
-    """Run autoclose and the SLA check at most once a minute per process, on queue reads."""
+    """Run autoclose and the SLA check on queue reads, at most once a minute per process,
+    and only while no worker runs the scheduled check (`tickets.sla`): a stopped worker
+    never leaves a stale status on screen, and a running one keeps an agent's request from
+    doing its work (with a backlog, hundreds of escalations inside one page view)."""
     now = now or utcnow()
     last = _last_sweep.get(current_app.instance_path)
     if last is not None and now - last < SWEEP_EVERY:
         return
     _last_sweep[current_app.instance_path] = now
+    checked = jobs_services.last_slot("tickets.sla")
+    if checked is not None and now - checked <= WORKER_SILENT_AFTER:
+        return
     with db.writing():
         autoclose(now, limit=500)
         check_sla(now, limit=200)

@@ -192,6 +192,11 @@ def slot_start(schedule: Schedule, now: datetime) -> datetime:
     return epoch + timedelta(seconds=elapsed - elapsed % seconds)
 
 
+def last_slot(name: str) -> datetime | None:
+    """The latest slot a worker claimed for the scheduled job `name` (None: never)."""
+    return db.session.scalar(select(func.max(ScheduledRun.slot)).where(ScheduledRun.name == name))
+
+
 def claim_schedule_slot(schedule: Schedule, slot: datetime, worker: str) -> bool:
     """Insert the (name, slot) claim and its job in one transaction; False if taken."""
     session = db.session

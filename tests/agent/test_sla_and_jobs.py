@@ -110,3 +110,33 @@ def test_routing_by_category_round_robin(app, agent, make_user, customer, make_t
     following = make_ticket(customer, category=category)
     assert first.group_id == group.id and following.group_id == group.id
     assert {first.assignee_id, following.assignee_id} == {agent.id, second.id}
+
+
+def _overdue(customer, make_ticket):
+    ticket = make_ticket(customer, subject="Nobody answered",
+                         created_at=utcnow() - timedelta(hours=30))
+    ticket.first_response_due_at = utcnow() - timedelta(hours=2)
+    db.session.commit()
+    return ticket
+
+
+def test_the_queue_checks_slas_itself_while_no_worker_does(agent_client, customer,
+                                                           make_ticket):
+    ticket = _overdue(customer, make_ticket)
+    assert agent_client.get("/agent/").status_code == 200
+    db.session.refresh(ticket)
+    assert ticket.first_response_breached
+
+
+def test_the_queue_leaves_slas_to_a_running_worker(agent_client, customer, make_ticket):
+    """A worker claimed the last `tickets.sla` slot: an agent's page view does not do its
+    work (with a backlog, hundreds of escalations inside one request)."""
+    from portal.jobs.models import ScheduledRun
+
+    ticket = _overdue(customer, make_ticket)
+    db.session.add(ScheduledRun(name="tickets.sla", slot=utcnow() - timedelta(seconds=50),
+                                claimed_by="worker-1"))
+    db.session.commit()
+    assert agent_client.get("/agent/").status_code == 200
+    db.session.refresh(ticket)
+    assert not ticket.first_response_breached
