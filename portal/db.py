@@ -256,7 +256,6 @@ class Database:
                 yield session
 
 
-
 def refresh_planner_statistics(session: Session) -> None:
     """Sample the tables for SQLite's query planner (a sampled ANALYZE: milliseconds at any
     size). Without statistics it guesses, and at a million tickets it prefers the status index

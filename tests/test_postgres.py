@@ -227,6 +227,26 @@ def _transaction_states(engine):
     return states, lambda: event.remove(engine, "after_cursor_execute", after)
 
 
+def _get_recording(client, url: str, **kwargs):
+    """GET `url`: (the response, its statements with whitespace folded, and after each one
+    whether its connection was inside a transaction, as `_transaction_states`)."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    states, stop = _transaction_states(db.engine)
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        response = client.get(url, **kwargs)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+        stop()
+    return response, statements, states
+
+
 def test_a_read_only_request_sends_no_begin_on_postgres(pg_app):
     """A GET runs in autocommit (no BEGIN/ROLLBACK round trips); a POST in one transaction."""
     from portal.auth.models import Role
@@ -326,20 +346,9 @@ def test_agent_ticket_page_and_suggestions_on_postgres(pg_app):
 def test_a_search_is_logged_in_one_statement_that_commits_itself_on_postgres(pg_app):
     """The search log row of a GET is one round trip: the INSERT runs in the request's
     autocommit (no BEGIN, no SET LOCAL, no COMMIT) and is committed when the page answers."""
-    from sqlalchemy import create_engine, event, text
+    from sqlalchemy import create_engine, text
 
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(" ".join(statement.split()))
-
-    states, stop = _transaction_states(db.engine)
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        page = pg_app.test_client().get("/kb/search?q=refund")
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-        stop()
+    page, statements, states = _get_recording(pg_app.test_client(), "/kb/search?q=refund")
     assert page.status_code == 200
     logged = [n for n, s in enumerate(statements) if "search_log" in s]
     assert len(logged) == 1 and "set_config(" in statements[logged[0]]
@@ -404,7 +413,7 @@ def test_the_agent_ticket_page_reads_in_eight_statements_on_postgres(pg_app):
 def test_suggestion_impressions_are_one_statement_that_commits_itself_on_postgres(pg_app):
     """The impressions of a suggestions request (a GET) are one INSERT of all their rows, in
     the request's autocommit: no BEGIN/COMMIT round trips."""
-    from sqlalchemy import event, select
+    from sqlalchemy import select
 
     from portal.auth.models import Role
     from portal.auth.services import create_user
@@ -421,20 +430,10 @@ def test_suggestion_impressions_are_one_statement_that_commits_itself_on_postgre
                                     section_id=section.id), author,
                        status=ArticleStatus.PUBLISHED)
     db.session.commit()
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(" ".join(statement.split()))
-
-    states, stop = _transaction_states(db.engine)
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        page = pg_app.test_client().get("/tickets/new/suggestions", query_string={
+    page, statements, states = _get_recording(
+        pg_app.test_client(), "/tickets/new/suggestions", query_string={
             "subject": "printer jams", "description": "the printer tray jams",
             "form_key": "form-1"}, headers={"HX-Request": "true", "HX-Target": "suggestions"})
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-        stop()
     assert page.status_code == 200
     written = [n for n, s in enumerate(statements) if s.startswith("INSERT INTO suggestion")]
     assert len(written) == 1 and states[written[0]] == "IDLE", (statements, states)

@@ -24,7 +24,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.admin import bp
 from portal.agent.jobs import AUTOCLOSE_KEY, autoclose_days
-from portal.agent.services import active_agents
+from portal.agent.services import choice_lists
 from portal.auth.models import Role, User
 from portal.auth.views import admin_required
 from portal.extensions import db
@@ -127,7 +127,7 @@ def _save(obj, form, unique_field: str, template: str, **ctx):
 
 def _group_form(group: Group | None) -> GroupForm:
     form = GroupForm(obj=group if request.method == "GET" else None)
-    form.members.choices = select_options([(a.id, a.name) for a in active_agents()])
+    form.members.choices = select_options([(a.id, a.name) for a in choice_lists()["agents"]])
     if request.method == "GET" and group is not None:
         form.members.data = [m.id for m in group.members]
     return form

@@ -126,16 +126,14 @@ class ReportFilters:
         return {k: v for k, v in values.items() if v is not None}
 
     def ticket_conditions(self) -> list:
-        conditions = []
-        if self.group_id is not None:
-            conditions.append(Ticket.group_id == self.group_id)
-        if self.assignee_id is not None:
-            conditions.append(Ticket.assignee_id == self.assignee_id)
-        if self.priority is not None:
-            conditions.append(Ticket.priority == self.priority)
-        if self.category_id is not None:
-            conditions.append(Ticket.category_id == self.category_id)
-        return conditions
+        return self.conditions_on(Ticket.group_id, Ticket.assignee_id, Ticket.priority,
+                                  Ticket.category_id)
+
+    def conditions_on(self, group, assignee, priority, category) -> list:
+        """The set filters, each compared with the given column."""
+        pairs = ((group, self.group_id), (assignee, self.assignee_id),
+                 (priority, self.priority), (category, self.category_id))
+        return [column == value for column, value in pairs if value is not None]
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -315,16 +313,8 @@ def _event_ticket_conditions(f: ReportFilters) -> list:
     that each event carries (kept equal to the ticket's by the database), inside the report
     indexes of ticket_events, so a filtered report reads the same index range as an unfiltered
     one. (Looking each event's ticket up cost a table read per event of the period.)"""
-    conditions = []
-    if f.group_id is not None:
-        conditions.append(TicketEvent.ticket_group_id == f.group_id)
-    if f.assignee_id is not None:
-        conditions.append(TicketEvent.ticket_assignee_id == f.assignee_id)
-    if f.priority is not None:
-        conditions.append(TicketEvent.ticket_priority == f.priority)
-    if f.category_id is not None:
-        conditions.append(TicketEvent.ticket_category_id == f.category_id)
-    return conditions
+    return f.conditions_on(TicketEvent.ticket_group_id, TicketEvent.ticket_assignee_id,
+                           TicketEvent.ticket_priority, TicketEvent.ticket_category_id)
 
 
 def _daily_volume(f: ReportFilters, start: datetime, until: datetime):

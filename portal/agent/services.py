@@ -484,16 +484,6 @@ def _extras_statement():
     )
 
 
-def active_agents() -> list[User]:
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(User.role.in_((Role.AGENT, Role.ADMIN)), User.active.is_(True))
-            .order_by(User.name)
-        )
-    )
-
-
 # --- the lists agents pick from, cached until one of them changes ----------------------------
 CHOICES = "agent-choices"  # change-feed topic
 memo.watch(CHOICES, Group, TicketCategory, CannedReply)

@@ -199,8 +199,10 @@ def _act_on(alerts: list[detection.Alert], rows: recent.Window,
     """Each alert mostly of an open surge's tickets is that surge's; one of the same spike
     joins it (its centre and tickets); any other raises a surge."""
     opened = list(db.session.scalars(select(Surge).where(Surge.status == "open")))
-    members = {s.id: set(db.session.scalars(select(SurgeMember.ticket_id).where(
-        SurgeMember.surge_id == s.id))) for s in opened}
+    members: dict[int, set[int]] = {s.id: set() for s in opened}
+    for surge_id, ticket_id in db.session.execute(select(
+            SurgeMember.surge_id, SurgeMember.ticket_id).where(SurgeMember.surge_id.in_(members))):
+        members[surge_id].add(ticket_id)
     covered = set().union(*members.values())
     raised = []
     for alert in alerts:
@@ -371,31 +373,26 @@ SURGES = "surges"
 memo.watch(SURGES, Surge)
 
 
-def open_surges(limit: int = 5) -> list[Surge]:
-    """The queue strip (read-only objects, shared by requests)."""
-    def read() -> list[Surge]:
-        surges = list(db.session.scalars(
-            select(Surge).where(Surge.status == "open")
-            .order_by(Surge.detected_at.desc()).limit(limit)))
-        for surge in surges:
-            db.session.expunge(surge)  # a later commit in this request must not expire it
-        return surges
+def _detached(stmt) -> list[Surge]:
+    """Read-only objects shared by requests: a later commit in one must not expire them."""
+    surges = list(db.session.scalars(stmt))
+    for surge in surges:
+        db.session.expunge(surge)
+    return surges
 
-    return memo.remember(SURGES, ("open", limit), read)
+
+def open_surges(limit: int = 5) -> list[Surge]:
+    """The queue strip."""
+    return memo.remember(SURGES, ("open", limit), lambda: _detached(
+        select(Surge).where(Surge.status == "open")
+        .order_by(Surge.detected_at.desc()).limit(limit)))
 
 
 def ended_surges(limit: int = 3) -> list[Surge]:
     """Surges that ended within `ENDED_SHOWN`, newest first, for the strip."""
-    def read() -> list[Surge]:
-        surges = list(db.session.scalars(
-            select(Surge).where(Surge.status == "ended",
-                                Surge.ended_at > utcnow() - ENDED_SHOWN)
-            .order_by(Surge.ended_at.desc()).limit(limit)))
-        for surge in surges:
-            db.session.expunge(surge)
-        return surges
-
-    return memo.remember(SURGES, ("ended", limit), read, max_age=60)
+    return memo.remember(SURGES, ("ended", limit), lambda: _detached(
+        select(Surge).where(Surge.status == "ended", Surge.ended_at > utcnow() - ENDED_SHOWN)
+        .order_by(Surge.ended_at.desc()).limit(limit)), max_age=60)
 
 
 def open_count() -> int:
