@@ -28,11 +28,14 @@ import time as clock
 from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from operator import itemgetter
 
 from flask import current_app
 from sqlalchemy import String, and_, cast, distinct, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
+from portal.agent.planner import broad, unindexed
 from portal.auth.models import User
 from portal.converters import parse_id
 from portal.db import utcnow
@@ -47,7 +50,6 @@ from portal.tickets.models import (
     TicketEvent,
     is_open,
 )
-from portal.tickets.routing import OPEN_STATUSES
 
 MAX_DAYS = 366
 READ_BEFORE_WINDOW = timedelta(hours=1)
@@ -126,8 +128,14 @@ class ReportFilters:
         return {k: v for k, v in values.items() if v is not None}
 
     def ticket_conditions(self) -> list:
-        return self.conditions_on(Ticket.group_id, Ticket.assignee_id, Ticket.priority,
-                                  Ticket.category_id)
+        """The filters on tickets, checked inside the report's date-range index (every
+        report index carries the filter columns). On SQLite the columns are written as
+        expressions (`group_id + 0`), which no index on the column itself can serve: the
+        sampled statistics rate `assignee_id = ?` at a thousand rows, so SQLite read the
+        agent's whole history through ix_tickets_assignee_status and sorted it (a month's
+        report for one agent at 1,000,000 tickets: 60-70 ms CPU a statement, against a few)."""
+        return self.conditions_on(unindexed(Ticket.group_id), unindexed(Ticket.assignee_id),
+                                  Ticket.priority, unindexed(Ticket.category_id))
 
     def conditions_on(self, group, assignee, priority, category) -> list:
         """The set filters, each compared with the given column."""
@@ -172,7 +180,7 @@ class AgentRow:
     good: int = 0
     rated: int = 0
 
-    @property
+    @cached_property
     def frt_median(self) -> float | None:
         return median(self.frt_minutes)
 
@@ -208,19 +216,19 @@ class Report:
     not_helpful: list[tuple[int, str, int]]
     read_before_ticket: list[tuple[int, str, int]]
 
-    @property
+    @cached_property
     def frt_median(self):
         return median(self.frt_minutes)
 
-    @property
+    @cached_property
     def frt_p90(self):
         return percentile(self.frt_minutes, 90)
 
-    @property
+    @cached_property
     def resolution_median(self):
         return median(self.resolution_minutes)
 
-    @property
+    @cached_property
     def resolution_p90(self):
         return percentile(self.resolution_minutes, 90)
 
@@ -407,7 +415,8 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
         return sum(per_day.pop(d) for d in later)
 
     # Backlog: today's count, walked back through the days after the period and then in it.
-    backlog_now = _count(Ticket.status.in_(OPEN_STATUSES), *tc)
+    # From the open tickets' partial index, which carries the filters.
+    backlog_now = _count(broad(is_open()), *tc)
     backlog = (
         backlog_now - after_period(created) + after_period(solved) - after_period(reopened)
     )
@@ -429,6 +438,10 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
             Ticket.first_response_breached,
         ).where(Ticket.first_response_at >= start, Ticket.first_response_at < end, *tc)
     )
+    # Sorted once here: the medians and percentiles (of the report and of each agent, whose
+    # lists keep this order) then sort sorted lists, which costs one pass. (Each sorted
+    # 80,000 durations again, on every rendering of the cached report too: 100 ms.)
+    frt_rows.sort(key=itemgetter(1))
     frt = [r[1] for r in frt_rows]
     first_due = [r for r in frt_rows if r[2]]
 
@@ -447,7 +460,7 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
             *tc,
         )
     )
-    resolution = [r[1] for r in solved_rows]
+    resolution = sorted(r[1] for r in solved_rows)
     resolution_due = [r for r in solved_rows if r[4]]
     answered = [r for r in solved_rows if r[2] >= 1]
     fcr = sum(1 for r in answered if r[2] == 1 and r[3] == 0)
@@ -531,10 +544,14 @@ def _agent_rows(f: ReportFilters, frt_rows, solved_rows, csat_by_agent) -> list[
         )
         .group_by(TicketEvent.actor_id)
     ).all()
+    # `> 0` in assignee order: read along ix_tickets_open_assignee_due (the open tickets
+    # only). As `IS NOT NULL`, SQLite chose a status index and read the table row of every
+    # open ticket (350 ms CPU at 1,000,000 tickets, against 8).
     open_now = db.session.execute(
         select(Ticket.assignee_id, func.count())
-        .where(is_open(), Ticket.assignee_id.is_not(None), *f.ticket_conditions())
+        .where(broad(is_open()), Ticket.assignee_id > 0, *f.ticket_conditions())
         .group_by(Ticket.assignee_id)
+        .order_by(Ticket.assignee_id)
     ).all()
     users = {
         u.id: u

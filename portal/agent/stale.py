@@ -108,5 +108,8 @@ def stale_condition():
 
     "Flagged" is written as a range of the stale_at index, not `IS NOT NULL`: SQLite's
     statistics see a column of NULLs as one value shared by every ticket, and it then counted
-    the view by scanning the table (190 ms at 1,000,000 tickets, against 0.2 ms)."""
-    return (Ticket.stale_at > datetime.min) & Ticket.status.in_(STALE_STATUSES)
+    the view by scanning the table (190 ms at 1,000,000 tickets, against 0.2 ms). The status
+    is an expression for the same reason: as a bare column SQLite preferred an index led by
+    the status and read every open ticket's row (260 ms CPU at 1,000,000)."""
+    return (Ticket.stale_at > datetime.min) & Ticket.status.concat("").in_(
+        [s.value for s in STALE_STATUSES])

@@ -154,7 +154,12 @@ class Ticket(Base):
         # assignee's (or nobody's), read in order instead of sorting every unsolved ticket of
         # the history; with the report filters, the reports' "open now" per assignee reads
         # the second alone (migration scale3_0001).
-        _open_tickets_index("ix_tickets_open_due", "resolution_due_at", "id"),
+        # With every queue filter and the "Due soon" columns, checked inside the index while
+        # walking it (migration scale4_0001); ix_tickets_due: the same order for all tickets.
+        _open_tickets_index("ix_tickets_open_due", "resolution_due_at", "id", "status",
+                            "priority", "group_id", "category_id", "assignee_id", "type",
+                            "first_response_at", "first_response_due_at"),
+        Index("ix_tickets_due", "resolution_due_at", "id"),
         _open_tickets_index("ix_tickets_open_assignee_due", "assignee_id", "resolution_due_at",
                             "id", "priority", "group_id", "category_id"),
     )
