@@ -152,13 +152,15 @@ class QueuePage:
     more: bool = False  # there are more than `total` tickets (a filtered count stops there)
 
 
-# Read by walking ix_tickets_open_due in due order: the open tickets are marked broad (see
-# planner.broad; as a bare condition SQLite picked them through a status index and sorted them).
+# In due order these are read by walking ix_tickets_open_due: their conditions are then marked
+# broad (see planner.broad; as bare conditions SQLite picked the tickets through a status index
+# and sorted them). In other orders no index gives the order, and the status index picks them.
 WALKING_VIEWS = ("open", "unassigned", "mine", "due")
 
 
-def _view_condition(view: str, agent: User, now: datetime):
-    open_now = broad(is_open())
+def _view_condition(view: str, agent: User, now: datetime, walking: bool = False):
+    checked = broad if walking else (lambda condition: condition)
+    open_now = checked(is_open())
     if view == "unassigned":
         return and_(Ticket.assignee_id.is_(None), open_now)
     if view == "mine":
@@ -173,8 +175,8 @@ def _view_condition(view: str, agent: User, now: datetime):
         working = Ticket.status.in_((Status.NEW, Status.OPEN, Status.ON_HOLD))
         return and_(
             open_now,
-            broad(working),
-            broad(or_(
+            checked(working),
+            checked(or_(
                 Ticket.resolution_due_at <= soon,
                 and_(Ticket.first_response_at.is_(None), Ticket.first_response_due_at <= soon),
             )),
@@ -213,13 +215,13 @@ def build_query(query: QueueQuery, agent: User, now: datetime | None = None) -> 
     now = now or utcnow()
     stmt = select(Ticket)
     conditions = []
-    view_condition = _view_condition(query.view, agent, now)
-    if view_condition is not None:
-        conditions.append(view_condition)
     # An unsolved view in due order walks ix_tickets_open_due, which carries the filters:
     # each is checked there (planner.broad), not looked up through its own index.
     walking = query.view in WALKING_VIEWS and query.sort == "due"
     checked = broad if walking else (lambda condition: condition)
+    view_condition = _view_condition(query.view, agent, now, walking)
+    if view_condition is not None:
+        conditions.append(view_condition)
     if query.status:
         conditions.append(checked(Ticket.status == Status(query.status)))
     if query.priority:
