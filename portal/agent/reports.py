@@ -45,6 +45,8 @@ from portal.tickets.models import (
     REFERENCE_OFFSET,
     REFERENCE_PREFIX,
     Priority,
+    ReportAgentDay,
+    ReportDay,
     SuggestionEvent,
     Ticket,
     TicketEvent,
@@ -126,6 +128,11 @@ class ReportFilters:
             "category": self.category_id,
         }
         return {k: v for k, v in values.items() if v is not None}
+
+    @property
+    def filtered(self) -> bool:
+        return any(v is not None for v in (self.group_id, self.assignee_id, self.priority,
+                                            self.category_id))
 
     def ticket_conditions(self) -> list:
         """The filters on tickets, checked inside the report's date-range index (every
@@ -365,6 +372,19 @@ def _daily_volume(f: ReportFilters, start: datetime, until: datetime):
     return created, escalated, solved, reopened
 
 
+def _daily_volume_kept(start: datetime, until: datetime):
+    """_daily_volume for an unfiltered report, from the day rows the database keeps
+    (ReportDay): a row per day instead of every ticket and status change of the period."""
+    last = until.date() if until.time() != time() else until.date() - timedelta(days=1)
+    created, escalated, solved, reopened = {}, {}, {}, {}
+    for row in db.session.scalars(
+        select(ReportDay).where(ReportDay.day >= start.date(), ReportDay.day <= last)
+    ):
+        created[row.day], escalated[row.day] = row.created, row.escalated
+        solved[row.day], reopened[row.day] = row.solved, row.reopened
+    return created, escalated, solved, reopened
+
+
 def _count(*conditions, what=None) -> int:
     counted = Ticket.id if what is None else what
     return db.session.scalar(select(func.count(counted)).where(*conditions)) or 0
@@ -407,7 +427,8 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
     tc = f.ticket_conditions()
 
     # Read up to now: the days after the period feed the backlog walk below.
-    created, escalated_per_day, solved, reopened = _daily_volume(f, start, max(end, now))
+    volume = _daily_volume if f.filtered else (lambda _f, *period: _daily_volume_kept(*period))
+    created, escalated_per_day, solved, reopened = volume(f, start, max(end, now))
 
     def after_period(per_day: dict[date, int]) -> int:
         """Removes the days after the period from `per_day`; returns their total."""
@@ -543,6 +564,11 @@ def _agent_rows(f: ReportFilters, frt_rows, solved_rows, csat_by_agent) -> list[
             *_event_ticket_conditions(f),
         )
         .group_by(TicketEvent.actor_id)
+    ).all() if f.filtered else db.session.execute(
+        select(ReportAgentDay.actor_id, func.sum(ReportAgentDay.replies))
+        .where(ReportAgentDay.day >= f.start, ReportAgentDay.day <= f.end)
+        .group_by(ReportAgentDay.actor_id)
+        .having(func.sum(ReportAgentDay.replies) > 0)
     ).all()
     # `> 0` in assignee order: read along ix_tickets_open_assignee_due (the open tickets
     # only). As `IS NOT NULL`, SQLite chose a status index and read the table row of every

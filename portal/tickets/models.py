@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
     Column,
     ColumnElement,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -338,6 +339,32 @@ class TicketEvent(Base):
     ticket_assignee_id: Mapped[int | None] = mapped_column(Integer)
 
     actor: Mapped[User | None] = relationship()
+
+
+class ReportDay(Base):
+    """Per day, kept by the database (triggers, migration scale4_0002) in the transaction of
+    every change: tickets created that day (and of those, how many were ever escalated),
+    "status -> solved" events and reopenings ("solved -> open"). The unfiltered report reads a
+    row per day instead of every ticket and status change of the period. Not written by the
+    application."""
+
+    __tablename__ = "report_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    escalated: Mapped[int] = mapped_column(Integer, default=0)
+    solved: Mapped[int] = mapped_column(Integer, default=0)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportAgentDay(Base):
+    """Public replies per author and day, kept like ReportDay (reply events with an author)."""
+
+    __tablename__ = "report_agent_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    actor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    replies: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SuggestionEvent(Base):
