@@ -329,11 +329,13 @@ def main() -> None:
             first[url] = timed(client, url)  # warm caches and the once-a-minute sweep
         results: dict[str, list[float]] = {"queue": [], "ticket": [], "reports": []}
         per_url: dict[str, list[float]] = {}
+        per_url_cpu: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             for url in queue_urls:
                 ms = timed(client, url, "queue")
                 results["queue"].append(ms)
                 per_url.setdefault(url, []).append(ms)
+                per_url_cpu.setdefault(url, []).append(CPU_MS["queue"][-1])
         for ticket_id in ticket_ids:
             results["ticket"].append(timed(client, f"/agent/tickets/{ticket_id}", "ticket"))
         for _ in range(args.rounds):
@@ -341,9 +343,11 @@ def main() -> None:
                 ms = timed(client, url, "reports")
                 results["reports"].append(ms)
                 per_url.setdefault(url, []).append(ms)
+                per_url_cpu.setdefault(url, []).append(CPU_MS["reports"][-1])
         for url, values in per_url.items():
             print(f"  {url:<48} p50 {statistics.median(values):7.1f} ms  "
-                  f"p95 {p(values, 95):7.1f} ms   first {first[url]:7.1f} ms")
+                  f"p95 {p(values, 95):7.1f} ms   first {first[url]:7.1f} ms   "
+                  f"(CPU p50 {statistics.median(per_url_cpu[url]):5.1f} ms)")
         # The reports page is cached while no new data arrives: its first request is the
         # full computation.
         cold = [first[url] for url in report_urls]
