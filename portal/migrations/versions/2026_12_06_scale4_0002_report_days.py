@@ -15,6 +15,8 @@ Revision ID: scale4_0002
 Revises: scale4_0001
 """
 
+import re
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -285,8 +287,8 @@ def upgrade():
 
 def downgrade():
     if op.get_bind().dialect.name == "postgresql":
-        for name in PG_TRIGGERS:
-            table = "ticket_events" if "event" in name else "tickets"
+        for name, body in PG_TRIGGERS.items():
+            table = re.search(r" ON (\w+) ", body).group(1)
             op.execute(f"DROP TRIGGER {name} ON {table}")
         for name in reversed(list(PG_FUNCTIONS)):
             op.execute(f"DROP FUNCTION {name}")
