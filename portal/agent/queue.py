@@ -15,15 +15,11 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import (
-    DateTime,
     Select,
     and_,
     case,
-    cast,
     false,
     func,
-    literal,
-    null,
     or_,
     select,
     union_all,
@@ -253,51 +249,65 @@ def build_query(query: QueueQuery, agent: User, now: datetime | None = None) -> 
 
 
 def _ordering(sort: str, view: str) -> tuple:
-    # SLA due: tickets without a due time go last (see _due_order_page_ids).
+    # SLA due: tickets without a due time go last (see _parts).
     return tuple(key.desc() if descending else key for key, descending in
                  zip(_sort_keys(sort, view), _directions(sort, view), strict=True))
 
 
-def _split_due_order(query: QueueQuery) -> bool:
-    """Is the page read as the two halves of the due order (see _due_order_page_ids)?"""
-    return query.sort == "due" and query.view != "solved"
+def _parts(query: QueueQuery) -> list[tuple] | None:
+    """The order of the page as parts, each read in order from an index and only as far as
+    the page reaches, then put one after the other: (condition, order) pairs; None when the
+    order is one sort.
+
+    Sorted as one key ("no due time", due, id), every matching ticket is read and sorted (the
+    unsolved tickets of the whole history). In SLA-due order the parts are the tickets with a
+    due time (ix_tickets_open_due / ix_tickets_open_assignee_due, ix_tickets_due for all
+    tickets) and those without; by priority, the same two for each priority in turn, from
+    ix_tickets_open_due, which carries the priority (the unsolved views only)."""
+    dated = (Ticket.resolution_due_at.is_not(None), (Ticket.resolution_due_at, Ticket.id))
+    undated = (Ticket.resolution_due_at.is_(None), (Ticket.id,))
+    if query.sort == "due" and query.view != "solved":
+        return [dated, undated]
+    if query.sort == "priority" and query.view in WALKING_VIEWS:
+        return [(and_(broad(Ticket.priority == priority), condition), order)
+                for priority in PRIORITIES_IN_ORDER if query.priority in ("", priority)
+                for condition, order in (dated, undated)]
+    return None
+
+
+PRIORITIES_IN_ORDER = (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW)
+
+
+def _listed(stmt: Select, query: QueueQuery, limit: int):
+    """The first `limit` tickets in page order: a select of their ids and sort keys (k0, k1...),
+    and the keys' order."""
+    keys = _sort_keys(query.sort, query.view)
+    columns = (Ticket.id, *(key.label(f"k{i}") for i, key in enumerate(keys)))
+    parts = _parts(query)
+    if parts is None:
+        listed = stmt.with_only_columns(*columns).order_by(
+            *_ordering(query.sort, query.view)).limit(limit)
+    else:
+        listed = union_all(*(
+            select(stmt.with_only_columns(*columns).where(condition).order_by(*order)
+                   .limit(limit).subquery())
+            for condition, order in parts
+        ))
+    return listed, list(zip(range(len(keys)), _directions(query.sort, query.view), strict=True))
+
+
+def _in_order(selectable, directions) -> list:
+    return [selectable.c[f"k{i}"].desc() if descending else selectable.c[f"k{i}"]
+            for i, descending in directions]
 
 
 def _page_ids(stmt: Select, query: QueueQuery, ordering, offset: int) -> Select:
-    if _split_due_order(query):
-        return _due_order_page_ids(stmt, offset)
-    return (stmt.with_only_columns(Ticket.id).order_by(*ordering).limit(PAGE_SIZE)
-            .offset(offset))
-
-
-def _due_order_page_ids(stmt: Select, offset: int) -> Select:
-    """The page's ids in SLA-due order, due tickets first, then those without a due time.
-
-    Sorted as one key ("no due time", due, id), every matching ticket is read and sorted (the
-    unsolved tickets of the whole history). Split in two, each part is read in order from an
-    index (ix_tickets_open_due / ix_tickets_open_assignee_due, ix_tickets_due for all
-    tickets) and only as far as the page reaches; the two short lists are then put one after
-    the other."""
-    reach = offset + PAGE_SIZE
-    dated = (
-        stmt.with_only_columns(literal(0).label("undated"),
-                               Ticket.resolution_due_at.label("due"), Ticket.id.label("id"))
-        .where(Ticket.resolution_due_at.is_not(None))
-        .order_by(Ticket.resolution_due_at, Ticket.id)
-        .limit(reach)
-        .subquery()
-    )
-    undated = (
-        stmt.with_only_columns(literal(1).label("undated"),
-                               cast(null(), DateTime).label("due"),
-                               Ticket.id.label("id"))
-        .where(Ticket.resolution_due_at.is_(None))
-        .order_by(Ticket.id)
-        .limit(reach)
-        .subquery()
-    )
-    both = union_all(select(dated), select(undated)).subquery()
-    return (select(both.c.id).order_by(both.c.undated, both.c.due, both.c.id)
+    if _parts(query) is None:
+        return (stmt.with_only_columns(Ticket.id).order_by(*ordering).limit(PAGE_SIZE)
+                .offset(offset))
+    listed, directions = _listed(stmt, query, offset + PAGE_SIZE)
+    listed = listed.subquery()
+    return (select(listed.c.id).order_by(*_in_order(listed, directions))
             .limit(PAGE_SIZE).offset(offset))
 
 
@@ -364,29 +374,9 @@ def _candidates(stmt: Select, query: QueueQuery, limit: int):
     Counting and paging separately evaluated the filters twice, or three times with the two
     halves of the due order: for a common word, the text index's list of matches (185,000
     tickets for "printer" at a million, 28 ms each time) was built once for each."""
-    keys = _sort_keys(query.sort, query.view)
-    if _split_due_order(query):
-        # The two halves of the due order (see _due_order_page_ids), each read in order as
-        # far as the limit.
-        dated, undated = (
-            stmt.with_only_columns(Ticket.id, *(key.label(f"k{i}") for i, key in
-                                                enumerate(keys)))
-            .where(condition).order_by(*order).limit(limit)
-            for condition, order in (
-                (Ticket.resolution_due_at.is_not(None), (Ticket.resolution_due_at, Ticket.id)),
-                (Ticket.resolution_due_at.is_(None), (Ticket.id,)),
-            )
-        )
-        listed = union_all(select(dated.subquery()), select(undated.subquery()))
-    else:
-        listed = (stmt.with_only_columns(Ticket.id, *(key.label(f"k{i}") for i, key in
-                                                      enumerate(keys)))
-                  .order_by(*_ordering(query.sort, query.view)).limit(limit))
+    listed, directions = _listed(stmt, query, limit)
     candidates = listed.cte("candidates").prefix_with("MATERIALIZED")
-    order = [candidates.c[f"k{i}"] for i in range(len(keys))]
-    directions = _directions(query.sort, query.view)
-    return candidates, [c.desc() if descending else c for c, descending in
-                        zip(order, directions, strict=True)]
+    return candidates, _in_order(candidates, directions)
 
 
 def _sort_keys(sort: str, view: str) -> tuple:
