@@ -5,10 +5,12 @@ embedded by the real MiniLM encoder."""
 from __future__ import annotations
 
 import csv
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
 
 from portal.db import utcnow
 from portal.extensions import db
@@ -18,6 +20,53 @@ from portal.tickets.models import TicketType
 
 FIXTURE = Path(__file__).with_name("tickets.csv")
 SEMANTIC = pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True}], indirect=True)
+BOTH_DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
+POSTGRES_URL = os.environ.get("PORTAL_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def database(request):
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def app(app_factory, request, database):
+    """The app on SQLite, or on PostgreSQL for tests marked BOTH_DATABASES (emptied first;
+    without PORTAL_TEST_POSTGRES_URL those skip loudly)."""
+    overrides = getattr(request, "param", None) or {}
+    if database == "postgres":
+        if not POSTGRES_URL:
+            pytest.skip("POSTGRES TESTS SKIPPED: set PORTAL_TEST_POSTGRES_URL (CI starts a server)")
+        _empty_postgres(request.getfixturevalue("tmp_path") / "pg-migrate")
+        overrides = {**overrides, "DATABASE_URL": POSTGRES_URL}
+    app = app_factory(**overrides)
+    with app.app_context():
+        yield app
+
+
+def _empty_postgres(instance: Path) -> None:
+    """Every table emptied; migrated afresh when the schema is missing or behind (the first
+    test, or after a test that dropped it)."""
+    from portal import create_app
+    from portal.migrate import upgrade
+
+    engine = create_engine(POSTGRES_URL)
+    try:
+        tables = inspect(engine).get_table_names()
+        with engine.begin() as conn:
+            if "alembic_version" in tables:
+                emptied = [t for t in tables if t != "alembic_version"]
+                conn.execute(text(f"TRUNCATE {', '.join(emptied)} RESTART IDENTITY CASCADE"))
+            else:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance), "SECRET_KEY": "x",
+                      "DATABASE_URL": POSTGRES_URL})
+    with app.app_context():
+        upgrade(app)  # a no-op when the schema is at the head
+        db.engine.dispose()
 
 
 def fixture_rows() -> list[dict]:

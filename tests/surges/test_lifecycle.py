@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from portal.extensions import db
 from portal.surges import detection, recent, services
 from portal.surges.models import Surge, SurgeMember, TicketVector
-from tests.surges.conftest import SEMANTIC, fixture_rows
+from tests.surges.conftest import BOTH_DATABASES, SEMANTIC, fixture_rows
 
 
 def members_of(surge: Surge) -> set[int]:
@@ -24,6 +24,7 @@ def checkout_rows(start: int, count: int) -> list[dict]:
 
 
 @SEMANTIC
+@BOTH_DATABASES
 def test_a_surge_ends_when_its_rate_is_back_at_baseline(app, stream, file_ticket,
                                                         agent_client):
     now, spike = stream(spike=14)
@@ -94,6 +95,7 @@ def synthetic_week(file_ticket, now, rng, topics=range(10, 40), per_topic=8):
     return axes
 
 
+@BOTH_DATABASES
 def test_one_spike_written_two_ways_gives_one_surge(app, file_ticket):
     """Two phrasings of one incident form two neighbourhoods (their centres are 0.6 apart in
     cosine, too far for one); the second joins the first's surge instead of raising its
@@ -125,6 +127,7 @@ def test_one_spike_written_two_ways_gives_one_surge(app, file_ticket):
     assert services.scan(now + timedelta(minutes=2)) == []
 
 
+@BOTH_DATABASES
 def test_the_scan_keeps_the_weeks_vectors_and_reads_only_new_ones(app, file_ticket):
     rng = np.random.default_rng(4)
     now = services.utcnow().replace(microsecond=0)
