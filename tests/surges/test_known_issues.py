@@ -172,3 +172,18 @@ def test_the_home_banner_is_kept_until_a_known_issue_changes(client, agent, file
     known_issues.withdraw(problem)
     db.session.commit()
     assert PUBLIC_TEXT not in client.get("/").text
+
+
+@SEMANTIC
+def test_suggestions_and_known_issues_share_one_encoding(client, agent, file_ticket):
+    """A long request text (past what the encoder reads) is encoded once per suggestion
+    request: the known-issue match reads the suggestions' text, from the query cache."""
+    from portal.search import semantic
+
+    published_problem(agent, file_ticket)
+    description = "The payment step fails with a bad gateway error. " * 12  # > 400 characters
+    semantic._query_cache.clear()
+    response = client.get("/tickets/new/suggestions", headers=HX, query_string={
+        "subject": "Checkout error 502", "description": description})
+    assert response.status_code == 200 and PUBLIC_TEXT in response.text
+    assert len(semantic._query_cache) == 1, list(semantic._query_cache)
