@@ -9,7 +9,9 @@ from urllib.parse import parse_qsl, urlsplit
 from flask import (
     Response,
     abort,
+    current_app,
     flash,
+    get_template_attribute,
     redirect,
     render_template,
     request,
@@ -262,10 +264,58 @@ def _reply_form(compose: dict) -> ReplyForm:
     return form
 
 
+PROPERTY_SELECTS = ("status", "priority", "type", "category", "group", "assignee")
+
+
+def _field(form_field, **kwargs) -> Markup:
+    """What `{{ field(f, **kwargs) }}` (templates/_macros/forms.html) writes."""
+    return get_template_attribute("_macros/forms.html", "field")(form_field, **kwargs)
+
+
+def _untouched(key: tuple, render) -> Markup:
+    """A field of a form nobody has typed in yet, as the page writes it: the same on every
+    ticket page with that value, so rendered once per process per field and value (again
+    after an agent, group, category or canned reply changes). Rendering the WTForms fields
+    (a macro, a label, a widget per field) was a fifth of the ticket page."""
+    return memo.remember(services.CHOICES, ("untouched-field", *key), render)
+
+
+def _property_selects(form: PropertiesForm, submitted: bool) -> dict:
+    """The properties form's selects, keyed by field name: a form sent back with errors is
+    rendered as it is; an untouched one's selects come from `_untouched`, by value."""
+    if submitted:
+        return {name: _field(form[name]) for name in PROPERTY_SELECTS}
+    return {name: _untouched(("properties", name, form[name].data),
+                             lambda name=name: _field(form[name]))
+            for name in PROPERTY_SELECTS}
+
+
+def _untouched_reply_fields(form: ReplyForm) -> dict | None:
+    """The reply editor's fields while nothing is written or chosen (most page views)."""
+    if form.body.data or form.internal.data or form.status_after.data or form.errors:
+        return None
+    config = current_app.config
+    hint = f"Up to {config['MAX_ATTACHMENTS']} files, {config['MAX_UPLOAD_MB']} MB each."
+    return {
+        "body": _untouched(("reply", "body"), lambda: _field(
+            form.body, rows=8, class_="reply-body", placeholder="Write your reply…")),
+        "attachments": _untouched(("reply", "attachments"), lambda: _field(
+            form.attachments, hint=hint, class_="attach-field")),
+        "status_after": _untouched(("reply", "status_after"), lambda: form.status_after()),
+    }
+
+
 def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
                  merge_target=None, compose=None, status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
+    submitted = properties_form is not None
+    properties_form = properties_form or _properties_form(ticket, choices)
+    reply_form = reply_form or _reply_form(compose)
+    merge_form = merge_form or MergeForm(formdata=None)
+    merge_target_field = None if merge_form.target.data or merge_form.errors else _untouched(
+        ("merge", "target"), lambda: _field(merge_form.target,
+                                            hint=merge_form.target.description))
     extras = services.ticket_extras(ticket.id)
     # Rows, not entities: the timeline shows each event's fields and its actor's name.
     timeline = db.session.execute(
@@ -281,9 +331,12 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
     html = render_template(
         "agent/ticket.html",
         ticket=ticket,
-        reply_form=reply_form or _reply_form(compose),
-        properties_form=properties_form or _properties_form(ticket, choices),
-        merge_form=merge_form or MergeForm(formdata=None),
+        reply_form=reply_form,
+        untouched_reply=_untouched_reply_fields(reply_form),
+        properties_form=properties_form,
+        property_selects=_property_selects(properties_form, submitted),
+        merge_form=merge_form,
+        merge_target_field=merge_target_field,
         merge_target=merge_target,
         compose=compose,
         thread=services.thread(ticket.id),
