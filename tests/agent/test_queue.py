@@ -392,3 +392,28 @@ def test_the_bulk_form_kept_per_process_follows_the_agent_list(agent_client, age
     again = agent_client.post("/agent/bulk", data={"add_tags": "bad tag!", "back": "/agent/"})
     assert again.status_code == 422
     assert 'name="add_tags" type="text" value="bad tag!"' in again.text
+
+
+def test_reused_page_statements_keep_each_agent_and_page_apart(app, agent, customer,
+                                                                make_user, make_ticket):
+    """A view's statement is built once per process and reused: it still reads the tickets
+    as they are now, and "My open tickets" and each page stay the asking agent's own."""
+    other = make_user("agent", email="olga@example.com", name="Olga Other")
+    mine = make_ticket(customer, subject="Assigned to the first agent", assignee_id=agent.id)
+    theirs = make_ticket(customer, subject="Assigned to the other agent", assignee_id=other.id)
+
+    def ids(who, **args):
+        return [t.id for t in fetch_page(QueueQuery.from_args({"view": "mine", **args}),
+                                         who).tickets]
+
+    for _ in range(2):  # built, then reused
+        assert ids(agent) == [mine.id] and ids(other) == [theirs.id]
+    later = make_ticket(customer, subject="Assigned later", assignee_id=agent.id)
+    assert sorted(ids(agent, sort="created")) == sorted([mine.id, later.id])
+    assert sorted(ids(agent, sort="created")) == sorted([mine.id, later.id])
+    for i in range(55):
+        make_ticket(customer, subject=f"Bulk {i}", assignee_id=agent.id)
+    first = ids(agent, sort="created")
+    second = ids(agent, sort="created", page="2")
+    assert len(first) == 50 and len(second) == 7 and not set(first) & set(second)
+    assert ids(agent, sort="created", page="2") == second
