@@ -280,14 +280,29 @@ def _untouched(key: tuple, render) -> Markup:
     return memo.remember(services.CHOICES, ("untouched-field", *key), render)
 
 
-def _property_selects(form: PropertiesForm, submitted: bool) -> dict:
-    """The properties form's selects, keyed by field name: a form sent back with errors is
-    rendered as it is; an untouched one's selects come from `_untouched`, by value."""
-    if submitted:
-        return {name: _field(form[name]) for name in PROPERTY_SELECTS}
-    return {name: _untouched(("properties", name, form[name].data),
-                             lambda name=name: _field(form[name]))
-            for name in PROPERTY_SELECTS}
+def _property_fields(ticket: Ticket, choices, form: PropertiesForm | None) -> dict:
+    """The properties form's fields, keyed by name: a form sent back with errors is rendered
+    as it is; an untouched one's fields come from `_untouched` by value (the form is built
+    only when one of them is not remembered yet)."""
+    if form is not None:
+        return {name: _field(form[name]) for name in PROPERTY_SELECTS} | {
+            "tags": _field(form.tags, hint=form.tags.description)}
+    values = {"status": ticket.status.value, "priority": ticket.priority.value,
+              "type": ticket.type.value, "category": ticket.category_id or 0,
+              "group": ticket.group_id or 0, "assignee": ticket.assignee_id or 0,
+              "tags": ", ".join(t.name for t in ticket.tags)}
+    built: list[PropertiesForm] = []
+
+    def render(name: str) -> Markup:
+        if not built:
+            built.append(_properties_form(ticket, choices))
+        form = built[0]
+        if name == "tags":
+            return _field(form.tags, hint=form.tags.description)
+        return _field(form[name])
+
+    return {name: _untouched(("properties", name, value), lambda name=name: render(name))
+            for name, value in values.items()}
 
 
 def _untouched_reply_fields(form: ReplyForm) -> dict | None:
@@ -309,8 +324,6 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
                  merge_target=None, compose=None, status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
-    submitted = properties_form is not None
-    properties_form = properties_form or _properties_form(ticket, choices)
     reply_form = reply_form or _reply_form(compose)
     merge_form = merge_form or MergeForm(formdata=None)
     merge_target_field = None if merge_form.target.data or merge_form.errors else _untouched(
@@ -334,7 +347,7 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         reply_form=reply_form,
         untouched_reply=_untouched_reply_fields(reply_form),
         properties_form=properties_form,
-        property_selects=_property_selects(properties_form, submitted),
+        property_fields=_property_fields(ticket, choices, properties_form),
         merge_form=merge_form,
         merge_target_field=merge_target_field,
         merge_target=merge_target,

@@ -11,6 +11,7 @@ from portal.tickets.models import (
     Message,
     Priority,
     Status,
+    Tag,
     TicketCC,
     TicketEvent,
 )
@@ -302,9 +303,13 @@ def test_untouched_form_fields_are_remembered_by_value_and_follow_changes(
     db.session.commit()
     first = make_ticket(customer, priority=Priority.URGENT, assignee_id=agent.id)
     second = make_ticket(customer, priority=Priority.LOW, group_id=group.id)
+    first.tags = [Tag(name="vip")]
+    db.session.commit()
     for _ in range(2):  # the second time from the per-process cache
         one = agent_client.get(f"/agent/tickets/{first.id}").text
         two = agent_client.get(f"/agent/tickets/{second.id}").text
+        assert 'name="tags" type="text" value="vip"' in one
+        assert 'name="tags" type="text" value=""' in two
         assert '<option selected value="urgent">' in one and '<option selected value="low">' in two
         assert f'<option selected value="{agent.id}">' in one
         assert f'<option selected value="{group.id}">Billing' in two
