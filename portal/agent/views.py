@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import weakref
+from collections import OrderedDict
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
@@ -538,6 +540,37 @@ def reports():
     for problem in problems:
         flash(problem, "warning")
     report = metrics.cached_report(filters)
+    return render_template(
+        "agent/reports.html",
+        report=report,
+        filters=filters,
+        charts=_charts(report),
+        priorities=list(Priority),
+        **_choices(),
+    )
+
+
+# id of a cached report -> (a weak reference to it, its charts' HTML); the newest few.
+_rendered_charts: OrderedDict[int, tuple[weakref.ref, Markup]] = OrderedDict()
+RENDERED_CHARTS = 64
+
+
+def _charts(report: metrics.Report) -> Markup:
+    """The report's SVG charts, rendered once per report: the report is reused while nothing
+    it reads changes (metrics.cached_report), and its charts' hundreds of escaped numbers
+    were a fifth of the reports page."""
+    entry = _rendered_charts.get(id(report))
+    if entry is not None and entry[0]() is report:
+        return entry[1]
+    html = Markup("".join(  # noqa: S704 (rendered by autoescaped templates)
+        render_template("agent/_chart.html", chart=chart) for chart in _daily_charts(report)))
+    _rendered_charts[id(report)] = (weakref.ref(report), html)
+    while len(_rendered_charts) > RENDERED_CHARTS:
+        _rendered_charts.popitem(last=False)
+    return html
+
+
+def _daily_charts(report: metrics.Report) -> list:
     labels = [d.day.strftime("%d %b") for d in report.days]
     volume = daily_chart(
         "Tickets created and solved per day",
@@ -553,14 +586,7 @@ def reports():
         {},
         {"Backlog": (CHART_COLOURS["backlog"], [d.backlog for d in report.days])},
     )
-    return render_template(
-        "agent/reports.html",
-        report=report,
-        filters=filters,
-        charts=[volume, backlog],
-        priorities=list(Priority),
-        **_choices(),
-    )
+    return [volume, backlog]
 
 
 @bp.route("/reports/<name>.csv")
