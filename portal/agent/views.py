@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import weakref
+from collections import OrderedDict
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
     Response,
     abort,
+    current_app,
     flash,
+    get_template_attribute,
     redirect,
     render_template,
     request,
@@ -262,10 +266,71 @@ def _reply_form(compose: dict) -> ReplyForm:
     return form
 
 
+PROPERTY_SELECTS = ("status", "priority", "type", "category", "group", "assignee")
+
+
+def _field(form_field, **kwargs) -> Markup:
+    """What `{{ field(f, **kwargs) }}` (templates/_macros/forms.html) writes."""
+    return get_template_attribute("_macros/forms.html", "field")(form_field, **kwargs)
+
+
+def _untouched(key: tuple, render) -> Markup:
+    """A field of a form nobody has typed in yet, as the page writes it: the same on every
+    ticket page with that value, so rendered once per process per field and value (again
+    after an agent, group, category or canned reply changes). Rendering the WTForms fields
+    (a macro, a label, a widget per field) was a fifth of the ticket page."""
+    return memo.remember(services.CHOICES, ("untouched-field", *key), render)
+
+
+def _property_fields(ticket: Ticket, choices, form: PropertiesForm | None) -> dict:
+    """The properties form's fields, keyed by name: a form sent back with errors is rendered
+    as it is; an untouched one's fields come from `_untouched` by value (the form is built
+    only when one of them is not remembered yet)."""
+    if form is not None:
+        return {name: _field(form[name]) for name in PROPERTY_SELECTS} | {
+            "tags": _field(form.tags, hint=form.tags.description)}
+    values = {"status": ticket.status.value, "priority": ticket.priority.value,
+              "type": ticket.type.value, "category": ticket.category_id or 0,
+              "group": ticket.group_id or 0, "assignee": ticket.assignee_id or 0,
+              "tags": ", ".join(t.name for t in ticket.tags)}
+    built: list[PropertiesForm] = []
+
+    def render(name: str) -> Markup:
+        if not built:
+            built.append(_properties_form(ticket, choices))
+        form = built[0]
+        if name == "tags":
+            return _field(form.tags, hint=form.tags.description)
+        return _field(form[name])
+
+    return {name: _untouched(("properties", name, value), lambda name=name: render(name))
+            for name, value in values.items()}
+
+
+def _untouched_reply_fields(form: ReplyForm) -> dict | None:
+    """The reply editor's fields while nothing is written or chosen (most page views)."""
+    if form.body.data or form.internal.data or form.status_after.data or form.errors:
+        return None
+    config = current_app.config
+    hint = f"Up to {config['MAX_ATTACHMENTS']} files, {config['MAX_UPLOAD_MB']} MB each."
+    return {
+        "body": _untouched(("reply", "body"), lambda: _field(
+            form.body, rows=8, class_="reply-body", placeholder="Write your reply…")),
+        "attachments": _untouched(("reply", "attachments"), lambda: _field(
+            form.attachments, hint=hint, class_="attach-field")),
+        "status_after": _untouched(("reply", "status_after"), lambda: form.status_after()),
+    }
+
+
 def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
                  merge_target=None, compose=None, status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
+    reply_form = reply_form or _reply_form(compose)
+    merge_form = merge_form or MergeForm(formdata=None)
+    merge_target_field = None if merge_form.target.data or merge_form.errors else _untouched(
+        ("merge", "target"), lambda: _field(merge_form.target,
+                                            hint=merge_form.target.description))
     extras = services.ticket_extras(ticket.id)
     # Rows, not entities: the timeline shows each event's fields and its actor's name.
     timeline = db.session.execute(
@@ -281,9 +346,12 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
     html = render_template(
         "agent/ticket.html",
         ticket=ticket,
-        reply_form=reply_form or _reply_form(compose),
-        properties_form=properties_form or _properties_form(ticket, choices),
-        merge_form=merge_form or MergeForm(formdata=None),
+        reply_form=reply_form,
+        untouched_reply=_untouched_reply_fields(reply_form),
+        properties_form=properties_form,
+        property_fields=_property_fields(ticket, choices, properties_form),
+        merge_form=merge_form,
+        merge_target_field=merge_target_field,
         merge_target=merge_target,
         compose=compose,
         thread=services.thread(ticket.id),
@@ -472,6 +540,37 @@ def reports():
     for problem in problems:
         flash(problem, "warning")
     report = metrics.cached_report(filters)
+    return render_template(
+        "agent/reports.html",
+        report=report,
+        filters=filters,
+        charts=_charts(report),
+        priorities=list(Priority),
+        **_choices(),
+    )
+
+
+# id of a cached report -> (a weak reference to it, its charts' HTML); the newest few.
+_rendered_charts: OrderedDict[int, tuple[weakref.ref, Markup]] = OrderedDict()
+RENDERED_CHARTS = 64
+
+
+def _charts(report: metrics.Report) -> Markup:
+    """The report's SVG charts, rendered once per report: the report is reused while nothing
+    it reads changes (metrics.cached_report), and its charts' hundreds of escaped numbers
+    were a fifth of the reports page."""
+    entry = _rendered_charts.get(id(report))
+    if entry is not None and entry[0]() is report:
+        return entry[1]
+    html = Markup("".join(  # noqa: S704 (rendered by autoescaped templates)
+        render_template("agent/_chart.html", chart=chart) for chart in _daily_charts(report)))
+    _rendered_charts[id(report)] = (weakref.ref(report), html)
+    while len(_rendered_charts) > RENDERED_CHARTS:
+        _rendered_charts.popitem(last=False)
+    return html
+
+
+def _daily_charts(report: metrics.Report) -> list:
     labels = [d.day.strftime("%d %b") for d in report.days]
     volume = daily_chart(
         "Tickets created and solved per day",
@@ -487,14 +586,7 @@ def reports():
         {},
         {"Backlog": (CHART_COLOURS["backlog"], [d.backlog for d in report.days])},
     )
-    return render_template(
-        "agent/reports.html",
-        report=report,
-        filters=filters,
-        charts=[volume, backlog],
-        priorities=list(Priority),
-        **_choices(),
-    )
+    return [volume, backlog]
 
 
 @bp.route("/reports/<name>.csv")

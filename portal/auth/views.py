@@ -12,7 +12,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy.orm import joinedload
 
 from portal.auth import bp, services, throttle
 from portal.auth.forms import LoginForm, RegisterForm, ResetPasswordForm, ResetRequestForm
@@ -257,8 +256,6 @@ def accept_invite(token):
 
 
 def init_login(login_manager) -> None:
-    from portal.auth.models import User
-
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
@@ -269,11 +266,7 @@ def init_login(login_manager) -> None:
         user_id = parse_id(uid)
         if user_id is None or not token:
             return None
-        # With the organization: pages that check org sharing need no second round trip.
-        user = db.session.get(User, user_id, options=[joinedload(User.organization)])
-        if user is None or user.session_token != token or not user.active:
-            return None
-        return user
+        return services.signed_in_user(user_id, token)
 
 
 def _requires(permission: str):

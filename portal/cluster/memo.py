@@ -24,8 +24,8 @@ from portal.cluster import changes
 from portal.extensions import db
 
 ENTRIES = 4096  # per process; the least recently used go first (e.g. one per article)
-_topics: dict[type, str] = {}
-_ignored: dict[type, frozenset[str]] = {}
+# model -> the topics it feeds, each with the attributes whose change alone is none for it
+_topics: dict[type, dict[str, frozenset[str]]] = {}
 _lock = threading.Lock()
 
 
@@ -37,15 +37,12 @@ class _Store(OrderedDict):
 
 def watch(topic: str, *models: type, ignore: tuple[str, ...] = ()) -> None:
     """`ignore`: attributes whose change alone is no change for `topic` (e.g. a user's last
-    sign-in time, written at every sign-in)."""
+    sign-in time, written at every sign-in). A model may feed several topics."""
     for model in models:
-        _topics[model] = topic
-        if ignore:
-            _ignored[model] = frozenset(ignore)
+        _topics.setdefault(model, {})[topic] = frozenset(ignore)
 
 
-def _changed(obj) -> bool:
-    ignored = _ignored.get(type(obj), frozenset())
+def _changed(obj, ignored: frozenset[str]) -> bool:
     return any(attr.history.has_changes() for attr in inspect(obj).attrs
                if attr.key not in ignored)
 
@@ -55,10 +52,11 @@ def _record_watched(session: Session, _context) -> None:
     """Inside the flush, so the feed row commits (or rolls back) with the change itself."""
     if not _topics or not db.session.registry.has() or session is not db.session.registry():
         return
-    touched = {_topics[type(obj)] for obj in (*session.new, *session.deleted)
-               if type(obj) in _topics}
-    touched |= {_topics[type(obj)] for obj in session.dirty
-                if type(obj) in _topics and _changed(obj)}
+    touched = {topic for obj in (*session.new, *session.deleted)
+               for topic in _topics.get(type(obj), ())}
+    touched |= {topic for obj in session.dirty
+                for topic, ignored in _topics.get(type(obj), {}).items()
+                if _changed(obj, ignored)}
     for topic in touched:
         changes.record(topic)
 

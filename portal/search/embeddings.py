@@ -283,6 +283,11 @@ class QueryEncoder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        # No memory pattern: it plans (and keeps) one block per input shape, and every query
+        # length is a new shape. Measured over 300 queries of 3-200 words: +19 MB resident
+        # with it, +2 MB without, same time per query (the arena stays: without it, freed
+        # tensors fragmented the heap, +6 MB).
+        options.enable_mem_pattern = False
         self.session = onnxruntime.InferenceSession(
             str(model_path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = tokenizer

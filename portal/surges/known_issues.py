@@ -18,6 +18,7 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.mail import absolute_url, send_mail
 from portal.search import semantic
+from portal.search.queryparse import meaning_text
 from portal.surges.models import KnownIssue, ProblemFollower, ProblemIncident, TicketVector
 from portal.tickets.links import normalize
 from portal.tickets.models import Status, Ticket, TicketType
@@ -91,11 +92,13 @@ def matching(text: str) -> list[KnownIssue]:
         return []
     issues = banner()
     # Typed text is a query: the query encoder's vector, as search uses (the article encoder
-    # is not loaded in web workers when queries run in onnxruntime).
+    # is not loaded in web workers when queries run in onnxruntime). It reads what the
+    # suggestions' encoder read (meaning_text: the same text, cut at the same length), so the
+    # new-request form's suggestions and known issues share one encoding (its query cache).
     enc = semantic.query_encoder() if issues else None
     if enc is None:
         return []
-    vector = semantic.embed_query(enc, text)
+    vector = semantic.embed_query(enc, meaning_text(text))
     incident_vectors: dict[int, list[bytes]] = {}
     for problem_id, blob in db.session.execute(
             select(ProblemIncident.problem_id, TicketVector.vector)

@@ -94,6 +94,23 @@ def test_due_view_and_tags_filter(agent_client, customer, make_ticket):
     assert "First reply breached" in page.text
     page = agent_client.get("/agent/?view=all&tag=vip")
     assert late.reference in page.text and fresh.reference not in page.text
+    assert '<span class="badge badge-tag">vip</span>' in page.text
+
+
+def test_a_tag_filter_shows_a_ticket_tagged_after_the_page_was_first_read(
+        agent_client, customer, make_ticket):
+    """A tag's few matches are written into the statement as ids; such a statement is never
+    kept for reuse, or a later page would miss the newly tagged ticket."""
+    first = make_ticket(customer, subject="Tagged first")
+    later = make_ticket(customer, subject="Tagged later")
+    first.tags = [Tag(name="vip")]
+    db.session.commit()
+    page = agent_client.get("/agent/?view=open&tag=vip")
+    assert first.reference in page.text and later.reference not in page.text
+    later.tags = list(first.tags)
+    db.session.commit()
+    page = agent_client.get("/agent/?view=open&tag=vip")
+    assert first.reference in page.text and later.reference in page.text
 
 
 def test_queue_is_a_fixed_number_of_queries(app, agent, customer, make_ticket):
@@ -110,13 +127,12 @@ def test_queue_is_a_fixed_number_of_queries(app, agent, customer, make_ticket):
     event.listen(db.engine, "before_cursor_execute", listener)
     try:
         page = fetch_page(QueueQuery.from_args({"view": "all"}), agent)
-        for t in page.tickets:  # what the template touches
-            _ = (t.assignee and t.assignee.name, t.group and t.group.name, list(t.tags),
-                 t.category)
+        names = {(t.assignee_name, t.group_name, t.category_name) for t in page.tickets}
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     assert len(page.tickets) == 30
     assert page.total == 30
+    assert names == {(agent.name, "Support", None)}
     # The page with its assignee, group and category joined and the count as a scalar
     # subquery; then the page's tags (joined, SQLite would materialize every tag link).
     assert len(statements) == 2, statements
@@ -394,3 +410,28 @@ def test_the_bulk_form_kept_per_process_follows_the_agent_list(agent_client, age
     again = agent_client.post("/agent/bulk", data={"add_tags": "bad tag!", "back": "/agent/"})
     assert again.status_code == 422
     assert 'name="add_tags" type="text" value="bad tag!"' in again.text
+
+
+def test_reused_page_statements_keep_each_agent_and_page_apart(app, agent, customer,
+                                                                make_user, make_ticket):
+    """A view's statement is built once per process and reused: it still reads the tickets
+    as they are now, and "My open tickets" and each page stay the asking agent's own."""
+    other = make_user("agent", email="olga@example.com", name="Olga Other")
+    mine = make_ticket(customer, subject="Assigned to the first agent", assignee_id=agent.id)
+    theirs = make_ticket(customer, subject="Assigned to the other agent", assignee_id=other.id)
+
+    def ids(who, **args):
+        return [t.id for t in fetch_page(QueueQuery.from_args({"view": "mine", **args}),
+                                         who).tickets]
+
+    for _ in range(2):  # built, then reused
+        assert ids(agent) == [mine.id] and ids(other) == [theirs.id]
+    later = make_ticket(customer, subject="Assigned later", assignee_id=agent.id)
+    assert sorted(ids(agent, sort="created")) == sorted([mine.id, later.id])
+    assert sorted(ids(agent, sort="created")) == sorted([mine.id, later.id])
+    for i in range(55):
+        make_ticket(customer, subject=f"Bulk {i}", assignee_id=agent.id)
+    first = ids(agent, sort="created")
+    second = ids(agent, sort="created", page="2")
+    assert len(first) == 50 and len(second) == 7 and not set(first) & set(second)
+    assert ids(agent, sort="created", page="2") == second

@@ -263,3 +263,15 @@ def test_a_filtered_report_reads_events_from_their_index_alone(history):
         reads = [step for step in plan if step.startswith(("SEARCH", "SCAN"))]
         assert reads and all(s.startswith("SEARCH ticket_events USING COVERING INDEX ix_ticket_"
                                           "events_") for s in reads), plan
+
+
+def test_charts_follow_the_report(agent_client, customer, make_ticket):
+    """The charts are rendered once per cached report, and again when the report is."""
+    from portal.db import utcnow
+
+    today = utcnow().strftime("%d %b")
+    make_ticket(customer, subject="First")
+    for _ in range(2):
+        assert f"<title>{today}: 1 created</title>" in agent_client.get("/agent/reports").text
+    make_ticket(customer, subject="Second")
+    assert f"<title>{today}: 2 created</title>" in agent_client.get("/agent/reports").text

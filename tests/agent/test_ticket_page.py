@@ -11,6 +11,7 @@ from portal.tickets.models import (
     Message,
     Priority,
     Status,
+    Tag,
     TicketCC,
     TicketEvent,
 )
@@ -288,3 +289,40 @@ def test_reply_with_attachment_and_agent_download(agent_client, customer, make_t
                                                    "tool.exe")]},
         content_type="multipart/form-data")
     assert refused.status_code == 422 and "keep this text" in refused.text
+
+
+def test_untouched_form_fields_are_remembered_by_value_and_follow_changes(
+        agent_client, agent, customer, make_ticket):
+    """The properties selects of an untouched page are rendered once per value: each ticket
+    still shows its own values selected, a renamed agent shows at once, and a form sent back
+    with errors shows what was typed."""
+    from portal.auth.models import User
+
+    group = Group(name="Billing")
+    db.session.add(group)
+    db.session.commit()
+    first = make_ticket(customer, priority=Priority.URGENT, assignee_id=agent.id)
+    second = make_ticket(customer, priority=Priority.LOW, group_id=group.id)
+    first.tags = [Tag(name="vip")]
+    db.session.commit()
+    for _ in range(2):  # the second time from the per-process cache
+        one = agent_client.get(f"/agent/tickets/{first.id}").text
+        two = agent_client.get(f"/agent/tickets/{second.id}").text
+        assert 'name="tags" type="text" value="vip"' in one
+        assert 'name="tags" type="text" value=""' in two
+        assert '<option selected value="urgent">' in one and '<option selected value="low">' in two
+        assert f'<option selected value="{agent.id}">' in one
+        assert f'<option selected value="{group.id}">Billing' in two
+        assert '<option selected value="0">— unassigned —' in two
+
+    db.session.get(User, agent.id).name = "Alexandra Agent"
+    db.session.commit()
+    assert f'<option selected value="{agent.id}">Alexandra Agent' in agent_client.get(
+        f"/agent/tickets/{first.id}").text
+
+    typed = agent_client.post(f"/agent/tickets/{first.id}/properties", data={
+        "status": "open", "priority": "bogus", "type": "question", "category": "0",
+        "group": str(group.id), "assignee": "0", "tags": ""})
+    assert typed.status_code == 422
+    assert f'<option selected value="{group.id}">Billing' in typed.text
+    assert '<option selected value="0">— unassigned —' in typed.text

@@ -172,3 +172,27 @@ def test_the_home_banner_is_kept_until_a_known_issue_changes(client, agent, file
     known_issues.withdraw(problem)
     db.session.commit()
     assert PUBLIC_TEXT not in client.get("/").text
+
+
+@SEMANTIC
+def test_suggestions_and_known_issues_share_one_encoding(client, agent, file_ticket, run_jobs):
+    """A long request text (past what the encoder reads) is encoded once per suggestion
+    request: the known-issue match reads the suggestions' text, from the query cache."""
+    from portal.kb.models import ArticleStatus
+    from portal.kb.services import ArticleInput, create_article, create_category, create_section
+    from portal.search import semantic
+
+    section = create_section(create_category("Payments"), "Checkout")
+    db.session.flush()
+    create_article(ArticleInput(title="Checkout fails at the payment step",
+                                body="Retry the payment after a bad gateway error.",
+                                section_id=section.id), agent, status=ArticleStatus.PUBLISHED)
+    published_problem(agent, file_ticket)
+    run_jobs()  # the article indexed and embedded
+    description = "The payment step fails with a bad gateway error. " * 12  # > 400 characters
+    semantic._query_cache.clear()
+    response = client.get("/tickets/new/suggestions", headers=HX, query_string={
+        "subject": "Checkout error 502", "description": description})
+    assert response.status_code == 200 and PUBLIC_TEXT in response.text
+    assert "Checkout fails at the payment step" in response.text
+    assert len(semantic._query_cache) == 1, [len(key) for key in semantic._query_cache]

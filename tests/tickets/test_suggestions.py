@@ -59,3 +59,29 @@ def test_check_for_answers_without_js_keeps_everything_typed(customer_client, kb
     assert "My typed words" in html and 'value="pat@example.com"' in html
     assert '<option selected value="incident">' in html and 'value="fk3"' in html
     assert db.session.scalar(select(Ticket)) is None
+
+
+def test_impressions_are_one_statement_compiled_once(client, kb_article):
+    """However many articles were shown, the impressions are one INSERT of one row's
+    parameters, run for each row (rows written into the SQL made a new statement to compile
+    on every suggestion request)."""
+    from sqlalchemy import event
+
+    kb_article("Reset your password", "Use the forgot password link.")
+    kb_article("Password rules", "Twelve characters at least.")
+    inserts: list[tuple[str, bool]] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, executemany):
+        if statement.startswith("INSERT INTO suggestion_events"):
+            inserts.append((statement, executemany))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        for subject in ("forgot my password", "password rules", "reset password rules"):
+            client.get("/tickets/new/suggestions", headers=HTMX,
+                       query_string={"subject": subject, "description": "", "form_key": "k"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(inserts) == 3 and len({statement for statement, _many in inserts}) == 1
+    assert inserts[0][0].count("?") == 5  # one row's values: kind, article, key, query, time
+    assert len(_events("impression")) >= 4
