@@ -17,13 +17,18 @@ one or two edits. Visibility is part of every query's WHERE clause.
 
 Results are cached per process and keyed by the change feed's version of the knowledge base,
 so a change committed through another host empties this host's cache within about a second.
+So are the facts every query asks about its single words (`WordFacts`: spelling candidates,
+article counts), so a search or suggestion whose words were seen before since the last change
+sends only its ranking statements.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from flask import current_app
@@ -193,6 +198,51 @@ def rebuild(article_ids: list[int]) -> int:
     return len(article_ids)
 
 
+# --- what the vocabulary says about single words --------------------------------------------
+class Candidate(NamedTuple):
+    """A vocabulary word near an unknown word; `known`: it has the unknown word's stem."""
+
+    word: str
+    articles: int
+    known: bool
+
+
+class WordFacts:
+    """Facts about single (folded) words for one version of the knowledge base: the spelling
+    candidates of each checked word (none for a word the vocabulary holds), each query word's
+    article count as keyword weights read it (-1: a stop word), and the number of articles.
+    They change only with the knowledge base, and every search and suggestion asks them for
+    its words, so each process keeps them until the change feed's version moves (a change
+    committed through any host), and asks the database only for words it has not seen."""
+
+    MAX_WORDS = 50_000  # beyond this (a flood of made-up words) the facts start afresh
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.spelling: dict[str, list[Candidate]] = {}
+        self.counts: dict[str, int] = {}
+        self.documents: int | None = None
+
+    def full(self) -> bool:
+        return len(self.spelling) + len(self.counts) > self.MAX_WORDS
+
+
+_facts: dict[str, WordFacts] = {}  # database URL -> the facts of its current version
+_facts_lock = threading.Lock()
+
+
+def word_facts() -> WordFacts:
+    """This process's facts for the knowledge base's current version. The version is read
+    before any fact is fetched, so a fact is never older than the version it is filed under."""
+    url = current_app.config["DATABASE_URL"]
+    version = changes.version(changes.KB)
+    with _facts_lock:
+        facts = _facts.get(url)
+        if facts is None or facts.version != version or facts.full():
+            facts = _facts[url] = WordFacts(version)
+    return facts
+
+
 # --- queries ---------------------------------------------------------------------------------
 @dataclass
 class PgQuery:
@@ -346,12 +396,13 @@ class KeywordCandidates:
 def keyword_candidates(parsed: PgQuery, audience: Audience, category_id: int | None,
                        limit: int, *, instant: bool) -> KeywordCandidates:
     """One statement (one round trip): the best `limit` any-word matches by ts_rank, each
-    with its rank per word, and the corpus figures for the words' weights. Words weigh by
-    rarity as in `ranking.keyword_shares`, a word's article count read from `fts_vocabulary`
-    (the commonest word of the same stem, as Whoosh counts stems; a word no article has
-    weighs the most, a stop word nothing). An article's score is each held word's ts_rank
-    times its weight: ts_rank alone knows no rarity, so an article repeating a common word
-    outranked the one holding the rare one (BM25, Whoosh's score, weighs by rarity)."""
+    with its rank per word. Words weigh by rarity as in `ranking.keyword_shares`, a word's
+    article count read from `fts_vocabulary` (the commonest word of the same stem, as Whoosh
+    counts stems; a word no article has weighs the most, a stop word nothing); the counts
+    come from `word_facts`, and the same statement reads those not seen yet. An article's
+    score is each held word's ts_rank times its weight: ts_rank alone knows no rarity, so an
+    article repeating a common word outranked the one holding the rare one (BM25, Whoosh's
+    score, weighs by rarity)."""
     where, params = _visible(audience, category_id)
     table, column = _source(instant)
     any_sql, any_params = parsed.tsquery(True)
@@ -363,36 +414,46 @@ def keyword_candidates(parsed: PgQuery, audience: Audience, category_id: int | N
     held = column.replace("d.", "f.")  # the shown fields' vector of the same article
     for _word, (_part, part_params) in words:
         params.update(part_params)
-    ranks = "".join(f", CASE WHEN {held} @@ {part}"
-                    f" THEN ts_rank('{RANK_WEIGHTS}', {held}, {part}, 1) ELSE 0 END"
-                    for _word, (part, _p) in words)
-    params["words"] = folded = [word for word, _part in words]
+    ranks = ", ".join(f"CASE WHEN {held} @@ {part}"
+                      f" THEN ts_rank('{RANK_WEIGHTS}', {held}, {part}, 1) ELSE 0 END"
+                      for _word, (part, _p) in words)
+    folded = [word for word, _part in words]
+    facts = word_facts()
+    unseen = [word for word in folded if word not in facts.counts]
+    stats, stats_join = "", ""
+    if unseen or facts.documents is None:
+        params["unseen"] = unseen
+        stats = ", stats.documents, stats.counts"
+        stats_join = (
+            ", (SELECT (SELECT count(*) FROM fts_short) AS documents,"  # noqa: S608
+            " (SELECT json_object_agg(w.word, CASE WHEN length(to_tsvector("
+            f"'{CONFIG}', w.word)) = 0 THEN -1 ELSE c.articles END)"
+            "  FROM unnest(CAST(:unseen AS text[])) AS w(word), LATERAL"
+            "  (SELECT coalesce(max(v.articles), 0) AS articles FROM fts_vocabulary v"
+            "  WHERE v.word = w.word OR (v.word LIKE (tsvector_to_array("
+            f"  to_tsvector('{CONFIG}', w.word)))[1] || '%' AND to_tsvector('{CONFIG}', v.word)"
+            f"  = to_tsvector('{CONFIG}', w.word))) c) AS counts) stats")
     rows = db.session.execute(text(
         f"WITH top AS (SELECT d.article_id,"  # noqa: S608
         f" ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"
         f" FROM {table} d, (SELECT {any_sql} AS q) q WHERE {column} @@ q.q AND {where}"
         " ORDER BY score DESC, d.article_id LIMIT :limit)"
-        f" SELECT top.article_id, top.score, stats.documents, stats.counts{ranks}"
-        " FROM top JOIN fts_articles f USING (article_id),"
-        " (SELECT (SELECT count(*) FROM fts_short) AS documents,"
-        " (SELECT json_object_agg(w.word, CASE WHEN length(to_tsvector("
-        f"'{CONFIG}', w.word)) = 0 THEN -1 ELSE c.articles END)"
-        "  FROM unnest(CAST(:words AS text[])) AS w(word), LATERAL"
-        "  (SELECT coalesce(max(v.articles), 0) AS articles FROM fts_vocabulary v"
-        "  WHERE v.word = w.word OR (v.word LIKE (tsvector_to_array("
-        f"  to_tsvector('{CONFIG}', w.word)))[1] || '%' AND to_tsvector('{CONFIG}', v.word)"
-        f"  = to_tsvector('{CONFIG}', w.word))) c) AS counts) stats"
+        f" SELECT top.article_id, top.score, ARRAY[{ranks}] AS ranks{stats}"
+        f" FROM top JOIN fts_articles f USING (article_id){stats_join}"
         " ORDER BY top.score DESC, top.article_id"), params).all()
     if not rows:
         return KeywordCandidates([], {}, {})
-    documents, counts = max(rows[0].documents, 1), rows[0].counts or {}
+    if stats:
+        facts.documents = rows[0].documents
+        facts.counts.update(rows[0].counts or {})
+    documents, counts = max(facts.documents, 1), facts.counts
     # A stop word (-1) is no part of the question, as in Whoosh's analysed query.
     weights = [0.0 if counts.get(word, 0) < 0 else
                float(np.log1p(documents / (counts.get(word, 0) + 0.5))) for word in folded]
     total = sum(weights) or 1.0
     shares, scores = {}, {}
     for row in rows:
-        held_ranks = list(zip(weights, row[4:], strict=True))
+        held_ranks = list(zip(weights, row.ranks, strict=True))
         shares[row.article_id] = sum(w for w, rank in held_ranks if rank > 0) / total
         scores[row.article_id] = sum(w * rank for w, rank in held_ranks)
     return KeywordCandidates([(row.article_id, float(row.score)) for row in rows], shares,
@@ -493,18 +554,20 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
     return result
 
 
-def _spelling_candidates(words: list[str]) -> dict[str, list]:
-    """Each checkable (folded) word's closest vocabulary words, one query however many
-    words: trigram neighbours, and the word with two neighbouring letters swapped (trigrams
-    miss "swtich" -> "switch"). A word is known (first, and never corrected) when a
-    vocabulary word has its stem: "step" stays when the articles say "steps" (as
-    `service.corrections` for Whoosh). A word the vocabulary holds as typed is known
-    without looking for neighbours."""
+def _spelling_candidates(words: list[str]) -> dict[str, list[Candidate]]:
+    """Each checkable (folded) word's closest vocabulary words: trigram neighbours, and the
+    word with two neighbouring letters swapped (trigrams miss "swtich" -> "switch"). A word
+    is known (first, and never corrected) when a vocabulary word has its stem: "step" stays
+    when the articles say "steps" (as `service.corrections` for Whoosh). A word the
+    vocabulary holds as typed is known without looking for neighbours. Words seen since the
+    last change come from `word_facts`; the others in one query, however many."""
     checked = sorted({fold(w) for w in words if _checkable(fold(w))})
-    candidates: dict[str, list] = {w: [] for w in checked}
-    if checked:
+    facts = word_facts()
+    unseen = [w for w in checked if w not in facts.spelling]
+    if unseen:
+        found: dict[str, list[Candidate]] = {w: [] for w in unseen}
         swaps = [" ".join(w[:i] + w[i + 1] + w[i] + w[i + 2:] for i in range(len(w) - 1))
-                 for w in checked]
+                 for w in unseen]
         for row in db.session.execute(text(
                 "SELECT w.word AS typed, c.word, c.articles,"  # noqa: S608
                 f" to_tsvector('{CONFIG}', c.word) = to_tsvector('{CONFIG}', w.word) AS known"
@@ -517,9 +580,10 @@ def _spelling_candidates(words: list[str]) -> dict[str, list]:
                 "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
                 " WHERE NOT EXISTS (SELECT FROM fts_vocabulary k WHERE k.word = w.word)"
                 " ORDER BY w.word, known DESC, c.sim DESC"),
-                {"words": checked, "swaps": swaps}):
-            candidates[row.typed].append(row)
-    return candidates
+                {"words": unseen, "swaps": swaps}):
+            found[row.typed].append(Candidate(row.word, row.articles, row.known))
+        facts.spelling.update(found)
+    return {w: facts.spelling[w] for w in checked}
 
 
 def _closest(found: list, word: str, maxdist: int) -> str | None:
