@@ -246,11 +246,12 @@ def word_facts() -> WordFacts:
 # --- queries ---------------------------------------------------------------------------------
 @dataclass
 class PgQuery:
-    """A user query as SQL: a tsquery expression and its bound parameters."""
+    """A user query as SQL: its parts, each (op, tsquery function, value), joined into a
+    tsquery expression with bound parameters."""
 
     text: str
     notes: list[str] = field(default_factory=list)
-    parts: list[tuple[str, str, dict]] = field(default_factory=list)  # (op, sql, params)
+    parts: list[tuple[str, str, str]] = field(default_factory=list)  # (op, function, value)
 
     @property
     def query(self):  # the ParsedQuery interface: None when nothing is searchable
@@ -259,12 +260,37 @@ class PgQuery:
     def tsquery(self, any_word: bool) -> tuple[str, dict]:
         """The parts joined: AND (or OR for any-word matching); NOT always excludes."""
         sql, params = "", {}
-        for op, part, part_params in self.parts:
+        for n, (op, function, value) in enumerate(self.parts):
+            part = f"{function}('{CONFIG}', :p{n})"
             piece = f"!!{part}" if op == "not" else part
             joiner = " || " if op == "or" or (any_word and op == "and") else " && "
             sql = f"({sql}){joiner}{piece}" if sql else piece
-            params.update(part_params)
+            params[f"p{n}"] = value
         return sql, params
+
+    def any_words(self) -> dict:
+        """The `_ANY_WORDS` parameters: the wanted parts, in order (hybrid ranking reads
+        plain words: `semantic.applies_to` keeps NOT and OR out of it)."""
+        wanted = [(function, value) for op, function, value in self.parts if op != "not"]
+        return {"terms": [value for _f, value in wanted],
+                "phrases": [function == "phraseto_tsquery" for function, _v in wanted]}
+
+
+# The query's wanted parts, each as a tsquery computed once (`words`: n, q), and all of them
+# OR'ed (`q`: the folded tsqueries joined as text, which reads back as the same tsquery; an
+# empty one without lexemes for stop words alone, as `||` gives). One text for any number of
+# words: psycopg prepares a statement after a few runs of the same text, and the server then
+# keeps its plan. Written as `to_tsquery(:p0) || to_tsquery(:p1)...` each statement had its
+# own text and was planned on every run, each word stemmed at every use.
+_ANY_WORDS = (
+    "words AS MATERIALIZED (SELECT w.n, CASE WHEN w.phrase"  # noqa: S608
+    f" THEN phraseto_tsquery('{CONFIG}', w.term) ELSE to_tsquery('{CONFIG}', w.term) END AS q"
+    " FROM unnest(CAST(:terms AS text[]), CAST(:phrases AS boolean[])) WITH ORDINALITY"
+    " AS w(term, phrase, n)),"
+    " q AS MATERIALIZED (SELECT coalesce(CAST(string_agg('(' || CAST(words.q AS text) || ')',"
+    " ' | ' ORDER BY words.n) AS tsquery), CAST('' AS tsquery)) AS q"
+    " FROM words WHERE numnode(words.q) > 0)"
+)
 
 
 def parse(raw: str, *, prefix_last: bool) -> PgQuery:
@@ -275,7 +301,6 @@ def parse(raw: str, *, prefix_last: bool) -> PgQuery:
     op = "and"
     for n, token in enumerate(tokens):
         phrase, negate, word, star, or_word = token.groups()
-        key = f"p{len(parsed.parts)}"
         if or_word:
             op = "or" if parsed.parts else "and"
             continue
@@ -283,8 +308,7 @@ def parse(raw: str, *, prefix_last: bool) -> PgQuery:
             words = " ".join(_WORD.findall(phrase))
             if not words:
                 continue
-            part = f"phraseto_tsquery('{CONFIG}', :{key})"
-            value = words
+            function, value = "phraseto_tsquery", words
         else:
             typing = prefix_last and n == len(tokens) - 1 and not cleaned.endswith(" ")
             prefix = bool(star) or (typing and len(word) >= MIN_PREFIX)
@@ -294,10 +318,9 @@ def parse(raw: str, *, prefix_last: bool) -> PgQuery:
                 if note not in notes:
                     notes.append(note)
                 continue
-            value = f"'{word}'" + (":*" if prefix else "")
-            part = f"to_tsquery('{CONFIG}', :{key})"
+            function, value = "to_tsquery", f"'{word}'" + (":*" if prefix else "")
         this_op = "not" if negate else op
-        parsed.parts.append((this_op, part, {key: value}))
+        parsed.parts.append((this_op, function, value))
         op = "and"
     if parsed.parts and all(p[0] == "not" for p in parsed.parts):
         parsed.parts = []  # "NOT x" alone is no answer
@@ -405,19 +428,14 @@ def keyword_candidates(parsed: PgQuery, audience: Audience, category_id: int | N
     score, weighs by rarity)."""
     where, params = _visible(audience, category_id)
     table, column = _source(instant)
-    any_sql, any_params = parsed.tsquery(True)
-    params.update(any_params, limit=limit)
-    # Each word once, however often it is typed ("line by line"), as in Whoosh's query.
-    words = list({fold(" ".join(_WORD.findall(value))): (part, part_params)  # "'w':*" -> "w"
-                  for op, part, part_params in parsed.parts if op != "not"
-                  for value in part_params.values()}.items())
+    params.update(parsed.any_words(), limit=limit)
+    # Each word once, however often it is typed ("line by line"), as in Whoosh's query: its
+    # last part ("'w':*" -> "w"), at its first place.
+    ranked = {fold(" ".join(_WORD.findall(value))): n
+              for n, value in enumerate(params["terms"], 1)}
+    params["ranked"] = list(ranked.values())
     held = column.replace("d.", "f.")  # the shown fields' vector of the same article
-    for _word, (_part, part_params) in words:
-        params.update(part_params)
-    ranks = ", ".join(f"CASE WHEN {held} @@ {part}"
-                      f" THEN ts_rank('{RANK_WEIGHTS}', {held}, {part}, 1) ELSE 0 END"
-                      for _word, (part, _p) in words)
-    folded = [word for word, _part in words]
+    folded = list(ranked)
     facts = word_facts()
     unseen = [word for word in folded if word not in facts.counts]
     stats, stats_join = "", ""
@@ -434,11 +452,14 @@ def keyword_candidates(parsed: PgQuery, audience: Audience, category_id: int | N
             f"  to_tsvector('{CONFIG}', w.word)))[1] || '%' AND to_tsvector('{CONFIG}', v.word)"
             f"  = to_tsvector('{CONFIG}', w.word))) c) AS counts) stats")
     rows = db.session.execute(text(
-        f"WITH top AS (SELECT d.article_id,"  # noqa: S608
+        f"WITH {_ANY_WORDS}, top AS (SELECT d.article_id,"  # noqa: S608
         f" ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"
-        f" FROM {table} d, (SELECT {any_sql} AS q) q WHERE {column} @@ q.q AND {where}"
+        f" FROM {table} d, q WHERE {column} @@ q.q AND {where}"
         " ORDER BY score DESC, d.article_id LIMIT :limit)"
-        f" SELECT top.article_id, top.score, ARRAY[{ranks}] AS ranks{stats}"
+        " SELECT top.article_id, top.score, ARRAY(SELECT CASE WHEN"
+        f" {held} @@ words.q THEN ts_rank('{RANK_WEIGHTS}', {held}, words.q, 1) ELSE 0 END"
+        " FROM unnest(CAST(:ranked AS integer[])) WITH ORDINALITY AS r(n, k)"
+        f" JOIN words USING (n) ORDER BY r.k) AS ranks{stats}"
         f" FROM top JOIN fts_articles f USING (article_id){stats_join}"
         " ORDER BY top.score DESC, top.article_id"), params).all()
     if not rows:
@@ -496,20 +517,19 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
     if not fused:
         return [], 0
     where, params = _visible(audience, category_id)
-    tsq, tsq_params = parsed.tsquery(True)
     headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if not instant else "NULL")
     # The fused order filtered by visibility, its total, and the shown page's rows with
     # their headlines (computed on those rows only).
     rows = _rows(
-        "WITH allowed AS (SELECT d.article_id, fused.n, count(*) OVER () AS total,"  # noqa: S608
-        " row_number() OVER (ORDER BY fused.n) AS position"
+        f"WITH {_ANY_WORDS}, allowed AS (SELECT d.article_id, fused.n,"  # noqa: S608
+        " count(*) OVER () AS total, row_number() OVER (ORDER BY fused.n) AS position"
         " FROM unnest(CAST(:ids AS integer[])) WITH ORDINALITY AS fused(article_id, n)"
         f" JOIN fts_articles d USING (article_id) WHERE {where})"
         f" SELECT {_SHOWN}, allowed.total, {headline} AS headline"
-        f" FROM allowed JOIN fts_articles d USING (article_id), (SELECT {tsq} AS q) q"
+        " FROM allowed JOIN fts_articles d USING (article_id), q"
         " WHERE allowed.position > :skip AND allowed.position <= :until"
         " ORDER BY allowed.n",
-        {**params, **tsq_params, "ids": fused, "options": HEADLINE_OPTIONS,
+        {**params, **parsed.any_words(), "ids": fused, "options": HEADLINE_OPTIONS,
          "skip": (page - 1) * per_page, "until": page * per_page})
     if not rows:
         total = db.session.scalar(text(
