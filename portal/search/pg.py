@@ -217,14 +217,15 @@ class WordFacts:
 
     MAX_WORDS = 50_000  # beyond this (a flood of made-up words) the facts start afresh
 
-    def __init__(self, version: int) -> None:
-        self.version = version
+    def __init__(self, follower: changes.Follower, version: int) -> None:
+        self.follower, self.version = follower, version
         self.spelling: dict[str, list[Candidate]] = {}
         self.counts: dict[str, int] = {}
         self.documents: int | None = None
 
-    def full(self) -> bool:
-        return len(self.spelling) + len(self.counts) > self.MAX_WORDS
+    def current(self, follower: changes.Follower, version: int) -> bool:
+        return (self.follower is follower and self.version == version
+                and len(self.spelling) + len(self.counts) <= self.MAX_WORDS)
 
 
 _facts: dict[str, WordFacts] = {}  # database URL -> the facts of its current version
@@ -233,13 +234,16 @@ _facts_lock = threading.Lock()
 
 def word_facts() -> WordFacts:
     """This process's facts for the knowledge base's current version. The version is read
-    before any fact is fetched, so a fact is never older than the version it is filed under."""
+    before any fact is fetched, so a fact is never older than the version it is filed under.
+    Versions count the changes one follower has seen (a forked worker, a test's new app
+    starts its own count), so the facts belong to the follower too."""
     url = current_app.config["DATABASE_URL"]
-    version = changes.version(changes.KB)
+    follower = changes.follower()
+    version = follower.version(changes.KB)
     with _facts_lock:
         facts = _facts.get(url)
-        if facts is None or facts.version != version or facts.full():
-            facts = _facts[url] = WordFacts(version)
+        if facts is None or not facts.current(follower, version):
+            facts = _facts[url] = WordFacts(follower, version)
     return facts
 
 
