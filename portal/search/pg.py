@@ -232,14 +232,20 @@ _facts: dict[str, WordFacts] = {}  # database URL -> the facts of its current ve
 _facts_lock = threading.Lock()
 
 
+def kb_version() -> tuple[changes.Follower, int]:
+    """What caches of the knowledge base are keyed by: the change feed's version, with the
+    follower that counted it. Versions count the changes one follower has seen (a forked
+    worker, another app in the same process (tests, benches) starts its own count), so the
+    same number from another follower means another state."""
+    follower = changes.follower()
+    return follower, follower.version(changes.KB)
+
+
 def word_facts() -> WordFacts:
     """This process's facts for the knowledge base's current version. The version is read
-    before any fact is fetched, so a fact is never older than the version it is filed under.
-    Versions count the changes one follower has seen (a forked worker, a test's new app
-    starts its own count), so the facts belong to the follower too."""
+    before any fact is fetched, so a fact is never older than the version it is filed under."""
     url = current_app.config["DATABASE_URL"]
-    follower = changes.follower()
-    version = follower.version(changes.KB)
+    follower, version = kb_version()
     with _facts_lock:
         facts = _facts.get(url)
         if facts is None or not facts.current(follower, version):
@@ -554,7 +560,7 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
     from portal.search.service import _cache
 
     hybrid = not keywords_only and semantic.applies_to(text_)
-    key = ("pg", current_app.config["DATABASE_URL"], changes.version(changes.KB), text_,
+    key = ("pg", current_app.config["DATABASE_URL"], *kb_version(), text_,
            meaning, audience, page, per_page, category_id, instant, any_word,
            hybrid and (semantic.mode(), semantic.signature()))
     cached = _cache.get(key)
@@ -641,7 +647,7 @@ def correct_spelling(text_: str) -> str | None:
     base: a query with few results asks again on every visit."""
     from portal.search.service import _cache
 
-    key = ("pg-spelling", current_app.config["DATABASE_URL"], changes.version(changes.KB),
+    key = ("pg-spelling", current_app.config["DATABASE_URL"], *kb_version(),
            text_)
     cached = _cache.get(key)
     if cached is None:
