@@ -193,6 +193,26 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def empty_schema(url: str) -> None:
+    """DROP and recreate the public schema of the PostgreSQL database at `url`."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def database_name(url: str) -> str:
+    """'sqlite', or the PostgreSQL database's name (never its credentials)."""
+    if url == "sqlite":
+        return url
+    from sqlalchemy.engine import make_url
+
+    return f"postgresql/{make_url(url).database}"
+
+
 # --- HTTP ---------------------------------------------------------------------------------
 def request(port: int, path: str, headers: dict | None = None, method: str = "GET",
             body: str | None = None) -> tuple[int, dict, bytes]:
@@ -341,13 +361,7 @@ def main() -> None:
     if args.database == "postgres":
         if not args.database_url:
             parser.error("--database postgres needs --database-url (or PORTAL_TEST_POSTGRES_URL)")
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(args.database_url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        empty_schema(args.database_url)
         database = {"PORTAL_DATABASE_URL": args.database_url}
     with tempfile.TemporaryDirectory(prefix="pages-bench-") as scratch:
         scratch = Path(scratch)

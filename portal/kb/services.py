@@ -308,17 +308,13 @@ def _adjust_counts(article: Article, helpful: bool, delta: int) -> None:
 def log_search(query: str, result_count: int, source: str) -> int:
     """Record a search (no personal data); returns the log id for the result links.
 
-    On PostgreSQL the commit does not wait for the disk: the log is analytics, and a server
-    crash may lose its last fraction of a second, which is not worth a WAL flush on every
-    search (tickets, articles and everything else keep synchronous commits)."""
+    On PostgreSQL the commit does not wait for the disk (`db.without_waiting_for_disk`): the
+    log is analytics, not worth a WAL flush on every search."""
     row = {"query": query[:200], "normalized": normalize(query), "result_count": result_count,
            "source": source, "created_at": utcnow()}
     columns = SearchLog.__table__.c
-    values = select(*(literal(value, columns[name].type) for name, value in row.items()))
-    if db.session.get_bind().dialect.name == "postgresql":
-        # Set inside the statement itself (no SET LOCAL round trip), so that it also holds
-        # when the statement commits on its own (`db.writing_one_statement`).
-        values = values.where(func.set_config("synchronous_commit", "off", True) == "off")
+    values = db.without_waiting_for_disk(
+        select(*(literal(value, columns[name].type) for name, value in row.items())))
     return db.session.execute(
         insert(SearchLog).from_select(list(row), values).returning(SearchLog.id)
     ).scalar_one()

@@ -17,13 +17,18 @@ one or two edits. Visibility is part of every query's WHERE clause.
 
 Results are cached per process and keyed by the change feed's version of the knowledge base,
 so a change committed through another host empties this host's cache within about a second.
+So are the facts every query asks about its single words (`WordFacts`: spelling candidates,
+article counts), so a search or suggestion whose words were seen before since the last change
+sends only its ranking statements.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from flask import current_app
@@ -193,14 +198,70 @@ def rebuild(article_ids: list[int]) -> int:
     return len(article_ids)
 
 
+# --- what the vocabulary says about single words --------------------------------------------
+class Candidate(NamedTuple):
+    """A vocabulary word near an unknown word; `known`: it has the unknown word's stem."""
+
+    word: str
+    articles: int
+    known: bool
+
+
+class WordFacts:
+    """Facts about single (folded) words for one version of the knowledge base: the spelling
+    candidates of each checked word (none for a word the vocabulary holds), each query word's
+    article count as keyword weights read it (-1: a stop word), and the number of articles.
+    They change only with the knowledge base, and every search and suggestion asks them for
+    its words, so each process keeps them until the change feed's version moves (a change
+    committed through any host), and asks the database only for words it has not seen."""
+
+    MAX_WORDS = 50_000  # beyond this (a flood of made-up words) the facts start afresh
+
+    def __init__(self, follower: changes.Follower, version: int) -> None:
+        self.follower, self.version = follower, version
+        self.spelling: dict[str, list[Candidate]] = {}
+        self.counts: dict[str, int] = {}
+        self.documents: int | None = None
+
+    def current(self, follower: changes.Follower, version: int) -> bool:
+        return (self.follower is follower and self.version == version
+                and len(self.spelling) + len(self.counts) <= self.MAX_WORDS)
+
+
+_facts: dict[str, WordFacts] = {}  # database URL -> the facts of its current version
+_facts_lock = threading.Lock()
+
+
+def kb_version() -> tuple[changes.Follower, int]:
+    """What caches of the knowledge base are keyed by: the change feed's version, with the
+    follower that counted it. Versions count the changes one follower has seen (a forked
+    worker, another app in the same process (tests, benches) starts its own count), so the
+    same number from another follower means another state."""
+    follower = changes.follower()
+    return follower, follower.version(changes.KB)
+
+
+def word_facts() -> WordFacts:
+    """This process's facts for the knowledge base's current version. The version is read
+    before any fact is fetched, so a fact is never older than the version it is filed under."""
+    url = current_app.config["DATABASE_URL"]
+    follower, version = kb_version()
+    with _facts_lock:
+        facts = _facts.get(url)
+        if facts is None or not facts.current(follower, version):
+            facts = _facts[url] = WordFacts(follower, version)
+    return facts
+
+
 # --- queries ---------------------------------------------------------------------------------
 @dataclass
 class PgQuery:
-    """A user query as SQL: a tsquery expression and its bound parameters."""
+    """A user query as SQL: its parts, each (op, tsquery function, value), joined into a
+    tsquery expression with bound parameters."""
 
     text: str
     notes: list[str] = field(default_factory=list)
-    parts: list[tuple[str, str, dict]] = field(default_factory=list)  # (op, sql, params)
+    parts: list[tuple[str, str, str]] = field(default_factory=list)  # (op, function, value)
 
     @property
     def query(self):  # the ParsedQuery interface: None when nothing is searchable
@@ -209,12 +270,37 @@ class PgQuery:
     def tsquery(self, any_word: bool) -> tuple[str, dict]:
         """The parts joined: AND (or OR for any-word matching); NOT always excludes."""
         sql, params = "", {}
-        for op, part, part_params in self.parts:
+        for n, (op, function, value) in enumerate(self.parts):
+            part = f"{function}('{CONFIG}', :p{n})"
             piece = f"!!{part}" if op == "not" else part
             joiner = " || " if op == "or" or (any_word and op == "and") else " && "
             sql = f"({sql}){joiner}{piece}" if sql else piece
-            params.update(part_params)
+            params[f"p{n}"] = value
         return sql, params
+
+    def any_words(self) -> dict:
+        """The `_ANY_WORDS` parameters: the wanted parts, in order (hybrid ranking reads
+        plain words: `semantic.applies_to` keeps NOT and OR out of it)."""
+        wanted = [(function, value) for op, function, value in self.parts if op != "not"]
+        return {"terms": [value for _f, value in wanted],
+                "phrases": [function == "phraseto_tsquery" for function, _v in wanted]}
+
+
+# The query's wanted parts, each as a tsquery computed once (`words`: n, q), and all of them
+# OR'ed (`q`: the folded tsqueries joined as text, which reads back as the same tsquery; an
+# empty one without lexemes for stop words alone, as `||` gives). One text for any number of
+# words: psycopg prepares a statement after a few runs of the same text, and the server then
+# keeps its plan. Written as `to_tsquery(:p0) || to_tsquery(:p1)...` each statement had its
+# own text and was planned on every run, each word stemmed at every use.
+_ANY_WORDS = (
+    "words AS MATERIALIZED (SELECT w.n, CASE WHEN w.phrase"  # noqa: S608
+    f" THEN phraseto_tsquery('{CONFIG}', w.term) ELSE to_tsquery('{CONFIG}', w.term) END AS q"
+    " FROM unnest(CAST(:terms AS text[]), CAST(:phrases AS boolean[])) WITH ORDINALITY"
+    " AS w(term, phrase, n)),"
+    " q AS MATERIALIZED (SELECT coalesce(CAST(string_agg('(' || CAST(words.q AS text) || ')',"
+    " ' | ' ORDER BY words.n) AS tsquery), CAST('' AS tsquery)) AS q"
+    " FROM words WHERE numnode(words.q) > 0)"
+)
 
 
 def parse(raw: str, *, prefix_last: bool) -> PgQuery:
@@ -225,7 +311,6 @@ def parse(raw: str, *, prefix_last: bool) -> PgQuery:
     op = "and"
     for n, token in enumerate(tokens):
         phrase, negate, word, star, or_word = token.groups()
-        key = f"p{len(parsed.parts)}"
         if or_word:
             op = "or" if parsed.parts else "and"
             continue
@@ -233,8 +318,7 @@ def parse(raw: str, *, prefix_last: bool) -> PgQuery:
             words = " ".join(_WORD.findall(phrase))
             if not words:
                 continue
-            part = f"phraseto_tsquery('{CONFIG}', :{key})"
-            value = words
+            function, value = "phraseto_tsquery", words
         else:
             typing = prefix_last and n == len(tokens) - 1 and not cleaned.endswith(" ")
             prefix = bool(star) or (typing and len(word) >= MIN_PREFIX)
@@ -244,10 +328,9 @@ def parse(raw: str, *, prefix_last: bool) -> PgQuery:
                 if note not in notes:
                     notes.append(note)
                 continue
-            value = f"'{word}'" + (":*" if prefix else "")
-            part = f"to_tsquery('{CONFIG}', :{key})"
+            function, value = "to_tsquery", f"'{word}'" + (":*" if prefix else "")
         this_op = "not" if negate else op
-        parsed.parts.append((this_op, part, {key: value}))
+        parsed.parts.append((this_op, function, value))
         op = "and"
     if parsed.parts and all(p[0] == "not" for p in parsed.parts):
         parsed.parts = []  # "NOT x" alone is no answer
@@ -346,53 +429,62 @@ class KeywordCandidates:
 def keyword_candidates(parsed: PgQuery, audience: Audience, category_id: int | None,
                        limit: int, *, instant: bool) -> KeywordCandidates:
     """One statement (one round trip): the best `limit` any-word matches by ts_rank, each
-    with its rank per word, and the corpus figures for the words' weights. Words weigh by
-    rarity as in `ranking.keyword_shares`, a word's article count read from `fts_vocabulary`
-    (the commonest word of the same stem, as Whoosh counts stems; a word no article has
-    weighs the most, a stop word nothing). An article's score is each held word's ts_rank
-    times its weight: ts_rank alone knows no rarity, so an article repeating a common word
-    outranked the one holding the rare one (BM25, Whoosh's score, weighs by rarity)."""
+    with its rank per word. Words weigh by rarity as in `ranking.keyword_shares`, a word's
+    article count read from `fts_vocabulary` (the commonest word of the same stem, as Whoosh
+    counts stems; a word no article has weighs the most, a stop word nothing); the counts
+    come from `word_facts`, and the same statement reads those not seen yet. An article's
+    score is each held word's ts_rank times its weight: ts_rank alone knows no rarity, so an
+    article repeating a common word outranked the one holding the rare one (BM25, Whoosh's
+    score, weighs by rarity)."""
     where, params = _visible(audience, category_id)
     table, column = _source(instant)
-    any_sql, any_params = parsed.tsquery(True)
-    params.update(any_params, limit=limit)
-    # Each word once, however often it is typed ("line by line"), as in Whoosh's query.
-    words = list({fold(" ".join(_WORD.findall(value))): (part, part_params)  # "'w':*" -> "w"
-                  for op, part, part_params in parsed.parts if op != "not"
-                  for value in part_params.values()}.items())
+    params.update(parsed.any_words(), limit=limit)
+    # Each word once, however often it is typed ("line by line"), as in Whoosh's query: its
+    # last part ("'w':*" -> "w"), at its first place.
+    ranked = {fold(" ".join(_WORD.findall(value))): n
+              for n, value in enumerate(params["terms"], 1)}
+    params["ranked"] = list(ranked.values())
     held = column.replace("d.", "f.")  # the shown fields' vector of the same article
-    for _word, (_part, part_params) in words:
-        params.update(part_params)
-    ranks = "".join(f", CASE WHEN {held} @@ {part}"
-                    f" THEN ts_rank('{RANK_WEIGHTS}', {held}, {part}, 1) ELSE 0 END"
-                    for _word, (part, _p) in words)
-    params["words"] = folded = [word for word, _part in words]
+    folded = list(ranked)
+    facts = word_facts()
+    unseen = [word for word in folded if word not in facts.counts]
+    stats, stats_join = "", ""
+    if unseen or facts.documents is None:
+        params["unseen"] = unseen
+        stats = ", stats.documents, stats.counts"
+        stats_join = (
+            ", (SELECT (SELECT count(*) FROM fts_short) AS documents,"  # noqa: S608
+            " (SELECT json_object_agg(w.word, CASE WHEN length(to_tsvector("
+            f"'{CONFIG}', w.word)) = 0 THEN -1 ELSE c.articles END)"
+            "  FROM unnest(CAST(:unseen AS text[])) AS w(word), LATERAL"
+            "  (SELECT coalesce(max(v.articles), 0) AS articles FROM fts_vocabulary v"
+            "  WHERE v.word = w.word OR (v.word LIKE (tsvector_to_array("
+            f"  to_tsvector('{CONFIG}', w.word)))[1] || '%' AND to_tsvector('{CONFIG}', v.word)"
+            f"  = to_tsvector('{CONFIG}', w.word))) c) AS counts) stats")
     rows = db.session.execute(text(
-        f"WITH top AS (SELECT d.article_id,"  # noqa: S608
+        f"WITH {_ANY_WORDS}, top AS (SELECT d.article_id,"  # noqa: S608
         f" ts_rank('{RANK_WEIGHTS}', {column}, q.q, 1) AS score"
-        f" FROM {table} d, (SELECT {any_sql} AS q) q WHERE {column} @@ q.q AND {where}"
+        f" FROM {table} d, q WHERE {column} @@ q.q AND {where}"
         " ORDER BY score DESC, d.article_id LIMIT :limit)"
-        f" SELECT top.article_id, top.score, stats.documents, stats.counts{ranks}"
-        " FROM top JOIN fts_articles f USING (article_id),"
-        " (SELECT (SELECT count(*) FROM fts_short) AS documents,"
-        " (SELECT json_object_agg(w.word, CASE WHEN length(to_tsvector("
-        f"'{CONFIG}', w.word)) = 0 THEN -1 ELSE c.articles END)"
-        "  FROM unnest(CAST(:words AS text[])) AS w(word), LATERAL"
-        "  (SELECT coalesce(max(v.articles), 0) AS articles FROM fts_vocabulary v"
-        "  WHERE v.word = w.word OR (v.word LIKE (tsvector_to_array("
-        f"  to_tsvector('{CONFIG}', w.word)))[1] || '%' AND to_tsvector('{CONFIG}', v.word)"
-        f"  = to_tsvector('{CONFIG}', w.word))) c) AS counts) stats"
+        " SELECT top.article_id, top.score, ARRAY(SELECT CASE WHEN"
+        f" {held} @@ words.q THEN ts_rank('{RANK_WEIGHTS}', {held}, words.q, 1) ELSE 0 END"
+        " FROM unnest(CAST(:ranked AS integer[])) WITH ORDINALITY AS r(n, k)"
+        f" JOIN words USING (n) ORDER BY r.k) AS ranks{stats}"
+        f" FROM top JOIN fts_articles f USING (article_id){stats_join}"
         " ORDER BY top.score DESC, top.article_id"), params).all()
     if not rows:
         return KeywordCandidates([], {}, {})
-    documents, counts = max(rows[0].documents, 1), rows[0].counts or {}
+    if stats:
+        facts.documents = rows[0].documents
+        facts.counts.update(rows[0].counts or {})
+    documents, counts = max(facts.documents, 1), facts.counts
     # A stop word (-1) is no part of the question, as in Whoosh's analysed query.
     weights = [0.0 if counts.get(word, 0) < 0 else
                float(np.log1p(documents / (counts.get(word, 0) + 0.5))) for word in folded]
     total = sum(weights) or 1.0
     shares, scores = {}, {}
     for row in rows:
-        held_ranks = list(zip(weights, row[4:], strict=True))
+        held_ranks = list(zip(weights, row.ranks, strict=True))
         shares[row.article_id] = sum(w for w, rank in held_ranks if rank > 0) / total
         scores[row.article_id] = sum(w * rank for w, rank in held_ranks)
     return KeywordCandidates([(row.article_id, float(row.score)) for row in rows], shares,
@@ -435,20 +527,19 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
     if not fused:
         return [], 0
     where, params = _visible(audience, category_id)
-    tsq, tsq_params = parsed.tsquery(True)
     headline = (f"ts_headline('{CONFIG}', d.body, q.q, :options)" if not instant else "NULL")
     # The fused order filtered by visibility, its total, and the shown page's rows with
     # their headlines (computed on those rows only).
     rows = _rows(
-        "WITH allowed AS (SELECT d.article_id, fused.n, count(*) OVER () AS total,"  # noqa: S608
-        " row_number() OVER (ORDER BY fused.n) AS position"
+        f"WITH {_ANY_WORDS}, allowed AS (SELECT d.article_id, fused.n,"  # noqa: S608
+        " count(*) OVER () AS total, row_number() OVER (ORDER BY fused.n) AS position"
         " FROM unnest(CAST(:ids AS integer[])) WITH ORDINALITY AS fused(article_id, n)"
         f" JOIN fts_articles d USING (article_id) WHERE {where})"
         f" SELECT {_SHOWN}, allowed.total, {headline} AS headline"
-        f" FROM allowed JOIN fts_articles d USING (article_id), (SELECT {tsq} AS q) q"
+        " FROM allowed JOIN fts_articles d USING (article_id), q"
         " WHERE allowed.position > :skip AND allowed.position <= :until"
         " ORDER BY allowed.n",
-        {**params, **tsq_params, "ids": fused, "options": HEADLINE_OPTIONS,
+        {**params, **parsed.any_words(), "ids": fused, "options": HEADLINE_OPTIONS,
          "skip": (page - 1) * per_page, "until": page * per_page})
     if not rows:
         total = db.session.scalar(text(
@@ -469,7 +560,7 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
     from portal.search.service import _cache
 
     hybrid = not keywords_only and semantic.applies_to(text_)
-    key = ("pg", current_app.config["DATABASE_URL"], changes.version(changes.KB), text_,
+    key = ("pg", current_app.config["DATABASE_URL"], *kb_version(), text_,
            meaning, audience, page, per_page, category_id, instant, any_word,
            hybrid and (semantic.mode(), semantic.signature()))
     cached = _cache.get(key)
@@ -493,18 +584,20 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
     return result
 
 
-def _spelling_candidates(words: list[str]) -> dict[str, list]:
-    """Each checkable (folded) word's closest vocabulary words, one query however many
-    words: trigram neighbours, and the word with two neighbouring letters swapped (trigrams
-    miss "swtich" -> "switch"). A word is known (first, and never corrected) when a
-    vocabulary word has its stem: "step" stays when the articles say "steps" (as
-    `service.corrections` for Whoosh). A word the vocabulary holds as typed is known
-    without looking for neighbours."""
+def _spelling_candidates(words: list[str]) -> dict[str, list[Candidate]]:
+    """Each checkable (folded) word's closest vocabulary words: trigram neighbours, and the
+    word with two neighbouring letters swapped (trigrams miss "swtich" -> "switch"). A word
+    is known (first, and never corrected) when a vocabulary word has its stem: "step" stays
+    when the articles say "steps" (as `service.corrections` for Whoosh). A word the
+    vocabulary holds as typed is known without looking for neighbours. Words seen since the
+    last change come from `word_facts`; the others in one query, however many."""
     checked = sorted({fold(w) for w in words if _checkable(fold(w))})
-    candidates: dict[str, list] = {w: [] for w in checked}
-    if checked:
+    facts = word_facts()
+    unseen = [w for w in checked if w not in facts.spelling]
+    if unseen:
+        found: dict[str, list[Candidate]] = {w: [] for w in unseen}
         swaps = [" ".join(w[:i] + w[i + 1] + w[i] + w[i + 2:] for i in range(len(w) - 1))
-                 for w in checked]
+                 for w in unseen]
         for row in db.session.execute(text(
                 "SELECT w.word AS typed, c.word, c.articles,"  # noqa: S608
                 f" to_tsvector('{CONFIG}', c.word) = to_tsvector('{CONFIG}', w.word) AS known"
@@ -517,9 +610,10 @@ def _spelling_candidates(words: list[str]) -> dict[str, list]:
                 "  ORDER BY v.word = w.word DESC, sim DESC LIMIT 12) c"
                 " WHERE NOT EXISTS (SELECT FROM fts_vocabulary k WHERE k.word = w.word)"
                 " ORDER BY w.word, known DESC, c.sim DESC"),
-                {"words": checked, "swaps": swaps}):
-            candidates[row.typed].append(row)
-    return candidates
+                {"words": unseen, "swaps": swaps}):
+            found[row.typed].append(Candidate(row.word, row.articles, row.known))
+        facts.spelling.update(found)
+    return {w: facts.spelling[w] for w in checked}
 
 
 def _closest(found: list, word: str, maxdist: int) -> str | None:
@@ -553,7 +647,7 @@ def correct_spelling(text_: str) -> str | None:
     base: a query with few results asks again on every visit."""
     from portal.search.service import _cache
 
-    key = ("pg-spelling", current_app.config["DATABASE_URL"], changes.version(changes.KB),
+    key = ("pg-spelling", current_app.config["DATABASE_URL"], *kb_version(),
            text_)
     cached = _cache.get(key)
     if cached is None:

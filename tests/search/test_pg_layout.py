@@ -109,3 +109,80 @@ def test_known_words_are_not_compared_by_trigrams(make_article):
     assert pg._correct_spelling("refunds paymnt") == "refunds payment"
     assert pg._correct_spelling("refunds payment") is None
     assert pg._correct_spelling("zzzzqx") is None
+
+
+def test_word_facts_are_asked_once_until_the_knowledge_base_changes(make_article):
+    """What the vocabulary says of single words (spelling candidates, article counts) is
+    kept per process: words seen since the last change cost no statement."""
+    from portal.search import pg
+
+    make_article("Connect the calendar", "Calendar sync with your account.")
+    make_article("Calendar colours", "Pick a colour for each calendar.")
+
+    def candidates(words):
+        return pg.keyword_candidates(pg.parse(words, prefix_last=False), Audience.PUBLIC,
+                                     None, 10, instant=False)
+
+    first = candidates("calendar sync")
+    assert len(first.ranked) == 2 and pg.word_facts().counts == {"calendar": 2, "sync": 1}
+    again = _statements(lambda: candidates("sync calendar the"))  # "the": a new word
+    assert len(again) == 1 and "fts_vocabulary" in again[0]
+    assert pg.word_facts().counts["the"] == -1  # a stop word
+    assert [s for s in _statements(lambda: candidates("calendar the"))
+            if "fts_vocabulary" in s] == []
+    assert candidates("calendar the").shares == candidates("calendar").shares
+
+    assert pg._correct_spelling("calendr snyc") == "calendar sync"
+    assert _statements(lambda: pg._spelling_candidates(["calendr", "Snyc"])) == []
+    assert [c.word for c in pg._spelling_candidates(["calendr"])["calendr"]][:1] == [
+        "calendar"]
+    make_article("Calendr", "A product named Calendr, a calendar.")
+    assert pg._spelling_candidates(["calendr"]) == {"calendr": []}  # now a known word
+    assert candidates("calendar sync").ranked and pg.word_facts().counts["calendar"] == 3
+
+
+def test_word_facts_follow_a_publish_through_another_process(app, make_article):
+    """Another host's publish moves the change feed's version here, which drops this
+    process's word facts: its word counts and spelling are read afresh (within the feed's
+    delay of about a second)."""
+    import subprocess
+    import sys
+    import textwrap
+    import time
+    from pathlib import Path
+
+    from portal.search import pg
+
+    make_article("Connect the calendar", "Calendar sync with your account.")
+    assert pg._correct_spelling("calendr") == "calendar"
+    pg.keyword_candidates(pg.parse("calendar", prefix_last=False), Audience.PUBLIC, None, 10,
+                          instant=False)
+    assert pg.word_facts().counts["calendar"] == 1
+    root = Path(__file__).resolve().parents[2]
+    other_host = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(root)!r})
+        from tests.conftest import make_app
+        from portal.extensions import db
+        from portal.kb.models import ArticleStatus
+        from portal.kb.services import ArticleInput, create_article
+        app = make_app(Path({str(Path(app.instance_path) / "other-host")!r}),
+                       DATABASE_URL={app.config["DATABASE_URL"]!r})
+        with app.app_context():
+            create_article(ArticleInput(title="Calendr calendar", body="Calendr, a calendar.",
+                                        section_id={make_article.section.id}), None,
+                           status=ArticleStatus.PUBLISHED)
+            db.session.commit()
+        """)
+    published = subprocess.run([sys.executable, "-c", other_host], cwd=root,  # noqa: S603
+                               capture_output=True, text=True, timeout=120)
+    assert published.returncode == 0, published.stderr
+
+    deadline = time.monotonic() + 5
+    while pg._spelling_candidates(["calendr"]) != {"calendr": []}:
+        assert time.monotonic() < deadline, "the other process's publish was not seen"
+        time.sleep(0.05)
+    pg.keyword_candidates(pg.parse("calendar", prefix_last=False), Audience.PUBLIC, None, 10,
+                          instant=False)
+    assert pg.word_facts().counts["calendar"] == 2
