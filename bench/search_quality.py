@@ -6,9 +6,10 @@ imports one article per question and runs the hand-written queries of
 bench/data/<set>_faq_queries.tsv through the app's own `suggest_articles` (keyword-only,
 meaning-only and hybrid) and `search_articles` (the /kb/search ranking). It prints recall@1,
 recall@5 and MRR@10 per kind of query, and the share of unrelated questions (those of every
-set, asked of each knowledge base) answered with nothing. Then, on the first set, it adds
-generated filler articles up to --articles (default 20,000), embeds them with the app's code,
-and times the suggestion request through the app.
+set, asked of each knowledge base) answered with nothing; then, per kind, how the hybrid
+rankers compare with the best single ranker (keyword alone, meaning alone). Then, on the
+first set, it adds generated filler articles up to --articles (default 20,000), embeds them
+with the app's code, and times the suggestion request through the app.
 
     python bench/search_quality.py [--sets debian,python] [--articles 20000] [--quality-only]
     python bench/search_quality.py --quality-only --backend whoosh,postgres
@@ -17,7 +18,8 @@ and times the suggestion request through the app.
 and postgres (PostgreSQL full-text search in the database of $PORTAL_TEST_POSTGRES_URL, whose
 public schema it DROPS and rebuilds for each set); PostgreSQL's keys start with `pg_`.
 
-Last line: RESULT <set>_suggest_r1=.. <set>_suggest_r5=.. ... suggest_p95_ms=.. embed_s_per_1k=..
+Last line: RESULT <set>_suggest_r1=.. <set>_suggest_r5=.. ... <set>_semantic_r1=..
+<set>_below_best_single=.. suggest_p95_ms=.. embed_s_per_1k=..
 """
 
 from __future__ import annotations
@@ -156,6 +158,8 @@ RANKERS = [
     ("keyword", "keyword", _suggested),
     ("semantic", "semantic", _suggested),
     ("suggest", "hybrid", _suggested),
+    ("kwsearch", "keyword", _searched),
+    ("semsearch", "semantic", _searched),
     ("search", "hybrid", _searched),
 ]
 
@@ -213,6 +217,28 @@ def print_quality(name: str, results: dict[str, dict[str, dict]]) -> None:
             r = table[UNRELATED]
             print(f"{'':<{len(name) + 2}}{label:<9} {UNRELATED:<11} {r['n']:>4} "
                   f"{'':>22}  {r['nothing']:.3f}")
+
+
+# Each hybrid ranker and the single rankers (keyword alone, meaning alone) through its path.
+SINGLE = {"suggest": ("keyword", "semantic"), "search": ("kwsearch", "semsearch")}
+
+
+def print_against_single(name: str, results: dict[str, dict[str, dict]]) -> int:
+    """Per kind: each hybrid ranker's recall@1 and @5 against the best single ranker through
+    the same path; returns how many (hybrid ranker, kind, measure) figures fall below it."""
+    print(f"\n{name}: hybrid against the best single ranker (keyword alone, meaning alone)")
+    below = 0
+    for kind in (*KINDS, "all"):
+        cells = []
+        for hybrid, singles in SINGLE.items():
+            for measure in ("recall@1", "recall@5"):
+                best = max(results[label][kind][measure] for label in singles)
+                gap = results[hybrid][kind][measure] - best
+                below += kind != "all" and gap < -1e-9
+                cells.append(f"{hybrid} {measure} {best:.3f}{gap:+.3f}")
+        print(f"{'':<{len(name) + 2}}{kind:<11} " + ", ".join(cells))
+    print(f"{'':<{len(name) + 2}}figures below the best single ranker: {below}")
+    return below
 
 
 _WORDS = {
@@ -361,11 +387,13 @@ def main() -> None:
                   f"{len(queries)} queries.")
             results = evaluate(app, ids, queries)
             print_quality(prefix + name, results)
-            for label in ("suggest", "search"):
+            below = print_against_single(prefix + name, results)
+            for label in (label for label, _mode, _ranked in RANKERS):
                 key = f"{prefix}{name}_{label}"
                 summary[f"{key}_r1"] = results[label]["all"]["recall@1"]
                 summary[f"{key}_r5"] = results[label]["all"]["recall@5"]
                 summary[f"{key}_unrelated_empty"] = results[label][UNRELATED]["nothing"]
+            summary[f"{prefix}{name}_below_best_single"] = below
             if position == 0 and not args.quality_only:
                 filler = max(0, args.articles - len(ids))
                 print(f"Adding {filler} generated filler articles (20-60 words each) ...",

@@ -262,6 +262,8 @@ def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, cu
     assert "Hybrid" in page.text and "Published articles" in page.text
     assert f"below {semantic.QUERY_FLOOR}" in page.text  # the explanation uses live numbers
     assert "share of the question's words the article holds" in page.text
+    assert " ".join(f"add up to {semantic.KEYWORD_ALPHA} to that".split()) \
+        in " ".join(page.text.split())
 
 
 @SEMANTIC

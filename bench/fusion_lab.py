@@ -1,0 +1,237 @@
+"""Fusion variants compared offline: the fusion's inputs for every development question are
+captured once through the app's own suggestion and search code, then each variant re-ranks
+them in memory (seconds per variant instead of minutes per bench run).
+
+    python bench/fusion_lab.py capture /tmp/fusion.pkl     # both sets, ~4 min on idle cores
+    python bench/fusion_lab.py compare /tmp/fusion.pkl
+
+`compare` prints, per set, path (suggest, search) and kind, recall@1/@5 of each variant, and
+how many of those figures fall below meaning alone (the must-be-true of issue 15). Captured
+per question: the keyword candidates with their scores and shares, the coverage (computed
+for every question, not only those under the floor), whether the words were corrected, the
+query vector, and every article's best chunk cosine; plus one vector per article title.
+The variants reuse `semantic.fuse`'s gate (floors, coverage) and differ in the scoring only.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import numpy as np  # noqa: E402
+import search_quality as sq  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from portal.extensions import db  # noqa: E402
+from portal.kb.models import Article  # noqa: E402
+from portal.search import Audience, search_articles, semantic, suggest_articles  # noqa: E402
+from portal.search import service as search_service  # noqa: E402
+
+PATHS = {
+    "suggest": lambda text: [h.article_id for h in suggest_articles(text, Audience.PUBLIC,
+                                                                    limit=10)],
+    "search": lambda text: [h.article_id for h in search_articles(text, Audience.PUBLIC,
+                                                                  per_page=10).hits],
+}
+
+
+def capture(path: str) -> None:
+    unrelated = [q for s in sq.SETS.values() for q in sq.load_queries(s.queries_file)
+                 if q.kind == sq.UNRELATED]
+    real = (semantic.clears_floor, semantic.fuse, semantic.nearest_articles)
+    seen: dict = {}
+
+    def nearest(text, audience, generation, limit):
+        seen.update(text=text, vector=semantic.embed_query(semantic.query_encoder(), text))
+        return real[2](text, audience, generation, limit)
+
+    def fuse(keyword, nearest_, coverage, *, shares, corrected=False):
+        semantic.clears_floor = real[0]  # the real gate decides what is shown
+        try:
+            return real[1](keyword, nearest_, coverage, shares=shares, corrected=corrected)
+        finally:
+            semantic.clears_floor = lambda *_a, **_k: False
+            seen.update(keyword=list(keyword), coverage=coverage, shares=dict(shares),
+                        corrected=corrected)
+
+    out = {}
+    for name, dev_set in sq.SETS.items():
+        queries = sq.load_queries(dev_set.queries_file)
+        asked = {q.text.lower() for q in queries}
+        for q in unrelated:  # as the bench asks them: each once
+            if q.text.lower() not in asked:
+                asked.add(q.text.lower())
+                queries.append(q)
+        with tempfile.TemporaryDirectory() as folder:
+            app = sq.make_app(Path(folder))
+            ids = sq.import_faq(app, dev_set)
+            app.config.update(sq.MODES["hybrid"])
+            with app.test_request_context():
+                titles = dict(db.session.execute(select(Article.id, Article.title)).all())
+                rows = []
+                # Coverage is computed for every question (clears_floor False while ranking).
+                semantic.nearest_articles, semantic.fuse = nearest, fuse
+                semantic.clears_floor = lambda *_a, **_k: False
+                try:
+                    for q in queries:
+                        row = {"kind": q.kind, "text": q.text,
+                               "targets": {ids[k] for k in q.keys}}
+                        for label, ranked in PATHS.items():
+                            search_service._cache.__init__(search_service.CACHE_SIZE)
+                            seen.clear()
+                            hits = ranked(q.text)
+                            row[label] = dict(seen, hits=hits)
+                        rows.append(row)
+                finally:
+                    semantic.clears_floor, semantic.fuse, semantic.nearest_articles = real
+                matrix = semantic._matrix()
+                encoder = semantic.query_encoder()
+                title_ids = sorted(titles)
+                out[name] = {
+                    "rows": rows, "vectors": np.array(matrix.vectors),
+                    "article_ids": np.array(matrix.article_ids), "titles": titles,
+                    "title_ids": np.array(title_ids),
+                    "title_vectors": np.stack([semantic.embed_query(encoder, titles[i])
+                                               for i in title_ids])}
+    with open(path, "wb") as f:
+        pickle.dump(out, f)
+
+
+# --- offline re-ranking ------------------------------------------------------------------
+def _prepare(lab: dict) -> None:
+    """Every article's best chunk cosine and title cosine per question (aligned arrays)."""
+    for data in lab.values():
+        articles = np.unique(data["article_ids"])
+        data["articles"] = articles
+        row_article = np.searchsorted(articles, data["article_ids"])
+        title_at = np.searchsorted(articles, data["title_ids"])
+        for row in data["rows"]:
+            for label in PATHS:
+                c = row[label]
+                if "vector" not in c:  # keyword syntax: no meaning-based ranking ran
+                    continue
+                best = np.full(len(articles), -1.0)
+                np.maximum.at(best, row_article, data["vectors"] @ c["vector"])
+                title = np.full(len(articles), -1.0)
+                title[title_at] = data["title_vectors"] @ c["vector"]
+                c["cosine"], c["title"] = best, title
+
+
+def gated(score: Callable) -> Callable:
+    """A variant with `semantic.fuse`'s gate: nothing for unrelated questions, the keyword
+    order for questions related by keywords only, else `score`'s order (meaning-only
+    candidates from ITEM_FLOOR up)."""
+    def ranked(c: dict, articles: np.ndarray) -> list[int]:
+        cosine = c["cosine"]
+        best = float(cosine.max())
+        floor = semantic.CORRECTED_QUERY_FLOOR if c["corrected"] else semantic.QUERY_FLOOR
+        if best < floor:
+            return [a for a, _s in c["keyword"]] \
+                if c["coverage"] >= semantic.KEYWORD_COVERAGE else []
+        position = {int(a): i for i, a in enumerate(articles)}
+        dense = score.dense(c) if hasattr(score, "dense") else cosine
+        scores = score(c, dense, position)
+        for i in np.argsort(-cosine)[:semantic.CANDIDATES]:
+            if cosine[i] < semantic.ITEM_FLOOR:
+                break
+            scores.setdefault(int(articles[i]), float(dense[i]))
+        return sorted(scores, key=scores.__getitem__, reverse=True)
+    return ranked
+
+
+def bonus(alpha: float, power: float, dense: Callable | None = None) -> Callable:
+    """cosine (or `dense`) + alpha * share * (keyword score / best keyword score) ** power"""
+    def score(c, values, position):
+        keyword = c["keyword"]
+        top = keyword[0][1] if keyword and keyword[0][1] > 0 else 1.0
+        return {a: float(values[position[a]])
+                + alpha * c["shares"].get(a, 0.0) * max(s / top, 0.0) ** power
+                for a, s in keyword}
+    if dense is not None:
+        score.dense = dense
+    return gated(score)
+
+
+def reciprocal_rank(k: int, weight: float) -> Callable:
+    def ranked(c, articles):
+        base = gated(lambda c, values, position: {})(c, articles)
+        if not base or float(c["cosine"].max()) < semantic.QUERY_FLOOR:
+            return base
+        order = np.argsort(-c["cosine"])[:semantic.CANDIDATES]
+        scores = {int(articles[i]): 1 / (k + r + 1) for r, i in enumerate(order)}
+        for r, (a, _s) in enumerate(c["keyword"]):
+            scores[a] = scores.get(a, 0.0) + weight / (k + r + 1)
+        return sorted(scores, key=scores.__getitem__, reverse=True)
+    return ranked
+
+
+def z_scores(c):
+    return (c["cosine"] - c["cosine"].mean()) / c["cosine"].std()
+
+
+def title_mix(weight: float):
+    return lambda c: (1 - weight) * c["cosine"] + weight * np.maximum(c["cosine"], c["title"])
+
+
+VARIANTS = {
+    "meaning alone": bonus(0.0, 1.0),
+    "0.2 linear (before)": bonus(0.2, 1.0),
+    "0.1 power 0.25 (now)": bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER),
+    **{f"{a} power {p}": bonus(a, p) for a in (0.1, 0.125, 0.15) for p in (0.0, 0.5, 1.0)},
+    "share only 0.15": bonus(0.15, 0.0),
+    "RRF k=10": reciprocal_rank(10, 0.5),
+    "RRF k=60": reciprocal_rank(60, 1.0),
+    "z-score 1.0 linear": bonus(1.0, 1.0, z_scores),
+    "z-score 1.25 power 0.25": bonus(1.25, 0.25, z_scores),
+    "title mix 0.5": bonus(0.2, 1.0, title_mix(0.5)),
+    "title max": bonus(0.2, 1.0, lambda c: np.maximum(c["cosine"], c["title"])),
+}
+
+
+def evaluate(data: dict, label: str, variant: Callable) -> dict:
+    ranks: dict[str, list] = {}
+    for row in data["rows"]:
+        c = row[label]
+        found = (variant(c, data["articles"]) if "cosine" in c else c["hits"])[:10]
+        if row["kind"] == sq.UNRELATED:
+            ranks.setdefault(sq.UNRELATED, []).append(not found)
+            continue
+        rank = next((i + 1 for i, a in enumerate(found) if a in row["targets"]), None)
+        for kind in (row["kind"], "all"):
+            ranks.setdefault(kind, []).append(rank)
+    return {kind: (sum(r) / len(r),) if kind == sq.UNRELATED else
+            (sum(x == 1 for x in r) / len(r), sum(x is not None and x <= 5 for x in r) / len(r))
+            for kind, r in ranks.items()}
+
+
+def compare(path: str) -> None:
+    with open(path, "rb") as f:
+        lab = pickle.load(f)  # noqa: S301 (a file this script wrote)
+    _prepare(lab)
+    baseline = {(name, label): evaluate(data, label, VARIANTS["meaning alone"])
+                for name, data in lab.items() for label in PATHS}
+    for title, variant in VARIANTS.items():
+        below = 0
+        lines = []
+        for name, data in lab.items():
+            for label in PATHS:
+                result = evaluate(data, label, variant)
+                base = baseline[name, label]
+                below += sum(result[k][m] < base[k][m] - 1e-9 for k in sq.KINDS for m in (0, 1))
+                cells = " ".join(f"{k[:5]} {result[k][0]:.3f}/{result[k][1]:.3f}"
+                                 for k in (*sq.KINDS, "all"))
+                lines.append(f"  {name:<6} {label:<7} {cells} unrelated-empty "
+                             f"{result[sq.UNRELATED][0]:.3f}")
+        print(f"{title}: {below} figures below meaning alone (R@1/R@5 per kind)")
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    command, pickle_path = sys.argv[1:3]
+    capture(pickle_path) if command == "capture" else compare(pickle_path)
