@@ -163,6 +163,8 @@ class Ticket(Base):
         Index("ix_tickets_due", "resolution_due_at", "id"),
         _open_tickets_index("ix_tickets_open_assignee_due", "assignee_id", "resolution_due_at",
                             "id", "priority", "group_id", "category_id"),
+        # The unsolved tickets by last activity, the queue's "Updated" order (scale4_0003).
+        _open_tickets_index("ix_tickets_open_activity", "last_activity_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
