@@ -92,7 +92,8 @@ class ArrayPostings:
             parts = [self.evaluate(sub) for sub in q.subqueries]
             if any(part is None for part in parts):
                 return None
-            combined = _intersect(parts) if isinstance(q, wq.And) else _union(parts)
+            combined = _intersect(parts) if isinstance(q, wq.And) \
+                else _union(parts, self.doc_count)
             return combined[0], combined[1] * q.boost
         return None
 
@@ -105,8 +106,9 @@ def evaluate_words(postings: ArrayPostings, q: wq.Query) -> Postings | None:
         parts = [postings.evaluate(sub) for sub in q.subqueries]
         if any(part is None for part in parts):
             return None
-        ids, scores = _union(parts)
-        matched_words = _union([(p[0], np.ones(len(p[0]))) for p in parts])[1]
+        ids, scores = _union(parts, postings.doc_count)
+        matched_words = np.bincount(np.concatenate([p[0] for p in parts]),
+                                    minlength=postings.doc_count)[ids]
         return ids, matched_words * COORDINATION + scores
     return postings.evaluate(q)
 
@@ -185,26 +187,33 @@ def _read_postings(matcher) -> Postings:
     return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
 
 
-def _union(parts: list[Postings]) -> Postings:
+def _union(parts: list[Postings], size: int) -> Postings:
+    """Docs in any part (ascending), scores summed in the parts' order. Counting into arrays
+    of `size` (the reader's doc count) costs O(size + entries); sorting the concatenated
+    entries (np.unique) cost O(entries log entries), most of a query on a large index."""
     if not parts:
         return _EMPTY
+    if len(parts) == 1:
+        return parts[0]
     ids = np.concatenate([p[0] for p in parts])
     scores = np.concatenate([p[1] for p in parts])
-    unique, inverse = np.unique(ids, return_inverse=True)
-    return unique, np.bincount(inverse, weights=scores, minlength=len(unique))
+    unique = np.flatnonzero(np.bincount(ids, minlength=size))
+    return unique, np.bincount(ids, weights=scores, minlength=size)[unique]
 
 
 def _intersect(parts: list[Postings]) -> Postings:
+    """Docs in every part (ascending), scores summed; the shortest list is looked up in the
+    others by binary search (each list is ascending)."""
     if not parts:
         return _EMPTY
     parts = sorted(parts, key=lambda p: len(p[0]))
     ids, scores = parts[0]
     for other_ids, other_scores in parts[1:]:
-        ids, mine, theirs = np.intersect1d(ids, other_ids, assume_unique=True,
-                                           return_indices=True)
-        scores = scores[mine] + other_scores[theirs]
-        if not len(ids):
-            break
+        if not len(ids) or not len(other_ids):
+            return _EMPTY
+        at = np.minimum(np.searchsorted(other_ids, ids), len(other_ids) - 1)
+        found = other_ids[at] == ids
+        ids, scores = ids[found], scores[found] + other_scores[at[found]]
     return ids, scores
 
 
@@ -218,5 +227,9 @@ def top(postings: Postings, allowed: np.ndarray, start: int, count: int
     end = min(start + count, total)
     if start >= end:
         return [], total
+    if end < total:  # sort only the docs scoring at least the end-th best (ties included)
+        threshold = np.partition(scores, total - end)[total - end]
+        best = np.flatnonzero(scores >= threshold)
+        ids, scores = ids[best], scores[best]
     order = np.lexsort((ids, -scores))[:end]
     return [(int(ids[i]), float(scores[i])) for i in order[start:end]], total
