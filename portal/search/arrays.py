@@ -35,8 +35,10 @@ K1 = 1.2
 B = {"body": 0.75}  # length normalisation per field (short fields: none)
 # Added per matched query word: more matched words always outrank a higher BM25 sum.
 COORDINATION = 1000.0
-# Cached postings are dropped when they hold more entries than this (~16 bytes each).
-MAX_CACHED_ENTRIES = 5_000_000
+# Cached postings are dropped when they hold more entries than this (~16 bytes each): with
+# the posting files (below) a word's postings are a slice of a mapped file, cheap to score
+# again, so a worker keeps ~16 MB of them rather than 80 MB.
+MAX_CACHED_ENTRIES = 1_000_000
 _EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
 
 Postings = tuple[np.ndarray, np.ndarray]
