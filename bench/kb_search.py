@@ -1,28 +1,42 @@
 """Benchmark KB search on a seeded corpus (a script, not a test).
 
     python bench/kb_search.py [--articles 20000] [--seed 7] [--backend whoosh|postgres]
-    python bench/kb_search.py --articles 100000      # issue 18's target size
+    python bench/kb_search.py --articles 100000 --instance /tmp/kb100k   # issue 18's size
+    python bench/kb_search.py --articles 100000 --instance /tmp/kb100k --meaning
 
 `--backend postgres` runs the same queries on PostgreSQL full-text search (portal/search/pg.py)
 in the database of `--database-url` (default: $PORTAL_TEST_POSTGRES_URL), whose public schema
 it DROPS and rebuilds; "bare" is then the ranking query alone (no Flask, no rendering).
 
-Builds a fresh instance in a temporary folder, generates N articles, builds the index with
-`reindex_all`, then times 200 fixed 1-3 word queries three ways:
+Builds an instance (a temporary folder, or `--instance`, which a later run with the same
+--articles, --seed and --backend measures again without rebuilding), generates N articles
+and builds the index with `reindex_all` in a process of its own (its peak memory is the
+build's; the index folder, Whoosh's temporary runs included, is sampled meanwhile). Then, in
+a fresh process as a server worker would start, it times 200 fixed 1-3 word queries:
   * the full search page   GET /kb/search?q=...           (Flask app, highlighted snippets)
   * the instant partial    GET /kb/search/instant?q=...   (Flask app, htmx headers)
   * bare Whoosh            a shared searcher, the same MultifieldParser, search(limit=10)
 Each measured query runs once, after a warm-up on *different* queries, so the result cache
 does not flatter the numbers (a last pass repeats the page queries to show the cache).
+
+Meaning-based ranking is off unless `--meaning`: embedding 100,000 articles with the real
+model would take hours on two cores, so `--meaning` stores one random unit vector per chunk
+(once, in the instance) and encodes the queries with the real query model: the timings and
+memory are those of the meaning layer, its rankings mean nothing (quality is measured by
+bench/search_quality.py).
+
 The last line is machine-readable:
-RESULT articles=<n> build_s=<x> page_p95_ms=<x> instant_p95_ms=<x> overhead_ratio=<x>
-       page_statements=<x> page_app_cpu_ms=<x> [page_db_cpu_ms=<x>]
+RESULT backend=.. articles=<n> build_s=<x> page_p95_ms=<x> instant_p95_ms=<x>
+       overhead_ratio=<x> page_statements=<x> page_app_cpu_ms=<x> [page_db_cpu_ms=<x>]
+       build_peak_rss_mb=<x> index_peak_mb=<x> index_mb=<x> worker_rss_mb=<x> worker_anon_mb=<x>
 where overhead_ratio = search page p95 / bare Whoosh p95 over the same fields (what our
 layer costs: visibility filter, exact totals, snippets, search log, rendering). Instant
 results search only the short fields (title, labels, section); the bare figure for those
 fields is printed too. Statements and CPU per search page request (this process's, and on
 PostgreSQL the database server's for this app's connections) move less with a shared
-machine's load than milliseconds do.
+machine's load than milliseconds do. worker_anon_mb is the measuring process's own memory
+after the queries; worker_rss_mb adds the pages of mapped files (index, posting files,
+vectors) it touched, which every process of the host shares.
 """
 
 from __future__ import annotations
@@ -40,6 +54,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -144,16 +160,50 @@ def summary(name: str, samples_ms: list[float]) -> str:
             f"   mean {statistics.fmean(samples_ms):7.2f} ms")
 
 
-def _app(instance: Path, args):
+def _app(instance: Path, args, *, meaning: bool = False):
     from portal import create_app
 
     return create_app({
         "INSTANCE_PATH": str(instance),
         "DATABASE_URL": args.database_url if args.backend == "postgres"
         else f"sqlite:///{instance / 'portal.sqlite3'}",
-        "SECRET_KEY": "bench", "SEMANTIC_SEARCH": False, "RATELIMIT_ENABLED": False,
+        "SECRET_KEY": "bench", "SEMANTIC_SEARCH": meaning, "RATELIMIT_ENABLED": False,
         "DEVELOPMENT": True,
     })
+
+
+def _add_synthetic_vectors(seed: int) -> int:
+    """One random unit vector per chunk of every published article (as many chunks as
+    `chunk_article` makes of these bodies: the title alone, then one per 100 words). Their
+    cosines mean nothing; they cost what real vectors cost (file, mapping, products)."""
+    from sqlalchemy import func, insert, select
+
+    from portal.extensions import db
+    from portal.kb.models import Article, ArticleEmbedding, ArticleStatus
+    from portal.search import semantic
+    from portal.search.embeddings import DIMENSIONS, MODEL_ID
+
+    if db.session.scalar(select(func.count(ArticleEmbedding.id))):
+        return 0
+    rng = np.random.default_rng(seed)
+    added = 0
+    rows = db.session.execute(select(Article.id, Article.body)
+                              .where(Article.status == ArticleStatus.PUBLISHED)
+                              .order_by(Article.id)).all()
+    for start in range(0, len(rows), 2000):
+        batch = []
+        for article_id, body in rows[start:start + 2000]:
+            words = len(body.split("\n\n", 1)[-1].split())
+            chunks = min(1 + -(-words // semantic.CHUNK_WORDS), semantic.MAX_CHUNKS)
+            vectors = rng.standard_normal((chunks, DIMENSIONS)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            batch += [{"article_id": article_id, "chunk": n, "heading": "",
+                       "content_hash": "synthetic", "model": MODEL_ID,
+                       "vector": vector.tobytes()} for n, vector in enumerate(vectors)]
+        db.session.execute(insert(ArticleEmbedding), batch)
+        added += len(batch)
+    db.session.commit()
+    return added
 
 
 def main() -> None:
@@ -165,6 +215,10 @@ def main() -> None:
     parser.add_argument("--instance", type=Path,
                         help="keep the built instance here; a later run with the same "
                              "--articles, --seed and --backend measures it without rebuilding")
+    parser.add_argument("--meaning", action="store_true",
+                        help="measure with meaning-based ranking on: synthetic chunk vectors "
+                             "(stored once in the instance), queries encoded by the real "
+                             "query model")
     parser.add_argument("--phase", choices=("build", "measure"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.backend == "postgres" and not args.database_url:
@@ -207,6 +261,8 @@ def _child(args, instance: Path, phase: str) -> dict:
                "--backend", args.backend]
     if args.database_url:
         command += ["--database-url", args.database_url]
+    if args.meaning:
+        command.append("--meaning")
     index = instance / "index"
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:  # noqa: S603
         sizes: list[float] = []
@@ -298,7 +354,18 @@ def _measure(args) -> None:
     from portal.search.schema import INSTANT_FIELDS
 
     postgres = args.backend == "postgres"
-    app = _app(args.instance, args)
+    app = _app(args.instance, args, meaning=args.meaning)
+    if args.meaning:
+        from portal.search import semantic
+
+        with app.app_context():
+            began = time.perf_counter()
+            if added := _add_synthetic_vectors(args.seed):
+                print(f"stored {added} synthetic chunk vectors in "
+                      f"{time.perf_counter() - began:.1f} s", flush=True)
+            semantic.write_matrix_file()
+        semantic.start_loading(app)  # as gunicorn's master does before forking
+        semantic.wait_until_loaded(app)
     client = app.test_client()
     queries = fixed_queries()
     htmx = {"HX-Request": "true", "HX-Target": "instant-results"}
@@ -460,7 +527,9 @@ def _report(args, build: dict, measured: dict) -> None:
           f"of mapped files (shared)")
     db_cpu = measured["db_cpu_ms"]
     db_figure = "" if db_cpu is None else f" page_db_cpu_ms={db_cpu:.2f}"
-    print(f"RESULT backend={args.backend} articles={args.articles} build_s={build['build_s']:.1f} "
+    meaning = " meaning=synthetic-vectors" if args.meaning else ""
+    print(f"RESULT backend={args.backend} articles={args.articles}{meaning} "
+          f"build_s={build['build_s']:.1f} "
           f"page_p95_ms={page_p95:.1f} "
           f"instant_p95_ms={instant_p95:.1f} overhead_ratio={ratio:.2f} "
           f"page_statements={measured['statements']:.2f} "
