@@ -3,10 +3,10 @@
 `enqueue_article` writes an IndexQueue row and an index job in the caller's transaction, so the
 article change and the "index me" note commit (or roll back) together, and no request waits
 for the index or the embeddings. A worker runs the job: `process_index_queue` applies the
-queued rows to the index, then the after-index hooks update the embeddings. It takes the
-index write lock
-first and only then reads the articles, so two processes can never write an older version
-over a newer one. Rows are deleted only if unchanged since they were read (a change queued
+queued rows to the index, then the after-index hooks update the embeddings; `process_all` and
+`reindex_all` end by writing the new segments' posting files (arrays.py). The queue takes
+the index write lock first and only then reads the articles, so two processes can never
+write an older version over a newer one. Rows are deleted only if unchanged since they were read (a change queued
 meanwhile stays queued). Any index failure leaves the rows for the next try: the job's retry, the
 scheduled catch-up every minute, or `flask kb reindex`.
 """
