@@ -6,9 +6,9 @@ for the index or the embeddings. A worker runs the job: `process_index_queue` ap
 queued rows to the index, then the after-index hooks update the embeddings; `process_all` and
 `reindex_all` end by writing the new segments' posting files (arrays.py). The queue takes
 the index write lock first and only then reads the articles, so two processes can never
-write an older version over a newer one. Rows are deleted only if unchanged since they were read (a change queued
-meanwhile stays queued). Any index failure leaves the rows for the next try: the job's retry, the
-scheduled catch-up every minute, or `flask kb reindex`.
+write an older version over a newer one. Rows are deleted only if unchanged since they were
+read (a change queued meanwhile stays queued). Any index failure leaves the rows for the next
+try: the job's retry, the scheduled catch-up every minute, or `flask kb reindex`.
 """
 
 from __future__ import annotations
