@@ -219,7 +219,8 @@ def main() -> None:
                         help="measure with meaning-based ranking on: synthetic chunk vectors "
                              "(stored once in the instance), queries encoded by the real "
                              "query model")
-    parser.add_argument("--phase", choices=("build", "measure"), help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=("build", "vectors", "measure"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.backend == "postgres" and not args.database_url:
         parser.error("--backend postgres needs --database-url (or PORTAL_TEST_POSTGRES_URL)")
@@ -228,6 +229,8 @@ def main() -> None:
     logging.disable(logging.WARNING)
     if args.phase == "build":
         _build(args)
+    elif args.phase == "vectors":
+        _vectors(args)
     elif args.phase == "measure":
         _measure(args)
     elif args.instance:
@@ -250,6 +253,8 @@ def _run(args, instance: Path) -> None:
         build = _child(args, instance, "build")
         marker.write_text(json.dumps(built))
         (instance / "build.json").write_text(json.dumps(build))
+    if args.meaning:  # stored by a process of its own: the measuring one starts clean
+        _child(args, instance, "vectors")
     measured = _child(args, instance, "measure")
     _report(args, build, measured)
 
@@ -348,6 +353,19 @@ def _build(args) -> None:
                       "rss_before_build_mb": before}))
 
 
+def _vectors(args) -> None:
+    from portal.search import semantic
+
+    app = _app(args.instance, args, meaning=True)
+    with app.app_context():
+        began = time.perf_counter()
+        if added := _add_synthetic_vectors(args.seed):
+            print(f"stored {added} synthetic chunk vectors in "
+                  f"{time.perf_counter() - began:.1f} s", flush=True)
+        semantic.write_matrix_file()
+    print(json.dumps({}))
+
+
 def _measure(args) -> None:
     from portal.search.index import store
     from portal.search.queryparse import make_parser
@@ -358,12 +376,6 @@ def _measure(args) -> None:
     if args.meaning:
         from portal.search import semantic
 
-        with app.app_context():
-            began = time.perf_counter()
-            if added := _add_synthetic_vectors(args.seed):
-                print(f"stored {added} synthetic chunk vectors in "
-                      f"{time.perf_counter() - began:.1f} s", flush=True)
-            semantic.write_matrix_file()
         semantic.start_loading(app)  # as gunicorn's master does before forking
         semantic.wait_until_loaded(app)
     client = app.test_client()
