@@ -1,41 +1,61 @@
 """Benchmark KB search on a seeded corpus (a script, not a test).
 
     python bench/kb_search.py [--articles 20000] [--seed 7] [--backend whoosh|postgres]
-    python bench/kb_search.py --articles 100000      # issue 18's target size
+    python bench/kb_search.py --articles 100000 --instance /tmp/kb100k   # issue 18's size
+    python bench/kb_search.py --articles 100000 --instance /tmp/kb100k --meaning
 
 `--backend postgres` runs the same queries on PostgreSQL full-text search (portal/search/pg.py)
 in the database of `--database-url` (default: $PORTAL_TEST_POSTGRES_URL), whose public schema
 it DROPS and rebuilds; "bare" is then the ranking query alone (no Flask, no rendering).
 
-Builds a fresh instance in a temporary folder, generates N articles, builds the index with
-`reindex_all`, then times 200 fixed 1-3 word queries three ways:
+Builds an instance (a temporary folder, or `--instance`, which a later run with the same
+--articles, --seed and --backend measures again without rebuilding), generates N articles
+and builds the index with `reindex_all` in a process of its own (its peak memory is the
+build's; the index folder, Whoosh's temporary runs included, is sampled meanwhile). Then, in
+a fresh process as a server worker would start, it times 200 fixed 1-3 word queries:
   * the full search page   GET /kb/search?q=...           (Flask app, highlighted snippets)
   * the instant partial    GET /kb/search/instant?q=...   (Flask app, htmx headers)
   * bare Whoosh            a shared searcher, the same MultifieldParser, search(limit=10)
 Each measured query runs once, after a warm-up on *different* queries, so the result cache
 does not flatter the numbers (a last pass repeats the page queries to show the cache).
+
+Meaning-based ranking is off unless `--meaning`: embedding 100,000 articles with the real
+model would take hours on two cores, so `--meaning` stores one random unit vector per chunk
+(once, in the instance) and encodes the queries with the real query model: the timings and
+memory are those of the meaning layer, its rankings mean nothing (quality is measured by
+bench/search_quality.py).
+
 The last line is machine-readable:
-RESULT articles=<n> build_s=<x> page_p95_ms=<x> instant_p95_ms=<x> overhead_ratio=<x>
-       page_statements=<x> page_app_cpu_ms=<x> [page_db_cpu_ms=<x>]
+RESULT backend=.. articles=<n> build_s=<x> page_p95_ms=<x> instant_p95_ms=<x>
+       overhead_ratio=<x> page_statements=<x> page_app_cpu_ms=<x> [page_db_cpu_ms=<x>]
+       build_peak_rss_mb=<x> index_peak_mb=<x> index_mb=<x> worker_rss_mb=<x> worker_anon_mb=<x>
 where overhead_ratio = search page p95 / bare Whoosh p95 over the same fields (what our
 layer costs: visibility filter, exact totals, snippets, search log, rendering). Instant
 results search only the short fields (title, labels, section); the bare figure for those
 fields is printed too. Statements and CPU per search page request (this process's, and on
 PostgreSQL the database server's for this app's connections) move less with a shared
-machine's load than milliseconds do.
+machine's load than milliseconds do. worker_anon_mb is the measuring process's own memory
+after the queries; worker_rss_mb adds the pages of mapped files (index, posting files,
+vectors) it touched, which every process of the host shares.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -140,17 +160,167 @@ def summary(name: str, samples_ms: list[float]) -> str:
             f"   mean {statistics.fmean(samples_ms):7.2f} ms")
 
 
+def _app(instance: Path, args, *, meaning: bool = False):
+    from portal import create_app
+
+    return create_app({
+        "INSTANCE_PATH": str(instance),
+        "DATABASE_URL": args.database_url if args.backend == "postgres"
+        else f"sqlite:///{instance / 'portal.sqlite3'}",
+        "SECRET_KEY": "bench", "SEMANTIC_SEARCH": meaning, "RATELIMIT_ENABLED": False,
+        "DEVELOPMENT": True,
+    })
+
+
+def _add_synthetic_vectors(seed: int) -> int:
+    """One random unit vector per chunk of every published article (as many chunks as
+    `chunk_article` makes of these bodies: the title alone, then one per 100 words). Their
+    cosines mean nothing; they cost what real vectors cost (file, mapping, products)."""
+    from sqlalchemy import func, insert, select
+
+    from portal.extensions import db
+    from portal.kb.models import Article, ArticleEmbedding, ArticleStatus
+    from portal.search import semantic
+    from portal.search.embeddings import DIMENSIONS, MODEL_ID
+
+    if db.session.scalar(select(func.count(ArticleEmbedding.id))):
+        return 0
+    rng = np.random.default_rng(seed)
+    added = 0
+    rows = db.session.execute(select(Article.id, Article.body)
+                              .where(Article.status == ArticleStatus.PUBLISHED)
+                              .order_by(Article.id)).all()
+    for start in range(0, len(rows), 2000):
+        batch = []
+        for article_id, body in rows[start:start + 2000]:
+            words = len(body.split("\n\n", 1)[-1].split())
+            chunks = min(1 + -(-words // semantic.CHUNK_WORDS), semantic.MAX_CHUNKS)
+            vectors = rng.standard_normal((chunks, DIMENSIONS)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            batch += [{"article_id": article_id, "chunk": n, "heading": "",
+                       "content_hash": "synthetic", "model": MODEL_ID,
+                       "vector": vector.tobytes()} for n, vector in enumerate(vectors)]
+        db.session.execute(insert(ArticleEmbedding), batch)
+        added += len(batch)
+    db.session.commit()
+    return added
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--backend", choices=("whoosh", "postgres"), default="whoosh")
     parser.add_argument("--database-url", default=os.environ.get("PORTAL_TEST_POSTGRES_URL"))
+    parser.add_argument("--instance", type=Path,
+                        help="keep the built instance here; a later run with the same "
+                             "--articles, --seed and --backend measures it without rebuilding")
+    parser.add_argument("--meaning", action="store_true",
+                        help="measure with meaning-based ranking on: synthetic chunk vectors "
+                             "(stored once in the instance), queries encoded by the real "
+                             "query model")
+    parser.add_argument("--phase", choices=("build", "vectors", "measure"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
-    postgres = args.backend == "postgres"
-    if postgres:
-        if not args.database_url:
-            parser.error("--backend postgres needs --database-url (or PORTAL_TEST_POSTGRES_URL)")
+    if args.backend == "postgres" and not args.database_url:
+        parser.error("--backend postgres needs --database-url (or PORTAL_TEST_POSTGRES_URL)")
+    import logging
+
+    logging.disable(logging.WARNING)
+    if args.phase == "build":
+        _build(args)
+    elif args.phase == "vectors":
+        _vectors(args)
+    elif args.phase == "measure":
+        _measure(args)
+    elif args.instance:
+        args.instance.mkdir(parents=True, exist_ok=True)
+        _run(args, args.instance)
+    else:
+        with tempfile.TemporaryDirectory(prefix="kb-bench-") as folder:
+            _run(args, Path(folder))
+
+
+def _run(args, instance: Path) -> None:
+    """Build in one process, measure in a fresh one (as a server worker would start): each
+    process's peak memory is its own, and the folder's size is sampled while it is built."""
+    marker = instance / "bench.json"
+    built = {"articles": args.articles, "seed": args.seed, "backend": args.backend}
+    if marker.exists() and json.loads(marker.read_text()) == built:
+        print(f"reusing the instance built in {instance}")
+        build = json.loads((instance / "build.json").read_text())
+    else:
+        build = _child(args, instance, "build")
+        marker.write_text(json.dumps(built))
+        (instance / "build.json").write_text(json.dumps(build))
+    if args.meaning:  # stored by a process of its own: the measuring one starts clean
+        _child(args, instance, "vectors")
+    measured = _child(args, instance, "measure")
+    _report(args, build, measured)
+
+
+def _child(args, instance: Path, phase: str) -> dict:
+    """Run one phase in a new process; returns its figures (its last line, JSON)."""
+    command = [sys.executable, __file__, "--phase", phase, "--instance", str(instance),
+               "--articles", str(args.articles), "--seed", str(args.seed),
+               "--backend", args.backend]
+    if args.database_url:
+        command += ["--database-url", args.database_url]
+    if args.meaning:
+        command.append("--meaning")
+    index = instance / "index"
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:  # noqa: S603
+        sizes: list[float] = []
+
+        def sample() -> None:
+            while child.poll() is None:
+                sizes.append(_folder_mb(index))
+                time.sleep(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        lines = [line.rstrip("\n") for line in child.stdout]
+        sampler.join()
+    if child.returncode:
+        sys.exit(f"the {phase} phase failed ({child.returncode})")
+    for line in lines[:-1]:
+        print(line)
+    figures = json.loads(lines[-1])
+    figures["index_peak_mb"] = max([*sizes, _folder_mb(index)])
+    return figures
+
+
+def _folder_mb(folder: Path) -> float:
+    """Size of the files under `folder` (the index and Whoosh's temporary files inside it)."""
+    total = 0
+    for parent, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):  # a temporary file gone meanwhile
+                total += os.stat(os.path.join(parent, name)).st_size
+    return total / 2**20
+
+
+def _memory() -> dict:
+    """This process's resident memory (MB): all of it, its own (anonymous) pages, and pages
+    of mapped files (shared with every other process mapping them), and the peak."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _sep, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
+
+
+def _build(args) -> None:
+    from sqlalchemy import insert
+
+    from portal.extensions import db
+    from portal.kb.models import Article
+    from portal.kb.services import create_category, create_section
+    from portal.migrate import upgrade
+    from portal.search import reindex_all
+
+    if args.backend == "postgres":
         from sqlalchemy import create_engine, text
 
         engine = create_engine(args.database_url)
@@ -158,83 +328,104 @@ def main() -> None:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
+    app = _app(args.instance, args)
+    with app.app_context():
+        upgrade(app)
+        sections: dict[str, list[int]] = {}
+        for topic in TOPICS:
+            category = create_category(topic)
+            sections[topic] = [create_section(category, f"{topic} {n}").id for n in range(5)]
+        db.session.commit()
+        started = time.perf_counter()
+        rows = generate_rows(args.articles, args.seed, sections)
+        while batch := list(itertools.islice(rows, 2000)):
+            db.session.execute(insert(Article), batch)
+        db.session.commit()
+        print(f"generated {args.articles} articles in {time.perf_counter() - started:.1f} s",
+              flush=True)
+        before = _memory()["VmRSS"]
+        started = time.perf_counter()
+        reindex_all()
+        build_s = time.perf_counter() - started
+        print(f"index build (reindex_all)  {build_s:.1f} s", flush=True)
+    memory = _memory()
+    print(json.dumps({"build_s": build_s, "build_peak_rss_mb": memory["VmHWM"],
+                      "rss_before_build_mb": before}))
 
-    import logging
 
-    logging.disable(logging.WARNING)
-    from sqlalchemy import insert
+def _vectors(args) -> None:
+    from portal.search import semantic
 
-    from portal import create_app
-    from portal.extensions import db
-    from portal.kb.models import Article
-    from portal.kb.services import create_category, create_section
-    from portal.migrate import upgrade
-    from portal.search import reindex_all
+    app = _app(args.instance, args, meaning=True)
+    with app.app_context():
+        began = time.perf_counter()
+        if added := _add_synthetic_vectors(args.seed):
+            print(f"stored {added} synthetic chunk vectors in "
+                  f"{time.perf_counter() - began:.1f} s", flush=True)
+        semantic.write_matrix_file()
+    print(json.dumps({}))
+
+
+def _measure(args) -> None:
     from portal.search.index import store
     from portal.search.queryparse import make_parser
     from portal.search.schema import INSTANT_FIELDS
 
-    with tempfile.TemporaryDirectory(prefix="kb-bench-") as folder:
-        instance = Path(folder)
-        app = create_app({
-            "INSTANCE_PATH": str(instance),
-            "DATABASE_URL": args.database_url if postgres
-            else f"sqlite:///{instance / 'portal.sqlite3'}",
-            "SECRET_KEY": "bench", "SEMANTIC_SEARCH": False, "RATELIMIT_ENABLED": False,
-            "DEVELOPMENT": True,
-        })
+    postgres = args.backend == "postgres"
+    app = _app(args.instance, args, meaning=args.meaning)
+    if args.meaning:
+        from portal.search import semantic
+
+        semantic.start_loading(app)  # as gunicorn's master does before forking
+        semantic.wait_until_loaded(app)
+    client = app.test_client()
+    queries = fixed_queries()
+    htmx = {"HX-Request": "true", "HX-Target": "instant-results"}
+    cost = _Cost(app, postgres)
+    started_mb = _memory()["VmRSS"]
+
+    def timed(url: str, headers=None) -> float:
+        began = time.perf_counter()
+        response = client.get(url, headers=headers or {})
+        elapsed = (time.perf_counter() - began) * 1000
+        assert response.status_code == 200, (url, response.status_code)
+        return elapsed
+
+    from urllib.parse import quote
+
+    for q in QUERY_WARMUP:
+        timed(f"/kb/search?q={quote(q)}")
+        timed(f"/kb/search/instant?q={quote(q)}", htmx)
+    # Instant first: it must not profit from postings the page queries loaded. Typing is
+    # simulated by leaving off the last letter (a prefix search on the last word).
+    instant = [timed(f"/kb/search/instant?q={quote(q[:-1] if len(q) > 4 else q)}", htmx)
+               for q in queries]
+    with cost.measure("search page"):
+        page = [timed(f"/kb/search?q={quote(q)}") for q in queries]
+    with cost.measure("search page (repeat)"):
+        cached = [timed(f"/kb/search?q={quote(q)}") for q in queries]
+    memory = _memory()  # a worker after warm-up: before the bare runs below add their own
+    if postgres:
+        bare, bare_instant = _bare_postgres(app, queries)
+    else:
         with app.app_context():
-            upgrade(app)
-            sections: dict[str, list[int]] = {}
-            for topic in TOPICS:
-                category = create_category(topic)
-                sections[topic] = [create_section(category, f"{topic} {n}").id for n in range(5)]
-            db.session.commit()
-            started = time.perf_counter()
-            rows = list(generate_rows(args.articles, args.seed, sections))
-            for start in range(0, len(rows), 2000):
-                db.session.execute(insert(Article), rows[start:start + 2000])
-            db.session.commit()
-            print(f"generated {args.articles} articles in {time.perf_counter() - started:.1f} s")
-
-            started = time.perf_counter()
-            reindex_all()
-            build_s = time.perf_counter() - started
-            print(f"index build (reindex_all)  {build_s:.1f} s")
-
-        client = app.test_client()
-        queries = fixed_queries()
-        htmx = {"HX-Request": "true", "HX-Target": "instant-results"}
-        cost = _Cost(app, postgres)
-
-        def timed(url: str, headers=None) -> float:
-            began = time.perf_counter()
-            response = client.get(url, headers=headers or {})
-            elapsed = (time.perf_counter() - began) * 1000
-            assert response.status_code == 200, (url, response.status_code)
-            return elapsed
-
-        from urllib.parse import quote
-
-        for q in QUERY_WARMUP:
-            timed(f"/kb/search?q={quote(q)}")
-            timed(f"/kb/search/instant?q={quote(q)}", htmx)
-        # Instant first: it must not profit from postings the page queries loaded. Typing is
-        # simulated by leaving off the last letter (a prefix search on the last word).
-        instant = [timed(f"/kb/search/instant?q={quote(q[:-1] if len(q) > 4 else q)}", htmx)
-                   for q in queries]
-        with cost.measure("search page"):
-            page = [timed(f"/kb/search?q={quote(q)}") for q in queries]
-        with cost.measure("search page (repeat)"):
-            cached = [timed(f"/kb/search?q={quote(q)}") for q in queries]
-
-        if postgres:
-            bare, bare_instant = _bare_postgres(app, queries)
-        else:
-            with app.app_context():
-                bare, bare_instant = _bare_whoosh(store, make_parser, INSTANT_FIELDS, queries)
-
-    _report(args, build_s, page, instant, cached, bare, bare_instant, cost)
+            bare, bare_instant = _bare_whoosh(store, make_parser, INSTANT_FIELDS, queries)
+    print(summary("search page", page))
+    print(summary("instant partial", instant))
+    print(summary("search page (repeat)", cached))
+    bare_name = "bare postgres" if postgres else "bare whoosh"
+    print(summary(bare_name, bare))
+    print(summary(f"{bare_name}, instant", bare_instant))
+    print("\n".join(cost.lines(len(page))))
+    statements, app_cpu, db_cpu = cost.figures["search page"]
+    print(json.dumps({
+        "page_p95": percentile(page, 95), "instant_p95": percentile(instant, 95),
+        "bare_p95": percentile(bare, 95), "bare_instant_p95": percentile(bare_instant, 95),
+        "statements": statements / len(page), "app_cpu_ms": app_cpu * 1000 / len(page),
+        "db_cpu_ms": None if db_cpu is None else db_cpu * 1000 / len(page),
+        "worker_start_mb": started_mb, "worker_rss_mb": memory["VmRSS"],
+        "worker_anon_mb": memory["RssAnon"], "worker_file_mb": memory["RssFile"],
+    }))
 
 
 class _Cost:
@@ -335,27 +526,30 @@ def _bare_whoosh(store, make_parser, instant_fields, queries):
     return bare, bare_instant
 
 
-def _report(args, build_s, page, instant, cached, bare, bare_instant, cost) -> None:
-    bare_name = "bare postgres" if args.backend == "postgres" else "bare whoosh"
-    print(summary("search page", page))
-    print(summary("instant partial", instant))
-    print(summary("search page (repeat)", cached))
-    print(summary(bare_name, bare))
-    print(summary(f"{bare_name}, instant", bare_instant))
-    print("\n".join(cost.lines(len(page))))
-    page_p95 = percentile(page, 95)
-    instant_p95 = percentile(instant, 95)
-    ratio = page_p95 / percentile(bare, 95)
+def _report(args, build: dict, measured: dict) -> None:
+    page_p95, instant_p95 = measured["page_p95"], measured["instant_p95"]
+    ratio = page_p95 / measured["bare_p95"]
     print(f"overhead (same fields, same queries): page p95 / bare p95 = {ratio:.2f}; "
           f"instant p95 / bare instant-fields p95 = "
-          f"{instant_p95 / percentile(bare_instant, 95):.2f}")
-    statements, app_cpu, db_cpu = cost.figures["search page"]
-    db_figure = "" if db_cpu is None else f" page_db_cpu_ms={db_cpu * 1000 / len(page):.2f}"
-    print(f"RESULT backend={args.backend} articles={args.articles} build_s={build_s:.1f} "
+          f"{instant_p95 / measured['bare_instant_p95']:.2f}")
+    print(f"memory: build peak {build['build_peak_rss_mb']:.0f} MB resident, index folder "
+          f"peak {build['index_peak_mb']:.0f} MB, now {measured['index_peak_mb']:.0f} MB; a "
+          f"worker after the queries {measured['worker_rss_mb']:.0f} MB resident = "
+          f"{measured['worker_anon_mb']:.0f} MB its own + {measured['worker_file_mb']:.0f} MB "
+          f"of mapped files (shared)")
+    db_cpu = measured["db_cpu_ms"]
+    db_figure = "" if db_cpu is None else f" page_db_cpu_ms={db_cpu:.2f}"
+    meaning = " meaning=synthetic-vectors" if args.meaning else ""
+    print(f"RESULT backend={args.backend} articles={args.articles}{meaning} "
+          f"build_s={build['build_s']:.1f} "
           f"page_p95_ms={page_p95:.1f} "
           f"instant_p95_ms={instant_p95:.1f} overhead_ratio={ratio:.2f} "
-          f"page_statements={statements / len(page):.2f} "
-          f"page_app_cpu_ms={app_cpu * 1000 / len(page):.2f}{db_figure}")
+          f"page_statements={measured['statements']:.2f} "
+          f"page_app_cpu_ms={measured['app_cpu_ms']:.2f}{db_figure} "
+          f"build_peak_rss_mb={build['build_peak_rss_mb']:.0f} "
+          f"index_peak_mb={build['index_peak_mb']:.0f} index_mb={measured['index_peak_mb']:.0f} "
+          f"worker_rss_mb={measured['worker_rss_mb']:.0f} "
+          f"worker_anon_mb={measured['worker_anon_mb']:.0f}")
 
 
 if __name__ == "__main__":

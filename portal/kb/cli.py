@@ -41,12 +41,7 @@ def _rebuild_embeddings() -> None:
 @kb_cli.command("process-queue")
 def process_queue() -> None:
     """Apply index changes left queued (e.g. after the index was locked or the disk full)."""
-    from portal.search import process_index_queue
+    from portal.search.queue import process_all
 
-    total = 0
-    while True:
-        done = process_index_queue()
-        total += done
-        if not done:
-            break
+    total = process_all()  # as the index job: the new segments' posting files follow
     click.echo(f"Applied {total} queued index changes.")

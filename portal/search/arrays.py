@@ -12,19 +12,33 @@ fields), multiplied by the query's field boosts and summed over fields and words
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
+from flask import has_app_context
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.reading import IndexReader, TermNotFound
+
+from portal.search.index import store
+
+log = logging.getLogger(__name__)
 
 K1 = 1.2
 B = {"body": 0.75}  # length normalisation per field (short fields: none)
 # Added per matched query word: more matched words always outrank a higher BM25 sum.
 COORDINATION = 1000.0
-# Cached postings are dropped when they hold more entries than this (~16 bytes each).
-MAX_CACHED_ENTRIES = 5_000_000
+# Cached postings are dropped when they hold more entries than this (~16 bytes each): with
+# the posting files (below) a word's postings are a slice of a mapped file, cheap to score
+# again, so a worker keeps ~16 MB of them rather than 80 MB.
+MAX_CACHED_ENTRIES = 1_000_000
 _EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
 
 Postings = tuple[np.ndarray, np.ndarray]
@@ -92,7 +106,8 @@ class ArrayPostings:
             parts = [self.evaluate(sub) for sub in q.subqueries]
             if any(part is None for part in parts):
                 return None
-            combined = _intersect(parts) if isinstance(q, wq.And) else _union(parts)
+            combined = _intersect(parts) if isinstance(q, wq.And) \
+                else _union(parts, self.doc_count)
             return combined[0], combined[1] * q.boost
         return None
 
@@ -105,8 +120,9 @@ def evaluate_words(postings: ArrayPostings, q: wq.Query) -> Postings | None:
         parts = [postings.evaluate(sub) for sub in q.subqueries]
         if any(part is None for part in parts):
             return None
-        ids, scores = _union(parts)
-        matched_words = _union([(p[0], np.ones(len(p[0]))) for p in parts])[1]
+        ids, scores = _union(parts, postings.doc_count)
+        matched_words = np.bincount(np.concatenate([p[0] for p in parts]),
+                                    minlength=postings.doc_count)[ids]
         return ids, matched_words * COORDINATION + scores
     return postings.evaluate(q)
 
@@ -139,6 +155,12 @@ def _segment_key(leaf) -> str | None:
 
 
 def _segment_postings(leaf, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+    files = _segment_files(leaf)
+    if files is not None:
+        found = files.postings(fieldname, text)
+        if found is not None:
+            return found
+
     def load():
         try:
             return _read_postings(leaf.postings(fieldname, text))
@@ -149,12 +171,178 @@ def _segment_postings(leaf, fieldname: str, text: str) -> tuple[np.ndarray, np.n
 
 
 def _segment_lengths(leaf, fieldname: str) -> np.ndarray:
+    files = _segment_files(leaf)
+    if files is not None and fieldname in files.lengths:
+        return files.lengths[fieldname]
+
     def load():
-        count = leaf.doc_count_all()
-        return np.fromiter((leaf.doc_field_length(n, fieldname, 0) for n in range(count)),
-                           dtype=np.float64, count=count)
+        return _read_lengths(leaf, fieldname)
 
     return _cached(("lengths", _segment_key(leaf), fieldname), load)
+
+
+def _read_lengths(leaf, fieldname: str) -> np.ndarray:
+    count = leaf.doc_count_all()
+    return np.fromiter((leaf.doc_field_length(n, fieldname, 0) for n in range(count)),
+                       dtype=np.float64, count=count)
+
+
+# --- posting files: each segment's postings as flat arrays, written once, mapped by all ----
+# Reading a word's postings through Whoosh unpickles every block of it, with the character
+# offsets the body keeps for snippets: ~1 us per entry, so a common word's first query at
+# 100,000 articles cost tens of milliseconds, in every worker, after every restart. Once a
+# segment is written (segments never change), its postings of the searched fields go to
+# flat files read by memory mapping: a lookup is a binary search and a slice, and the
+# host's processes share one copy in the page cache. A segment without files yet (the job
+# writes them after each commit) is read through Whoosh as before; the values are the same.
+POSTINGS_FOLDER = "postings"
+POSTING_FIELDS = ("body", "labels", "section", "title")  # schema.SEARCH_FIELDS, sorted
+MAX_KEY_BYTES = 64  # longer words stay out of the files (read through Whoosh)
+_FILES_VERSION = "1"
+_RECHECK_SECONDS = 2.0
+
+
+class SegmentFiles:
+    """One segment's posting files, memory-mapped (see above)."""
+
+    def __init__(self, folder: Path) -> None:
+        def mapped(name: str, dtype) -> np.ndarray:
+            path = folder / name
+            return np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else \
+                np.empty(0, dtype=dtype)
+
+        meta = json.loads((folder / "meta.json").read_text())
+        self.keys = np.load(folder / "keys.npy", mmap_mode="r")
+        self.starts = mapped("starts.bin", np.int64)
+        self.ids = mapped("ids.bin", np.int32)
+        self.tf = mapped("tf.bin", np.dtype(meta["tf"]))
+        self.lengths = {name: np.asarray(mapped(f"lengths-{name}.bin", np.float64))
+                        for name in B}
+
+    def postings(self, fieldname: str, text: str | bytes) -> Postings | None:
+        """(ids, tf) as Whoosh reads them, or None when the files cannot say."""
+        if fieldname not in POSTING_FIELDS:
+            return None
+        key = _key(fieldname, text)
+        if len(key) > MAX_KEY_BYTES:
+            return None
+        at = int(np.searchsorted(self.keys, key))
+        if at >= len(self.keys) or self.keys[at] != key:
+            return _EMPTY
+        start, end = int(self.starts[at]), int(self.starts[at + 1])
+        return (self.ids[start:end].astype(np.int64),
+                self.tf[start:end].astype(np.float64))
+
+
+def _key(fieldname: str, text: str | bytes) -> bytes:
+    word = text.encode("utf-8") if isinstance(text, str) else text
+    return fieldname.encode("ascii") + b"\x00" + word
+
+
+_files: dict[tuple, tuple[SegmentFiles | None, float]] = {}
+_files_lock = threading.Lock()
+
+
+def _segment_files(leaf) -> SegmentFiles | None:
+    """The segment's posting files, or None (not written yet: checked again shortly)."""
+    segment_id = _segment_key(leaf)
+    if segment_id is None or not has_app_context():
+        return None
+    folder = _postings_folder(store().path) / segment_id
+    key = (str(folder), segment_id)
+    known = _files.get(key)
+    now = time.monotonic()
+    if known is not None and (known[0] is not None or now - known[1] < _RECHECK_SECONDS):
+        return known[0]
+    try:
+        files = SegmentFiles(folder) if (folder / "meta.json").exists() else None
+    except (OSError, ValueError):  # removed meanwhile (a merged segment), or damaged
+        log.warning("posting files of segment %s unreadable", segment_id, exc_info=True)
+        files = None
+    with _files_lock:
+        _files[key] = (files, now)
+    return files
+
+
+def _postings_folder(index_path: Path) -> Path:
+    return Path(index_path) / POSTINGS_FOLDER
+
+
+def write_posting_files(index_store) -> int:
+    """Write the posting files of the index's segments that have none, and remove those of
+    segments gone (merged away). Returns how many segments were written. Called after index
+    commits, outside requests; a failure only leaves Whoosh to read those segments."""
+    folder = _postings_folder(index_store.path)
+    written = 0
+    try:
+        with index_store.index().reader() as reader:
+            live = set()
+            for leaf, _offset in reader.leaf_readers():
+                segment_id = _segment_key(leaf)
+                if segment_id is None:
+                    continue
+                live.add(segment_id)
+                if not (folder / segment_id / "meta.json").exists():
+                    _write_segment_files(leaf, folder, segment_id)
+                    written += 1
+        for other in folder.iterdir() if folder.exists() else ():
+            if other.name not in live and not other.name.startswith("."):
+                shutil.rmtree(other, ignore_errors=True)
+            elif other.name.startswith(".") and time.time() - other.stat().st_mtime > 3600:
+                shutil.rmtree(other, ignore_errors=True)  # left by a killed writer
+    except Exception:
+        log.exception("could not write the posting files (searches read Whoosh instead)")
+    return written
+
+
+def _write_segment_files(leaf, folder: Path, segment_id: str) -> None:
+    """One pass over the segment's terms of POSTING_FIELDS; entries are streamed to the
+    files (bounded memory), keys and offsets kept until the end (one per word)."""
+    partial = folder / f".{segment_id}.{os.getpid()}.{threading.get_ident()}"
+    partial.mkdir(parents=True, exist_ok=True)
+    keys: list[bytes] = []
+    starts = [0]
+    exact32 = True
+    with open(partial / "ids.bin", "wb") as ids_file, \
+            open(partial / "tf64.bin", "wb") as tf_file:
+        for fieldname in POSTING_FIELDS:
+            if fieldname not in leaf.schema:
+                continue
+            for word in leaf.lexicon(fieldname):
+                key = _key(fieldname, word)
+                if len(key) > MAX_KEY_BYTES:
+                    continue
+                ids, tf = _read_postings(leaf.postings(fieldname, word))
+                ids_file.write(ids.astype(np.int32).tobytes())
+                tf_file.write(tf.tobytes())
+                exact32 = exact32 and bool(np.array_equal(tf.astype(np.float32), tf))
+                keys.append(key)
+                starts.append(starts[-1] + len(ids))
+    tf64 = np.memmap(partial / "tf64.bin", dtype=np.float64, mode="r") \
+        if starts[-1] else np.empty(0)
+    if exact32:  # term frequencies are whole numbers: float32 holds them exactly
+        with open(partial / "tf.bin", "wb") as out:
+            for begin in range(0, len(tf64), 1 << 20):
+                out.write(np.asarray(tf64[begin:begin + (1 << 20)], dtype=np.float32).tobytes())
+        del tf64
+        (partial / "tf64.bin").unlink()
+    else:
+        del tf64
+        (partial / "tf64.bin").rename(partial / "tf.bin")
+    ordered = np.array(keys, dtype=f"S{MAX_KEY_BYTES}")
+    if len(ordered) > 1 and not bool(np.all(ordered[1:] > ordered[:-1])):
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ValueError(f"segment {segment_id}: words not in byte order")
+    np.save(partial / "keys.npy", ordered)
+    np.asarray(starts, dtype=np.int64).tofile(partial / "starts.bin")
+    for fieldname in B:
+        _read_lengths(leaf, fieldname).tofile(partial / f"lengths-{fieldname}.bin")
+    (partial / "meta.json").write_text(json.dumps(
+        {"version": _FILES_VERSION, "tf": "float32" if exact32 else "float64"}))
+    try:
+        partial.rename(folder / segment_id)
+    except OSError:  # another process wrote them first
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _read_postings(matcher) -> Postings:
@@ -185,26 +373,33 @@ def _read_postings(matcher) -> Postings:
     return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
 
 
-def _union(parts: list[Postings]) -> Postings:
+def _union(parts: list[Postings], size: int) -> Postings:
+    """Docs in any part (ascending), scores summed in the parts' order. Counting into arrays
+    of `size` (the reader's doc count) costs O(size + entries); sorting the concatenated
+    entries (np.unique) cost O(entries log entries), most of a query on a large index."""
     if not parts:
         return _EMPTY
+    if len(parts) == 1:
+        return parts[0]
     ids = np.concatenate([p[0] for p in parts])
     scores = np.concatenate([p[1] for p in parts])
-    unique, inverse = np.unique(ids, return_inverse=True)
-    return unique, np.bincount(inverse, weights=scores, minlength=len(unique))
+    unique = np.flatnonzero(np.bincount(ids, minlength=size))
+    return unique, np.bincount(ids, weights=scores, minlength=size)[unique]
 
 
 def _intersect(parts: list[Postings]) -> Postings:
+    """Docs in every part (ascending), scores summed; the shortest list is looked up in the
+    others by binary search (each list is ascending)."""
     if not parts:
         return _EMPTY
     parts = sorted(parts, key=lambda p: len(p[0]))
     ids, scores = parts[0]
     for other_ids, other_scores in parts[1:]:
-        ids, mine, theirs = np.intersect1d(ids, other_ids, assume_unique=True,
-                                           return_indices=True)
-        scores = scores[mine] + other_scores[theirs]
-        if not len(ids):
-            break
+        if not len(ids) or not len(other_ids):
+            return _EMPTY
+        at = np.minimum(np.searchsorted(other_ids, ids), len(other_ids) - 1)
+        found = other_ids[at] == ids
+        ids, scores = ids[found], scores[found] + other_scores[at[found]]
     return ids, scores
 
 
@@ -218,5 +413,9 @@ def top(postings: Postings, allowed: np.ndarray, start: int, count: int
     end = min(start + count, total)
     if start >= end:
         return [], total
+    if end < total:  # sort only the docs scoring at least the end-th best (ties included)
+        threshold = np.partition(scores, total - end)[total - end]
+        best = np.flatnonzero(scores >= threshold)
+        ids, scores = ids[best], scores[best]
     order = np.lexsort((ids, -scores))[:end]
     return [(int(ids[i]), float(scores[i])) for i in order[start:end]], total

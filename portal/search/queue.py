@@ -3,12 +3,12 @@
 `enqueue_article` writes an IndexQueue row and an index job in the caller's transaction, so the
 article change and the "index me" note commit (or roll back) together, and no request waits
 for the index or the embeddings. A worker runs the job: `process_index_queue` applies the
-queued rows to the index, then the after-index hooks update the embeddings. It takes the
-index write lock
-first and only then reads the articles, so two processes can never write an older version
-over a newer one. Rows are deleted only if unchanged since they were read (a change queued
-meanwhile stays queued). Any index failure leaves the rows for the next try: the job's retry, the
-scheduled catch-up every minute, or `flask kb reindex`.
+queued rows to the index, then the after-index hooks update the embeddings; `process_all` and
+`reindex_all` end by writing the new segments' posting files (arrays.py). The queue takes
+the index write lock first and only then reads the articles, so two processes can never
+write an older version over a newer one. Rows are deleted only if unchanged since they were
+read (a change queued meanwhile stays queued). Any index failure leaves the rows for the next
+try: the job's retry, the scheduled catch-up every minute, or `flask kb reindex`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,17 @@ from portal.extensions import db
 from portal.jobs import enqueue
 from portal.kb.models import Article, IndexQueue, KbSection
 from portal.search import pg
+from portal.search.arrays import write_posting_files
 from portal.search.documents import article_document
 from portal.search.index import INDEX_ERRORS, store
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# What a full rebuild's writer may hold of sorted postings before spilling a run to disk
+# (Whoosh's estimate: measured ~1.15x in Python objects). At 100,000 articles the index holds
+# ~18 million postings: 256 MB made the rebuild hold ~660 MB; runs are merged at commit.
+REINDEX_MEMORY_MB = 64
 # How long a request waits for another process's index writer before leaving work queued.
 REQUEST_LOCK_TIMEOUT = 2.0
 CLI_LOCK_TIMEOUT = 60.0
@@ -173,6 +178,8 @@ def process_all() -> int:
     total = 0
     while done := process_index_queue():
         total += done
+    if total and not pg.active():
+        write_posting_files(store())
     return total
 
 
@@ -187,7 +194,8 @@ def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
     session.commit()
     started = utcnow()
     done = 0
-    with index_store.writer(timeout=CLI_LOCK_TIMEOUT, clear=True, memory_mb=256) as writer:
+    with index_store.writer(timeout=CLI_LOCK_TIMEOUT, clear=True,
+                            memory_mb=REINDEX_MEMORY_MB) as writer:
         for start in range(0, len(ids), BATCH_SIZE):
             chunk = ids[start:start + BATCH_SIZE]
             articles = _load_articles(chunk)
@@ -200,6 +208,7 @@ def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
             if progress:
                 progress(done, len(ids))
     index_store.created_empty = False
+    write_posting_files(index_store)
     with _write_transaction():
         session.execute(delete(IndexQueue).where(IndexQueue.queued_at <= started))
     return done

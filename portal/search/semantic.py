@@ -7,22 +7,26 @@ recomputes nothing. They follow the search index: the same queue processing (and
 `flask kb reindex`) updates them, and a processing run also catches up on published articles
 still missing vectors (e.g. written while the model was unavailable).
 
-Every process keeps one float32 matrix of all vectors, reloaded when the table's
-(count, max id) signature changes; which rows an audience may see is recomputed from the
+Every process maps one float32 matrix of all vectors from a file written once per change
+of the table's (count, max id) signature (shared by the host's processes), remapped when
+that signature changes; which rows an audience may see is recomputed from the
 database whenever that signature or the search index generation changes, so visibility is
 applied before any ranking.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from flask import current_app, has_request_context
@@ -208,6 +212,7 @@ def sync_embeddings(article_ids: list[int],
         return 0
     session = db.session
     embedded = 0
+    changed = False
     for start in range(0, len(article_ids), EMBED_BATCH):
         batch = article_ids[start : start + EMBED_BATCH]
         articles = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(batch)))}
@@ -240,8 +245,11 @@ def sync_embeddings(article_ids: list[int],
                     vector=np.asarray(vector, dtype=np.float32).tobytes()))
         _vectors_changed()
         embedded += len(todo)
+        changed = changed or bool(todo or stale)
         if progress:
             progress(min(start + EMBED_BATCH, len(article_ids)), len(article_ids))
+    if changed:  # the processes that search map the new file instead of writing it
+        write_matrix_file()
     return embedded
 
 
@@ -353,14 +361,81 @@ def _vectors_changed() -> None:
 
 
 def _load(matrix: _Matrix, signature: tuple) -> None:
-    rows = db.session.execute(
-        select(ArticleEmbedding.article_id, ArticleEmbedding.vector)
-        .where(ArticleEmbedding.model == MODEL_ID).order_by(ArticleEmbedding.id)).all()
-    matrix.article_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    blob = b"".join(r[1] for r in rows)
-    matrix.vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), DIMENSIONS)
+    path = _matrix_path(signature)
+    try:
+        vectors, article_ids = _map_matrix_file(path)
+    except FileNotFoundError:  # not written yet, or replaced by a newer one meanwhile
+        vectors, article_ids = _map_matrix_file(write_matrix_file(signature))
+    matrix.vectors, matrix.article_ids = vectors, article_ids
     matrix.masks = {}
     matrix.signature = signature
+
+
+# --- the matrix file: written once per change of the vectors, mapped by every process -----
+# At 100,000 articles the vectors take ~400 MB: each worker reading them into its own memory
+# would hold a copy (and briefly two, while joining the rows). One file per signature, in the
+# index folder, is mapped read-only instead: the operating system keeps one copy in its page
+# cache for every process of the host. Layout: row count (int64), the float32 vectors in
+# ArticleEmbedding.id order, then their article ids (int64). Scores are the same float32
+# products as from an in-memory matrix.
+VECTORS_FOLDER = "vectors"
+_ROW_BYTES = DIMENSIONS * 4
+_FILE_BATCH = 4096  # rows read from the database per round trip while writing the file
+
+
+def _matrix_path(signature: tuple) -> Path:
+    count, max_id = signature
+    folder = Path(current_app.config["INDEX_DIR"]) / VECTORS_FOLDER
+    return folder / f"{MODEL_ID}-{count}-{max_id or 0}.f32"
+
+
+def _map_matrix_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    count = int(data[:8].view(np.int64)[0])
+    end = 8 + count * _ROW_BYTES
+    vectors = data[8:end].view(np.float32).reshape(count, DIMENSIONS)
+    article_ids = np.array(data[end:end + count * 8].view(np.int64))
+    return vectors, article_ids
+
+
+def write_matrix_file(signature: tuple | None = None) -> Path:
+    """Write the stored vectors to the file of `signature` (default: the current one)
+    unless it exists, reading the rows in batches (bounded memory); older files go."""
+    signature = signature or _signature()
+    path = _matrix_path(signature)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    article_ids: list[int] = []
+    with open(partial, "wb") as out:
+        out.write(np.int64(0).tobytes())
+        last_id = 0
+        while rows := db.session.execute(
+                select(ArticleEmbedding.id, ArticleEmbedding.article_id, ArticleEmbedding.vector)
+                .where(ArticleEmbedding.model == MODEL_ID, ArticleEmbedding.id > last_id)
+                .order_by(ArticleEmbedding.id).limit(_FILE_BATCH)).all():
+            out.write(b"".join(row.vector for row in rows))
+            article_ids.extend(row.article_id for row in rows)
+            last_id = rows[-1].id
+        out.write(np.asarray(article_ids, dtype=np.int64).tobytes())
+        out.seek(0)
+        out.write(np.int64(len(article_ids)).tobytes())
+    os.replace(partial, path)  # readers see the whole file or none
+    _remove_older_files(path)
+    return path
+
+
+def _remove_older_files(current: Path) -> None:
+    """Files of earlier signatures (a process still mapping one keeps reading it: the
+    system frees it when unmapped), and partial files left by a process killed an hour ago."""
+    for other in current.parent.iterdir():
+        with contextlib.suppress(OSError):
+            if other.name.endswith(".tmp"):
+                if time.time() - other.stat().st_mtime > 3600:
+                    other.unlink()
+            elif other != current and other.suffix == ".f32":
+                other.unlink()
 
 
 def _visible_rows(matrix: _Matrix, audience: Audience, generation: int) -> np.ndarray:

@@ -1,0 +1,57 @@
+"""The chunk vectors are written to one file per change, when articles are embedded, and
+every process of the host maps that file instead of holding its own copy. A publish makes a
+new file that every process then ranks with; a lost file is written again from the database."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from portal.extensions import db
+from portal.search import Audience, semantic, suggest_articles
+from tests.conftest import make_app
+
+SEMANTIC = pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True}], indirect=True)
+QUESTION = "I was billed two times for one order"
+
+
+def _suggested(app, text=QUESTION):
+    db.session.commit()  # this test's own session holds no lock the "other process" waits for
+    with app.test_request_context():
+        return [hit.article_id for hit in suggest_articles(text, Audience.CUSTOMERS)]
+
+
+def _mapped_file(app) -> Path:
+    with app.app_context():
+        vectors = semantic._matrix().vectors
+    assert isinstance(vectors, np.memmap)
+    return Path(vectors.filename)
+
+
+@SEMANTIC
+def test_processes_map_one_vector_file_that_follows_every_publish(app, make_article,
+                                                                  monkeypatch):
+    monkeypatch.setattr(semantic, "SIGNATURE_TTL", 0.0)  # see other processes' writes at once
+    password = make_article("Reset a forgotten password",
+                            "Use the Forgot password link on the sign-in page.")
+    folder = Path(app.config["INDEX_DIR"]) / semantic.VECTORS_FOLDER
+    written = list(folder.glob("*.f32"))
+    assert len(written) == 1  # written when the article was embedded, before any search
+
+    other = make_app(Path(app.instance_path), SEMANTIC_SEARCH=True)  # a second worker
+    assert _suggested(other, "I forgot my sign-in secret")[0] == password.id
+    assert _mapped_file(other) == written[0]
+
+    refund = make_article("Refunds for duplicate charges",
+                          "If a payment was taken twice, we return the extra charge.")
+    (newer,) = folder.glob("*.f32")  # the earlier file is gone
+    assert newer != written[0]
+    assert _suggested(other)[0] == refund.id  # the other worker ranks with the new vectors
+    assert _mapped_file(other) == newer
+    assert _suggested(app)[0] == refund.id
+
+    shutil.rmtree(folder)  # e.g. the index folder was lost: the database still has them
+    third = make_app(Path(app.instance_path), SEMANTIC_SEARCH=True)
+    assert _suggested(third)[0] == refund.id
+    assert _mapped_file(third).exists()
