@@ -48,6 +48,7 @@ from portal.tickets.models import (
     TicketEvent,
     TicketType,
     is_open,
+    reference_of,
     ticket_tags,
 )
 from portal.tickets.sla import DUE_SOON
@@ -168,7 +169,7 @@ class QueueTicket:
 
     @property
     def reference(self) -> str:
-        return Ticket.reference.fget(self)
+        return reference_of(self.id)
 
 
 _Assignee = aliased(User)

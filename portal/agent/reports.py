@@ -42,8 +42,6 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.kb.models import Article, ArticleView, ArticleVote, SearchLog
 from portal.tickets.models import (
-    REFERENCE_OFFSET,
-    REFERENCE_PREFIX,
     Priority,
     ReportAgentDay,
     ReportDay,
@@ -51,6 +49,7 @@ from portal.tickets.models import (
     Ticket,
     TicketEvent,
     is_open,
+    reference_of,
 )
 
 MAX_DAYS = 366
@@ -510,7 +509,7 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
     ).all()
     good = sum(r[2] for r in csat_by_agent)
     comments = [
-        (f"{REFERENCE_PREFIX}{ticket_id + REFERENCE_OFFSET}", rating, comment, when)
+        (reference_of(ticket_id), rating, comment, when)
         for ticket_id, rating, comment, when in db.session.execute(
             select(Ticket.id, Ticket.csat_rating, Ticket.csat_comment, Ticket.csat_at)
             .where(*rated, Ticket.csat_comment != "")

@@ -35,7 +35,6 @@ from portal.tickets.lifecycle import (
 from portal.tickets.links import normalize
 from portal.tickets.models import (
     REFERENCE_OFFSET,
-    REFERENCE_PREFIX,
     Attachment,
     CannedReply,
     Group,
@@ -47,6 +46,7 @@ from portal.tickets.models import (
     TicketCategory,
     TicketCC,
     TicketType,
+    reference_of,
 )
 
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
@@ -385,7 +385,7 @@ class OtherTicket(NamedTuple):
 
     @property
     def reference(self) -> str:
-        return f"{REFERENCE_PREFIX}{self.id + REFERENCE_OFFSET}"
+        return reference_of(self.id)
 
 
 _BY_REQUESTER = (

@@ -226,7 +226,7 @@ class Ticket(Base):
 
     @property
     def reference(self) -> str:
-        return f"{REFERENCE_PREFIX}{self.id + REFERENCE_OFFSET}"
+        return reference_of(self.id)
 
     @staticmethod
     def id_from_reference(reference: str) -> int | None:
@@ -240,6 +240,12 @@ class Ticket(Base):
             return None
         ticket_id = int(number) - REFERENCE_OFFSET
         return ticket_id if ticket_id > 0 else None
+
+
+def reference_of(ticket_id: int) -> str:
+    """Ticket id 42 -> `TKT-1042` (the inverse of Ticket.id_from_reference), also for rows
+    read without loading the ticket."""
+    return f"{REFERENCE_PREFIX}{ticket_id + REFERENCE_OFFSET}"
 
 
 def is_open() -> ColumnElement[bool]:
