@@ -79,7 +79,8 @@ def _set_aside_for_bulk_load(cur) -> list[str]:
 
 
 def _fill_report_days(cur) -> None:
-    """The day counts the triggers keep (migration scale4_0002), for rows loaded without them."""
+    """The day counts the triggers keep (migrations scale4_0002, scale5_0001), for rows loaded
+    without them."""
     cur.execute("DELETE FROM report_days")
     cur.execute("DELETE FROM report_agent_days")
     cur.execute(
@@ -95,6 +96,11 @@ def _fill_report_days(cur) -> None:
         "INSERT INTO report_agent_days (day, actor_id, replies) "
         "SELECT date(created_at), actor_id, count(*) FROM ticket_events"
         " WHERE kind = 'reply' AND actor_id IS NOT NULL GROUP BY date(created_at), actor_id")
+    cur.execute("DELETE FROM report_search_days")  # migration scale5_0001
+    cur.execute(
+        "INSERT INTO report_search_days (day, normalized, searches, no_results) "
+        "SELECT date(created_at), normalized, count(*), sum(result_count = 0) FROM search_log"
+        " GROUP BY date(created_at), normalized")
 
 
 def seed(app, n_tickets: int, rng: random.Random) -> dict:
