@@ -79,8 +79,8 @@ def _set_aside_for_bulk_load(cur) -> list[str]:
 
 
 def _fill_report_days(cur) -> None:
-    """The day counts the triggers keep (migrations scale4_0002, scale5_0001), for rows loaded
-    without them."""
+    """The counts the triggers keep (migrations scale4_0002, scale5_0001, scale5_0002), for
+    rows loaded without them."""
     cur.execute("DELETE FROM report_days")
     cur.execute("DELETE FROM report_agent_days")
     cur.execute(
@@ -101,6 +101,12 @@ def _fill_report_days(cur) -> None:
         "INSERT INTO report_search_days (day, normalized, searches, no_results) "
         "SELECT date(created_at), normalized, count(*), sum(result_count = 0) FROM search_log"
         " GROUP BY date(created_at), normalized")
+    cur.execute("DELETE FROM queue_counts")  # migration scale5_0002
+    cur.execute(
+        "INSERT INTO queue_counts (status, assignee_id, stale, slot, tickets) "
+        "SELECT status, coalesce(assignee_id, 0), stale_at IS NOT NULL, id % 8, count(*)"
+        " FROM tickets WHERE status IN ('new', 'open', 'pending', 'on_hold')"
+        " GROUP BY 1, 2, 3, 4")
 
 
 def seed(app, n_tickets: int, rng: random.Random) -> dict:

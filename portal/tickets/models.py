@@ -375,6 +375,21 @@ class ReportAgentDay(Base):
     replies: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class QueueCount(Base):
+    """Unsolved tickets per status, assignee (0 for nobody), stale flag (0/1) and slot (id
+    modulo 8), kept by the database (triggers, migration scale5_0002) in the transaction of
+    every ticket change: the queue's tab counts are sums over these rows. Not written by the
+    application."""
+
+    __tablename__ = "queue_counts"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    assignee_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stale: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class SuggestionEvent(Base):
     """Ticket deflection: suggestions shown, opened, and "this answered my question"."""
 
