@@ -79,7 +79,7 @@ def _set_aside_for_bulk_load(cur) -> list[str]:
 
 
 def _fill_report_days(cur) -> None:
-    """The counts the triggers keep (migrations scale4_0002, scale5_0001, scale5_0002), for
+    """The counts the triggers keep (migrations scale4_0002, scale5_0001..0003), for
     rows loaded without them."""
     cur.execute("DELETE FROM report_days")
     cur.execute("DELETE FROM report_agent_days")
@@ -107,6 +107,14 @@ def _fill_report_days(cur) -> None:
         "SELECT status, coalesce(assignee_id, 0), stale_at IS NOT NULL, id % 8, count(*)"
         " FROM tickets WHERE status IN ('new', 'open', 'pending', 'on_hold')"
         " GROUP BY 1, 2, 3, 4")
+    due = ("CASE WHEN first_response_at IS NULL AND first_response_due_at IS NOT NULL AND"
+           " (resolution_due_at IS NULL OR first_response_due_at < resolution_due_at)"
+           " THEN first_response_due_at ELSE resolution_due_at END")
+    cur.execute("DELETE FROM queue_due_days")  # migration scale5_0003
+    cur.execute(
+        f"INSERT INTO queue_due_days (day, slot, tickets) SELECT date({due}), id % 8, count(*)"  # noqa: S608
+        f" FROM tickets WHERE status IN ('new', 'open', 'on_hold') AND ({due}) IS NOT NULL"
+        " GROUP BY 1, 2")
 
 
 def seed(app, n_tickets: int, rng: random.Random) -> dict:

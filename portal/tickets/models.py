@@ -390,6 +390,19 @@ class QueueCount(Base):
     tickets: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class QueueDueDay(Base):
+    """Waiting tickets (new, open, on hold) per day of their next SLA target and slot (id
+    modulo 8), kept by the database (triggers, migration scale5_0003) in the transaction of
+    every ticket change: the "Due soon or breached" tab adds the days before today and
+    counts today's tickets. Not written by the application."""
+
+    __tablename__ = "queue_due_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class SuggestionEvent(Base):
     """Ticket deflection: suggestions shown, opened, and "this answered my question"."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import delete, event, func, insert, select, update
 
 from portal.agent.queue import COUNTED_VIEWS, _view_condition, view_counts
@@ -34,18 +33,15 @@ def _check_every_change():
     db.session.commit()
 
     def kept_equals_counted(**expected) -> None:
-        # "Due" is reused while no ticket or event was added; the raw statements below change
-        # tickets without recording events, so it is counted afresh here.
-        current_app.extensions.pop("agent_due_counts", None)
         counts = view_counts(agent, now)
         assert counts == _counted(agent, now)
         assert {view: counts[view] for view in expected} == expected
 
     def ticket(**fields) -> Ticket:
+        fields.setdefault("resolution_due_at", now + timedelta(hours=1))
         t = Ticket(subject="Help", requester_name="Val", requester_email="v@example.com",
                    created_at=now, updated_at=now, last_activity_at=now,
-                   priority=Priority.NORMAL, resolution_due_at=now + timedelta(hours=1),
-                   **fields)
+                   priority=Priority.NORMAL, **fields)
         db.session.add(t)
         db.session.flush()
         return t
@@ -87,15 +83,39 @@ def _check_every_change():
     db.session.commit()
     kept_equals_counted(open=8, unassigned=5, pending=1)
 
+    # Due on earlier days (kept rows) and today (counted): by the first response while it is
+    # unanswered and earlier, else by the resolution; answered, paused, moved, not waiting.
+    due = view_counts(agent, now)["due"]
+    late = [ticket(resolution_due_at=now - timedelta(days=d)) for d in (3, 3, 40)]
+    first = ticket(first_response_due_at=now - timedelta(days=2),
+                   resolution_due_at=now + timedelta(days=5))
+    answered = ticket(first_response_due_at=now - timedelta(days=2),
+                      first_response_at=now - timedelta(days=1),
+                      resolution_due_at=now + timedelta(days=5))
+    none = ticket(resolution_due_at=None)
+    db.session.commit()
+    kept_equals_counted(due=due + 4)
+    first.first_response_at = now  # answered: due at its resolution, in five days
+    late[0].status = Status.PENDING
+    late[1].resolution_due_at = now - timedelta(minutes=5)  # moved to today
+    none.first_response_due_at = now - timedelta(days=9)
+    answered.first_response_at = None  # its first response is due again, two days ago
+    db.session.commit()
+    kept_equals_counted(due=due + 4)
+    db.session.execute(update(Ticket).where(Ticket.id.in_([t.id for t in late]))
+                       .values(resolution_due_at=now + timedelta(days=1), status=Status.OPEN))
+    db.session.commit()
+    kept_equals_counted(due=due + 2)
+
     # Deleted: one, then every ticket of an agent; and an agent deleted (assignee cleared).
     db.session.execute(delete(Ticket).where(Ticket.id == tickets[4].id))
     db.session.commit()
-    kept_equals_counted(open=7)
+    kept_equals_counted(open=13)
     db.session.execute(delete(Ticket).where(Ticket.assignee_id == agent.id,
                                             Ticket.status == Status.SOLVED))
     db.session.execute(delete(type(other)).where(type(other).id == other.id))
     db.session.commit()
-    kept_equals_counted(open=7)
+    kept_equals_counted(open=13)
     db.session.execute(update(Ticket).values(status=Status.CLOSED))
     db.session.commit()
     kept_equals_counted(open=0, unassigned=0, mine=0, pending=0, stale=0, due=0)
@@ -112,8 +132,8 @@ def test_tab_counts_stay_exact_through_every_change_on_postgres(pg_app):
 
 
 def test_tab_counts_count_no_tickets_but_due(agent, customer, make_ticket):
-    """After a change, only the clock-bound "due" tab is counted from the tickets; the other
-    five are read from the kept rows."""
+    """After a change, only the tickets due today count for the "due" tab (its earlier days
+    and the other five tabs are read from the kept rows)."""
     for i in range(3):
         make_ticket(customer, subject=f"Open {i}")
     view_counts(agent)
@@ -129,4 +149,8 @@ def test_tab_counts_count_no_tickets_but_due(agent, customer, make_ticket):
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     assert counts["open"] == counts["unassigned"] == 4
-    assert sum(s.count("count(tickets.id)") for s in statements) == 1, statements
+    # The tickets due today, in two parts (by first response, by resolution), beside the sum
+    # of the kept earlier days; nothing else is counted from the tickets.
+    counting = [s for s in statements if "count(tickets.id)" in s]
+    assert len(counting) == 1 and "queue_due_days" in counting[0], statements
+    assert counting[0].count("count(tickets.id)") == 2
