@@ -103,18 +103,17 @@ def _fill_report_days(cur) -> None:
         " GROUP BY date(created_at), normalized")
     cur.execute("DELETE FROM queue_counts")  # migration scale5_0002
     cur.execute(
-        "INSERT INTO queue_counts (status, assignee_id, stale, slot, tickets) "
-        "SELECT status, coalesce(assignee_id, 0), stale_at IS NOT NULL, id % 8, count(*)"
-        " FROM tickets WHERE status IN ('new', 'open', 'pending', 'on_hold')"
-        " GROUP BY 1, 2, 3, 4")
+        "INSERT INTO queue_counts (status, assignee_id, stale, tickets) "
+        "SELECT status, coalesce(assignee_id, 0), stale_at IS NOT NULL, count(*)"
+        " FROM tickets WHERE status IN ('new', 'open', 'pending', 'on_hold') GROUP BY 1, 2, 3")
     due = ("CASE WHEN first_response_at IS NULL AND first_response_due_at IS NOT NULL AND"
            " (resolution_due_at IS NULL OR first_response_due_at < resolution_due_at)"
            " THEN first_response_due_at ELSE resolution_due_at END")
     cur.execute("DELETE FROM queue_due_days")  # migration scale5_0003
     cur.execute(
-        f"INSERT INTO queue_due_days (day, slot, tickets) SELECT date({due}), id % 8, count(*)"  # noqa: S608
+        f"INSERT INTO queue_due_days (day, tickets) SELECT date({due}), count(*)"  # noqa: S608
         f" FROM tickets WHERE status IN ('new', 'open', 'on_hold') AND ({due}) IS NOT NULL"
-        " GROUP BY 1, 2")
+        " GROUP BY 1")
 
 
 def seed(app, n_tickets: int, rng: random.Random) -> dict:

@@ -376,31 +376,31 @@ class ReportAgentDay(Base):
 
 
 class QueueCount(Base):
-    """Unsolved tickets per status, assignee (0 for nobody), stale flag (0/1) and slot (id
-    modulo 8), kept by the database (triggers, migration scale5_0002) in the transaction of
-    every ticket change: the queue's tab counts are sums over these rows. Not written by the
-    application."""
+    """Numbers of unsolved tickets per status, assignee (0 for nobody) and stale flag (0/1),
+    whose sums are the queue's tab counts: the database adds a row of +1 or -1 in the
+    transaction of every ticket change (triggers, migration scale5_0002), and
+    portal.agent.counts.compact folds them into one row per kind. Rows are only added, so
+    concurrent changes never wait on one another's row lock."""
 
     __tablename__ = "queue_counts"
 
-    status: Mapped[str] = mapped_column(String(20), primary_key=True)
-    assignee_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    stale: Mapped[int] = mapped_column(Integer, primary_key=True)
-    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    assignee_id: Mapped[int] = mapped_column(Integer)
+    stale: Mapped[int] = mapped_column(Integer)
+    tickets: Mapped[int] = mapped_column(Integer)
 
 
 class QueueDueDay(Base):
-    """Waiting tickets (new, open, on hold) per day of their next SLA target and slot (id
-    modulo 8), kept by the database (triggers, migration scale5_0003) in the transaction of
-    every ticket change: the "Due soon or breached" tab adds the days before today and
-    counts today's tickets. Not written by the application."""
+    """Numbers of waiting tickets (new, open, on hold) per day of their next SLA target, kept
+    like QueueCount (migration scale5_0003): the "Due soon or breached" tab adds the days
+    before today and counts today's tickets."""
 
     __tablename__ = "queue_due_days"
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    tickets: Mapped[int] = mapped_column(Integer)
 
 
 class SuggestionEvent(Base):

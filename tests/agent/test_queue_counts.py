@@ -154,3 +154,50 @@ def test_tab_counts_count_no_tickets_but_due(agent, customer, make_ticket):
     counting = [s for s in statements if "count(tickets.id)" in s]
     assert len(counting) == 1 and "queue_due_days" in counting[0], statements
     assert counting[0].count("count(tickets.id)") == 2
+
+
+def _check_folding():
+    """Folding the added rows keeps every count, leaves a row per kind, and counts rows added
+    after it."""
+    from portal.agent import counts
+    from portal.tickets.models import QueueCount, QueueDueDay
+
+    now = utcnow()
+    agent = create_user("fold-agent@example.com", "Fy Agent", "a long password 1", Role.AGENT,
+                        confirmed=True)
+    tickets = [Ticket(subject="Help", requester_name="Val", requester_email="v@example.com",
+                      created_at=now, updated_at=now, last_activity_at=now,
+                      priority=Priority.NORMAL, resolution_due_at=now - timedelta(days=d % 3))
+               for d in range(9)]
+    db.session.add_all(tickets)
+    db.session.commit()
+    for t in tickets[:4]:
+        t.assignee_id = agent.id
+    tickets[5].status = Status.SOLVED
+    db.session.commit()
+    before = view_counts(agent, now)
+    assert before == _counted(agent, now)
+    assert counts.compact() > 0
+    db.session.commit()
+    assert view_counts(agent, now) == before
+    kinds = db.session.execute(select(QueueCount.status, QueueCount.assignee_id,
+                                      QueueCount.stale)).all()
+    assert len(kinds) == len(set(kinds)) == 2  # new: unassigned, and the agent's
+    days = db.session.scalars(select(QueueDueDay.day)).all()
+    assert len(days) == len(set(days)) == 3
+    tickets[6].assignee_id = agent.id
+    db.session.commit()
+    assert view_counts(agent, now) == _counted(agent, now)
+    counts.compact()
+    db.session.commit()
+    assert view_counts(agent, now) == _counted(agent, now)
+
+
+def test_folding_the_kept_rows_keeps_the_counts(app):
+    with app.app_context():
+        _check_folding()
+
+
+def test_folding_the_kept_rows_keeps_the_counts_on_postgres(pg_app):
+    with pg_app.app_context():
+        _check_folding()

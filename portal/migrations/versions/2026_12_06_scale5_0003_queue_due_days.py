@@ -1,15 +1,15 @@
 """The "Due soon or breached" tab counted from day rows the database keeps.
 
 A waiting ticket (new, open, on hold) is due at its next target: its first response's when it
-is still unanswered and that comes first, else its resolution's. queue_due_days holds the
-number of waiting tickets per day of that time (and slot); triggers keep it in the transaction
-of every ticket change, so it is exact at every moment. The tab is then the sum of the days
-before today (a row per day and slot) plus the tickets due from midnight to "soon", counted
-from the tickets (a day's worth at most). Counted from the tickets alone it read every breached
-ticket of the backlog whenever any ticket changed (20 ms at 1,000,000 tickets).
+is still unanswered and that comes first, else its resolution's. queue_due_days holds numbers
+of waiting tickets per day of that time, whose sums are the counts; triggers add a row of +1
+or -1 in the transaction of every ticket change, so the sums are exact at every moment. The
+tab is then the sum of the days before today plus the tickets due from midnight to "soon",
+counted from the tickets (a day's worth at most). Counted from the tickets alone it read every
+breached ticket of the backlog whenever any ticket changed (20 ms at 1,000,000 tickets).
 
-The slot (ticket id modulo 8) keeps two transactions that open tickets due on the same day
-from waiting on one row's lock on PostgreSQL (see scale5_0002).
+Rows are only added by the triggers, never updated, and folded into one per day by a scheduled
+job, for the reason given in scale5_0002 (no row lock for concurrent ticket changes to wait on).
 
 Revision ID: scale5_0003
 Revises: scale5_0002
@@ -28,7 +28,7 @@ WAITING = "{t}.status IN ('new', 'open', 'on_hold')"
 DUE = ("CASE WHEN {t}.first_response_at IS NULL AND {t}.first_response_due_at IS NOT NULL "
        "AND ({t}.resolution_due_at IS NULL OR {t}.first_response_due_at < {t}.resolution_due_at) "
        "THEN {t}.first_response_due_at ELSE {t}.resolution_due_at END")
-COLUMNS = "id, status, first_response_at, first_response_due_at, resolution_due_at"
+COLUMNS = "status, first_response_at, first_response_due_at, resolution_due_at"
 CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in COLUMNS.split(", "))
 
 
@@ -37,9 +37,8 @@ def _counted(t: str) -> str:
 
 
 def _sqlite_bump(t: str, sign: str) -> str:
-    return ("INSERT INTO queue_due_days (day, slot, tickets) "  # noqa: S608
-            f"SELECT date({DUE.format(t=t)}), {t}.id % 8, {sign}1 WHERE {_counted(t)} "
-            "ON CONFLICT (day, slot) DO UPDATE SET tickets = tickets + excluded.tickets;")
+    return ("INSERT INTO queue_due_days (day, tickets) "  # noqa: S608
+            f"SELECT date({DUE.format(t=t)}), {sign}1 WHERE {_counted(t)};")
 
 
 SQLITE_TRIGGERS = {
@@ -52,14 +51,15 @@ SQLITE_TRIGGERS = {
 
 
 def _pg_bump(t: str, sign: str) -> str:
-    return (f"IF {_counted(t)} THEN INSERT INTO queue_due_days (day, slot, tickets) "
-            f"VALUES (({DUE.format(t=t)})::date, {t}.id % 8, {sign}1) "
-            "ON CONFLICT (day, slot) DO UPDATE SET "
-            "tickets = queue_due_days.tickets + EXCLUDED.tickets; END IF; ")
+    return (f"IF {_counted(t)} THEN INSERT INTO queue_due_days (day, tickets) "
+            f"VALUES (({DUE.format(t=t)})::date, {sign}1); END IF; ")
 
 
 PG_FUNCTION = (
     "CREATE FUNCTION queue_due_days_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF TG_OP = 'UPDATE' AND NOT (" + " OR ".join(
+        f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in COLUMNS.split(", ")) + ") THEN "
+    "RETURN NULL; END IF; "
     "IF TG_OP IN ('UPDATE', 'DELETE') THEN " + _pg_bump("OLD", "-") + "END IF; "
     "IF TG_OP IN ('INSERT', 'UPDATE') THEN " + _pg_bump("NEW", "") + "END IF; "
     "RETURN NULL; END $$")
@@ -71,17 +71,16 @@ PG_TRIGGER = (
 def upgrade():
     op.create_table(
         "queue_due_days",
+        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("slot", sa.Integer(), nullable=False),
         sa.Column("tickets", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "slot", name=op.f("pk_queue_due_days")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_queue_due_days")),
     )
     postgresql = op.get_bind().dialect.name == "postgresql"
     day = f"({DUE.format(t='tickets')})::date" if postgresql else f"date({DUE.format(t='tickets')})"
     op.execute(  # the waiting tickets there are
-        "INSERT INTO queue_due_days (day, slot, tickets) "  # noqa: S608
-        f"SELECT {day}, tickets.id % 8, count(*) FROM tickets WHERE {_counted('tickets')} "
-        f"GROUP BY {day}, tickets.id % 8")
+        "INSERT INTO queue_due_days (day, tickets) "  # noqa: S608
+        f"SELECT {day}, count(*) FROM tickets WHERE {_counted('tickets')} GROUP BY {day}")
     if postgresql:
         op.execute(PG_FUNCTION)
         op.execute(PG_TRIGGER)
