@@ -113,9 +113,13 @@ def _check_every_change():
     kept_equals_counted(open=13)
     db.session.execute(delete(Ticket).where(Ticket.assignee_id == agent.id,
                                             Ticket.status == Status.SOLVED))
-    db.session.execute(delete(type(other)).where(type(other).id == other.id))
+    db.session.execute(update(Ticket).where(Ticket.id == tickets[1].id)
+                       .values(assignee_id=other.id))
     db.session.commit()
-    kept_equals_counted(open=13)
+    unassigned = view_counts(agent, now)["unassigned"]
+    db.session.execute(delete(type(other)).where(type(other).id == other.id))  # key clears it
+    db.session.commit()
+    kept_equals_counted(open=13, unassigned=unassigned + 1)
     db.session.execute(update(Ticket).values(status=Status.CLOSED))
     db.session.commit()
     kept_equals_counted(open=0, unassigned=0, mine=0, pending=0, stale=0, due=0)
