@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import (
+    Date,
+    DateTime,
     Select,
     and_,
     bindparam,
     case,
     false,
     func,
+    not_,
     or_,
     select,
     union_all,
@@ -41,11 +43,12 @@ from portal.tickets.models import (
     REFERENCE_OFFSET,
     Group,
     Priority,
+    QueueCount,
+    QueueDueDay,
     Status,
     Tag,
     Ticket,
     TicketCategory,
-    TicketEvent,
     TicketType,
     is_open,
     reference_of,
@@ -55,9 +58,7 @@ from portal.tickets.sla import DUE_SOON
 
 PAGE_SIZE = 50
 COUNT_CAP = 1000  # a filtered view's count stops here: "1000+ tickets"
-COUNTS_MAX_AGE = 30.0  # seconds
-COUNTS_CACHE_SIZE = 256
-_counts_lock = threading.Lock()
+_statements_lock = threading.Lock()
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RECENTLY_SOLVED = timedelta(days=7)
 
@@ -457,7 +458,7 @@ def _page_statements(query: QueueQuery, agent: User, now: datetime | None, page:
                agent.id if query.view == "mine" else None)
         cache: OrderedDict = current_app.extensions.setdefault("agent_queue_statements",
                                                                OrderedDict())
-        with _counts_lock:
+        with _statements_lock:
             hit = cache.get(key)
             if hit is not None:
                 cache.move_to_end(key)
@@ -484,7 +485,7 @@ def _page_statements(query: QueueQuery, agent: User, now: datetime | None, page:
         .order_by(*ordering)
     )
     if key is not None:
-        with _counts_lock:
+        with _statements_lock:
             cache[key] = (statement, count)
             while len(cache) > STATEMENTS_CACHE_SIZE:
                 cache.popitem(last=False)
@@ -492,48 +493,73 @@ def _page_statements(query: QueueQuery, agent: User, now: datetime | None, page:
 
 
 def view_counts(agent: User, now: datetime | None = None) -> dict[str, int]:
-    """Ticket counts for the view tabs, reused while no ticket changed (per process).
+    """Ticket counts for the view tabs.
 
-    Counting every tab on every full page grew with the number of open tickets (70 ms at a
-    million). A new ticket or any change recorded on a ticket's timeline (status, assignee,
-    priority...) changes the stamp, two index look-ups; the "due soon" count also depends on
-    the clock, so counts are kept for at most COUNTS_MAX_AGE seconds."""
+    Five are sums over the few dozen rows the database keeps (QueueCount, migration
+    scale5_0002): exact at every moment, the same cost at any size of history (counted from
+    the tickets they grew with the backlog), as is most of "Due soon" (see _due_parts).
+    No count is cached: they are exact on every page."""
     now = now or utcnow()
-    stamp = db.session.execute(select(
-        select(func.max(Ticket.id)).scalar_subquery(),
-        select(func.max(TicketEvent.id)).scalar_subquery())).one()
-    cache: OrderedDict = current_app.extensions.setdefault("agent_view_counts", OrderedDict())
-    key = (agent.id, tuple(stamp))
-    with _counts_lock:
-        hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < COUNTS_MAX_AGE:
-        return hit[1]
-    counts = _count_views(agent, now)
-    with _counts_lock:
-        cache[key] = (time.monotonic(), counts)
-        cache.move_to_end(key)
-        while len(cache) > COUNTS_CACHE_SIZE:
-            cache.popitem(last=False)
+    soon = now + DUE_SOON
+    statement = current_app.extensions.get("agent_view_counts")
+    if statement is None:  # built once: building it cost more than running it
+        statement = current_app.extensions["agent_view_counts"] = _view_counts_statement()
+    row = db.session.execute(statement, {
+        "agent_id": agent.id if agent.id is not None else -1, "soon": soon,
+        "midnight": datetime.combine(soon.date(), datetime.min.time()), "today": soon.date(),
+    }).one()
+    counts = {view: int(row._mapping[view]) for view in COUNTED_VIEWS if view != "due"}
+    counts["due"] = sum(int(row._mapping[f"due_{i}"]) for i in range(3))
     return counts
+
+
+def _view_counts_statement() -> Select:
+    """The tab counts in one statement, for the parameters agent_id, soon, midnight (that of
+    the day of soon) and today (the day of soon)."""
+    n = func.sum(QueueCount.tickets)
+    kept = select(
+        func.coalesce(n, 0).label("open"),
+        func.coalesce(n.filter(QueueCount.assignee_id == 0), 0).label("unassigned"),
+        func.coalesce(n.filter(QueueCount.assignee_id == bindparam("agent_id")), 0).label("mine"),
+        func.coalesce(n.filter(QueueCount.status == Status.PENDING.value), 0).label("pending"),
+        func.coalesce(n.filter(QueueCount.stale == 1), 0).label("stale"),
+    ).subquery()
+    due = _due_parts(bindparam("soon", type_=DateTime()), bindparam("midnight", type_=DateTime()),
+                     bindparam("today", type_=Date()))
+    return select(*kept.c, *(part.scalar_subquery().label(f"due_{i}")
+                             for i, part in enumerate(due)))
 
 
 COUNTED_VIEWS = ("unassigned", "mine", "open", "pending", "stale", "due")
 
 
-def _count_views(agent: User, now: datetime) -> dict[str, int]:
-    """One statement, each count answered from an index. "Due soon" counts its tickets while
-    walking ix_tickets_open_due, which carries every column it checks (through the two
-    indexes of its two conditions and a union it read 90,000 rows twice at 1,000,000 tickets:
-    58 ms against 20)."""
-    counts = {
-        view: select(func.count(Ticket.id)).where(
-            _view_condition(view, agent, now, walking=view == "due"))
-        for view in COUNTED_VIEWS
-    }
-    row = db.session.execute(
-        select(*(q.scalar_subquery().label(view) for view, q in counts.items()))
-    ).one()
-    return dict(row._mapping)
+def _due_parts(soon, midnight, today) -> tuple[Select, ...]:
+    """The "Due soon or breached" count, as three counts to add up: the waiting tickets due
+    on the days before the day of "soon", from the rows the database keeps (QueueDueDay,
+    migration scale5_0003), and those due from that midnight to "soon", counted from the
+    tickets (a day's worth at most) in two parts. Counting them all read every breached
+    ticket of the backlog (20 ms at 1,000,000 tickets, growing with it).
+
+    A waiting ticket is due at its first response's target while it is unanswered and that
+    comes first, else at its resolution's: today's are counted in those two parts, the first
+    inside ix_tickets_open_due (which carries every column it checks), the second from
+    ix_tickets_status_first_due (the few unanswered tickets whose first reply is due today)."""
+    waiting = Ticket.status.in_((Status.NEW, Status.OPEN, Status.ON_HOLD))
+    first_comes_first = and_(
+        Ticket.first_response_at.is_(None), Ticket.first_response_due_at.is_not(None),
+        Ticket.first_response_due_at < Ticket.resolution_due_at)
+    earlier = select(func.coalesce(func.sum(QueueDueDay.tickets), 0)).where(
+        QueueDueDay.day < today)
+    by_resolution = select(func.count(Ticket.id)).where(
+        broad(is_open()), broad(waiting),
+        Ticket.resolution_due_at >= midnight, Ticket.resolution_due_at <= soon,
+        not_(first_comes_first))
+    by_first_response = select(func.count(Ticket.id)).where(
+        waiting, Ticket.first_response_at.is_(None),
+        Ticket.first_response_due_at >= midnight, Ticket.first_response_due_at <= soon,
+        or_(Ticket.resolution_due_at.is_(None),
+            Ticket.first_response_due_at < Ticket.resolution_due_at))
+    return earlier, by_resolution, by_first_response
 
 
 @dataclass

@@ -85,10 +85,18 @@ def text_condition(query: str, *, narrowed: bool = False,
     terms = search_terms(query)
     if not terms:
         return None
-    return ids_condition(matching_ticket_ids(terms), narrowed=narrowed, in_order=in_order)
+    # The same terms as whole words match fewer tickets, and are read lazily, where a word's
+    # beginning builds its whole list of matches first (`"printer"*` at 1,000,000 tickets:
+    # 185,000 tickets, 10 ms for the first thousand, against 3 ms): when they already match
+    # many, so does the search.
+    fewer = (matching_ticket_ids([Term(words, False) for words, _prefix in terms])
+             if terms[-1].prefix else None)
+    return ids_condition(matching_ticket_ids(terms), narrowed=narrowed, in_order=in_order,
+                         fewer=fewer)
 
 
-def ids_condition(ids, *, narrowed: bool, in_order: bool = False) -> ColumnElement[bool]:
+def ids_condition(ids, *, narrowed: bool, in_order: bool = False,
+                  fewer=None) -> ColumnElement[bool]:
     """`Ticket.id IN (ids)` for a select of ticket ids (a search's or a tag's matches), written
     for the way the tickets are best checked against them.
 
@@ -100,12 +108,19 @@ def ids_condition(ids, *, narrowed: bool, in_order: bool = False) -> ColumnEleme
     `in_order`: all tickets can be walked in the page's order (ix_tickets_due, the key);
     that walk stops after COUNT_CAP matches, so it is taken beyond MANY_MATCHES (for "invoice
     timeout", 27,000 matches at 1,000,000 tickets, it reads 37,000 index entries where looking
-    the matches up read 27,000 table rows and sorted them); fewer are looked up by id."""
+    the matches up read 27,000 table rows and sorted them); fewer are looked up by id.
+    `fewer`: a select of some of the ids, cheaper to read; when it reaches as far, the
+    matches are not read here."""
     # One read of the matches decides: as far as MANY_MATCHES when that walk is possible.
     reach = MANY_MATCHES if in_order and not narrowed else FEW_MATCHES
-    listed = db.session.scalars(ids.limit(reach + 1)).all()
-    if len(listed) <= FEW_MATCHES:
-        return Ticket.id.in_(listed)
-    walk = narrowed or (in_order and len(listed) > MANY_MATCHES)
+    matched = None
+    if fewer is not None and len(db.session.scalars(fewer.limit(reach + 1)).all()) > reach:
+        matched = reach + 1
+    if matched is None:
+        listed = db.session.scalars(ids.limit(reach + 1)).all()
+        if len(listed) <= FEW_MATCHES:
+            return Ticket.id.in_(listed)
+        matched = len(listed)
+    walk = narrowed or (in_order and matched > MANY_MATCHES)
     ticket_id = Ticket.id + 0 if walk and db.engine.dialect.name == "sqlite" else Ticket.id
     return ticket_id.in_(ids)

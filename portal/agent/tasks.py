@@ -3,6 +3,7 @@ manual triggers)."""
 
 from datetime import timedelta
 
+from portal.agent import counts
 from portal.agent.jobs import autoclose, check_sla
 from portal.agent.stale import check_stale
 from portal.jobs import scheduled
@@ -23,3 +24,9 @@ def stale_alerts() -> None:
 @scheduled("tickets.autoclose", every=timedelta(hours=1))
 def autoclose_solved() -> None:
     autoclose()
+
+
+@scheduled("tickets.queue_counts", every=timedelta(minutes=1))
+def fold_queue_counts() -> None:
+    """Fold the rows the database added for the queue's tab counts (portal.agent.counts)."""
+    counts.compact()

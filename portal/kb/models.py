@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 from markupsafe import Markup
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -201,6 +202,20 @@ class SearchLog(Base):
         ForeignKey("articles.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class ReportSearchDay(Base):
+    """Searches per day and normalised text (and of those, how many found nothing), kept by the
+    database (triggers, migration scale5_0001) in the transaction of every search_log change:
+    the reports read a row per day and text instead of every search of the period. Not written
+    by the application."""
+
+    __tablename__ = "report_search_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    normalized: Mapped[str] = mapped_column(String(200), primary_key=True)
+    searches: Mapped[int] = mapped_column(Integer, default=0)
+    no_results: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class IndexQueue(Base):

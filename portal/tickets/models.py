@@ -375,6 +375,34 @@ class ReportAgentDay(Base):
     replies: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class QueueCount(Base):
+    """Numbers of unsolved tickets per status, assignee (0 for nobody) and stale flag (0/1),
+    whose sums are the queue's tab counts: the database adds a row of +1 or -1 in the
+    transaction of every ticket change (triggers, migration scale5_0002), and
+    portal.agent.counts.compact folds them into one row per kind. Rows are only added, so
+    concurrent changes never wait on one another's row lock."""
+
+    __tablename__ = "queue_counts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    assignee_id: Mapped[int] = mapped_column(Integer)
+    stale: Mapped[int] = mapped_column(Integer)
+    tickets: Mapped[int] = mapped_column(Integer)
+
+
+class QueueDueDay(Base):
+    """Numbers of waiting tickets (new, open, on hold) per day of their next SLA target, kept
+    like QueueCount (migration scale5_0003): the "Due soon or breached" tab adds the days
+    before today and counts today's tickets."""
+
+    __tablename__ = "queue_due_days"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    tickets: Mapped[int] = mapped_column(Integer)
+
+
 class SuggestionEvent(Base):
     """Ticket deflection: suggestions shown, opened, and "this answered my question"."""
 

@@ -253,6 +253,35 @@ def test_customers_get_404(customer_client, customer, make_ticket):
                                                      "status": "solved"}).status_code == 404
 
 
+def test_a_common_whole_word_decides_many_matches_without_reading_the_prefix(
+        agent, customer, make_ticket, monkeypatch):
+    """A word's beginning builds its whole list of matches before the first is read; when
+    the whole words alone match many tickets, the search is known to, and its matches are
+    read only by the page's statement. Longer words still match."""
+    from portal.agent import search
+
+    monkeypatch.setattr(search, "FEW_MATCHES", 2)
+    for subject in ("Printer jams", "Printer offline", "Printer noise", "Printers gone"):
+        make_ticket(customer, subject=subject)
+    make_ticket(customer, subject="Invoice question")
+    statements = []
+
+    def listener(_conn, _cursor, statement, parameters, *_args):
+        statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        page = fetch_page(QueueQuery.from_args({"view": "open", "q": "printer"}), agent)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert sorted(t.subject for t in page.tickets) == [
+        "Printer jams", "Printer noise", "Printer offline", "Printers gone"]
+    probes = [parameters for statement, parameters in statements
+              if "fts_tickets MATCH" in statement and "LIMIT" in statement
+              and "tickets.id" not in statement]
+    assert probes == [('"printer"', 3, 0)], statements  # the whole word, three ids read
+
+
 def test_many_matches_are_searched_in_a_subquery(agent_client, customer, make_ticket,
                                                  monkeypatch):
     from portal.agent import search

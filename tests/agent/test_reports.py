@@ -275,3 +275,28 @@ def test_charts_follow_the_report(agent_client, customer, make_ticket):
         assert f"<title>{today}: 1 created</title>" in agent_client.get("/agent/reports").text
     make_ticket(customer, subject="Second")
     assert f"<title>{today}: 2 created</title>" in agent_client.get("/agent/reports").text
+
+
+def test_warm_up_compiles_the_report_statements(app, history):
+    """gunicorn's master warms the report up before forking: a worker's first report, with
+    or without a filter, then compiles none of its statements."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import default
+
+    from portal.agent import reports
+
+    reports.warm_up(app)
+    misses = []
+
+    def listener(_conn, _cursor, statement, _parameters, context, _many):
+        if context.cache_hit is default.CACHE_MISS:  # compiled for this execution
+            misses.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        for f in (PERIOD, ReportFilters(start=PERIOD.start, end=PERIOD.end,
+                                        priority=Priority.URGENT)):
+            assert build_report(f, now=NOW).created >= 0
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert misses == []
