@@ -462,19 +462,19 @@ class TicketExtras(NamedTuple):
 
 def ticket_extras(ticket_id: int) -> TicketExtras:
     """One statement of EXISTS probes, so each block's own query runs only when it has rows
-    (four statements a page before, nearly always empty)."""
+    (four statements a page before, nearly always empty). The ticket page's GET reads them
+    with the ticket itself (`extras_probes`)."""
     return TicketExtras(*db.session.execute(_extras_statement(), {"ticket_id": ticket_id}).one())
 
 
-@functools.cache
-def _extras_statement():
-    """Built on first use (the other domains' models are loaded by then), then reused."""
+def extras_probes(ticket_id) -> tuple:
+    """The EXISTS probes of `TicketExtras`, in its order, for the ticket `ticket_id` (a bound
+    parameter or a column)."""
     from portal.inbound.models import BouncingAddress, InboundMessage
     from portal.mail.models import MailStatus, OutboxMessage
     from portal.surges.models import TicketVector
 
-    ticket_id = bindparam("ticket_id")
-    return select(
+    return (
         exists().where(OutboxMessage.ticket_id == ticket_id,
                        OutboxMessage.status.in_([MailStatus.FAILED, MailStatus.RETRYING])),
         exists().where(BouncingAddress.ticket_id == ticket_id),
@@ -482,6 +482,12 @@ def _extras_statement():
                        InboundMessage.ticket_message_id.is_not(None)),
         exists().where(TicketVector.ticket_id == ticket_id),
     )
+
+
+@functools.cache
+def _extras_statement():
+    """Built on first use (the other domains' models are loaded by then), then reused."""
+    return select(*extras_probes(bindparam("ticket_id")))
 
 
 # --- the lists agents pick from, cached until one of them changes ----------------------------

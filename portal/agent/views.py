@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import weakref
 from collections import OrderedDict
@@ -195,6 +196,22 @@ def _load_ticket(ticket_id: int) -> Ticket:
     return ticket
 
 
+@functools.cache
+def _ticket_with_extras(postgres: bool):
+    """The ticket's statement with the page's EXISTS probes as columns (services.TicketExtras):
+    a statement less per view. Built on first use, when every domain's models are loaded."""
+    return _TICKET_PAGE[postgres].add_columns(
+        *services.extras_probes(bindparam("ticket_id")))
+
+
+def _load_ticket_and_extras(ticket_id: int) -> tuple[Ticket, services.TicketExtras]:
+    row = db.session.execute(_ticket_with_extras(db.engine.dialect.name == "postgresql"),
+                             {"ticket_id": ticket_id}).unique().first()
+    if row is None:
+        abort(404)
+    return row[0], services.TicketExtras(*row[1:])
+
+
 def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> PropertiesForm:
     form = PropertiesForm() if submitted else PropertiesForm(formdata=None)
     form.category.choices = select_options(
@@ -323,7 +340,7 @@ def _untouched_reply_fields(form: ReplyForm) -> dict | None:
 
 
 def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
-                 merge_target=None, compose=None, status=200):
+                 merge_target=None, compose=None, extras=None, status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
     reply_form = reply_form or _reply_form(compose)
@@ -331,7 +348,8 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
     merge_target_field = None if merge_form.target.data or merge_form.errors else _untouched(
         ("merge", "target"), lambda: _field(merge_form.target,
                                             hint=merge_form.target.description))
-    extras = services.ticket_extras(ticket.id)
+    if extras is None:
+        extras = services.ticket_extras(ticket.id)
     # Rows, not entities: the timeline shows each event's fields and its actor's name.
     timeline = db.session.execute(
         select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value,
@@ -371,12 +389,12 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
 def ticket(ticket_id: int):
     if "csrf_token" in request.args:  # a no-JS "insert" button submitted the whole reply form
         return redirect(_compose_url(ticket_id, request.args))
-    ticket = _load_ticket(ticket_id)
+    ticket, extras = _load_ticket_and_extras(ticket_id)
     now = utcnow()
     if jobs.due_for_check(ticket, now):
         with db.writing():
             jobs.check_ticket(ticket, now)
-    return _ticket_page(ticket, compose=_compose(ticket, request.args))
+    return _ticket_page(ticket, compose=_compose(ticket, request.args), extras=extras)
 
 
 @bp.route("/tickets/<int:ticket_id>/compose")
