@@ -38,7 +38,6 @@ from portal.agent.forms import (
     PropertiesForm,
     ReplyForm,
 )
-from portal.auth.models import User
 from portal.auth.views import agent_required
 from portal.cluster import memo
 from portal.converters import parse_id
@@ -57,7 +56,6 @@ from portal.tickets.models import (
     Priority,
     Status,
     Ticket,
-    TicketEvent,
     TicketType,
 )
 
@@ -350,16 +348,7 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
                                             hint=merge_form.target.description))
     if extras is None:
         extras = services.ticket_extras(ticket.id)
-    # Rows, not entities: the timeline shows each event's fields and its actor's name.
-    timeline = db.session.execute(
-        select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value,
-               TicketEvent.public, TicketEvent.created_at, TicketEvent.actor_id,
-               User.name.label("actor_name"))
-        .outerjoin(User, User.id == TicketEvent.actor_id)
-        .where(TicketEvent.ticket_id == ticket.id)
-        .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc())
-        .limit(200)
-    ).all()
+    rows = services.page_rows(ticket)
     merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     html = render_template(
         "agent/ticket.html",
@@ -372,13 +361,13 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         merge_target_field=merge_target_field,
         merge_target=merge_target,
         compose=compose,
-        thread=services.thread(ticket.id),
-        timeline=timeline,
+        thread=rows.thread,
+        timeline=rows.timeline,
         merged_into=merged_into,
         extras=extras,
         undelivered=failed_for_ticket(ticket.id) if extras.undelivered else [],
         emails=inbound_services.emails_of(ticket.id) if extras.emails else {},
-        other_tickets=services.requester_tickets(ticket),
+        other_tickets=rows.other_tickets,
         now=utcnow(),
     )
     return html, status
