@@ -475,3 +475,59 @@ def test_suggestion_impressions_are_one_statement_that_commits_itself_on_postgre
     assert len({row.article_id for row in shown}) == len(shown)
     assert {(row.form_key, row.query) for row in shown} == {
         ("form-1", "printer jams the printer tray jams")}
+
+
+def test_the_customer_ticket_page_reads_in_one_statement_on_postgres(pg_app):
+    """The ticket and what the customer may read of its conversation (a JSON column of the
+    ticket's statement): never the internal note or its file, the public file shown."""
+    import io
+
+    from sqlalchemy import event
+    from werkzeug.datastructures import FileStorage
+
+    from portal.agent import services as agent_services
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+    from portal.tickets import services
+    from portal.tickets.access import get_ticket_and_thread_or_404
+    from portal.tickets.models import TicketType
+
+    agent = create_user("desk@example.com", "Desk Agent", "ferry lantern", Role.AGENT,
+                        confirmed=True)
+    customer = create_user("cara@example.com", "Cara Customer", "ferry lantern",
+                           Role.CUSTOMER, confirmed=True)
+    db.session.commit()
+    ticket, _ = services.create_ticket(services.NewTicket(
+        subject="Printer jams", description="It jams on page two.", type=TicketType.INCIDENT,
+        name=customer.name, email=customer.email, requester=customer))
+    with pg_app.test_request_context():  # the public reply's email links to the ticket
+        for internal, body, name in ((True, "Secret tray theory", "theory.pdf"),
+                                     (False, "Try tray two.", "tray map.pdf")):
+            agent_services.reply(ticket, agent, body, internal=internal, files=[FileStorage(
+                io.BytesIO(b"%PDF-1.4 " + name.encode()), filename=name,
+                content_type="application/pdf")])
+        db.session.commit()
+    client = pg_app.test_client()
+    assert client.post("/auth/login", data={
+        "email": "cara@example.com", "password": "ferry lantern"}).status_code == 303
+    url = f"/tickets/{ticket.reference}"
+    client.get(url)
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if "change_feed" not in statement:
+            seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = client.get(url)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert page.status_code == 200
+    assert "Try tray two." in page.text and "tray map.pdf" in page.text
+    assert "Secret tray theory" not in page.text and "theory.pdf" not in page.text
+    assert len(seen) == 1, seen
+    with pg_app.test_request_context():
+        _ticket, _viewer, messages = get_ticket_and_thread_or_404(ticket.reference)
+    assert [(m.body, [a.filename for a in m.attachments]) for m in messages] == [
+        ("It jams on page two.", []), ("Try tray two.", ["tray map.pdf"])]

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Select, bindparam, exists, func, literal_column, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.models import Role, User
 from portal.cluster import memo
 from portal.converters import parse_id
-from portal.db import utcnow
+from portal.db import json_rows, utcnow
 from portal.extensions import db
 from portal.tickets import notify, sla
 from portal.tickets.attachments import (
@@ -50,6 +49,7 @@ from portal.tickets.models import (
     TicketType,
     reference_of,
 )
+from portal.tickets.thread import THREAD, THREAD_ORDER, ThreadMessage, thread_from_json, thread_of
 
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
 
@@ -420,48 +420,10 @@ def _requester_statement(ticket: Ticket, limit: int) -> tuple[Select, dict]:
     return _BY_EMAIL, params
 
 
-class ThreadAttachment(NamedTuple):
-    id: int
-    filename: str
-    size: int
-
-
-class ThreadMessage(NamedTuple):
-    """One entry of the conversation as the ticket page shows it."""
-
-    id: int
-    author_name: str
-    from_agent: bool
-    internal: bool
-    body: str
-    created_at: datetime
-    attachments: list[ThreadAttachment]
-
-
-_THREAD_ORDER = (Message.created_at, Message.id, Attachment.id)
-_THREAD = (
-    select(Message.id, Message.author_name, Message.from_agent, Message.internal, Message.body,
-           Message.created_at, Attachment.id, Attachment.filename, Attachment.size)
-    .outerjoin(Attachment, Attachment.message_id == Message.id)
-    .where(Message.ticket_id == bindparam("ticket_id"))
-    .order_by(*_THREAD_ORDER)
-)
-
-
 def thread(ticket_id: int) -> list[ThreadMessage]:
     """The conversation with each message's files, oldest first, in one statement of rows
     (as entities, loading it cost more than rendering it)."""
-    return _thread_of(db.session.execute(_THREAD, {"ticket_id": ticket_id}))
-
-
-def _thread_of(rows) -> list[ThreadMessage]:
-    messages: list[ThreadMessage] = []
-    for *fields, file_id, filename, size in rows:
-        if not messages or messages[-1].id != fields[0]:
-            messages.append(ThreadMessage(*fields, attachments=[]))
-        if file_id is not None:
-            messages[-1].attachments.append(ThreadAttachment(file_id, filename, size))
-    return messages
+    return thread_of(db.session.execute(THREAD, {"ticket_id": ticket_id}))
 
 
 class TimelineEntry(NamedTuple):
@@ -512,8 +474,7 @@ def page_rows(ticket: Ticket) -> PageRows:
         _page_rows_statement(others is _BY_REQUESTER), params).one()
     return PageRows(
         [TimelineEntry(*row[:4], datetime.fromisoformat(row[4]), *row[5:]) for row in events],
-        _thread_of((*row[:5], datetime.fromisoformat(row[5]), *row[6:])
-                   for row in conversation),
+        thread_from_json(conversation),
         [OtherTicket(row[0], row[1], Status(row[2])) for row in tickets],
     )
 
@@ -522,20 +483,11 @@ def page_rows(ticket: Ticket) -> PageRows:
 def _page_rows_statement(by_requester: bool) -> Select:
     """The three statements as JSON array columns of one (PostgreSQL), built once each."""
     return select(
-        _json_rows(_TIMELINE, _TIMELINE_ORDER),
-        _json_rows(_THREAD, _THREAD_ORDER),
-        _json_rows(_BY_REQUESTER if by_requester else _BY_EMAIL, _OTHERS_ORDER),
+        json_rows(_TIMELINE, _TIMELINE_ORDER),
+        json_rows(THREAD, THREAD_ORDER),
+        json_rows(_BY_REQUESTER if by_requester else _BY_EMAIL, _OTHERS_ORDER),
     )
 
-
-def _json_rows(stmt: Select, order: tuple):
-    """`stmt`'s rows as one JSON array of arrays, in `order` (its own ORDER BY)."""
-    rows = stmt.add_columns(func.row_number().over(order_by=order).label("row_number")
-                            ).subquery()
-    values = [column for column in rows.c if column.key != "row_number"]
-    return select(func.coalesce(
-        func.json_agg(aggregate_order_by(func.json_build_array(*values), rows.c.row_number)),
-        literal_column("'[]'::json"))).scalar_subquery()
 
 
 class TicketExtras(NamedTuple):
