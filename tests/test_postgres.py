@@ -362,11 +362,16 @@ def test_a_search_is_logged_in_one_statement_that_commits_itself_on_postgres(pg_
         other.dispose()
 
 
-def test_the_agent_ticket_page_reads_in_eight_statements_on_postgres(pg_app):
-    """Each statement is a round trip to a server sharing the CPU. Tags and CCs come with the
-    ticket's statement; the optional blocks (undelivered mail, bounces, "full email" links,
-    the problem hint) are probed in one statement and read only when there is something."""
+def test_the_agent_pages_read_in_few_statements_on_postgres(pg_app):
+    """Each statement is a round trip to a server sharing the CPU. The ticket page: tags and
+    CCs come with the ticket's statement, and so do the probes of the optional blocks
+    (undelivered mail, bounces, "full email" links, the problem hint), whose own queries run
+    only when there is something; then the timeline, the thread and the requester's other
+    tickets, as JSON lists of one statement. The queue: its rows carry their tags."""
+    import io
+
     from sqlalchemy import event
+    from werkzeug.datastructures import FileStorage
 
     from portal.agent import services as agent_services
     from portal.auth.models import Role
@@ -385,29 +390,53 @@ def test_the_agent_ticket_page_reads_in_eight_statements_on_postgres(pg_app):
         ccs=["boss@example.com"]))
     agent_services.apply_changes(ticket, agent_services.Changes(tags=["paperjam", "tray"]),
                                  agent)
+    agent_services.reply(ticket, agent, "Which tray?", internal=True, files=[FileStorage(
+        io.BytesIO(b"%PDF-1.4 tray map"), filename="tray map.pdf",
+        content_type="application/pdf")])
+    older, _ = services.create_ticket(services.NewTicket(
+        subject="Toner smudges", description="Grey lines.", type=TicketType.QUESTION,
+        name=customer.name, email=customer.email, requester=customer))
     db.session.commit()
+    # The one statement of JSON lists reads what the three statements read.
+    assert agent_services.page_rows(ticket) == agent_services.PageRows(
+        agent_services.timeline(ticket.id), agent_services.thread(ticket.id),
+        agent_services.requester_tickets(ticket))
+    rows = agent_services.page_rows(ticket)
+    assert [o.id for o in rows.other_tickets] == [older.id]
+    assert rows.thread[-1].attachments[0].filename == "tray map.pdf"
+    assert len(rows.timeline) >= 2 and rows.timeline[0].created_at >= rows.timeline[-1].created_at
     client = pg_app.test_client()
     assert client.post("/auth/login", data={
         "email": "desk@example.com", "password": "ferry lantern"}).status_code == 303
-    url = f"/agent/tickets/{ticket.id}"
-    client.get(url)
-    seen: list[str] = []
 
-    def record(_conn, _cursor, statement, *_args):
-        if "change_feed" not in statement:
-            seen.append(" ".join(statement.split()))
+    def statements(url):
+        client.get(url)  # the view counts and the choice lists are kept after the first
+        seen: list[str] = []
 
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        page = client.get(url)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    assert page.status_code == 200
+        def record(_conn, _cursor, statement, *_args):
+            if "change_feed" not in statement:
+                seen.append(" ".join(statement.split()))
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            page = client.get(url)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        assert page.status_code == 200
+        return page, seen
+
+    page, seen = statements(f"/agent/tickets/{ticket.id}")
     assert all(text in page.text for text in ("boss@example.com", "paperjam", "tray"))
-    assert not [s for s in seen if s.startswith(("SELECT ticket_tags", "SELECT tags."))], seen
+    assert not [s for s in seen if s.startswith(("SELECT ticket_tags", "SELECT tags.",
+                                                 "SELECT EXISTS"))], seen
     assert not [s for s in seen if s.startswith(("SELECT inbound_messages",
                                                  "SELECT problem_incidents"))], seen
-    assert len(seen) <= 8, seen
+    assert "Toner smudges" in page.text and "tray map.pdf" in page.text
+    assert len(seen) <= 2, seen
+    page, seen = statements("/agent/")
+    assert "paperjam" in page.text and "tray" in page.text
+    assert not [s for s in seen if "FROM ticket_tags" in s and not s.startswith(
+        "SELECT tickets.id")], seen
 
 
 def test_suggestion_impressions_are_one_statement_that_commits_itself_on_postgres(pg_app):
@@ -446,3 +475,59 @@ def test_suggestion_impressions_are_one_statement_that_commits_itself_on_postgre
     assert len({row.article_id for row in shown}) == len(shown)
     assert {(row.form_key, row.query) for row in shown} == {
         ("form-1", "printer jams the printer tray jams")}
+
+
+def test_the_customer_ticket_page_reads_in_one_statement_on_postgres(pg_app):
+    """The ticket and what the customer may read of its conversation (a JSON column of the
+    ticket's statement): never the internal note or its file, the public file shown."""
+    import io
+
+    from sqlalchemy import event
+    from werkzeug.datastructures import FileStorage
+
+    from portal.agent import services as agent_services
+    from portal.auth.models import Role
+    from portal.auth.services import create_user
+    from portal.tickets import services
+    from portal.tickets.access import get_ticket_and_thread_or_404
+    from portal.tickets.models import TicketType
+
+    agent = create_user("desk@example.com", "Desk Agent", "ferry lantern", Role.AGENT,
+                        confirmed=True)
+    customer = create_user("cara@example.com", "Cara Customer", "ferry lantern",
+                           Role.CUSTOMER, confirmed=True)
+    db.session.commit()
+    ticket, _ = services.create_ticket(services.NewTicket(
+        subject="Printer jams", description="It jams on page two.", type=TicketType.INCIDENT,
+        name=customer.name, email=customer.email, requester=customer))
+    with pg_app.test_request_context():  # the public reply's email links to the ticket
+        for internal, body, name in ((True, "Secret tray theory", "theory.pdf"),
+                                     (False, "Try tray two.", "tray map.pdf")):
+            agent_services.reply(ticket, agent, body, internal=internal, files=[FileStorage(
+                io.BytesIO(b"%PDF-1.4 " + name.encode()), filename=name,
+                content_type="application/pdf")])
+        db.session.commit()
+    client = pg_app.test_client()
+    assert client.post("/auth/login", data={
+        "email": "cara@example.com", "password": "ferry lantern"}).status_code == 303
+    url = f"/tickets/{ticket.reference}"
+    client.get(url)
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if "change_feed" not in statement:
+            seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = client.get(url)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert page.status_code == 200
+    assert "Try tray two." in page.text and "tray map.pdf" in page.text
+    assert "Secret tray theory" not in page.text and "theory.pdf" not in page.text
+    assert len(seen) == 1, seen
+    with pg_app.test_request_context():
+        _ticket, _viewer, messages = get_ticket_and_thread_or_404(ticket.reference)
+    assert [(m.body, [a.filename for a in m.attachments]) for m in messages] == [
+        ("It jams on page two.", []), ("Try tray two.", ["tray map.pdf"])]

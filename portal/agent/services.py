@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.orm import selectinload
 
 from portal.auth.models import Role, User
 from portal.cluster import memo
 from portal.converters import parse_id
-from portal.db import utcnow
+from portal.db import json_rows, utcnow
 from portal.extensions import db
 from portal.tickets import notify, sla
 from portal.tickets.attachments import (
@@ -45,9 +45,11 @@ from portal.tickets.models import (
     Ticket,
     TicketCategory,
     TicketCC,
+    TicketEvent,
     TicketType,
     reference_of,
 )
+from portal.tickets.thread import THREAD, THREAD_ORDER, ThreadMessage, thread_from_json, thread_of
 
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
 
@@ -388,67 +390,104 @@ class OtherTicket(NamedTuple):
         return reference_of(self.id)
 
 
+_OTHERS_ORDER = (Ticket.last_activity_at.desc(),)
 _BY_REQUESTER = (
     select(Ticket.id, Ticket.subject, Ticket.status)
     .where(Ticket.requester_id == bindparam("requester_id"), Ticket.id != bindparam("ticket_id"))
-    .order_by(Ticket.last_activity_at.desc())
+    .order_by(*_OTHERS_ORDER)
     .limit(bindparam("limit"))
 )
 _BY_EMAIL = (
     select(Ticket.id, Ticket.subject, Ticket.status)
     .where(Ticket.requester_email == bindparam("email"), Ticket.id != bindparam("ticket_id"))
-    .order_by(Ticket.last_activity_at.desc())
+    .order_by(*_OTHERS_ORDER)
     .limit(bindparam("limit"))
 )
 
 
 def requester_tickets(ticket: Ticket, limit: int = 10) -> list[OtherTicket]:
     """The requester's other tickets, newest first (one indexed query, built once)."""
-    params = {"ticket_id": ticket.id, "limit": limit}
-    if ticket.requester_id is not None:
-        stmt, params["requester_id"] = _BY_REQUESTER, ticket.requester_id
-    else:
-        stmt, params["email"] = _BY_EMAIL, ticket.requester_email
+    stmt, params = _requester_statement(ticket, limit)
     return [OtherTicket(*row) for row in db.session.execute(stmt, params)]
 
 
-class ThreadAttachment(NamedTuple):
-    id: int
-    filename: str
-    size: int
-
-
-class ThreadMessage(NamedTuple):
-    """One entry of the conversation as the ticket page shows it."""
-
-    id: int
-    author_name: str
-    from_agent: bool
-    internal: bool
-    body: str
-    created_at: datetime
-    attachments: list[ThreadAttachment]
-
-
-_THREAD = (
-    select(Message.id, Message.author_name, Message.from_agent, Message.internal, Message.body,
-           Message.created_at, Attachment.id, Attachment.filename, Attachment.size)
-    .outerjoin(Attachment, Attachment.message_id == Message.id)
-    .where(Message.ticket_id == bindparam("ticket_id"))
-    .order_by(Message.created_at, Message.id, Attachment.id)
-)
+def _requester_statement(ticket: Ticket, limit: int) -> tuple[Select, dict]:
+    params = {"ticket_id": ticket.id, "limit": limit}
+    if ticket.requester_id is not None:
+        params["requester_id"] = ticket.requester_id
+        return _BY_REQUESTER, params
+    params["email"] = ticket.requester_email
+    return _BY_EMAIL, params
 
 
 def thread(ticket_id: int) -> list[ThreadMessage]:
     """The conversation with each message's files, oldest first, in one statement of rows
     (as entities, loading it cost more than rendering it)."""
-    messages: list[ThreadMessage] = []
-    for *fields, file_id, filename, size in db.session.execute(_THREAD, {"ticket_id": ticket_id}):
-        if not messages or messages[-1].id != fields[0]:
-            messages.append(ThreadMessage(*fields, attachments=[]))
-        if file_id is not None:
-            messages[-1].attachments.append(ThreadAttachment(file_id, filename, size))
-    return messages
+    return thread_of(db.session.execute(THREAD, {"ticket_id": ticket_id}))
+
+
+class TimelineEntry(NamedTuple):
+    kind: str
+    old_value: str | None
+    new_value: str | None
+    public: bool
+    created_at: datetime
+    actor_id: int | None
+    actor_name: str | None
+
+
+TIMELINE_LENGTH = 200
+_TIMELINE_ORDER = (TicketEvent.created_at.desc(), TicketEvent.id.desc())
+# Rows, not entities: the timeline shows each event's fields and its actor's name.
+_TIMELINE = (
+    select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value, TicketEvent.public,
+           TicketEvent.created_at, TicketEvent.actor_id, User.name.label("actor_name"))
+    .outerjoin(User, User.id == TicketEvent.actor_id)
+    .where(TicketEvent.ticket_id == bindparam("ticket_id"))
+    .order_by(*_TIMELINE_ORDER)
+    .limit(TIMELINE_LENGTH)
+)
+
+
+def timeline(ticket_id: int) -> list[TimelineEntry]:
+    """The ticket's events, newest first (the last TIMELINE_LENGTH)."""
+    return [TimelineEntry(*row) for row in db.session.execute(_TIMELINE,
+                                                              {"ticket_id": ticket_id})]
+
+
+class PageRows(NamedTuple):
+    """What the agent ticket page lists besides the ticket itself."""
+
+    timeline: list[TimelineEntry]
+    thread: list[ThreadMessage]
+    other_tickets: list[OtherTicket]
+
+
+def page_rows(ticket: Ticket) -> PageRows:
+    """The timeline, the conversation and the requester's other tickets. On PostgreSQL in
+    one statement, each list a JSON array column (three round trips fewer to a server that
+    shares the CPU: a tenth of the page); elsewhere a statement each."""
+    if db.engine.dialect.name != "postgresql":
+        return PageRows(timeline(ticket.id), thread(ticket.id), requester_tickets(ticket))
+    others, params = _requester_statement(ticket, 10)
+    events, conversation, tickets = db.session.execute(
+        _page_rows_statement(others is _BY_REQUESTER), params).one()
+    return PageRows(
+        [TimelineEntry(*row[:4], datetime.fromisoformat(row[4]), *row[5:]) for row in events],
+        thread_from_json(conversation),
+        [OtherTicket(row[0], row[1], Status(row[2])) for row in tickets],
+    )
+
+
+@functools.cache
+def _page_rows_statement(by_requester: bool) -> Select:
+    """The three statements as JSON array columns of one (PostgreSQL), built once each."""
+    return select(
+        json_rows(_TIMELINE, _TIMELINE_ORDER),
+        json_rows(THREAD, THREAD_ORDER),
+        json_rows(_BY_REQUESTER if by_requester else _BY_EMAIL, _OTHERS_ORDER),
+    )
+
 
 
 class TicketExtras(NamedTuple):
@@ -462,19 +501,19 @@ class TicketExtras(NamedTuple):
 
 def ticket_extras(ticket_id: int) -> TicketExtras:
     """One statement of EXISTS probes, so each block's own query runs only when it has rows
-    (four statements a page before, nearly always empty)."""
+    (four statements a page before, nearly always empty). The ticket page's GET reads them
+    with the ticket itself (`extras_probes`)."""
     return TicketExtras(*db.session.execute(_extras_statement(), {"ticket_id": ticket_id}).one())
 
 
-@functools.cache
-def _extras_statement():
-    """Built on first use (the other domains' models are loaded by then), then reused."""
+def extras_probes(ticket_id) -> tuple:
+    """The EXISTS probes of `TicketExtras`, in its order, for the ticket `ticket_id` (a bound
+    parameter or a column)."""
     from portal.inbound.models import BouncingAddress, InboundMessage
     from portal.mail.models import MailStatus, OutboxMessage
     from portal.surges.models import TicketVector
 
-    ticket_id = bindparam("ticket_id")
-    return select(
+    return (
         exists().where(OutboxMessage.ticket_id == ticket_id,
                        OutboxMessage.status.in_([MailStatus.FAILED, MailStatus.RETRYING])),
         exists().where(BouncingAddress.ticket_id == ticket_id),
@@ -482,6 +521,12 @@ def _extras_statement():
                        InboundMessage.ticket_message_id.is_not(None)),
         exists().where(TicketVector.ticket_id == ticket_id),
     )
+
+
+@functools.cache
+def _extras_statement():
+    """Built on first use (the other domains' models are loaded by then), then reused."""
+    return select(*extras_probes(bindparam("ticket_id")))
 
 
 # --- the lists agents pick from, cached until one of them changes ----------------------------

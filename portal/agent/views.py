@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import weakref
 from collections import OrderedDict
@@ -37,7 +38,6 @@ from portal.agent.forms import (
     PropertiesForm,
     ReplyForm,
 )
-from portal.auth.models import User
 from portal.auth.views import agent_required
 from portal.cluster import memo
 from portal.converters import parse_id
@@ -56,7 +56,6 @@ from portal.tickets.models import (
     Priority,
     Status,
     Ticket,
-    TicketEvent,
     TicketType,
 )
 
@@ -195,6 +194,22 @@ def _load_ticket(ticket_id: int) -> Ticket:
     return ticket
 
 
+@functools.cache
+def _ticket_with_extras(postgres: bool):
+    """The ticket's statement with the page's EXISTS probes as columns (services.TicketExtras):
+    a statement less per view. Built on first use, when every domain's models are loaded."""
+    return _TICKET_PAGE[postgres].add_columns(
+        *services.extras_probes(bindparam("ticket_id")))
+
+
+def _load_ticket_and_extras(ticket_id: int) -> tuple[Ticket, services.TicketExtras]:
+    row = db.session.execute(_ticket_with_extras(db.engine.dialect.name == "postgresql"),
+                             {"ticket_id": ticket_id}).unique().first()
+    if row is None:
+        abort(404)
+    return row[0], services.TicketExtras(*row[1:])
+
+
 def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> PropertiesForm:
     form = PropertiesForm() if submitted else PropertiesForm(formdata=None)
     form.category.choices = select_options(
@@ -323,7 +338,7 @@ def _untouched_reply_fields(form: ReplyForm) -> dict | None:
 
 
 def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
-                 merge_target=None, compose=None, status=200):
+                 merge_target=None, compose=None, extras=None, status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
     reply_form = reply_form or _reply_form(compose)
@@ -331,17 +346,9 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
     merge_target_field = None if merge_form.target.data or merge_form.errors else _untouched(
         ("merge", "target"), lambda: _field(merge_form.target,
                                             hint=merge_form.target.description))
-    extras = services.ticket_extras(ticket.id)
-    # Rows, not entities: the timeline shows each event's fields and its actor's name.
-    timeline = db.session.execute(
-        select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value,
-               TicketEvent.public, TicketEvent.created_at, TicketEvent.actor_id,
-               User.name.label("actor_name"))
-        .outerjoin(User, User.id == TicketEvent.actor_id)
-        .where(TicketEvent.ticket_id == ticket.id)
-        .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc())
-        .limit(200)
-    ).all()
+    if extras is None:
+        extras = services.ticket_extras(ticket.id)
+    rows = services.page_rows(ticket)
     merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     html = render_template(
         "agent/ticket.html",
@@ -354,13 +361,13 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         merge_target_field=merge_target_field,
         merge_target=merge_target,
         compose=compose,
-        thread=services.thread(ticket.id),
-        timeline=timeline,
+        thread=rows.thread,
+        timeline=rows.timeline,
         merged_into=merged_into,
         extras=extras,
         undelivered=failed_for_ticket(ticket.id) if extras.undelivered else [],
         emails=inbound_services.emails_of(ticket.id) if extras.emails else {},
-        other_tickets=services.requester_tickets(ticket),
+        other_tickets=rows.other_tickets,
         now=utcnow(),
     )
     return html, status
@@ -371,12 +378,12 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
 def ticket(ticket_id: int):
     if "csrf_token" in request.args:  # a no-JS "insert" button submitted the whole reply form
         return redirect(_compose_url(ticket_id, request.args))
-    ticket = _load_ticket(ticket_id)
+    ticket, extras = _load_ticket_and_extras(ticket_id)
     now = utcnow()
     if jobs.due_for_check(ticket, now):
         with db.writing():
             jobs.check_ticket(ticket, now)
-    return _ticket_page(ticket, compose=_compose(ticket, request.args))
+    return _ticket_page(ticket, compose=_compose(ticket, request.args), extras=extras)
 
 
 @bp.route("/tickets/<int:ticket_id>/compose")

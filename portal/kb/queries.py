@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.session import make_transient_to_detached
 
 from portal.cluster import changes, memo
 from portal.extensions import db
@@ -182,6 +184,51 @@ def section_with_category(section_id: int) -> KbSection | None:
         return section
 
     return memo.remember(changes.KB, ("section_row", section_id), build)
+
+
+def article_page(article_id: int, audience: Audience) -> Article | None:
+    """An article page's article with its section and category, kept like the lists above
+    for visitors and customers: no statement for a page view until the KB changes. Agents,
+    who are shown its vote and view counts (written around the ORM, no KB change), read it
+    afresh. Detached and read-only, built from one row: never the request's own instances
+    (expunging those would take them from it); a request that changes the article loads its
+    own (`visible_article`). The Markdown source is kept only when the page needs it (no
+    stored HTML), which also halves what a process keeps per article."""
+    if audience == Audience.AGENTS:
+        return visible_article(article_id, audience)
+    articles, sections, categories = (Article.__table__, KbSection.__table__,
+                                      KbCategory.__table__)
+    shown = [column for column in articles.c if column.key != "body"]
+    markdown = case((articles.c.body_html.is_(None), articles.c.body)).label("markdown")
+
+    def build() -> Article | None:
+        row = db.session.execute(visible(
+            select(*shown, markdown, sections, categories)
+            .join(sections, sections.c.id == articles.c.section_id)
+            .join(categories, categories.c.id == sections.c.category_id)
+            .where(articles.c.id == article_id), audience)).first()
+        if row is None:
+            return None
+        article = _detached(Article, row, shown)
+        if row.markdown is not None:
+            set_committed_value(article, "body", row.markdown)
+        section = _detached(KbSection, row, sections.c)
+        set_committed_value(section, "category", _detached(KbCategory, row, categories.c))
+        set_committed_value(article, "section", section)
+        return article
+
+    return memo.remember(changes.KB, ("article", article_id, audience), build,
+                         max_age=VIEWS_MAX_AGE)
+
+
+def _detached(model, row, columns):
+    """A detached `model` whose `columns` hold the row's values (set as loaded: no events,
+    no change history)."""
+    obj = model()
+    for column in columns:
+        set_committed_value(obj, column.key, row._mapping[column])
+    make_transient_to_detached(obj)
+    return obj
 
 
 def related(article: Article, audience: Audience) -> list[dict]:

@@ -84,7 +84,7 @@ def section(section_id: int, slug: str):
 @bp.route("/articles/<int:article_id>-<slug>")
 def article(article_id: int, slug: str):
     audience = _audience()
-    art = queries.visible_article(article_id, audience) or abort(404)
+    art = queries.article_page(article_id, audience) or abort(404)
     moved = _canonical("kb.article", slug, art.slug, article_id=art.id)
     if moved:
         return moved

@@ -8,17 +8,26 @@ reference that does not exist.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from flask import abort, session
 from flask_login import current_user
-from sqlalchemy import ColumnElement, exists, or_
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select
 from sqlalchemy.orm import joinedload
 
 from portal.auth.models import User
+from portal.db import json_rows
 from portal.extensions import db
 from portal.tickets.links import normalize
 from portal.tickets.models import Ticket, TicketCC
+from portal.tickets.thread import (
+    PUBLIC_THREAD,
+    THREAD_ORDER,
+    ThreadMessage,
+    thread_from_json,
+    thread_of,
+)
 
 _GRANTS = "ticket_grants"  # session key: {ticket id: email the signed link was bound to}
 MAX_GRANTS = 20
@@ -116,14 +125,43 @@ def viewer_for(ticket: Ticket) -> Viewer | None:
     return None
 
 
+# What every ticket page shows of it, in the same statement (not a lazy load each).
+_SHOWN = (joinedload(Ticket.requester), joinedload(Ticket.category), joinedload(Ticket.ccs))
+
+
 def get_ticket_or_404(reference: str) -> tuple[Ticket, Viewer]:
     """The ticket named by `reference` and who is viewing it; 404 when they may not see it."""
     ticket_id = Ticket.id_from_reference(reference)
-    # What every ticket page shows of it, in the same statement (not a lazy load each).
-    ticket = db.session.get(Ticket, ticket_id, options=[
-        joinedload(Ticket.requester), joinedload(Ticket.category), joinedload(Ticket.ccs),
-    ]) if ticket_id else None
-    viewer = viewer_for(ticket) if ticket is not None else None
-    if ticket is None or viewer is None:
+    ticket = db.session.get(Ticket, ticket_id, options=_SHOWN) if ticket_id else None
+    return ticket, _viewer_or_404(ticket)
+
+
+def get_ticket_and_thread_or_404(reference: str) -> tuple[Ticket, Viewer, list[ThreadMessage]]:
+    """`get_ticket_or_404` and what the viewer may read of the conversation (never an
+    internal note), as rows. On PostgreSQL the conversation is a JSON column of the ticket's
+    statement: one round trip to a server sharing the CPU, where two were. Read before the
+    access check, it is shown only after it."""
+    ticket_id = Ticket.id_from_reference(reference)
+    if not ticket_id:
         abort(404)
-    return ticket, viewer
+    if db.engine.dialect.name == "postgresql":
+        row = db.session.execute(_ticket_and_thread(), {"ticket_id": ticket_id}
+                                 ).unique().first()
+        ticket, messages = (row[0], thread_from_json(row[1])) if row else (None, [])
+        return ticket, _viewer_or_404(ticket), messages
+    ticket = db.session.get(Ticket, ticket_id, options=_SHOWN)
+    viewer = _viewer_or_404(ticket)
+    return ticket, viewer, thread_of(db.session.execute(PUBLIC_THREAD, {"ticket_id": ticket.id}))
+
+
+@functools.cache
+def _ticket_and_thread():
+    return (select(Ticket, json_rows(PUBLIC_THREAD, THREAD_ORDER))
+            .where(Ticket.id == bindparam("ticket_id")).options(*_SHOWN))
+
+
+def _viewer_or_404(ticket: Ticket | None) -> Viewer:
+    viewer = viewer_for(ticket) if ticket is not None else None
+    if viewer is None:
+        abort(404)
+    return viewer

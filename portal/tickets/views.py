@@ -25,6 +25,7 @@ from portal.htmx import wants_partial
 from portal.tickets import bp, notify, services, suggestions
 from portal.tickets.access import (
     Viewer,
+    get_ticket_and_thread_or_404,
     get_ticket_or_404,
     grant,
     granted_email,
@@ -300,8 +301,9 @@ def _untouched_reply_fields() -> dict:
 
 
 def _ticket_context(ticket: Ticket, viewer: Viewer, reply_form: ReplyForm | None = None,
-                    rating_form: RatingForm | None = None) -> dict:
-    messages = services.public_messages(ticket)
+                    rating_form: RatingForm | None = None, messages: list | None = None) -> dict:
+    if messages is None:
+        messages = services.public_messages(ticket)
     if rating_form is None:
         rating_form = RatingForm(formdata=None, rating=ticket.csat_rating,
                                  comment=ticket.csat_comment)
@@ -357,8 +359,9 @@ def poll_state(ticket: Ticket, messages) -> dict | None:
 
 @bp.route("/<reference>")
 def show(reference):
-    ticket, viewer = get_ticket_or_404(reference)
-    return render_template("tickets/show.html", **_ticket_context(ticket, viewer))
+    ticket, viewer, messages = get_ticket_and_thread_or_404(reference)
+    return render_template("tickets/show.html",
+                           **_ticket_context(ticket, viewer, messages=messages))
 
 
 @bp.route("/<reference>/updates")
