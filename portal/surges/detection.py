@@ -48,18 +48,6 @@ class Sensitivity:
     min_ratio: float  # window count over its expectation, at least
     cold_min_count: int  # tickets in the window during cold start
     cold_share: float  # expected share of a group during cold start, at least
-    per_window: bool = False  # spread max_p over the windows by their length
-
-    def max_p_for(self, window: timedelta) -> float:
-        """The p-value a window must reach. With `per_window`, `max_p` is the level of
-        one window in a scan of all of them, and each window gets a share proportional to
-        its length: a scan over a day tests about day/w independent windows of length w,
-        so this gives each window length the same expected number of false alarms, and
-        the sum over the windows is the same as testing every window at `max_p`."""
-        if not self.per_window:
-            return self.max_p
-        rate = sum(1 / w.total_seconds() for w in WINDOWS)  # independent tests per second
-        return self.max_p * rate * window.total_seconds() / len(WINDOWS)
 
 
 SENSITIVITIES = {
@@ -142,7 +130,6 @@ def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
         base = max(base, COLD_BASE)
         near_base = max(near_base, math.ceil(sensitivity.cold_share * base))
     best = NO_SURGE
-    best_level = 1.0 / sensitivity.max_p_for(max(WINDOWS))
     for window, near, total in counts:
         # Exposure is the other tickets' volume: the spike's own tickets must not raise
         # what the window is expected to hold.
@@ -150,12 +137,10 @@ def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
         q = others / (others + others_base) if others + others_base else 1.0
         expected = near_base * others / others_base if others_base else 0.0
         p_value = binomial_tail(near, near + near_base, q)
-        level = sensitivity.max_p_for(window)
         surge = (near >= min_count and near >= sensitivity.min_ratio * expected
-                 and p_value <= level)
-        if (surge, -p_value / level) > (best.surge, -best_level):
+                 and p_value <= sensitivity.max_p)
+        if (surge, -p_value) > (best.surge, -best.p_value):
             best = Verdict(surge, window, near, expected, p_value)
-            best_level = p_value / level
     return best
 
 
