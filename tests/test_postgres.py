@@ -531,3 +531,30 @@ def test_the_customer_ticket_page_reads_in_one_statement_on_postgres(pg_app):
         _ticket, _viewer, messages = get_ticket_and_thread_or_404(ticket.reference)
     assert [(m.body, [a.filename for a in m.attachments]) for m in messages] == [
         ("It jams on page two.", []), ("Try tray two.", ["tray map.pdf"])]
+
+
+def test_an_article_requeued_while_a_worker_empties_the_queue_is_not_lost_on_postgres(pg_app):
+    """A request reads the article's queue row, a worker deletes that row (it indexed the
+    previous change) and commits, then the request queues the article again: the new change
+    must stay queued (a read-then-update matched no row and failed with StaleDataError)."""
+    from sqlalchemy import create_engine, delete, select, text
+
+    from portal.kb.models import Article, IndexQueue
+    from portal.search.queue import enqueue_article
+
+    assert pg_app.test_cli_runner().invoke(args=["demo", "seed"]).exit_code == 0
+    article_id = db.session.scalar(select(Article.id).limit(1))
+    enqueue_article(article_id, job=False)
+    db.session.commit()
+    read_by_the_request = db.session.get(IndexQueue, article_id)
+    assert read_by_the_request is not None
+
+    worker = create_engine(os.environ["PORTAL_TEST_POSTGRES_URL"])
+    with worker.begin() as conn:
+        conn.execute(delete(IndexQueue.__table__).where(IndexQueue.article_id == article_id))
+    worker.dispose()
+    enqueue_article(article_id, job=False)
+    db.session.commit()
+    queued = db.session.execute(text("SELECT count(*) FROM index_queue WHERE article_id = :a"),
+                                {"a": article_id}).scalar()
+    assert queued == 1

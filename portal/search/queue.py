@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 from flask import has_request_context
 from sqlalchemy import bindparam, delete, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from portal.db import utcnow
@@ -56,16 +57,23 @@ def enqueue_article(article_id: int, *, job: bool = True) -> None:
     session.flush()
     if pg.active():  # the search row commits with the change; the job does the embeddings
         pg.write_document(article_id)
-    existing = session.get(IndexQueue, article_id)
-    if existing is None:
-        session.add(IndexQueue(article_id=article_id, queued_at=utcnow()))
-    else:
-        existing.queued_at = utcnow()
+    # One upsert, not read-then-write: a worker may delete the row between the two.
+    upsert = _dialect_insert(session)(IndexQueue.__table__).values(
+        article_id=article_id, queued_at=utcnow(), attempts=0)
+    session.execute(upsert.on_conflict_do_update(
+        index_elements=[IndexQueue.article_id],
+        set_={"queued_at": upsert.excluded.queued_at}))
     # One index job per transaction, however many articles it changes.
     transaction = session().get_transaction()
     if job and session.info.get("index_job_for") is not transaction:
         session.info["index_job_for"] = transaction
         enqueue(INDEX_JOB)
+
+
+def _dialect_insert(session):
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def _load_articles(ids: list[int]) -> dict[int, Article]:
