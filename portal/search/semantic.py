@@ -405,6 +405,10 @@ class _MappedMatrix:
     cells: _Cells | None
 
 
+def _by_cells(matrix: _Matrix) -> bool:
+    return matrix.cells is not None and _approximate(len(matrix.vectors))
+
+
 def _approximate(count: int) -> bool:
     """Whether a matrix of `count` rows is searched by cells (else scanned whole)."""
     return count >= int(current_app.config.get("SEMANTIC_ANN_MIN_VECTORS", 50_000))
@@ -553,8 +557,9 @@ def _remove_older_files(current: Path) -> None:
 
 
 def _visible_rows(matrix: _Matrix, audience: Audience, generation: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(the rows the audience may see, and the same as a mask over all rows)."""
+                  ) -> tuple[np.ndarray | None, np.ndarray]:
+    """(the rows the audience may see, for a whole scan, else None; the same as a mask over
+    all rows)."""
     key = (audience, generation, matrix.signature)
     entry = matrix.masks.get(key)
     if entry is None:
@@ -563,7 +568,7 @@ def _visible_rows(matrix: _Matrix, audience: Audience, generation: int
                                      Article.visibility.in_(VISIBLE_TO[audience]))),
             dtype=np.int64)
         mask = np.isin(matrix.article_ids, visible)
-        entry = (np.flatnonzero(mask), mask)
+        entry = (None if _by_cells(matrix) else np.flatnonzero(mask), mask)
         matrix.masks = {k: v for k, v in matrix.masks.items() if k[1:] == key[1:]}
         matrix.masks[key] = entry
     return entry
@@ -603,21 +608,23 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
         if signature != matrix.signature:
             _load(matrix, signature)
         vectors, article_ids, cells = matrix.vectors, matrix.article_ids, matrix.cells
+        by_cells = _by_cells(matrix)
         rows, visible = _visible_rows(matrix, audience, generation)
         check_missing = time.monotonic() - matrix.checked_at > MISSING_CHECK_INTERVAL
         if check_missing:
             matrix.checked_at = time.monotonic()
     if check_missing:
         _queue_missing()
-    if rows.size == 0:
+    if not visible.any():
         return []
     with single_threaded_blas():
         query = embed_query(enc, text)
-        if cells is not None and _approximate(len(vectors)):
+        if by_cells:
             rows, scores = cells_module.probe(
                 vectors, cells.centroids, cells.offsets, query, visible, article_ids,
                 probes=int(current_app.config.get("SEMANTIC_ANN_PROBES", 48)), articles=limit)
         else:  # one pass over the whole matrix beats copying a subset
+            rows = np.flatnonzero(visible) if rows is None else rows
             scores = (vectors @ query)[rows]
     if rows.size == 0:
         return []
