@@ -96,10 +96,11 @@ def default_config(instance_path: str) -> dict:
         # recall on bench/search_quality.py; see README "Performance".
         "SEMANTIC_QUERY_RUNTIME": "onnx",
         # From this many chunk vectors (~15,000 articles) the nearest ones are searched in the
-        # nearest k-means cells (SEMANTIC_ANN_PROBES of them, more when too few visible
-        # articles are found) instead of a scan of every vector: portal/search/cells.py.
+        # k-means cells nearest to the question, read until SEMANTIC_ANN_ROWS vectors were
+        # (more while too few visible articles were found), instead of a scan of every
+        # vector: portal/search/cells.py.
         "SEMANTIC_ANN_MIN_VECTORS": 50_000,
-        "SEMANTIC_ANN_PROBES": 48,
+        "SEMANTIC_ANN_ROWS": 8192,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,

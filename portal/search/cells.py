@@ -73,25 +73,27 @@ def layout(cells_of_rows: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarra
 
 def probe(vectors: np.ndarray, centroids: np.ndarray, offsets: np.ndarray,
           query: np.ndarray, visible: np.ndarray, article_ids: np.ndarray, *,
-          probes: int, articles: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cosines) of the visible rows of the `probes` cells nearest to `query`; twice
+          rows: int, articles: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cosines) of the visible rows of the cells nearest to `query`, read until at
+    least `rows` rows were read (a cost that does not grow with the collection), then twice
     as many cells again while they hold fewer than `articles` distinct visible articles."""
     ranked = np.argsort(-(centroids @ query))
-    rows: list[np.ndarray] = []
+    sizes = np.cumsum(offsets[ranked + 1] - offsets[ranked])
+    found: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     done = 0
-    want = max(1, probes)
+    want = int(np.searchsorted(sizes, rows)) + 1
     while done < len(ranked):
         for cell in ranked[done:done + want]:
             start, end = int(offsets[cell]), int(offsets[cell + 1])
             keep = np.flatnonzero(visible[start:end])
             if keep.size:
-                rows.append(keep + start)
+                found.append(keep + start)
                 scores.append((vectors[start:end] @ query)[keep])
         done += want
         want = done
-        if rows and np.unique(article_ids[np.concatenate(rows)]).size >= articles:
+        if found and np.unique(article_ids[np.concatenate(found)]).size >= articles:
             break
-    if not rows:
+    if not found:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    return np.concatenate(rows), np.concatenate(scores)
+    return np.concatenate(found), np.concatenate(scores)

@@ -622,7 +622,7 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
         if by_cells:
             rows, scores = cells_module.probe(
                 vectors, cells.centroids, cells.offsets, query, visible, article_ids,
-                probes=int(current_app.config.get("SEMANTIC_ANN_PROBES", 48)), articles=limit)
+                rows=int(current_app.config.get("SEMANTIC_ANN_ROWS", 8192)), articles=limit)
         else:  # one pass over the whole matrix beats copying a subset
             rows = np.flatnonzero(visible) if rows is None else rows
             scores = (vectors @ query)[rows]

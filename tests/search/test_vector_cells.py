@@ -17,7 +17,7 @@ from portal.search import Audience, process_index_queue, semantic, suggest_artic
 
 BOTH_BACKENDS = pytest.mark.parametrize("search_backend", ["whoosh", "postgres"], indirect=True)
 FORCED = pytest.mark.parametrize("app", [{"SEMANTIC_SEARCH": True, "SEMANTIC_ANN_MIN_VECTORS": 1,
-                                          "SEMANTIC_ANN_PROBES": 1}], indirect=True)
+                                          "SEMANTIC_ANN_ROWS": 1}], indirect=True)
 ARTICLES = [
     ("Reset a forgotten password", "Use the Forgot password link on the sign-in page."),
     ("Refunds for duplicate charges", "If a payment was taken twice we return the extra."),
@@ -70,11 +70,11 @@ def test_with_every_cell_probed_the_cells_return_what_the_exact_scan_returns(app
     assert path.name.endswith("-cells.v2.f32") and found is not None
     assert len(found.centroids) > 1
     for question in QUESTIONS:
-        approximate = _nearest(app, question, SEMANTIC_ANN_PROBES=len(found.centroids))
+        approximate = _nearest(app, question, SEMANTIC_ANN_ROWS=int(found.offsets[-1]))
         exact = _nearest(app, question, SEMANTIC_ANN_MIN_VECTORS=10**9)
         assert [a for a, _ in approximate] == [a for a, _ in exact]
         assert [s for _, s in approximate] == pytest.approx([s for _, s in exact], rel=1e-6)
-    # One cell probed: more cells are read until enough visible articles are found.
+    # One row wanted: more cells are read until enough visible articles are found.
     assert len(_nearest(app, QUESTIONS[1], limit=4)) == 4
 
 
@@ -98,7 +98,7 @@ def test_a_published_article_joins_the_cells_without_training_them_again(app, co
 def test_internal_and_unpublished_articles_are_never_candidates(app, corpus, agent):
     internal = corpus[-1]
     question = "escalating a big double charge refund to the finance lead"
-    every_cell = {"SEMANTIC_ANN_PROBES": 10**6}
+    every_cell = {"SEMANTIC_ANN_ROWS": 10**9}
     for audience in (Audience.PUBLIC, Audience.CUSTOMERS):
         for probes in ({}, every_cell):
             assert internal.id not in dict(_nearest(app, question, audience, **probes))
