@@ -329,7 +329,7 @@ class _Matrix:
         self.vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
         self.article_ids = np.zeros(0, dtype=np.int64)
         self.cells: _Cells | None = None  # the rows' cells (large matrices), else None
-        self.masks: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.masks: dict[tuple, tuple[np.ndarray | None, np.ndarray]] = {}
         self.checked_at = 0.0
         self.stored_signature: tuple | None = None
         self.stored_signature_at = 0.0
@@ -385,7 +385,6 @@ def _load(matrix: _Matrix, signature: tuple) -> None:
 # then stored cell by cell (portal/search/cells.py); smaller ones keep ArticleEmbedding.id
 # order and are scanned whole. Scores are the same float32 products as from memory.
 VECTORS_FOLDER = "vectors"
-_ROW_BYTES = DIMENSIONS * 4
 _HEADER = 4
 _FILE_BATCH = 4096  # rows read from the database per round trip while writing the file
 
