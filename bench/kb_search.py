@@ -3,6 +3,8 @@
     python bench/kb_search.py [--articles 20000] [--seed 7] [--backend whoosh|postgres]
     python bench/kb_search.py --articles 100000 --instance /tmp/kb100k   # issue 18's size
     python bench/kb_search.py --articles 100000 --instance /tmp/kb100k --meaning
+    PORTAL_SEMANTIC_ANN_MIN_VECTORS=1000000000 python bench/kb_search.py --articles 100000 \
+        --instance /tmp/kb100k --meaning     # the same with an exact scan of every vector
 
 `--backend postgres` runs the same queries on PostgreSQL full-text search (portal/search/pg.py)
 in the database of `--database-url` (default: $PORTAL_TEST_POSTGRES_URL), whose public schema
@@ -20,13 +22,18 @@ Each measured query runs once, after a warm-up on *different* queries, so the re
 does not flatter the numbers (a last pass repeats the page queries to show the cache).
 
 Meaning-based ranking is off unless `--meaning`: embedding 100,000 articles with the real
-model would take hours on two cores, so `--meaning` stores one random unit vector per chunk
-(once, in the instance) and encodes the queries with the real query model: the timings and
-memory are those of the meaning layer, its rankings mean nothing (quality is measured by
-bench/search_quality.py).
+model would take hours on two cores, so `--meaning` stores synthetic chunk vectors made of the
+real model's embeddings of each article's title words and labels plus noise (once, in the
+instance; see `_add_synthetic_vectors`) and encodes the queries with the real query model: the
+timings and memory are those of the meaning layer, its rankings mean little (quality is
+measured by bench/search_quality.py). It also times the nearest-vector step alone, as
+configured and as an exact scan, and how many of the exact scan's nearest articles the
+configured search finds (`recall_at_10`, `recall_at_50`: below 1 with k-means cells).
 
 The last line is machine-readable:
-RESULT backend=.. articles=<n> build_s=<x> page_p95_ms=<x> instant_p95_ms=<x>
+RESULT backend=.. articles=<n> [meaning=synthetic-vectors vector_p95_ms=<x>
+       exact_vector_p95_ms=<x> recall_at_10=<x> recall_at_50=<x>] build_s=<x>
+       page_p95_ms=<x> instant_p95_ms=<x>
        overhead_ratio=<x> page_statements=<x> page_app_cpu_ms=<x> [page_db_cpu_ms=<x>]
        build_peak_rss_mb=<x> index_peak_mb=<x> index_mb=<x> worker_rss_mb=<x> worker_anon_mb=<x>
 where overhead_ratio = search page p95 / bare Whoosh p95 over the same fields (what our
@@ -173,9 +180,15 @@ def _app(instance: Path, args, *, meaning: bool = False):
 
 
 def _add_synthetic_vectors(seed: int) -> int:
-    """One random unit vector per chunk of every published article (as many chunks as
-    `chunk_article` makes of these bodies: the title alone, then one per 100 words). Their
-    cosines mean nothing; they cost what real vectors cost (file, mapping, products)."""
+    """Synthetic chunk vectors for every published article (as many chunks as
+    `chunk_article` makes of these bodies: the title alone, then one per 100 words).
+
+    Embedding 100,000 articles would take hours, so each chunk's vector is built from the
+    real model's embeddings of the article's title words and labels, one more topic word of
+    its own, and noise: articles about the same words lie close together, as real vectors
+    do, so the nearest neighbours of a real query have the structure an approximate search
+    meets in practice (random vectors have none: every point is as far as any other). The
+    cosines are not those of real articles; bench/search_quality.py measures ranking."""
     from sqlalchemy import func, insert, select
 
     from portal.extensions import db
@@ -185,17 +198,26 @@ def _add_synthetic_vectors(seed: int) -> int:
 
     if db.session.scalar(select(func.count(ArticleEmbedding.id))):
         return 0
+    words = sorted({w for ws in TOPICS.values() for w in ws} | set(VERBS))
+    embedded = dict(zip(words, semantic.encoder().encode(words), strict=True))
     rng = np.random.default_rng(seed)
     added = 0
-    rows = db.session.execute(select(Article.id, Article.body)
+    rows = db.session.execute(select(Article.id, Article.title, Article.labels, Article.body)
                               .where(Article.status == ArticleStatus.PUBLISHED)
                               .order_by(Article.id)).all()
     for start in range(0, len(rows), 2000):
         batch = []
-        for article_id, body in rows[start:start + 2000]:
-            words = len(body.split("\n\n", 1)[-1].split())
-            chunks = min(1 + -(-words // semantic.CHUNK_WORDS), semantic.MAX_CHUNKS)
-            vectors = rng.standard_normal((chunks, DIMENSIONS)).astype(np.float32)
+        for article_id, title, labels, body in rows[start:start + 2000]:
+            body_words = len(body.split("\n\n", 1)[-1].split())
+            chunks = min(1 + -(-body_words // semantic.CHUNK_WORDS), semantic.MAX_CHUNKS)
+            title = title.rsplit(" (", 1)[0].lower()
+            verb = next(v for v in VERBS if title.startswith(v + " "))
+            terms = title[len(verb) + 1:].split() + [t.strip() for t in labels.split(",")]
+            base = embedded[verb] + sum(embedded[t] for t in terms if t in embedded)
+            base /= np.linalg.norm(base)
+            own = np.stack([embedded[w] for w in rng.choice(words, chunks)])
+            noise = rng.standard_normal((chunks, DIMENSIONS)) / np.sqrt(DIMENSIONS)
+            vectors = (2 * base + own + noise).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             batch += [{"article_id": article_id, "chunk": n, "heading": "",
                        "content_hash": "synthetic", "model": MODEL_ID,
@@ -405,6 +427,7 @@ def _measure(args) -> None:
     with cost.measure("search page (repeat)"):
         cached = [timed(f"/kb/search?q={quote(q)}") for q in queries]
     memory = _memory()  # a worker after warm-up: before the bare runs below add their own
+    vectors = _vector_search(app, queries) if args.meaning else {}
     if postgres:
         bare, bare_instant = _bare_postgres(app, queries)
     else:
@@ -425,7 +448,40 @@ def _measure(args) -> None:
         "db_cpu_ms": None if db_cpu is None else db_cpu * 1000 / len(page),
         "worker_start_mb": started_mb, "worker_rss_mb": memory["VmRSS"],
         "worker_anon_mb": memory["RssAnon"], "worker_file_mb": memory["RssFile"],
+        **vectors,
     }))
+
+
+def _vector_search(app, queries) -> dict:
+    """The nearest-vector step alone (queries already encoded), as configured and as an
+    exact scan of every vector, and how many of the exact nearest articles the configured
+    search finds (recall@10, @50): with k-means cells (portal/search/cells.py) below 1."""
+    from portal.search import Audience, semantic
+
+    def nearest(text: str, **config) -> tuple[list[int], float]:
+        saved = {key: app.config[key] for key in config}
+        app.config.update(config)
+        try:
+            began = time.perf_counter()
+            found = semantic.nearest_articles(text, Audience.PUBLIC, 0, semantic.CANDIDATES)
+            return [article_id for article_id, _ in found], (time.perf_counter() - began) * 1000
+        finally:
+            app.config.update(saved)
+
+    with app.test_request_context():
+        configured = [nearest(q) for q in queries]
+        exact = [nearest(q, SEMANTIC_ANN_MIN_VECTORS=10**12) for q in queries]
+        cells = semantic._matrix().cells
+    recall = {k: statistics.fmean(len(set(a[:k]) & set(e[:k])) / max(1, len(e[:k]))
+                                  for (a, _), (e, _) in zip(configured, exact, strict=True))
+              for k in (10, 50)}
+    print(summary("nearest vectors", [ms for _, ms in configured]))
+    print(summary("nearest, exact scan", [ms for _, ms in exact]))
+    print(f"nearest vectors: {len(cells.centroids) if cells else 0} cells; found "
+          f"{recall[10]:.3f} of the exact top 10 articles, {recall[50]:.3f} of the top 50")
+    return {"vector_p95": percentile([ms for _, ms in configured], 95),
+            "exact_vector_p95": percentile([ms for _, ms in exact], 95),
+            "recall_at_10": recall[10], "recall_at_50": recall[50]}
 
 
 class _Cost:
@@ -540,6 +596,11 @@ def _report(args, build: dict, measured: dict) -> None:
     db_cpu = measured["db_cpu_ms"]
     db_figure = "" if db_cpu is None else f" page_db_cpu_ms={db_cpu:.2f}"
     meaning = " meaning=synthetic-vectors" if args.meaning else ""
+    if "vector_p95" in measured:
+        meaning += (f" vector_p95_ms={measured['vector_p95']:.1f}"
+                    f" exact_vector_p95_ms={measured['exact_vector_p95']:.1f}"
+                    f" recall_at_10={measured['recall_at_10']:.3f}"
+                    f" recall_at_50={measured['recall_at_50']:.3f}")
     print(f"RESULT backend={args.backend} articles={args.articles}{meaning} "
           f"build_s={build['build_s']:.1f} "
           f"page_p95_ms={page_p95:.1f} "

@@ -95,6 +95,12 @@ def default_config(instance_path: str) -> dict:
         # installed) or "numpy" (float32). onnx takes ~60% of the CPU per query with the same
         # recall on bench/search_quality.py; see README "Performance".
         "SEMANTIC_QUERY_RUNTIME": "onnx",
+        # From this many chunk vectors (~15,000 articles) the nearest ones are searched in the
+        # k-means cells nearest to the question, read until SEMANTIC_ANN_ROWS vectors were
+        # (more while too few visible articles were found), instead of a scan of every
+        # vector: portal/search/cells.py.
+        "SEMANTIC_ANN_MIN_VECTORS": 50_000,
+        "SEMANTIC_ANN_ROWS": 8192,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,

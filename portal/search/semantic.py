@@ -35,6 +35,7 @@ from sqlalchemy import delete, func, select
 from portal.extensions import db
 from portal.kb.markdown import plain_text
 from portal.kb.models import Article, ArticleEmbedding, ArticleStatus
+from portal.search import cells as cells_module
 from portal.search.audience import VISIBLE_TO, Audience
 from portal.search.embeddings import (
     DIMENSIONS,
@@ -327,7 +328,8 @@ class _Matrix:
         self.signature: tuple | None = None
         self.vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
         self.article_ids = np.zeros(0, dtype=np.int64)
-        self.masks: dict[tuple, np.ndarray] = {}
+        self.cells: _Cells | None = None  # the rows' cells (large matrices), else None
+        self.masks: dict[tuple, tuple[np.ndarray | None, np.ndarray]] = {}
         self.checked_at = 0.0
         self.stored_signature: tuple | None = None
         self.stored_signature_at = 0.0
@@ -363,53 +365,133 @@ def _vectors_changed() -> None:
 def _load(matrix: _Matrix, signature: tuple) -> None:
     path = _matrix_path(signature)
     try:
-        vectors, article_ids = _map_matrix_file(path)
+        mapped = _map_matrix_file(path)
     except FileNotFoundError:  # not written yet, or replaced by a newer one meanwhile
-        vectors, article_ids = _map_matrix_file(write_matrix_file(signature))
-    matrix.vectors, matrix.article_ids = vectors, article_ids
+        mapped = _map_matrix_file(write_matrix_file(signature))
+    matrix.vectors, matrix.article_ids, matrix.cells = \
+        mapped.vectors, mapped.article_ids, mapped.cells
     matrix.masks = {}
     matrix.signature = signature
 
 
 # --- the matrix file: written once per change of the vectors, mapped by every process -----
-# At 100,000 articles the vectors take ~400 MB: each worker reading them into its own memory
+# At 100,000 articles the vectors take ~490 MB: each worker reading them into its own memory
 # would hold a copy (and briefly two, while joining the rows). One file per signature, in the
 # index folder, is mapped read-only instead: the operating system keeps one copy in its page
-# cache for every process of the host. Layout: row count (int64), the float32 vectors in
-# ArticleEmbedding.id order, then their article ids (int64). Scores are the same float32
-# products as from an in-memory matrix.
+# cache for every process of the host. Layout (v2): a header of four int64 (rows, cells, rows
+# the centroids were trained on, 0), the float32 vectors, their article ids (int64), their
+# ArticleEmbedding ids (int64), then, for a matrix of at least SEMANTIC_ANN_MIN_VECTORS rows,
+# the cells' centroids (float32) and each cell's first row (int64, plus the end): rows are
+# then stored cell by cell (portal/search/cells.py); smaller ones keep ArticleEmbedding.id
+# order and are scanned whole. Scores are the same float32 products as from memory.
 VECTORS_FOLDER = "vectors"
-_ROW_BYTES = DIMENSIONS * 4
+_HEADER = 4
 _FILE_BATCH = 4096  # rows read from the database per round trip while writing the file
+
+
+@dataclass(frozen=True)
+class _Cells:
+    centroids: np.ndarray
+    offsets: np.ndarray
+    trained_rows: int
+
+
+@dataclass(frozen=True)
+class _MappedMatrix:
+    vectors: np.ndarray
+    article_ids: np.ndarray
+    embedding_ids: np.ndarray
+    cells: _Cells | None
+
+
+def _by_cells(matrix: _Matrix) -> bool:
+    return matrix.cells is not None and _approximate(len(matrix.vectors))
+
+
+def _approximate(count: int) -> bool:
+    """Whether a matrix of `count` rows is searched by cells (else scanned whole)."""
+    return count >= int(current_app.config.get("SEMANTIC_ANN_MIN_VECTORS", 50_000))
 
 
 def _matrix_path(signature: tuple) -> Path:
     count, max_id = signature
     folder = Path(current_app.config["INDEX_DIR"]) / VECTORS_FOLDER
-    return folder / f"{MODEL_ID}-{count}-{max_id or 0}.f32"
+    layout = "cells" if _approximate(count) else "rows"
+    return folder / f"{MODEL_ID}-{count}-{max_id or 0}-{layout}.v2.f32"
 
 
-def _map_matrix_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _map_matrix_file(path: Path) -> _MappedMatrix:
     data = np.memmap(path, dtype=np.uint8, mode="r")
-    count = int(data[:8].view(np.int64)[0])
-    end = 8 + count * _ROW_BYTES
-    vectors = data[8:end].view(np.float32).reshape(count, DIMENSIONS)
-    article_ids = np.array(data[end:end + count * 8].view(np.int64))
-    return vectors, article_ids
+    count, cells, trained_rows, _ = (int(n) for n in data[:_HEADER * 8].view(np.int64))
+    at = _HEADER * 8
+
+    def take(dtype, size: int) -> np.ndarray:
+        nonlocal at
+        end = at + size * np.dtype(dtype).itemsize
+        part = data[at:end].view(dtype)
+        at = end
+        return part
+
+    vectors = take(np.float32, count * DIMENSIONS).reshape(count, DIMENSIONS)
+    article_ids = np.array(take(np.int64, count))
+    embedding_ids = take(np.int64, count)
+    found = None
+    if cells:
+        found = _Cells(centroids=take(np.float32, cells * DIMENSIONS).reshape(cells, DIMENSIONS),
+                       offsets=np.array(take(np.int64, cells + 1)), trained_rows=trained_rows)
+    return _MappedMatrix(vectors, article_ids, embedding_ids, found)
 
 
 def write_matrix_file(signature: tuple | None = None) -> Path:
     """Write the stored vectors to the file of `signature` (default: the current one)
-    unless it exists, reading the rows in batches (bounded memory); older files go."""
+    unless it exists, reading the rows in batches (bounded memory); older files go.
+
+    A large matrix is stored cell by cell: its rows keep the cells they had in the previous
+    file (found by ArticleEmbedding id) and new rows go to their nearest centroid; the
+    centroids are trained again only when there were none or the rows outgrew them."""
     signature = signature or _signature()
     path = _matrix_path(signature)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    stem = f".{path.name}.{os.getpid()}.{threading.get_ident()}"
+    rows_file, partial = path.with_name(f"{stem}.rows.tmp"), path.with_name(f"{stem}.tmp")
+    try:
+        article_ids, embedding_ids = _write_rows(rows_file)
+        count = len(article_ids)
+        cells = _cells_for(rows_file, embedding_ids, path) if _approximate(count) else None
+        with open(partial, "wb") as out:
+            rows = np.memmap(rows_file, dtype=np.float32, mode="r", shape=(count, DIMENSIONS)) \
+                if count else np.zeros((0, DIMENSIONS), dtype=np.float32)
+            order = np.arange(count)
+            header = [count, 0, 0, 0]
+            if cells is not None:
+                order, offsets = cells_module.layout(cells[1], len(cells[0]))
+                header = [count, len(cells[0]), cells[2], 0]
+            out.write(np.asarray(header, dtype=np.int64).tobytes())
+            for start in range(0, count, _FILE_BATCH):
+                out.write(np.asarray(rows[order[start:start + _FILE_BATCH]]).tobytes())
+            del rows
+            out.write(article_ids[order].tobytes())
+            out.write(embedding_ids[order].tobytes())
+            if cells is not None:
+                out.write(cells[0].astype(np.float32).tobytes())
+                out.write(offsets.tobytes())
+        os.replace(partial, path)  # readers see the whole file or none
+    finally:
+        for leftover in (rows_file, partial):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    _remove_older_files(path)
+    return path
+
+
+def _write_rows(target: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The stored vectors, in ArticleEmbedding.id order, to `target` (raw float32 rows);
+    returns their article ids and ArticleEmbedding ids."""
     article_ids: list[int] = []
-    with open(partial, "wb") as out:
-        out.write(np.int64(0).tobytes())
+    embedding_ids: list[int] = []
+    with open(target, "wb") as out:
         last_id = 0
         while rows := db.session.execute(
                 select(ArticleEmbedding.id, ArticleEmbedding.article_id, ArticleEmbedding.vector)
@@ -417,13 +499,48 @@ def write_matrix_file(signature: tuple | None = None) -> Path:
                 .order_by(ArticleEmbedding.id).limit(_FILE_BATCH)).all():
             out.write(b"".join(row.vector for row in rows))
             article_ids.extend(row.article_id for row in rows)
+            embedding_ids.extend(row.id for row in rows)
             last_id = rows[-1].id
-        out.write(np.asarray(article_ids, dtype=np.int64).tobytes())
-        out.seek(0)
-        out.write(np.int64(len(article_ids)).tobytes())
-    os.replace(partial, path)  # readers see the whole file or none
-    _remove_older_files(path)
-    return path
+    return np.asarray(article_ids, dtype=np.int64), np.asarray(embedding_ids, dtype=np.int64)
+
+
+def _cells_for(rows_file: Path, embedding_ids: np.ndarray, target: Path
+               ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(centroids, each row's cell, rows the centroids were trained on) for the rows in
+    `rows_file`, reusing the previous cell file's centroids and assignments when it has any
+    and the rows did not outgrow them."""
+    count = len(embedding_ids)
+    vectors = np.memmap(rows_file, dtype=np.float32, mode="r", shape=(count, DIMENSIONS))
+    previous = _previous_cells(target)
+    if previous is None or cells_module.needs_training(count, previous.cells.trained_rows):
+        centroids = cells_module.train(vectors, cells_module.cell_count(count))
+        return centroids, cells_module.assign(vectors, centroids), count
+    centroids = np.array(previous.cells.centroids)
+    sizes = np.diff(previous.cells.offsets)
+    old_cells = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+    old_order = np.argsort(previous.embedding_ids)
+    old_ids = np.asarray(previous.embedding_ids)[old_order]
+    at = np.minimum(np.searchsorted(old_ids, embedding_ids), max(len(old_ids) - 1, 0))
+    kept = old_ids[at] == embedding_ids if len(old_ids) else np.zeros(count, dtype=bool)
+    cells = np.empty(count, dtype=np.int32)
+    cells[kept] = old_cells[old_order[at[kept]]]
+    new = np.flatnonzero(~kept)
+    for start in range(0, len(new), _FILE_BATCH):
+        part = new[start:start + _FILE_BATCH]
+        cells[part] = cells_module.assign(vectors[part], centroids)
+    return centroids, cells, previous.cells.trained_rows
+
+
+def _previous_cells(target: Path) -> _MappedMatrix | None:
+    """The newest other cell file of the folder, mapped; None if there is none."""
+    candidates = sorted((p for p in target.parent.glob(f"{MODEL_ID}-*-cells.v2.f32")
+                         if p != target), key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in candidates:
+        with contextlib.suppress(OSError, ValueError):
+            mapped = _map_matrix_file(candidate)
+            if mapped.cells is not None:
+                return mapped
+    return None
 
 
 def _remove_older_files(current: Path) -> None:
@@ -438,18 +555,22 @@ def _remove_older_files(current: Path) -> None:
                 other.unlink()
 
 
-def _visible_rows(matrix: _Matrix, audience: Audience, generation: int) -> np.ndarray:
+def _visible_rows(matrix: _Matrix, audience: Audience, generation: int
+                  ) -> tuple[np.ndarray | None, np.ndarray]:
+    """(the rows the audience may see, for a whole scan, else None; the same as a mask over
+    all rows)."""
     key = (audience, generation, matrix.signature)
-    mask = matrix.masks.get(key)
-    if mask is None:
+    entry = matrix.masks.get(key)
+    if entry is None:
         visible = np.fromiter(db.session.scalars(
             select(Article.id).where(Article.status == ArticleStatus.PUBLISHED,
                                      Article.visibility.in_(VISIBLE_TO[audience]))),
             dtype=np.int64)
-        mask = np.flatnonzero(np.isin(matrix.article_ids, visible))
+        mask = np.isin(matrix.article_ids, visible)
+        entry = (None if _by_cells(matrix) else np.flatnonzero(mask), mask)
         matrix.masks = {k: v for k, v in matrix.masks.items() if k[1:] == key[1:]}
-        matrix.masks[key] = mask
-    return mask
+        matrix.masks[key] = entry
+    return entry
 
 
 _query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -485,18 +606,27 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
     with matrix.lock:
         if signature != matrix.signature:
             _load(matrix, signature)
-        vectors, article_ids = matrix.vectors, matrix.article_ids
-        rows = _visible_rows(matrix, audience, generation)
+        vectors, article_ids, cells = matrix.vectors, matrix.article_ids, matrix.cells
+        by_cells = _by_cells(matrix)
+        rows, visible = _visible_rows(matrix, audience, generation)
         check_missing = time.monotonic() - matrix.checked_at > MISSING_CHECK_INTERVAL
         if check_missing:
             matrix.checked_at = time.monotonic()
     if check_missing:
         _queue_missing()
-    if rows.size == 0:
+    if not visible.any():
         return []
     with single_threaded_blas():
         query = embed_query(enc, text)
-        scores = (vectors @ query)[rows]  # one pass over the whole matrix beats copying a subset
+        if by_cells:
+            rows, scores = cells_module.probe(
+                vectors, cells.centroids, cells.offsets, query, visible, article_ids,
+                rows=int(current_app.config.get("SEMANTIC_ANN_ROWS", 8192)), articles=limit)
+        else:  # one pass over the whole matrix beats copying a subset
+            rows = np.flatnonzero(visible) if rows is None else rows
+            scores = (vectors @ query)[rows]
+    if rows.size == 0:
+        return []
     ids = article_ids[rows]
     # Best chunk per article: the top rows by score, keeping each article's first occurrence.
     take = min(len(scores), limit * MAX_CHUNKS)
