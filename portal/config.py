@@ -22,6 +22,16 @@ PRIVATE_UMASK = 0o077
 logger = logging.getLogger(__name__)
 
 
+def _user_cache() -> Path:
+    """The user's cache folder ($XDG_CACHE_HOME, else ~/.cache): shared by every instance."""
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"])
+    try:
+        return Path.home() / ".cache"
+    except RuntimeError:  # no home folder: the system's temporary folder
+        return Path(tempfile.gettempdir())
+
+
 def default_config(instance_path: str) -> dict:
     instance = Path(instance_path)
     return {
@@ -95,6 +105,10 @@ def default_config(instance_path: str) -> dict:
         # installed) or "numpy" (float32). onnx takes ~60% of the CPU per query with the same
         # recall on bench/search_quality.py; see README "Performance".
         "SEMANTIC_QUERY_RUNTIME": "onnx",
+        # Where the onnx query model is kept in the form it runs in, its weights memory-mapped
+        # and shared by the host's processes (made on first load; empty: run model.onnx as
+        # installed, each process holding 90 MB of weights of its own).
+        "SEMANTIC_MODEL_CACHE": str(_user_cache() / "portal"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
