@@ -77,9 +77,12 @@ def allowed_mask(store, audience: Audience, category_id: int | None) -> np.ndarr
 
 
 def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | None, *,
-                   page: int, per_page: int, snippets: bool
+                   page: int, per_page: int, snippets: bool, fields: bool = True
                    ) -> tuple[list[RankedDoc], int] | None:
-    """Rank with in-memory posting arrays (see arrays.py); None if `q` needs Whoosh."""
+    """Rank with in-memory posting arrays (see arrays.py); None if `q` needs Whoosh.
+
+    `fields=False` leaves the documents' stored fields unread (empty; `with_fields` reads
+    them): candidates for hybrid ranking, of which only a page is shown."""
     postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
     found = evaluate_words(postings, q)
     if found is None:
@@ -91,10 +94,36 @@ def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | No
         if snippets else {}
     docs = []
     for docnum, score in best:
-        fields = searcher.stored_fields(docnum)
-        text = snippet(fields.get("body", ""), offsets[docnum]) if snippets else Markup("")
-        docs.append(RankedDoc(docnum, score, fields, text))
+        stored = searcher.stored_fields(docnum) if fields or snippets else {}
+        text = snippet(stored.get("body", ""), offsets[docnum]) if snippets else Markup("")
+        docs.append(RankedDoc(docnum, score, stored, text))
     return docs, total
+
+
+def with_fields(searcher: Searcher, docs: list[RankedDoc]) -> list[RankedDoc]:
+    """`docs` with their stored fields read where they were left unread."""
+    for doc in docs:
+        if not doc.fields:
+            doc.fields = searcher.stored_fields(doc.docnum)
+    return docs
+
+
+def article_id_of(store, searcher: Searcher, docnum: int) -> int:
+    """The article of a document number (its stored fields read once per index generation:
+    the same candidates come back request after request)."""
+    known = store.memo("article_ids", lambda _searcher: {})
+    article_id = known.get(docnum)
+    if article_id is None:
+        article_id = known[docnum] = int(searcher.stored_fields(docnum)["id"])
+    return article_id
+
+
+def docnum_of(store, searcher: Searcher, article_id: int) -> int | None:
+    """The document number of an article in this index generation, or None."""
+    known = store.memo("docnums", lambda _searcher: {})
+    if article_id not in known:
+        known[article_id] = searcher.document_number(id=str(article_id))
+    return known[article_id]
 
 
 def _fallback_snippet(body: str) -> Markup:
@@ -284,13 +313,13 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
                                     shares=shares):
         doc = keyword.get(article_id)
         if doc is None:
-            docnum = searcher.document_number(id=str(article_id))
+            docnum = docnum_of(store, searcher, article_id)
             if docnum is None or docnum not in allowed:  # e.g. another category
                 continue
-            doc = RankedDoc(docnum, 0.0, searcher.stored_fields(docnum), Markup(""))
+            doc = RankedDoc(docnum, 0.0, {}, Markup(""))
         docs.append(RankedDoc(doc.docnum, 1.0 / (len(docs) + 1), doc.fields, Markup("")))
     start = (page - 1) * per_page
-    page_docs = docs[start:start + per_page]
+    page_docs = with_fields(searcher, docs[start:start + per_page])  # only the shown ones
     if not instant and page_docs:
         words = body_words(keyword_query) if keyword_query is not None else set()
         postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
@@ -306,9 +335,9 @@ def _keyword_candidates(store, searcher: Searcher, q: wq.Query | None, audience:
     if q is None:
         return {}
     found = rank_in_memory(store, q, audience, category_id, page=1,
-                           per_page=semantic.CANDIDATES, snippets=False)
+                           per_page=semantic.CANDIDATES, snippets=False, fields=False)
     if found is None:
         # Only the top candidates are needed, not a total: block skipping may stay on.
         hits = searcher.search(q, limit=semantic.CANDIDATES, filter=allowed)
-        found = [RankedDoc(h.docnum, h.score or 0.0, h.fields(), Markup("")) for h in hits], 0
-    return {int(doc.fields["id"]): doc for doc in found[0]}
+        found = [RankedDoc(h.docnum, h.score or 0.0, {}, Markup("")) for h in hits], 0
+    return {article_id_of(store, searcher, doc.docnum): doc for doc in found[0]}
