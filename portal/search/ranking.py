@@ -90,8 +90,8 @@ def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | No
     best, total = top(found, allowed_mask(store, audience, category_id),
                       (page - 1) * per_page, per_page)
     searcher = store.searcher()
-    offsets = char_offsets(searcher, [d for d, _s in best], body_words(q), postings) \
-        if snippets else {}
+    offsets = char_offsets(searcher, [d for d, _s in best], body_words(q), postings,
+                           offsets_memo(store)) if snippets else {}
     docs = []
     for docnum, score in best:
         stored = searcher.stored_fields(docnum) if fields or snippets else {}
@@ -142,46 +142,79 @@ def body_words(q: wq.Query) -> set[str]:
 
 
 def char_offsets(searcher: Searcher, docnums: list[int], words: set[str],
-                 postings: ArrayPostings | None = None) -> dict[int, list[Token]]:
+                 postings: ArrayPostings | None = None, known: dict | None = None
+                 ) -> dict[int, list[Token]]:
     """Matched words' character offsets per document, read from the index postings.
 
     One pass per word over its posting list, documents in ascending order, instead of
     re-analysing each body. (Whoosh's own pinpoint highlighting needs `terms=True`, whose
-    collector miscounts totals when a filter is set.) With the in-memory `postings` the
-    query was ranked with, a word none of these documents holds is skipped without opening
-    its posting list on disk (a term lookup and a block read each: a suggestion's ten words
-    were a tenth of its request).
+    collector miscounts totals when a filter is set.)
+
+    With the in-memory `postings` the query was ranked with, only the documents holding a
+    word are looked for, and a word none of them holds is not looked up on disk at all (a
+    term lookup and a block read each: a suggestion's ten words were a tenth of its request).
+    `known` (one per index generation, `offsets_memo`) keeps what was read per word and
+    document: the articles shown for the common words come back request after request.
     """
     found: dict[int, list[Token]] = {docnum: [] for docnum in docnums}
     ordered = sorted(docnums)
     wanted = np.asarray(ordered, dtype=np.int64)
     reader = searcher.reader()  # reader postings: no scorer (and no idf) is needed here
     for word in words:
-        if postings is not None and not _held_by_any(postings.term("body", word)[0], wanted):
-            continue
-        try:
-            matcher = reader.postings("body", word)
-        except TermNotFound:
-            continue
-        for docnum in ordered:
-            if not matcher.is_active():
-                break
-            if matcher.id() < docnum:
-                matcher.skip_to(docnum)
-            if matcher.is_active() and matcher.id() == docnum:
-                found[docnum].extend(
-                    Token(text=word, pos=pos, startchar=start, endchar=end)
-                    for pos, start, end in matcher.value_as("characters")
-                )
+        if postings is None:
+            holders = ordered
+        else:
+            holders = [int(d) for d in wanted[_held(postings.term("body", word)[0], wanted)]]
+            if not holders:
+                continue
+        if known is None:
+            offsets = _read_offsets(reader, word, holders)
+        else:
+            missing = [docnum for docnum in holders if (word, docnum) not in known]
+            if missing:
+                if len(known) > MAX_KNOWN_OFFSETS:
+                    known.clear()
+                read = _read_offsets(reader, word, missing)
+                known.update(((word, docnum), read.get(docnum, ())) for docnum in missing)
+            offsets = {docnum: known[(word, docnum)] for docnum in holders}
+        for docnum, triples in offsets.items():
+            found[docnum].extend(Token(text=word, pos=pos, startchar=start, endchar=end)
+                                 for pos, start, end in triples)
     return found
 
 
-def _held_by_any(ids: np.ndarray, wanted: np.ndarray) -> bool:
-    """Whether any of `wanted` is in `ids` (both doc numbers, ascending)."""
+# (word, document) offsets kept per index generation: ~200 bytes each.
+MAX_KNOWN_OFFSETS = 20_000
+
+
+def offsets_memo(store) -> dict:
+    """The `known` offsets of `char_offsets` for the store's current index generation."""
+    return store.memo("char_offsets", lambda _searcher: {})
+
+
+def _read_offsets(reader, word: str, ordered: list[int]) -> dict[int, tuple]:
+    """(position, start, end) of `word` in each of `ordered` (ascending) that holds it."""
+    try:
+        matcher = reader.postings("body", word)
+    except TermNotFound:
+        return {}
+    offsets = {}
+    for docnum in ordered:
+        if not matcher.is_active():
+            break
+        if matcher.id() < docnum:
+            matcher.skip_to(docnum)
+        if matcher.is_active() and matcher.id() == docnum:
+            offsets[docnum] = tuple(matcher.value_as("characters"))
+    return offsets
+
+
+def _held(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Which of `wanted` are in `ids` (both doc numbers, ascending), as a boolean mask."""
     if not len(ids) or not len(wanted):
-        return False
+        return np.zeros(len(wanted), dtype=bool)
     at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
-    return bool((ids[at] == wanted).any())
+    return ids[at] == wanted
 
 
 def snippet(body: str, tokens: list[Token]) -> Markup:
@@ -323,7 +356,8 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     if not instant and page_docs:
         words = body_words(keyword_query) if keyword_query is not None else set()
         postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
-        offsets = char_offsets(searcher, [d.docnum for d in page_docs], words, postings)
+        offsets = char_offsets(searcher, [d.docnum for d in page_docs], words, postings,
+                               offsets_memo(store))
         for doc in page_docs:
             doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])
     return page_docs, len(docs)

@@ -61,3 +61,25 @@ def test_a_request_sees_its_own_index_write_at_once(app, make_article):
         assert process_index_queue() == 1
         assert titles("invoice") == ["Download an invoice"]
         assert store().generation() == store().searcher().reader().generation()
+
+
+def test_snippets_follow_an_edited_article(app, make_article, agent, run_jobs):
+    """Matched words' offsets are remembered per index generation: an edit shows at once."""
+    from portal.extensions import db
+    from portal.kb.services import ArticleInput, update_article
+
+    article = make_article("Printer offline", "Restart the printer spooler from Settings.")
+
+    def snippet():
+        with app.test_request_context():
+            [hit] = search_articles("printer spooler", Audience.PUBLIC).hits
+            return str(hit.snippet_html)
+
+    assert "spooler</mark> from" in snippet()
+    assert "spooler</mark> from" in snippet()  # remembered, the same
+    update_article(article, ArticleInput(
+        title=article.title, body="Open Devices, then restart the spooler service.",
+        section_id=article.section_id), agent, expected_version=article.version)
+    db.session.commit()
+    run_jobs()
+    assert "then restart the <mark class=\"match term0\">spooler</mark>" in snippet()
