@@ -1,5 +1,7 @@
 """A request looks at the index folder once, and still sees what was published before it."""
 
+import re
+
 from whoosh.searching import Searcher
 
 from portal.search import Audience, process_index_queue, search_articles, suggest_articles
@@ -64,22 +66,26 @@ def test_a_request_sees_its_own_index_write_at_once(app, make_article):
 
 
 def test_snippets_follow_an_edited_article(app, make_article, agent, run_jobs):
-    """Matched words' offsets are remembered per index generation: an edit shows at once."""
+    """Matched words' offsets are remembered per index generation: after an edit and a
+    rebuild (which numbers the documents afresh, so the article gets its old number back)
+    the snippet marks the word where the new text has it."""
     from portal.extensions import db
     from portal.kb.services import ArticleInput, update_article
+    from portal.search import reindex_all
 
-    article = make_article("Printer offline", "Restart the printer spooler from Settings.")
+    article = make_article("Printer offline", "Spooler stuck? Restart it from Settings.")
 
     def snippet():
         with app.test_request_context():
-            [hit] = search_articles("printer spooler", Audience.PUBLIC).hits
+            [hit] = search_articles("spooler", Audience.PUBLIC).hits
             return str(hit.snippet_html)
 
-    assert "spooler</mark> from" in snippet()
-    assert "spooler</mark> from" in snippet()  # remembered, the same
+    assert re.match(r"<mark[^>]*>Spooler</mark> stuck\?", snippet())
+    assert re.match(r"<mark[^>]*>Spooler</mark> stuck\?", snippet())  # remembered
     update_article(article, ArticleInput(
         title=article.title, body="Open Devices, then restart the spooler service.",
         section_id=article.section_id), agent, expected_version=article.version)
     db.session.commit()
     run_jobs()
-    assert "then restart the <mark class=\"match term0\">spooler</mark>" in snippet()
+    reindex_all()
+    assert re.search(r"then restart the <mark[^>]*>spooler</mark>", snippet())
