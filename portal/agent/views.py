@@ -332,18 +332,6 @@ def _untouched_reply_fields(form: ReplyForm) -> dict | None:
     }
 
 
-# Rows, not entities: the timeline shows each event's fields and its actor's name. Built once
-# (building the statement cost as much as running it).
-_TIMELINE = (
-    select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value, TicketEvent.public,
-           TicketEvent.created_at, TicketEvent.actor_id, User.name.label("actor_name"))
-    .outerjoin(User, User.id == TicketEvent.actor_id)
-    .where(TicketEvent.ticket_id == bindparam("ticket_id"))
-    .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc())
-    .limit(200)
-)
-
-
 def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
                  merge_target=None, compose=None, status=200):
     choices = _choices()
@@ -354,7 +342,16 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         ("merge", "target"), lambda: _field(merge_form.target,
                                             hint=merge_form.target.description))
     extras = services.ticket_extras(ticket.id)
-    timeline = db.session.execute(_TIMELINE, {"ticket_id": ticket.id}).all()
+    # Rows, not entities: the timeline shows each event's fields and its actor's name.
+    timeline = db.session.execute(
+        select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value,
+               TicketEvent.public, TicketEvent.created_at, TicketEvent.actor_id,
+               User.name.label("actor_name"))
+        .outerjoin(User, User.id == TicketEvent.actor_id)
+        .where(TicketEvent.ticket_id == ticket.id)
+        .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc())
+        .limit(200)
+    ).all()
     merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     html = render_template(
         "agent/ticket.html",
