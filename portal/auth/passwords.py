@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 
-from zxcvbn import zxcvbn
-
 MIN_LENGTH = 12
 MAX_LENGTH = 128
 MIN_SCORE = 3
@@ -40,6 +38,10 @@ def password_problem(password: str, *, name: str = "", email: str = "") -> str |
     if (email and email.lower() in lowered) or any(
             word in lowered for word in _personal_words(name, email)):
         return "Leave your name and email address out of your password."
+    # Imported here: its lists take 12 MB, in every web worker that imported it, for the
+    # few requests that set a password.
+    from zxcvbn import zxcvbn
+
     result = zxcvbn(password[:_ESTIMATE_CHARS], user_inputs=sorted(_personal_words(name, email)))
     if result["score"] < MIN_SCORE:
         warning = result["feedback"]["warning"]

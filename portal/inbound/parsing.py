@@ -14,7 +14,6 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 
-from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
 from portal.tickets.links import normalize
@@ -181,7 +180,10 @@ def _decoded(part: EmailMessage) -> str:
 
 def html_to_text(html: str) -> str:
     """A real HTML renderer (inscriptis): tables, lists and line breaks survive, scripts and
-    styles do not."""
+    styles do not. Imported here: with lxml it takes 8 MB in every process that imports it,
+    and only the processes reading mail need it."""
+    from inscriptis import get_text
+
     return get_text(html)
 
 

@@ -77,9 +77,12 @@ def allowed_mask(store, audience: Audience, category_id: int | None) -> np.ndarr
 
 
 def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | None, *,
-                   page: int, per_page: int, snippets: bool
+                   page: int, per_page: int, snippets: bool, fields: bool = True
                    ) -> tuple[list[RankedDoc], int] | None:
-    """Rank with in-memory posting arrays (see arrays.py); None if `q` needs Whoosh."""
+    """Rank with in-memory posting arrays (see arrays.py); None if `q` needs Whoosh.
+
+    `fields=False` leaves the documents' stored fields unread (empty; `with_fields` reads
+    them): candidates for hybrid ranking, of which only a page is shown."""
     postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
     found = evaluate_words(postings, q)
     if found is None:
@@ -87,13 +90,40 @@ def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | No
     best, total = top(found, allowed_mask(store, audience, category_id),
                       (page - 1) * per_page, per_page)
     searcher = store.searcher()
-    offsets = char_offsets(searcher, [d for d, _s in best], body_words(q)) if snippets else {}
+    offsets = char_offsets(searcher, [d for d, _s in best], body_words(q), postings,
+                           offsets_memo(store)) if snippets else {}
     docs = []
     for docnum, score in best:
-        fields = searcher.stored_fields(docnum)
-        text = snippet(fields.get("body", ""), offsets[docnum]) if snippets else Markup("")
-        docs.append(RankedDoc(docnum, score, fields, text))
+        stored = searcher.stored_fields(docnum) if fields or snippets else {}
+        text = snippet(stored.get("body", ""), offsets[docnum]) if snippets else Markup("")
+        docs.append(RankedDoc(docnum, score, stored, text))
     return docs, total
+
+
+def with_fields(searcher: Searcher, docs: list[RankedDoc]) -> list[RankedDoc]:
+    """`docs` with their stored fields read where they were left unread."""
+    for doc in docs:
+        if not doc.fields:
+            doc.fields = searcher.stored_fields(doc.docnum)
+    return docs
+
+
+def article_id_of(store, searcher: Searcher, docnum: int) -> int:
+    """The article of a document number (its stored fields read once per index generation:
+    the same candidates come back request after request)."""
+    known = store.memo("article_ids", lambda _searcher: {})
+    article_id = known.get(docnum)
+    if article_id is None:
+        article_id = known[docnum] = int(searcher.stored_fields(docnum)["id"])
+    return article_id
+
+
+def docnum_of(store, searcher: Searcher, article_id: int) -> int | None:
+    """The document number of an article in this index generation, or None."""
+    known = store.memo("docnums", lambda _searcher: {})
+    if article_id not in known:
+        known[article_id] = searcher.document_number(id=str(article_id))
+    return known[article_id]
 
 
 def _fallback_snippet(body: str) -> Markup:
@@ -111,33 +141,80 @@ def body_words(q: wq.Query) -> set[str]:
     return words
 
 
-def char_offsets(searcher: Searcher, docnums: list[int], words: set[str]
+def char_offsets(searcher: Searcher, docnums: list[int], words: set[str],
+                 postings: ArrayPostings | None = None, known: dict | None = None
                  ) -> dict[int, list[Token]]:
     """Matched words' character offsets per document, read from the index postings.
 
     One pass per word over its posting list, documents in ascending order, instead of
     re-analysing each body. (Whoosh's own pinpoint highlighting needs `terms=True`, whose
     collector miscounts totals when a filter is set.)
+
+    With the in-memory `postings` the query was ranked with, only the documents holding a
+    word are looked for, and a word none of them holds is not looked up on disk at all (a
+    term lookup and a block read each: a suggestion's ten words were a tenth of its request).
+    `known` (one per index generation, `offsets_memo`) keeps what was read per word and
+    document: the articles shown for the common words come back request after request.
     """
     found: dict[int, list[Token]] = {docnum: [] for docnum in docnums}
     ordered = sorted(docnums)
+    wanted = np.asarray(ordered, dtype=np.int64)
     reader = searcher.reader()  # reader postings: no scorer (and no idf) is needed here
     for word in words:
-        try:
-            matcher = reader.postings("body", word)
-        except TermNotFound:
-            continue
-        for docnum in ordered:
-            if not matcher.is_active():
-                break
-            if matcher.id() < docnum:
-                matcher.skip_to(docnum)
-            if matcher.is_active() and matcher.id() == docnum:
-                found[docnum].extend(
-                    Token(text=word, pos=pos, startchar=start, endchar=end)
-                    for pos, start, end in matcher.value_as("characters")
-                )
+        if postings is None:
+            holders = ordered
+        else:
+            holders = [int(d) for d in wanted[_held(postings.term("body", word)[0], wanted)]]
+            if not holders:
+                continue
+        if known is None:
+            offsets = _read_offsets(reader, word, holders)
+        else:
+            missing = [docnum for docnum in holders if (word, docnum) not in known]
+            if missing:
+                if len(known) > MAX_KNOWN_OFFSETS:
+                    known.clear()
+                read = _read_offsets(reader, word, missing)
+                known.update(((word, docnum), read.get(docnum, ())) for docnum in missing)
+            offsets = {docnum: known[(word, docnum)] for docnum in holders}
+        for docnum, triples in offsets.items():
+            found[docnum].extend(Token(text=word, pos=pos, startchar=start, endchar=end)
+                                 for pos, start, end in triples)
     return found
+
+
+# (word, document) offsets kept per index generation: ~200 bytes each.
+MAX_KNOWN_OFFSETS = 20_000
+
+
+def offsets_memo(store) -> dict:
+    """The `known` offsets of `char_offsets` for the store's current index generation."""
+    return store.memo("char_offsets", lambda _searcher: {})
+
+
+def _read_offsets(reader, word: str, ordered: list[int]) -> dict[int, tuple]:
+    """(position, start, end) of `word` in each of `ordered` (ascending) that holds it."""
+    try:
+        matcher = reader.postings("body", word)
+    except TermNotFound:
+        return {}
+    offsets = {}
+    for docnum in ordered:
+        if not matcher.is_active():
+            break
+        if matcher.id() < docnum:
+            matcher.skip_to(docnum)
+        if matcher.is_active() and matcher.id() == docnum:
+            offsets[docnum] = tuple(matcher.value_as("characters"))
+    return offsets
+
+
+def _held(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Which of `wanted` are in `ids` (both doc numbers, ascending), as a boolean mask."""
+    if not len(ids) or not len(wanted):
+        return np.zeros(len(wanted), dtype=bool)
+    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+    return ids[at] == wanted
 
 
 def snippet(body: str, tokens: list[Token]) -> Markup:
@@ -269,16 +346,18 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
                                     shares=shares):
         doc = keyword.get(article_id)
         if doc is None:
-            docnum = searcher.document_number(id=str(article_id))
+            docnum = docnum_of(store, searcher, article_id)
             if docnum is None or docnum not in allowed:  # e.g. another category
                 continue
-            doc = RankedDoc(docnum, 0.0, searcher.stored_fields(docnum), Markup(""))
+            doc = RankedDoc(docnum, 0.0, {}, Markup(""))
         docs.append(RankedDoc(doc.docnum, 1.0 / (len(docs) + 1), doc.fields, Markup("")))
     start = (page - 1) * per_page
-    page_docs = docs[start:start + per_page]
+    page_docs = with_fields(searcher, docs[start:start + per_page])  # only the shown ones
     if not instant and page_docs:
         words = body_words(keyword_query) if keyword_query is not None else set()
-        offsets = char_offsets(searcher, [d.docnum for d in page_docs], words)
+        postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
+        offsets = char_offsets(searcher, [d.docnum for d in page_docs], words, postings,
+                               offsets_memo(store))
         for doc in page_docs:
             doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])
     return page_docs, len(docs)
@@ -290,9 +369,9 @@ def _keyword_candidates(store, searcher: Searcher, q: wq.Query | None, audience:
     if q is None:
         return {}
     found = rank_in_memory(store, q, audience, category_id, page=1,
-                           per_page=semantic.CANDIDATES, snippets=False)
+                           per_page=semantic.CANDIDATES, snippets=False, fields=False)
     if found is None:
         # Only the top candidates are needed, not a total: block skipping may stay on.
         hits = searcher.search(q, limit=semantic.CANDIDATES, filter=allowed)
-        found = [RankedDoc(h.docnum, h.score or 0.0, h.fields(), Markup("")) for h in hits], 0
-    return {int(doc.fields["id"]): doc for doc in found[0]}
+        found = [RankedDoc(h.docnum, h.score or 0.0, {}, Markup("")) for h in hits], 0
+    return {article_id_of(store, searcher, doc.docnum): doc for doc in found[0]}

@@ -82,9 +82,10 @@ _loaders: dict[tuple, threading.Thread] = {}
 _loaders_lock = threading.Lock()
 
 
-def _query_model() -> tuple[str, str]:
+def _query_model() -> tuple[str, str, str]:
     return (current_app.config.get("SEMANTIC_MODEL_PATH") or "",
-            current_app.config.get("SEMANTIC_QUERY_RUNTIME", "numpy"))
+            current_app.config.get("SEMANTIC_QUERY_RUNTIME", "numpy"),
+            current_app.config.get("SEMANTIC_MODEL_CACHE") or "")
 
 
 def start_loading(app) -> None:

@@ -163,6 +163,8 @@ def test_merge_across_customers_asks_first_and_defaults_to_no_access(
     asked = agent_client.post(url, data={"target": target.reference})
     assert asked.status_code == 200 and "has a different requester" in asked.text
     assert 'value="no" checked' in asked.text or re.search(r'checked[^>]*value="no"', asked.text)
+    # The choice is sent back with the target it was asked for.
+    assert f'name="confirmed_for" type="hidden" value="{target.reference}"' in asked.text
     db.session.refresh(duplicate)
     assert duplicate.merged_into_id is None  # nothing merged before the choice
 
