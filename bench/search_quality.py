@@ -19,7 +19,8 @@ and postgres (PostgreSQL full-text search in the database of $PORTAL_TEST_POSTGR
 public schema it DROPS and rebuilds for each set); PostgreSQL's keys start with `pg_`.
 
 Last line: RESULT <set>_suggest_r1=.. <set>_suggest_r5=.. ... <set>_semantic_r1=..
-<set>_below_best_single=.. suggest_p95_ms=.. embed_s_per_1k=..
+<set>_below_best_single=.. suggest_p95_ms=.. suggest_p95_ms_before=.. embed_s_per_1k=..
+(suggestion requests alternate between today's fusion and the one before title vectors).
 """
 
 from __future__ import annotations
@@ -330,21 +331,37 @@ def register_bench_route(app) -> None:
 HTMX = {"HX-Request": "true"}  # the form's htmx request; without it the endpoint redirects
 
 
-def time_requests(app, queries: list[Query], rounds: int) -> tuple[float, float]:
+# The fusion before title vectors (issue 15, quality5), timed in the same run as today's:
+# requests alternate between the two, so the machine's load weighs on both alike.
+BEFORE = {"KEYWORD_ALPHA": 0.1, "TITLE_WEIGHT": 0.0}
+
+
+def time_requests(app, queries: list[Query], rounds: int
+                  ) -> dict[str, tuple[float, float]]:
+    """"now" and "before" (the fusion of BEFORE): (p50, p95) in ms of `rounds` requests each."""
     client = app.test_client()
     for q in queries[:20]:  # warm up: model loaded, matrix in memory
         client.get(suggestion_url(app, q.text), headers=HTMX)
-    timings = []
+    now = {name: getattr(semantic, name) for name in BEFORE}
+    timings: dict[str, list[float]] = {"now": [], "before": []}
     rng = random.Random(3)
-    for _ in range(rounds):
+    for number in range(2 * rounds):
+        label = ("now", "before")[number % 2]
+        for name, value in (BEFORE if label == "before" else now).items():
+            setattr(semantic, name, value)
         # Fresh text each time (a typed-in description is rarely repeated): no cache hits.
         query = f"{rng.choice(queries).text} {rng.choice(_WORDS['thing'])} {rng.randint(1, 10**6)}"
         started = time.perf_counter()
         response = client.get(suggestion_url(app, query), headers=HTMX)
-        timings.append((time.perf_counter() - started) * 1000)
+        timings[label].append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.status_code
-    timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1]
+    for name, value in now.items():
+        setattr(semantic, name, value)
+    out = {}
+    for label, times in timings.items():
+        times.sort()
+        out[label] = (statistics.median(times), times[int(len(times) * 0.95) - 1])
+    return out
 
 
 def main() -> None:
@@ -400,11 +417,15 @@ def main() -> None:
                       flush=True)
                 _ids, per_1k = add_filler(app, filler)
                 register_bench_route(app)
-                p50, p95 = time_requests(app, queries, args.requests)
-                print(f"Suggestion request at {args.articles} articles (hybrid, "
-                      f"{suggestion_url(app, '').split('?')[0]}): p50 {p50:.1f} ms, "
-                      f"p95 {p95:.1f} ms; embedding: {per_1k:.1f} s per 1,000 articles")
-                summary.update(suggest_p95_ms=p95, embed_s_per_1k=per_1k)
+                timed = time_requests(app, queries, args.requests)
+                for label, (p50, p95) in timed.items():
+                    print(f"Suggestion request at {args.articles} articles (hybrid {label}, "
+                          f"{suggestion_url(app, '').split('?')[0]}): p50 {p50:.1f} ms, "
+                          f"p95 {p95:.1f} ms; load average {os.getloadavg()[0]:.1f}")
+                print(f"Embedding: {per_1k:.1f} s per 1,000 articles")
+                summary.update(suggest_p95_ms=timed["now"][1],
+                               suggest_p95_ms_before=timed["before"][1],
+                               embed_s_per_1k=per_1k)
     print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))
 
 

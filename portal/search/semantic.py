@@ -1,11 +1,13 @@
 """Meaning-based ranking: article chunk embeddings, the in-memory matrix and nearest articles.
 
 Each published article is split into chunks (by Markdown heading, then by length), each chunk
-embedded together with the article title. Vectors live in `ArticleEmbedding` with the model id
-and a hash of the embedded text, so unchanged chunks are never recomputed and a restart
-recomputes nothing. They follow the search index: the same queue processing (and
-`flask kb reindex`) updates them, and a processing run also catches up on published articles
-still missing vectors (e.g. written while the model was unavailable).
+embedded together with the article title; the title is also embedded alone (chunk number
+TITLE_CHUNK), to tell how well the question matches what the article says it answers.
+Vectors live in `ArticleEmbedding` with the model id and a hash of the embedded text, so
+unchanged chunks are never recomputed and a restart recomputes nothing. They follow the search
+index: the same queue processing (and `flask kb reindex`) updates them, and a processing run
+also catches up on published articles still missing vectors (e.g. written while the model was
+unavailable).
 
 Every process maps one float32 matrix of all vectors from a file written once per change
 of the table's (count, max id) signature (shared by the host's processes), remapped when
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 # article first more often than 150-word ones on both development sets (bench/data/README.md).
 CHUNK_WORDS = 100  # ~140 word pieces with the title: well inside the model's 256-token window
 MAX_CHUNKS = 18  # a very long article is represented by its first 1,800 words
+TITLE_CHUNK = -1  # the chunk number of an article's title embedded alone
 EMBED_BATCH = 64  # articles embedded per database round trip
 MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run (CLI)
 MISSING_PER_RUN_IN_REQUEST = 8  # ... and by one run inside a request (keeps it short)
@@ -227,6 +230,7 @@ def sync_embeddings(article_ids: list[int],
             if article is not None and article.status == ArticleStatus.PUBLISHED:
                 for number, chunk in enumerate(chunk_article(article.title, article.body)):
                     wanted[(article_id, number)] = chunk
+                wanted[(article_id, TITLE_CHUNK)] = Chunk("", article.title)
         stale = [key for key, row in existing.items()
                  if key not in wanted or row.content_hash != wanted[key].content_hash
                  or row.model != MODEL_ID]
@@ -327,6 +331,8 @@ class _Matrix:
         self.signature: tuple | None = None
         self.vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
         self.article_ids = np.zeros(0, dtype=np.int64)
+        self.title_vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
+        self.title_ids = np.zeros(0, dtype=np.int64)  # ascending
         self.masks: dict[tuple, np.ndarray] = {}
         self.checked_at = 0.0
         self.stored_signature: tuple | None = None
@@ -363,10 +369,10 @@ def _vectors_changed() -> None:
 def _load(matrix: _Matrix, signature: tuple) -> None:
     path = _matrix_path(signature)
     try:
-        vectors, article_ids = _map_matrix_file(path)
+        mapped = _map_matrix_file(path)
     except FileNotFoundError:  # not written yet, or replaced by a newer one meanwhile
-        vectors, article_ids = _map_matrix_file(write_matrix_file(signature))
-    matrix.vectors, matrix.article_ids = vectors, article_ids
+        mapped = _map_matrix_file(write_matrix_file(signature))
+    matrix.vectors, matrix.article_ids, matrix.title_vectors, matrix.title_ids = mapped
     matrix.masks = {}
     matrix.signature = signature
 
@@ -375,9 +381,10 @@ def _load(matrix: _Matrix, signature: tuple) -> None:
 # At 100,000 articles the vectors take ~400 MB: each worker reading them into its own memory
 # would hold a copy (and briefly two, while joining the rows). One file per signature, in the
 # index folder, is mapped read-only instead: the operating system keeps one copy in its page
-# cache for every process of the host. Layout: row count (int64), the float32 vectors in
-# ArticleEmbedding.id order, then their article ids (int64). Scores are the same float32
-# products as from an in-memory matrix.
+# cache for every process of the host. Layout: row count (int64), the chunks' float32 vectors
+# in ArticleEmbedding.id order, then their article ids (int64); then the same three parts for
+# the title vectors, in article id order (only the candidates' rows of those are ever read).
+# Scores are the same float32 products as from an in-memory matrix.
 VECTORS_FOLDER = "vectors"
 _ROW_BYTES = DIMENSIONS * 4
 _FILE_BATCH = 4096  # rows read from the database per round trip while writing the file
@@ -386,16 +393,22 @@ _FILE_BATCH = 4096  # rows read from the database per round trip while writing t
 def _matrix_path(signature: tuple) -> Path:
     count, max_id = signature
     folder = Path(current_app.config["INDEX_DIR"]) / VECTORS_FOLDER
-    return folder / f"{MODEL_ID}-{count}-{max_id or 0}.f32"
+    # "titles": the layout with title vectors (a file of the earlier layout is not read).
+    return folder / f"{MODEL_ID}-titles-{count}-{max_id or 0}.f32"
 
 
-def _map_matrix_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _map_matrix_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(chunk vectors, their article ids, title vectors, their article ids)."""
     data = np.memmap(path, dtype=np.uint8, mode="r")
-    count = int(data[:8].view(np.int64)[0])
-    end = 8 + count * _ROW_BYTES
-    vectors = data[8:end].view(np.float32).reshape(count, DIMENSIONS)
-    article_ids = np.array(data[end:end + count * 8].view(np.int64))
-    return vectors, article_ids
+    parts: list[np.ndarray] = []
+    start = 0
+    for _part in ("chunks", "titles"):
+        count = int(data[start:start + 8].view(np.int64)[0])
+        end = start + 8 + count * _ROW_BYTES
+        parts.append(data[start + 8:end].view(np.float32).reshape(count, DIMENSIONS))
+        parts.append(np.array(data[end:end + count * 8].view(np.int64)))
+        start = end + count * 8
+    return parts[0], parts[1], parts[2], parts[3]
 
 
 def write_matrix_file(signature: tuple | None = None) -> Path:
@@ -407,20 +420,27 @@ def write_matrix_file(signature: tuple | None = None) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    article_ids: list[int] = []
     with open(partial, "wb") as out:
-        out.write(np.int64(0).tobytes())
-        last_id = 0
-        while rows := db.session.execute(
-                select(ArticleEmbedding.id, ArticleEmbedding.article_id, ArticleEmbedding.vector)
-                .where(ArticleEmbedding.model == MODEL_ID, ArticleEmbedding.id > last_id)
-                .order_by(ArticleEmbedding.id).limit(_FILE_BATCH)).all():
-            out.write(b"".join(row.vector for row in rows))
-            article_ids.extend(row.article_id for row in rows)
-            last_id = rows[-1].id
-        out.write(np.asarray(article_ids, dtype=np.int64).tobytes())
-        out.seek(0)
-        out.write(np.int64(len(article_ids)).tobytes())
+        # Chunks by row id, titles by article id (one each: keyset pagination on either).
+        for key, is_title in ((ArticleEmbedding.id, False), (ArticleEmbedding.article_id, True)):
+            which = (ArticleEmbedding.chunk == TITLE_CHUNK if is_title
+                     else ArticleEmbedding.chunk != TITLE_CHUNK)
+            count_at = out.tell()
+            out.write(np.int64(0).tobytes())
+            article_ids: list[int] = []
+            last = 0
+            while rows := db.session.execute(
+                    select(key.label("key"), ArticleEmbedding.article_id, ArticleEmbedding.vector)
+                    .where(ArticleEmbedding.model == MODEL_ID, which, key > last)
+                    .order_by(key).limit(_FILE_BATCH)).all():
+                out.write(b"".join(row.vector for row in rows))
+                article_ids.extend(row.article_id for row in rows)
+                last = rows[-1].key
+            out.write(np.asarray(article_ids, dtype=np.int64).tobytes())
+            end = out.tell()
+            out.seek(count_at)
+            out.write(np.int64(len(article_ids)).tobytes())
+            out.seek(end)
     os.replace(partial, path)  # readers see the whole file or none
     _remove_older_files(path)
     return path
@@ -510,6 +530,25 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
     return list(best.items())
 
 
+def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
+    """The cosine of the question with each of these articles' titles embedded alone
+    (articles whose title vector is not stored yet are left out). Reads the matrix that
+    `nearest_articles` just brought up to date, and the question vector it just computed."""
+    enc = query_encoder()
+    matrix = _matrix()
+    title_ids = matrix.title_ids
+    if enc is None or not TITLE_WEIGHT or not article_ids or not len(title_ids):
+        return {}
+    wanted = np.unique(np.asarray(article_ids, dtype=np.int64))
+    at = np.minimum(np.searchsorted(title_ids, wanted), len(title_ids) - 1)
+    found = title_ids[at] == wanted
+    if not found.any():
+        return {}
+    with single_threaded_blas():
+        scores = matrix.title_vectors[at[found]] @ embed_query(enc, text)
+    return dict(zip(wanted[found].tolist(), scores.tolist(), strict=True))
+
+
 # --- fusing keyword and meaning -----------------------------------------------------------
 # Chosen with bench/search_quality.py (bench/data/README.md). An article's score is its best
 # chunk's cosine plus KEYWORD_ALPHA times the share of the question's words (idf-weighted) it
@@ -524,9 +563,18 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
 # as keywords alone on both sets (tuned on Debian, checked on Python). Rank-based fusion
 # (RRF), cosines as z-scores per question, a weight switched by the kind of question, and
 # title vectors measured at or below this on one set or the other.
+# The title vector: an article whose title is closer to the question than its best chunk
+# gains TITLE_WEIGHT times the difference ("what is sid" -> 'What about "sid"?', whose body
+# talks of other things). A title says what question an article answers; its body's chunks
+# also carry what it merely mentions. With it, KEYWORD_ALPHA 0.12 (was 0.1) ranked best: right
+# first rose on both sets and both keyword backends, no kind of question fell under a single
+# ranker (bench/fusion_lab.py "title above 0.1 alpha 0.12"). Pseudo-relevance feedback
+# (the question vector moved toward its first articles), an article's second-best chunk,
+# and the title in place of or mixed evenly with the best chunk measured worse.
 CANDIDATES = 50
-KEYWORD_ALPHA = 0.1
+KEYWORD_ALPHA = 0.12
 KEYWORD_SCORE_POWER = 0.25
+TITLE_WEIGHT = 0.1
 # Below this best cosine the question is unrelated to every article (unrelated questions
 # measured at most 0.27, answerable ones mostly above 0.30) ...
 QUERY_FLOOR = 0.28
@@ -561,6 +609,7 @@ def signature() -> tuple | None:
 def ranking_settings() -> dict:
     """The numbers the admin status page explains ranking with."""
     return {"chunk_words": CHUNK_WORDS, "keyword_alpha": KEYWORD_ALPHA,
+            "title_weight": TITLE_WEIGHT,
             "query_floor": QUERY_FLOOR, "corrected_floor": CORRECTED_QUERY_FLOOR,
             "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR}
 
@@ -578,31 +627,39 @@ def is_related(nearest: list[tuple[int, float]], keyword_coverage: float, *,
 
 
 def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
-         keyword_coverage: float, *, shares: dict[int, float], corrected: bool = False
-         ) -> list[int]:
-    """Article ids, best first: cosine plus a keyword bonus (see KEYWORD_ALPHA).
+         keyword_coverage: float, *, shares: dict[int, float], corrected: bool = False,
+         titles: dict[int, float] | None = None) -> list[int]:
+    """Article ids, best first: cosine, raised toward a closer title (see TITLE_WEIGHT),
+    plus a keyword bonus (see KEYWORD_ALPHA).
 
     `keyword` is (article id, BM25 score) best first, `nearest` (article id, cosine) best
     first; `keyword_coverage` is how much of the query, as typed, the best keyword match
-    holds; `shares` how much of the query each keyword candidate holds.
+    holds; `shares` how much of the query each keyword candidate holds; `titles` the
+    question's cosine with candidates' titles (`title_cosines`).
     An unrelated question gets nothing. A question related only by its keywords (its
-    cosines are noise) keeps the keyword order.
+    cosines are noise) keeps the keyword order. The floors read the chunks' cosines only.
     """
     if not is_related(nearest, keyword_coverage, corrected=corrected):
         return []
-    if mode() == "semantic":
-        keyword = []
+    if mode() == "semantic":  # meaning alone, measured as the model ranks: chunks only
+        keyword, titles = [], None
     if nearest and not clears_floor(nearest, corrected):
         return [article_id for article_id, _score in keyword]
+    titles = titles or {}
     cosine = dict(nearest)
     weakest = nearest[-1][1] if nearest else 0.0  # a keyword match outside the nearest list
+
+    def meaning(article_id: int) -> float:
+        chunk = cosine.get(article_id, weakest)
+        return chunk + TITLE_WEIGHT * max(titles.get(article_id, chunk) - chunk, 0.0)
+
     best_keyword = keyword[0][1] if keyword and keyword[0][1] > 0 else 1.0
-    scores = {article_id: cosine.get(article_id, weakest)
+    scores = {article_id: meaning(article_id)
               + KEYWORD_ALPHA * shares.get(article_id, 0.0)
               * max(bm25 / best_keyword, 0.0) ** KEYWORD_SCORE_POWER
               for article_id, bm25 in keyword}
     for article_id, score in nearest:
         if score < ITEM_FLOOR:
             break
-        scores.setdefault(article_id, score)
+        scores.setdefault(article_id, meaning(article_id))
     return sorted(scores, key=scores.__getitem__, reverse=True)
