@@ -268,12 +268,13 @@ def evaluate(data: dict, label: str, variant: Callable) -> dict:
         for kind in (row["kind"], "all"):
             ranks.setdefault(kind, []).append(rank)
     return {kind: (sum(r) / len(r),) if kind == sq.UNRELATED else
-            (sum(x == 1 for x in r) / len(r), sum(x is not None and x <= 5 for x in r) / len(r))
+            (sum(x == 1 for x in r) / len(r), sum(x is not None and x <= 5 for x in r) / len(r),
+             sum(1 / x for x in r if x is not None) / len(r))
             for kind, r in ranks.items()}
 
 
 def compare(path: str, only: str = "") -> None:
-    """Every variant whose name contains `only`: per set and path, each kind's R@1/R@5; a
+    """Every variant whose name contains `only`: per set and path, each kind's R@1/R@5/MRR@10; a
     summary line per variant first (figures under meaning alone, then R@1/R@5 of all)."""
     with open(path, "rb") as f:
         lab = pickle.load(f)  # noqa: S301 (a file this script wrote)
@@ -291,11 +292,11 @@ def compare(path: str, only: str = "") -> None:
                 alls.append((name, label, *result["all"]))
                 base = baseline[name, label]
                 below += sum(result[k][m] < base[k][m] - 1e-9 for k in sq.KINDS for m in (0, 1))
-                cells = " ".join(f"{k[:5]} {result[k][0]:.3f}/{result[k][1]:.3f}"
+                cells = " ".join(f"{k[:5]} {result[k][0]:.3f}/{result[k][1]:.3f}/{result[k][2]:.3f}"
                                  for k in (*sq.KINDS, "all"))
                 lines.append(f"  {name:<6} {label:<7} {cells} unrelated-empty "
                              f"{result[sq.UNRELATED][0]:.3f}")
-        summary = " ".join(f"{n[:3]}/{lb[:3]} {r1:.3f}/{r5:.3f}" for n, lb, r1, r5 in alls)
+        summary = " ".join(f"{n[:3]}/{lb[:3]} {r1:.3f}/{r5:.3f}" for n, lb, r1, r5, _m in alls)
         print(f"{title}: {below} figures below meaning alone (R@1/R@5 per kind); {summary}")
         print("\n".join(lines))
 

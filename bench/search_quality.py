@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import debian_faq  # noqa: E402
+import numpy as np  # noqa: E402
 import python_faq  # noqa: E402
 from flask import jsonify, request  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
@@ -49,7 +50,7 @@ from portal import create_app  # noqa: E402
 from portal.db import utcnow  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.kb import services  # noqa: E402
-from portal.kb.models import Article, ArticleStatus, Visibility  # noqa: E402
+from portal.kb.models import Article, ArticleEmbedding, ArticleStatus, Visibility  # noqa: E402
 from portal.search import (  # noqa: E402
     Audience,
     reindex_all,
@@ -58,6 +59,7 @@ from portal.search import (  # noqa: E402
     suggest_articles,
 )
 from portal.search import service as search_service  # noqa: E402
+from portal.search.embeddings import DIMENSIONS, MODEL_ID  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 MODES = {
@@ -280,8 +282,28 @@ def filler_article(rng: random.Random, number: int) -> tuple[str, str]:
     return title, " ".join(sentences)
 
 
-def add_filler(app, count: int) -> tuple[list[int], float]:
-    """Insert `count` filler articles, index and embed them; returns (ids, s per 1k embedded)."""
+def add_random_vectors(article_ids: list[int]) -> None:
+    """A random unit vector for each article's one chunk and its title (these bodies fit one
+    chunk): cosines near 0, so they never rank, but the matrix, its products and the title
+    lookups cost what real ones do. For a speed run on a machine too loaded to embed 20,000
+    articles in time; the FAQ articles keep their real vectors."""
+    rng = np.random.default_rng(7)
+    for start in range(0, len(article_ids), 2000):
+        batch = []
+        for article_id in article_ids[start:start + 2000]:
+            vectors = rng.standard_normal((2, DIMENSIONS)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            batch += [{"article_id": article_id, "chunk": chunk, "heading": "",
+                       "content_hash": "random", "model": MODEL_ID, "vector": v.tobytes()}
+                      for chunk, v in zip((0, semantic.TITLE_CHUNK), vectors, strict=True)]
+        db.session.execute(insert(ArticleEmbedding), batch)
+    db.session.commit()
+    semantic.write_matrix_file()
+
+
+def add_filler(app, count: int, random_vectors: bool = False) -> tuple[list[int], float]:
+    """Insert `count` filler articles, index and embed them (or give them random vectors);
+    returns (ids, s per 1k embedded, 0 with random vectors)."""
     rng = random.Random(7)
     with app.app_context():
         section_id = services.create_section(services.create_category("Filler"), "General").id
@@ -298,6 +320,9 @@ def add_filler(app, count: int) -> tuple[list[int], float]:
         db.session.commit()
         reindex_all()
         missing = semantic.missing_article_ids()
+        if random_vectors:
+            add_random_vectors(missing)
+            return missing, 0.0
         first = missing[:1000]
         started = time.perf_counter()
         semantic.sync_embeddings(first)
@@ -369,6 +394,9 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--random-vectors", action="store_true",
+                        help="give the filler articles random vectors instead of embedding "
+                             "them (speed only; the development sets keep real ones)")
     parser.add_argument("--sets", default="debian,python",
                         help="development sets to measure, comma-separated (debian, python); "
                              "the first one is also used for the speed measurement")
@@ -415,7 +443,7 @@ def main() -> None:
                 filler = max(0, args.articles - len(ids))
                 print(f"Adding {filler} generated filler articles (20-60 words each) ...",
                       flush=True)
-                _ids, per_1k = add_filler(app, filler)
+                _ids, per_1k = add_filler(app, filler, args.random_vectors)
                 register_bench_route(app)
                 timed = time_requests(app, queries, args.requests)
                 for label, (p50, p95) in timed.items():
