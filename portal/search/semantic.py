@@ -331,8 +331,8 @@ class _Matrix:
         self.signature: tuple | None = None
         self.vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
         self.article_ids = np.zeros(0, dtype=np.int64)
-        self.title_vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
-        self.title_ids = np.zeros(0, dtype=np.int64)  # ascending
+        # (article ids ascending, their title vectors): replaced as one, read without the lock
+        self.titles = (np.zeros(0, dtype=np.int64), np.zeros((0, DIMENSIONS), dtype=np.float32))
         self.masks: dict[tuple, np.ndarray] = {}
         self.checked_at = 0.0
         self.stored_signature: tuple | None = None
@@ -372,7 +372,8 @@ def _load(matrix: _Matrix, signature: tuple) -> None:
         mapped = _map_matrix_file(path)
     except FileNotFoundError:  # not written yet, or replaced by a newer one meanwhile
         mapped = _map_matrix_file(write_matrix_file(signature))
-    matrix.vectors, matrix.article_ids, matrix.title_vectors, matrix.title_ids = mapped
+    matrix.vectors, matrix.article_ids = mapped[0], mapped[1]
+    matrix.titles = (mapped[3], mapped[2])
     matrix.masks = {}
     matrix.signature = signature
 
@@ -535,8 +536,7 @@ def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
     (articles whose title vector is not stored yet are left out). Reads the matrix that
     `nearest_articles` just brought up to date, and the question vector it just computed."""
     enc = query_encoder()
-    matrix = _matrix()
-    title_ids = matrix.title_ids
+    title_ids, title_vectors = _matrix().titles
     if enc is None or not TITLE_WEIGHT or not article_ids or not len(title_ids):
         return {}
     wanted = np.unique(np.asarray(article_ids, dtype=np.int64))
@@ -545,7 +545,7 @@ def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
     if not found.any():
         return {}
     with single_threaded_blas():
-        scores = matrix.title_vectors[at[found]] @ embed_query(enc, text)
+        scores = title_vectors[at[found]] @ embed_query(enc, text)
     return dict(zip(wanted[found].tolist(), scores.tolist(), strict=True))
 
 
