@@ -3,18 +3,21 @@ captured once through the app's own suggestion and search code, then each varian
 them in memory (seconds per variant instead of minutes per bench run).
 
     python bench/fusion_lab.py capture /tmp/fusion.pkl     # both sets, ~4 min on idle cores
-    python bench/fusion_lab.py compare /tmp/fusion.pkl
+    python bench/fusion_lab.py capture /tmp/fusion-pg.pkl postgres  # $PORTAL_TEST_POSTGRES_URL
+    python bench/fusion_lab.py compare /tmp/fusion.pkl [part of variant names]
 
 `compare` prints, per set, path (suggest, search) and kind, recall@1/@5 of each variant, and
 how many of those figures fall below meaning alone (the must-be-true of issue 15). Captured
 per question: the keyword candidates with their scores and shares, the coverage (computed
 for every question, not only those under the floor), whether the words were corrected, the
 query vector, and every article's best chunk cosine; plus one vector per article title.
-The variants reuse `semantic.fuse`'s gate (floors, coverage) and differ in the scoring only.
+The variants reuse `semantic.fuse`'s gate (floors, coverage) and differ in the scoring only
+(title cosines here come from the query encoder; the app stores the article encoder's).
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 import tempfile
@@ -41,7 +44,7 @@ PATHS = {
 }
 
 
-def capture(path: str) -> None:
+def capture(path: str, backend: str = "whoosh") -> None:
     unrelated = [q for s in sq.SETS.values() for q in sq.load_queries(s.queries_file)
                  if q.kind == sq.UNRELATED]
     real = (semantic.clears_floor, semantic.fuse, semantic.nearest_articles)
@@ -51,10 +54,11 @@ def capture(path: str) -> None:
         seen.update(text=text, vector=semantic.embed_query(semantic.query_encoder(), text))
         return real[2](text, audience, generation, limit)
 
-    def fuse(keyword, nearest_, coverage, *, shares, corrected=False):
+    def fuse(keyword, nearest_, coverage, *, shares, corrected=False, titles=None):
         semantic.clears_floor = real[0]  # the real gate decides what is shown
         try:
-            return real[1](keyword, nearest_, coverage, shares=shares, corrected=corrected)
+            return real[1](keyword, nearest_, coverage, shares=shares, corrected=corrected,
+                           titles=titles)
         finally:
             semantic.clears_floor = lambda *_a, **_k: False
             seen.update(keyword=list(keyword), coverage=coverage, shares=dict(shares),
@@ -69,7 +73,8 @@ def capture(path: str) -> None:
                 asked.add(q.text.lower())
                 queries.append(q)
         with tempfile.TemporaryDirectory() as folder:
-            app = sq.make_app(Path(folder))
+            app = sq.make_app(Path(folder), os.environ["PORTAL_TEST_POSTGRES_URL"]
+                              if backend == "postgres" else None)
             ids = sq.import_faq(app, dev_set)
             app.config.update(sq.MODES["hybrid"])
             with app.test_request_context():
@@ -110,17 +115,28 @@ def _prepare(lab: dict) -> None:
         articles = np.unique(data["article_ids"])
         data["articles"] = articles
         row_article = np.searchsorted(articles, data["article_ids"])
+        data["row_article_index"] = row_article
         title_at = np.searchsorted(articles, data["title_ids"])
         for row in data["rows"]:
             for label in PATHS:
                 c = row[label]
                 if "vector" not in c:  # keyword syntax: no meaning-based ranking ran
                     continue
+                chunk = data["vectors"] @ c["vector"]
                 best = np.full(len(articles), -1.0)
-                np.maximum.at(best, row_article, data["vectors"] @ c["vector"])
+                np.maximum.at(best, row_article, chunk)
                 title = np.full(len(articles), -1.0)
                 title[title_at] = data["title_vectors"] @ c["vector"]
                 c["cosine"], c["title"] = best, title
+                # the second-best chunk's cosine per article (-1 for a single chunk)
+                order = np.lexsort((-chunk, row_article))
+                first = np.r_[True, row_article[order][1:] != row_article[order][:-1]]
+                second_rows = order[1:][~first[1:] & first[:-1]]
+                second = np.full(len(articles), -1.0)
+                second[row_article[second_rows]] = chunk[second_rows]
+                c["second"] = second
+                c["best_row"] = order[first]  # aligned with `articles` (all have a chunk)
+                c["_data"] = data
 
 
 def gated(score: Callable) -> Callable:
@@ -179,10 +195,46 @@ def title_mix(weight: float):
     return lambda c: (1 - weight) * c["cosine"] + weight * np.maximum(c["cosine"], c["title"])
 
 
+def rocchio(alpha: float, k: int, source: str = "meaning") -> Callable:
+    """The question vector moved toward its top-k articles' best chunks (pseudo-relevance
+    feedback: q' = q + alpha * mean), then every article scored by its best chunk against q'.
+    source "meaning": the k nearest articles; "fused": the k first of today's fusion;
+    "agree": the first k of the nearest list that are keyword candidates too."""
+    def dense(c):
+        data, cosine = c["_data"], c["cosine"]
+        if source == "meaning":
+            top = np.argsort(-cosine)[:k]
+        else:
+            position = {int(a): i for i, a in enumerate(data["articles"])}
+            if source == "fused":
+                fused = VARIANTS["0.1 power 0.25 (before)"](c, data["articles"])
+                top = [position[a] for a in fused[:k]]
+            else:
+                held = {a for a, _s in c["keyword"][:10]}
+                top = [i for i in np.argsort(-cosine)[:10] if int(data["articles"][i]) in held][:k]
+            if not top:
+                return cosine
+        centroid = data["vectors"][c["best_row"][top]].mean(axis=0)
+        moved = c["vector"] + alpha * centroid
+        moved = moved / np.linalg.norm(moved)
+        best = np.full(len(cosine), -1.0)
+        np.maximum.at(best, data["row_article_index"], data["vectors"] @ moved)
+        return best
+    return dense
+
+
+def second_chunk(weight: float) -> Callable:
+    return lambda c: c["cosine"] + weight * np.maximum(c["second"], 0.0) \
+        * (c["second"] > -1) if weight else c["cosine"]
+
+
 VARIANTS = {
     "meaning alone": bonus(0.0, 1.0),
     "0.2 linear (before)": bonus(0.2, 1.0),
-    "0.1 power 0.25 (now)": bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER),
+    "0.1 power 0.25 (before)": bonus(0.1, 0.25),
+    "title above 0.1, 0.12 power 0.25 (now)": bonus(
+        semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
+        lambda c: c["cosine"] + semantic.TITLE_WEIGHT * np.maximum(c["title"] - c["cosine"], 0.0)),
     **{f"{a} power {p}": bonus(a, p) for a in (0.1, 0.125, 0.15) for p in (0.0, 0.5, 1.0)},
     "share only 0.15": bonus(0.15, 0.0),
     "RRF k=10": reciprocal_rank(10, 0.5),
@@ -191,6 +243,16 @@ VARIANTS = {
     "z-score 1.25 power 0.25": bonus(1.25, 0.25, z_scores),
     "title mix 0.5": bonus(0.2, 1.0, title_mix(0.5)),
     "title max": bonus(0.2, 1.0, lambda c: np.maximum(c["cosine"], c["title"])),
+    **{f"rocchio {src} a={a} k={k}": bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
+                                         rocchio(a, k, src))
+       for src in ("meaning", "fused", "agree") for a in (0.1, 0.2, 0.35, 0.5)
+       for k in (1, 2, 3, 5)},
+    **{f"title above {w} alpha {a}": bonus(a, semantic.KEYWORD_SCORE_POWER,
+                                          lambda c, w=w: c["cosine"]
+                                          + w * np.maximum(c["title"] - c["cosine"], 0.0))
+       for w in (0.05, 0.1, 0.125) for a in (0.1, 0.12)},
+    **{f"second chunk {w}": bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
+                                  second_chunk(w)) for w in (0.02, 0.05, 0.1, 0.2)},
 }
 
 
@@ -206,32 +268,42 @@ def evaluate(data: dict, label: str, variant: Callable) -> dict:
         for kind in (row["kind"], "all"):
             ranks.setdefault(kind, []).append(rank)
     return {kind: (sum(r) / len(r),) if kind == sq.UNRELATED else
-            (sum(x == 1 for x in r) / len(r), sum(x is not None and x <= 5 for x in r) / len(r))
+            (sum(x == 1 for x in r) / len(r), sum(x is not None and x <= 5 for x in r) / len(r),
+             sum(1 / x for x in r if x is not None) / len(r))
             for kind, r in ranks.items()}
 
 
-def compare(path: str) -> None:
+def compare(path: str, only: str = "") -> None:
+    """Every variant whose name contains `only`: per set and path, each kind's R@1/R@5/MRR@10; a
+    summary line per variant first (figures under meaning alone, then R@1/R@5 of all)."""
     with open(path, "rb") as f:
         lab = pickle.load(f)  # noqa: S301 (a file this script wrote)
     _prepare(lab)
     baseline = {(name, label): evaluate(data, label, VARIANTS["meaning alone"])
                 for name, data in lab.items() for label in PATHS}
     for title, variant in VARIANTS.items():
+        if only not in title:
+            continue
         below = 0
-        lines = []
+        lines, alls = [], []
         for name, data in lab.items():
             for label in PATHS:
                 result = evaluate(data, label, variant)
+                alls.append((name, label, *result["all"]))
                 base = baseline[name, label]
                 below += sum(result[k][m] < base[k][m] - 1e-9 for k in sq.KINDS for m in (0, 1))
-                cells = " ".join(f"{k[:5]} {result[k][0]:.3f}/{result[k][1]:.3f}"
+                cells = " ".join(f"{k[:5]} {result[k][0]:.3f}/{result[k][1]:.3f}/{result[k][2]:.3f}"
                                  for k in (*sq.KINDS, "all"))
                 lines.append(f"  {name:<6} {label:<7} {cells} unrelated-empty "
                              f"{result[sq.UNRELATED][0]:.3f}")
-        print(f"{title}: {below} figures below meaning alone (R@1/R@5 per kind)")
+        summary = " ".join(f"{n[:3]}/{lb[:3]} {r1:.3f}/{r5:.3f}" for n, lb, r1, r5, _m in alls)
+        print(f"{title}: {below} figures below meaning alone (R@1/R@5 per kind); {summary}")
         print("\n".join(lines))
 
 
 if __name__ == "__main__":
     command, pickle_path = sys.argv[1:3]
-    capture(pickle_path) if command == "capture" else compare(pickle_path)
+    if command == "capture":
+        capture(pickle_path, *sys.argv[3:4])
+    else:
+        compare(pickle_path, *sys.argv[3:4])

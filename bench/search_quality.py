@@ -19,7 +19,9 @@ and postgres (PostgreSQL full-text search in the database of $PORTAL_TEST_POSTGR
 public schema it DROPS and rebuilds for each set); PostgreSQL's keys start with `pg_`.
 
 Last line: RESULT <set>_suggest_r1=.. <set>_suggest_r5=.. ... <set>_semantic_r1=..
-<set>_below_best_single=.. suggest_p95_ms=.. embed_s_per_1k=..
+<set>_below_best_single=.. suggest_p95_ms=.. suggest_p95_ms_before=.. suggest_cpu_p95_ms=..
+suggest_cpu_p95_ms_before=.. embed_s_per_1k=..
+(suggestion requests alternate between today's fusion and the one before title vectors).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import debian_faq  # noqa: E402
+import numpy as np  # noqa: E402
 import python_faq  # noqa: E402
 from flask import jsonify, request  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
@@ -48,7 +51,7 @@ from portal import create_app  # noqa: E402
 from portal.db import utcnow  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.kb import services  # noqa: E402
-from portal.kb.models import Article, ArticleStatus, Visibility  # noqa: E402
+from portal.kb.models import Article, ArticleEmbedding, ArticleStatus, Visibility  # noqa: E402
 from portal.search import (  # noqa: E402
     Audience,
     reindex_all,
@@ -57,6 +60,7 @@ from portal.search import (  # noqa: E402
     suggest_articles,
 )
 from portal.search import service as search_service  # noqa: E402
+from portal.search.embeddings import DIMENSIONS, MODEL_ID  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 MODES = {
@@ -279,8 +283,28 @@ def filler_article(rng: random.Random, number: int) -> tuple[str, str]:
     return title, " ".join(sentences)
 
 
-def add_filler(app, count: int) -> tuple[list[int], float]:
-    """Insert `count` filler articles, index and embed them; returns (ids, s per 1k embedded)."""
+def add_random_vectors(article_ids: list[int]) -> None:
+    """A random unit vector for each article's one chunk and its title (these bodies fit one
+    chunk): cosines near 0, so they never rank, but the matrix, its products and the title
+    lookups cost what real ones do. For a speed run on a machine too loaded to embed 20,000
+    articles in time; the FAQ articles keep their real vectors."""
+    rng = np.random.default_rng(7)
+    for start in range(0, len(article_ids), 2000):
+        batch = []
+        for article_id in article_ids[start:start + 2000]:
+            vectors = rng.standard_normal((2, DIMENSIONS)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            batch += [{"article_id": article_id, "chunk": chunk, "heading": "",
+                       "content_hash": "random", "model": MODEL_ID, "vector": v.tobytes()}
+                      for chunk, v in zip((0, semantic.TITLE_CHUNK), vectors, strict=True)]
+        db.session.execute(insert(ArticleEmbedding), batch)
+    db.session.commit()
+    semantic.write_matrix_file()
+
+
+def add_filler(app, count: int, random_vectors: bool = False) -> tuple[list[int], float]:
+    """Insert `count` filler articles, index and embed them (or give them random vectors);
+    returns (ids, s per 1k embedded, 0 with random vectors)."""
     rng = random.Random(7)
     with app.app_context():
         section_id = services.create_section(services.create_category("Filler"), "General").id
@@ -297,6 +321,9 @@ def add_filler(app, count: int) -> tuple[list[int], float]:
         db.session.commit()
         reindex_all()
         missing = semantic.missing_article_ids()
+        if random_vectors:
+            add_random_vectors(missing)
+            return missing, 0.0
         first = missing[:1000]
         started = time.perf_counter()
         semantic.sync_embeddings(first)
@@ -330,21 +357,43 @@ def register_bench_route(app) -> None:
 HTMX = {"HX-Request": "true"}  # the form's htmx request; without it the endpoint redirects
 
 
-def time_requests(app, queries: list[Query], rounds: int) -> tuple[float, float]:
+# The fusion before title vectors (issue 15, quality5), timed in the same run as today's:
+# requests alternate between the two, so the machine's load weighs on both alike.
+BEFORE = {"KEYWORD_ALPHA": 0.1, "TITLE_WEIGHT": 0.0}
+
+
+def time_requests(app, queries: list[Query], rounds: int
+                  ) -> dict[str, tuple[float, float, float, float]]:
+    """"now" and "before" (the fusion of BEFORE): (p50, p95) in ms of `rounds` requests each,
+    then the same of the CPU time the request took in this thread (the test client runs it
+    here): on a shared, loaded machine wall-clock time mostly measures the wait for a core."""
     client = app.test_client()
     for q in queries[:20]:  # warm up: model loaded, matrix in memory
         client.get(suggestion_url(app, q.text), headers=HTMX)
-    timings = []
+    now = {name: getattr(semantic, name) for name in BEFORE}
+    timings: dict[str, list[float]] = {"now": [], "before": []}
+    cpu: dict[str, list[float]] = {"now": [], "before": []}
     rng = random.Random(3)
-    for _ in range(rounds):
+    for number in range(2 * rounds):
+        label = ("now", "before")[number % 2]
+        for name, value in (BEFORE if label == "before" else now).items():
+            setattr(semantic, name, value)
         # Fresh text each time (a typed-in description is rarely repeated): no cache hits.
         query = f"{rng.choice(queries).text} {rng.choice(_WORDS['thing'])} {rng.randint(1, 10**6)}"
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         response = client.get(suggestion_url(app, query), headers=HTMX)
-        timings.append((time.perf_counter() - started) * 1000)
+        timings[label].append((time.perf_counter() - started) * 1000)
+        cpu[label].append((time.thread_time() - started_cpu) * 1000)
         assert response.status_code == 200, response.status_code
-    timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1]
+    for name, value in now.items():
+        setattr(semantic, name, value)
+    out = {}
+    for label, times in timings.items():
+        times.sort()
+        cpu[label].sort()
+        out[label] = (statistics.median(times), times[int(len(times) * 0.95) - 1],
+                      statistics.median(cpu[label]), cpu[label][int(len(times) * 0.95) - 1])
+    return out
 
 
 def main() -> None:
@@ -352,6 +401,9 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--random-vectors", action="store_true",
+                        help="give the filler articles random vectors instead of embedding "
+                             "them (speed only; the development sets keep real ones)")
     parser.add_argument("--sets", default="debian,python",
                         help="development sets to measure, comma-separated (debian, python); "
                              "the first one is also used for the speed measurement")
@@ -398,13 +450,20 @@ def main() -> None:
                 filler = max(0, args.articles - len(ids))
                 print(f"Adding {filler} generated filler articles (20-60 words each) ...",
                       flush=True)
-                _ids, per_1k = add_filler(app, filler)
+                _ids, per_1k = add_filler(app, filler, args.random_vectors)
                 register_bench_route(app)
-                p50, p95 = time_requests(app, queries, args.requests)
-                print(f"Suggestion request at {args.articles} articles (hybrid, "
-                      f"{suggestion_url(app, '').split('?')[0]}): p50 {p50:.1f} ms, "
-                      f"p95 {p95:.1f} ms; embedding: {per_1k:.1f} s per 1,000 articles")
-                summary.update(suggest_p95_ms=p95, embed_s_per_1k=per_1k)
+                timed = time_requests(app, queries, args.requests)
+                for label, (p50, p95, cpu50, cpu95) in timed.items():
+                    print(f"Suggestion request at {args.articles} articles (hybrid {label}, "
+                          f"{suggestion_url(app, '').split('?')[0]}): p50 {p50:.1f} ms, "
+                          f"p95 {p95:.1f} ms (CPU p50 {cpu50:.1f}, p95 {cpu95:.1f} ms); "
+                          f"load average {os.getloadavg()[0]:.1f}")
+                print(f"Embedding: {per_1k:.1f} s per 1,000 articles")
+                summary.update(suggest_p95_ms=timed["now"][1],
+                               suggest_p95_ms_before=timed["before"][1],
+                               suggest_cpu_p95_ms=timed["now"][3],
+                               suggest_cpu_p95_ms_before=timed["before"][3],
+                               embed_s_per_1k=per_1k)
     print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))
 
 

@@ -18,7 +18,9 @@ def search_status():
         select(func.count(Article.id)).where(Article.status == ArticleStatus.PUBLISHED))
     embedded_articles, chunks = db.session.execute(
         select(func.count(func.distinct(ArticleEmbedding.article_id)),
-               func.count(ArticleEmbedding.id)).where(ArticleEmbedding.model == MODEL_ID)).one()
+               func.count(ArticleEmbedding.id).filter(
+                   ArticleEmbedding.chunk != semantic.TITLE_CHUNK))
+        .where(ArticleEmbedding.model == MODEL_ID)).one()
     return render_template(
         "admin/search_status.html",
         status=semantic.status(),

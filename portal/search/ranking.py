@@ -341,9 +341,10 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     held = keyword_shares(store, keyword_query, [doc.docnum for doc in keyword.values()])
     shares = {article_id: held[doc.docnum] for article_id, doc in keyword.items()}
     ranked_keyword = [(article_id, doc.score) for article_id, doc in keyword.items()]
+    titles = semantic.title_cosines(text, [a for a, _s in nearest] + list(keyword))
     docs = []
     for article_id in semantic.fuse(ranked_keyword, nearest, coverage, corrected=corrected,
-                                    shares=shares):
+                                    shares=shares, titles=titles):
         doc = keyword.get(article_id)
         if doc is None:
             docnum = docnum_of(store, searcher, article_id)

@@ -1,11 +1,13 @@
 """Meaning-based ranking: article chunk embeddings, the in-memory matrix and nearest articles.
 
 Each published article is split into chunks (by Markdown heading, then by length), each chunk
-embedded together with the article title. Vectors live in `ArticleEmbedding` with the model id
-and a hash of the embedded text, so unchanged chunks are never recomputed and a restart
-recomputes nothing. They follow the search index: the same queue processing (and
-`flask kb reindex`) updates them, and a processing run also catches up on published articles
-still missing vectors (e.g. written while the model was unavailable).
+embedded together with the article title; the title is also embedded alone (chunk number
+TITLE_CHUNK), to tell how well the question matches what the article says it answers.
+Vectors live in `ArticleEmbedding` with the model id and a hash of the embedded text, so
+unchanged chunks are never recomputed and a restart recomputes nothing. They follow the search
+index: the same queue processing (and `flask kb reindex`) updates them, and a processing run
+also catches up on published articles still missing vectors (e.g. written while the model was
+unavailable).
 
 Every process maps one float32 matrix of all vectors from a file written once per change
 of the table's (count, max id) signature (shared by the host's processes), remapped when
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 # article first more often than 150-word ones on both development sets (bench/data/README.md).
 CHUNK_WORDS = 100  # ~140 word pieces with the title: well inside the model's 256-token window
 MAX_CHUNKS = 18  # a very long article is represented by its first 1,800 words
+TITLE_CHUNK = -1  # the chunk number of an article's title embedded alone
 EMBED_BATCH = 64  # articles embedded per database round trip
 MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run (CLI)
 MISSING_PER_RUN_IN_REQUEST = 8  # ... and by one run inside a request (keeps it short)
@@ -229,6 +232,7 @@ def sync_embeddings(article_ids: list[int],
             if article is not None and article.status == ArticleStatus.PUBLISHED:
                 for number, chunk in enumerate(chunk_article(article.title, article.body)):
                     wanted[(article_id, number)] = chunk
+                wanted[(article_id, TITLE_CHUNK)] = Chunk("", article.title)
         stale = [key for key, row in existing.items()
                  if key not in wanted or row.content_hash != wanted[key].content_hash
                  or row.model != MODEL_ID]
@@ -330,6 +334,8 @@ class _Matrix:
         self.vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
         self.article_ids = np.zeros(0, dtype=np.int64)
         self.cells: _Cells | None = None  # the rows' cells (large matrices), else None
+        # (article ids ascending, their title vectors): replaced as one, read without the lock
+        self.titles = (np.zeros(0, dtype=np.int64), np.zeros((0, DIMENSIONS), dtype=np.float32))
         self.masks: dict[tuple, tuple[np.ndarray | None, np.ndarray]] = {}
         self.checked_at = 0.0
         self.stored_signature: tuple | None = None
@@ -371,6 +377,7 @@ def _load(matrix: _Matrix, signature: tuple) -> None:
         mapped = _map_matrix_file(write_matrix_file(signature))
     matrix.vectors, matrix.article_ids, matrix.cells = \
         mapped.vectors, mapped.article_ids, mapped.cells
+    matrix.titles = (mapped.title_ids, mapped.title_vectors)
     matrix.masks = {}
     matrix.signature = signature
 
@@ -379,12 +386,14 @@ def _load(matrix: _Matrix, signature: tuple) -> None:
 # At 100,000 articles the vectors take ~490 MB: each worker reading them into its own memory
 # would hold a copy (and briefly two, while joining the rows). One file per signature, in the
 # index folder, is mapped read-only instead: the operating system keeps one copy in its page
-# cache for every process of the host. Layout (v2): a header of four int64 (rows, cells, rows
-# the centroids were trained on, 0), the float32 vectors, their article ids (int64), their
+# cache for every process of the host. Layout (v3): a header of four int64 (rows, cells, rows
+# the centroids were trained on, titles), the float32 vectors, their article ids (int64), their
 # ArticleEmbedding ids (int64), then, for a matrix of at least SEMANTIC_ANN_MIN_VECTORS rows,
 # the cells' centroids (float32) and each cell's first row (int64, plus the end): rows are
 # then stored cell by cell (portal/search/cells.py); smaller ones keep ArticleEmbedding.id
-# order and are scanned whole. Scores are the same float32 products as from memory.
+# order and are scanned whole. Last, the title vectors (float32) and their article ids
+# (int64), in article id order (only the candidates' rows of those are ever read). Scores are
+# the same float32 products as from memory.
 VECTORS_FOLDER = "vectors"
 _HEADER = 4
 _FILE_BATCH = 4096  # rows read from the database per round trip while writing the file
@@ -403,6 +412,8 @@ class _MappedMatrix:
     article_ids: np.ndarray
     embedding_ids: np.ndarray
     cells: _Cells | None
+    title_vectors: np.ndarray
+    title_ids: np.ndarray
 
 
 def _by_cells(matrix: _Matrix) -> bool:
@@ -418,12 +429,12 @@ def _matrix_path(signature: tuple) -> Path:
     count, max_id = signature
     folder = Path(current_app.config["INDEX_DIR"]) / VECTORS_FOLDER
     layout = "cells" if _approximate(count) else "rows"
-    return folder / f"{MODEL_ID}-{count}-{max_id or 0}-{layout}.v2.f32"
+    return folder / f"{MODEL_ID}-{count}-{max_id or 0}-{layout}.v3.f32"
 
 
 def _map_matrix_file(path: Path) -> _MappedMatrix:
     data = np.memmap(path, dtype=np.uint8, mode="r")
-    count, cells, trained_rows, _ = (int(n) for n in data[:_HEADER * 8].view(np.int64))
+    count, cells, trained_rows, titles = (int(n) for n in data[:_HEADER * 8].view(np.int64))
     at = _HEADER * 8
 
     def take(dtype, size: int) -> np.ndarray:
@@ -440,7 +451,9 @@ def _map_matrix_file(path: Path) -> _MappedMatrix:
     if cells:
         found = _Cells(centroids=take(np.float32, cells * DIMENSIONS).reshape(cells, DIMENSIONS),
                        offsets=np.array(take(np.int64, cells + 1)), trained_rows=trained_rows)
-    return _MappedMatrix(vectors, article_ids, embedding_ids, found)
+    title_vectors = take(np.float32, titles * DIMENSIONS).reshape(titles, DIMENSIONS)
+    title_ids = np.array(take(np.int64, titles))
+    return _MappedMatrix(vectors, article_ids, embedding_ids, found, title_vectors, title_ids)
 
 
 def write_matrix_file(signature: tuple | None = None) -> Path:
@@ -469,7 +482,7 @@ def write_matrix_file(signature: tuple | None = None) -> Path:
             if cells is not None:
                 order, offsets = cells_module.layout(cells[1], len(cells[0]))
                 header = [count, len(cells[0]), cells[2], 0]
-            out.write(np.asarray(header, dtype=np.int64).tobytes())
+            out.write(np.asarray(header, dtype=np.int64).tobytes())  # titles counted below
             for start in range(0, count, _FILE_BATCH):
                 out.write(np.asarray(rows[order[start:start + _FILE_BATCH]]).tobytes())
             del rows
@@ -478,6 +491,9 @@ def write_matrix_file(signature: tuple | None = None) -> Path:
             if cells is not None:
                 out.write(cells[0].astype(np.float32).tobytes())
                 out.write(offsets.tobytes())
+            titles = _write_titles(out)
+            out.seek(3 * 8)
+            out.write(np.int64(titles).tobytes())
         os.replace(partial, path)  # readers see the whole file or none
     finally:
         for leftover in (rows_file, partial):
@@ -496,13 +512,31 @@ def _write_rows(target: Path) -> tuple[np.ndarray, np.ndarray]:
         last_id = 0
         while rows := db.session.execute(
                 select(ArticleEmbedding.id, ArticleEmbedding.article_id, ArticleEmbedding.vector)
-                .where(ArticleEmbedding.model == MODEL_ID, ArticleEmbedding.id > last_id)
+                .where(ArticleEmbedding.model == MODEL_ID, ArticleEmbedding.chunk != TITLE_CHUNK,
+                       ArticleEmbedding.id > last_id)
                 .order_by(ArticleEmbedding.id).limit(_FILE_BATCH)).all():
             out.write(b"".join(row.vector for row in rows))
             article_ids.extend(row.article_id for row in rows)
             embedding_ids.extend(row.id for row in rows)
             last_id = rows[-1].id
     return np.asarray(article_ids, dtype=np.int64), np.asarray(embedding_ids, dtype=np.int64)
+
+
+def _write_titles(out) -> int:
+    """Append the title vectors, then their article ids, in article id order; returns how
+    many (the ids are few: one per article)."""
+    article_ids: list[int] = []
+    last_id = 0
+    while rows := db.session.execute(
+            select(ArticleEmbedding.article_id, ArticleEmbedding.vector)
+            .where(ArticleEmbedding.model == MODEL_ID, ArticleEmbedding.chunk == TITLE_CHUNK,
+                   ArticleEmbedding.article_id > last_id)
+            .order_by(ArticleEmbedding.article_id).limit(_FILE_BATCH)).all():
+        out.write(b"".join(row.vector for row in rows))
+        article_ids.extend(row.article_id for row in rows)
+        last_id = rows[-1].article_id
+    out.write(np.asarray(article_ids, dtype=np.int64).tobytes())
+    return len(article_ids)
 
 
 def _cells_for(rows_file: Path, embedding_ids: np.ndarray, target: Path
@@ -534,7 +568,7 @@ def _cells_for(rows_file: Path, embedding_ids: np.ndarray, target: Path
 
 def _previous_cells(target: Path) -> _MappedMatrix | None:
     """The newest other cell file of the folder, mapped; None if there is none."""
-    candidates = sorted((p for p in target.parent.glob(f"{MODEL_ID}-*-cells.v2.f32")
+    candidates = sorted((p for p in target.parent.glob(f"{MODEL_ID}-*-cells.v3.f32")
                          if p != target), key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in candidates:
         with contextlib.suppress(OSError, ValueError):
@@ -641,6 +675,24 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
     return list(best.items())
 
 
+def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
+    """The cosine of the question with each of these articles' titles embedded alone
+    (articles whose title vector is not stored yet are left out). Reads the matrix that
+    `nearest_articles` just brought up to date, and the question vector it just computed."""
+    enc = query_encoder()
+    title_ids, title_vectors = _matrix().titles
+    if enc is None or not TITLE_WEIGHT or not article_ids or not len(title_ids):
+        return {}
+    wanted = np.unique(np.asarray(article_ids, dtype=np.int64))
+    at = np.minimum(np.searchsorted(title_ids, wanted), len(title_ids) - 1)
+    found = title_ids[at] == wanted
+    if not found.any():
+        return {}
+    with single_threaded_blas():
+        scores = title_vectors[at[found]] @ embed_query(enc, text)
+    return dict(zip(wanted[found].tolist(), scores.tolist(), strict=True))
+
+
 # --- fusing keyword and meaning -----------------------------------------------------------
 # Chosen with bench/search_quality.py (bench/data/README.md). An article's score is its best
 # chunk's cosine plus KEYWORD_ALPHA times the share of the question's words (idf-weighted) it
@@ -655,9 +707,18 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
 # as keywords alone on both sets (tuned on Debian, checked on Python). Rank-based fusion
 # (RRF), cosines as z-scores per question, a weight switched by the kind of question, and
 # title vectors measured at or below this on one set or the other.
+# The title vector: an article whose title is closer to the question than its best chunk
+# gains TITLE_WEIGHT times the difference ("what is sid" -> 'What about "sid"?', whose body
+# talks of other things). A title says what question an article answers; its body's chunks
+# also carry what it merely mentions. With it, KEYWORD_ALPHA 0.12 (was 0.1) ranked best: right
+# first rose on both sets and both keyword backends, no kind of question fell under a single
+# ranker (bench/fusion_lab.py "title above 0.1 alpha 0.12"). Pseudo-relevance feedback
+# (the question vector moved toward its first articles), an article's second-best chunk,
+# and the title in place of or mixed evenly with the best chunk measured worse.
 CANDIDATES = 50
-KEYWORD_ALPHA = 0.1
+KEYWORD_ALPHA = 0.12
 KEYWORD_SCORE_POWER = 0.25
+TITLE_WEIGHT = 0.1
 # Below this best cosine the question is unrelated to every article (unrelated questions
 # measured at most 0.27, answerable ones mostly above 0.30) ...
 QUERY_FLOOR = 0.28
@@ -692,6 +753,7 @@ def signature() -> tuple | None:
 def ranking_settings() -> dict:
     """The numbers the admin status page explains ranking with."""
     return {"chunk_words": CHUNK_WORDS, "keyword_alpha": KEYWORD_ALPHA,
+            "title_weight": TITLE_WEIGHT,
             "query_floor": QUERY_FLOOR, "corrected_floor": CORRECTED_QUERY_FLOOR,
             "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR}
 
@@ -709,31 +771,39 @@ def is_related(nearest: list[tuple[int, float]], keyword_coverage: float, *,
 
 
 def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
-         keyword_coverage: float, *, shares: dict[int, float], corrected: bool = False
-         ) -> list[int]:
-    """Article ids, best first: cosine plus a keyword bonus (see KEYWORD_ALPHA).
+         keyword_coverage: float, *, shares: dict[int, float], corrected: bool = False,
+         titles: dict[int, float] | None = None) -> list[int]:
+    """Article ids, best first: cosine, raised toward a closer title (see TITLE_WEIGHT),
+    plus a keyword bonus (see KEYWORD_ALPHA).
 
     `keyword` is (article id, BM25 score) best first, `nearest` (article id, cosine) best
     first; `keyword_coverage` is how much of the query, as typed, the best keyword match
-    holds; `shares` how much of the query each keyword candidate holds.
+    holds; `shares` how much of the query each keyword candidate holds; `titles` the
+    question's cosine with candidates' titles (`title_cosines`).
     An unrelated question gets nothing. A question related only by its keywords (its
-    cosines are noise) keeps the keyword order.
+    cosines are noise) keeps the keyword order. The floors read the chunks' cosines only.
     """
     if not is_related(nearest, keyword_coverage, corrected=corrected):
         return []
-    if mode() == "semantic":
-        keyword = []
+    if mode() == "semantic":  # meaning alone, measured as the model ranks: chunks only
+        keyword, titles = [], None
     if nearest and not clears_floor(nearest, corrected):
         return [article_id for article_id, _score in keyword]
+    titles = titles or {}
     cosine = dict(nearest)
     weakest = nearest[-1][1] if nearest else 0.0  # a keyword match outside the nearest list
+
+    def meaning(article_id: int) -> float:
+        chunk = cosine.get(article_id, weakest)
+        return chunk + TITLE_WEIGHT * max(titles.get(article_id, chunk) - chunk, 0.0)
+
     best_keyword = keyword[0][1] if keyword and keyword[0][1] > 0 else 1.0
-    scores = {article_id: cosine.get(article_id, weakest)
+    scores = {article_id: meaning(article_id)
               + KEYWORD_ALPHA * shares.get(article_id, 0.0)
               * max(bm25 / best_keyword, 0.0) ** KEYWORD_SCORE_POWER
               for article_id, bm25 in keyword}
     for article_id, score in nearest:
         if score < ITEM_FLOOR:
             break
-        scores.setdefault(article_id, score)
+        scores.setdefault(article_id, meaning(article_id))
     return sorted(scores, key=scores.__getitem__, reverse=True)

@@ -264,6 +264,8 @@ def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, cu
     assert "share of the question's words the article holds" in page.text
     assert " ".join(f"add up to {semantic.KEYWORD_ALPHA} to that".split()) \
         in " ".join(page.text.split())
+    assert " ".join(f"the article gains {semantic.TITLE_WEIGHT} of the difference".split()) \
+        in " ".join(page.text.split())
 
 
 @SEMANTIC

@@ -222,3 +222,40 @@ def test_a_common_word_alone_does_not_outrank_the_answer(app, client, programmin
     suggested = [int(n) for n in re.findall(r'id="suggestion-(\d+)"', panel)]
     assert suggested[0] == programming["float"].id
     assert ids(search_articles(question, Audience.PUBLIC))[0] == programming["float"].id
+
+
+@BOTH_BACKENDS
+@SEMANTIC
+def test_an_article_whose_title_is_the_question_outranks_one_that_mentions_it(
+        app, programming, make_article):
+    """A title says which question an article answers; a chunk also carries what the article
+    merely mentions. The list-methods article spells the question out in its body and its
+    chunk is the closer one (0.57 against 0.56, which a long body dilutes), enough with the
+    keyword bonus to come first; the answer's title is far closer (0.98) and lifts it first
+    (issue 15: 'what is sid' answered by the article listing the release names)."""
+    answer = make_article(
+        "Sort one list by another",
+        "Pair them with zip. Background: Python's ordering is stable, so equal records keep "
+        "their order. Text compares by code point; use locale.strxfrm for dictionary order. "
+        "Dates compare chronologically once parsed from text. A million small integers take "
+        "well under a second on a laptop, with memory close to the data's size. Mixed "
+        "numbers and text raise TypeError. Huge files are better handled by the operating "
+        "system's sort command, which spills to disk, and spreadsheets have their own "
+        "ordering dialog.")
+    make_article(
+        "List methods",
+        "append adds an item and extend adds several. To sort a list by another list, pass "
+        "sorted() a key from the other list; sort() sorts in place and returns None.")
+    question = "sort a list by another list"
+    assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == answer.id
+    assert ids(search_articles(question, Audience.PUBLIC))[0] == answer.id
+
+
+def test_fusion_lifts_an_article_toward_a_closer_title(app):
+    app.config["SEMANTIC_SEARCH"] = True
+    near = [(2, 0.55), (1, 0.53)]
+    # Article 1's title is far closer than its best chunk: 0.53 + 0.1 * 0.42 > 0.55 ...
+    assert semantic.fuse([], near, 0.0, shares={}, titles={1: 0.95, 2: 0.35}) == [1, 2]
+    # ... a title less close than the chunk takes nothing away, and the floors read chunks.
+    assert semantic.fuse([], near, 0.0, shares={}, titles={1: 0.30, 2: 0.35}) == [2, 1]
+    assert semantic.fuse([], [(1, 0.20)], 0.0, shares={}, titles={1: 0.95}) == []

@@ -55,3 +55,31 @@ def test_processes_map_one_vector_file_that_follows_every_publish(app, make_arti
     third = make_app(Path(app.instance_path), SEMANTIC_SEARCH=True)
     assert _suggested(third)[0] == refund.id
     assert _mapped_file(third).exists()
+
+
+@SEMANTIC
+def test_each_title_is_embedded_alone_beside_the_chunks_and_read_only_for_titles(
+        app, make_article):
+    from sqlalchemy import select
+
+    from portal.kb.models import ArticleEmbedding
+    from portal.search.embeddings import load_encoder
+
+    title = "Refunds for duplicate charges"
+    article = make_article(title, "If a payment was taken twice, we return the extra charge.")
+    rows = {row.chunk: row for row in db.session.scalars(
+        select(ArticleEmbedding).where(ArticleEmbedding.article_id == article.id))}
+    assert set(rows) == {0, semantic.TITLE_CHUNK}
+    encoder = load_encoder()
+    expected = encoder.encode([title])[0]
+    assert np.allclose(np.frombuffer(rows[semantic.TITLE_CHUNK].vector, np.float32), expected,
+                       atol=1e-5)
+
+    with app.test_request_context():
+        (nearest,) = semantic.nearest_articles(QUESTION, Audience.CUSTOMERS, 0, 10)
+        query = semantic.embed_query(semantic.query_encoder(), QUESTION)
+        chunk = np.frombuffer(rows[0].vector, np.float32)
+        # The nearest list ranks by chunks only; the title's own cosine is read beside it.
+        assert nearest == (article.id, pytest.approx(float(chunk @ query), abs=1e-5))
+        titles = semantic.title_cosines(QUESTION, [article.id, article.id + 1])
+        assert titles == {article.id: pytest.approx(float(expected @ query), abs=1e-4)}
