@@ -34,6 +34,7 @@ line names the database.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import http.client
 import json
@@ -64,6 +65,7 @@ def floor_app():
     """gunicorn 'pages:floor_app()': 30 rows from SQLite through SQLAlchemy, Jinja page."""
     from flask import Flask, render_template_string
     from sqlalchemy import Column, Integer, String, create_engine, select
+    from sqlalchemy.exc import OperationalError
     from sqlalchemy.orm import DeclarativeBase, Session
 
     class Base(DeclarativeBase):
@@ -76,7 +78,8 @@ def floor_app():
         status = Column(String(20))
 
     engine = create_engine(f"sqlite:///{os.environ['BENCH_FLOOR_DB']}")
-    Base.metadata.create_all(engine)
+    with contextlib.suppress(OperationalError):  # the other worker created it meanwhile
+        Base.metadata.create_all(engine)
     with Session(engine) as session, session.begin():
         if session.scalar(select(Row.id).limit(1)) is None:
             session.add_all(Row(title=f"Row number {i} with a title", status="open")
