@@ -489,7 +489,6 @@ def _page_rows_statement(by_requester: bool) -> Select:
     )
 
 
-
 class TicketExtras(NamedTuple):
     """Which of the ticket page's seldom filled blocks have anything to show."""
 
