@@ -198,9 +198,14 @@ def _load_ticket(ticket_id: int) -> Ticket:
     ticket = db.session.execute(_TICKET_PAGE[postgres], {"ticket_id": ticket_id}).unique().scalar()
     if ticket is None:
         abort(404)
+    return _with_tags(ticket, postgres)
+
+
+def _with_tags(ticket: Ticket, postgres: bool) -> Ticket:
+    """Set the ticket's tags from `_TICKET_TAGS` where its statement did not join them."""
     if not postgres:
         set_committed_value(ticket, "tags", list(db.session.scalars(
-            _TICKET_TAGS, {"ticket_id": ticket_id})))
+            _TICKET_TAGS, {"ticket_id": ticket.id})))
     return ticket
 
 
@@ -213,11 +218,12 @@ def _ticket_with_extras(postgres: bool):
 
 
 def _load_ticket_and_extras(ticket_id: int) -> tuple[Ticket, services.TicketExtras]:
-    row = db.session.execute(_ticket_with_extras(db.engine.dialect.name == "postgresql"),
-                             {"ticket_id": ticket_id}).unique().first()
+    postgres = db.engine.dialect.name == "postgresql"
+    row = db.session.execute(_ticket_with_extras(postgres), {"ticket_id": ticket_id}
+                             ).unique().first()
     if row is None:
         abort(404)
-    return row[0], services.TicketExtras(*row[1:])
+    return _with_tags(row[0], postgres), services.TicketExtras(*row[1:])
 
 
 def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> PropertiesForm:
