@@ -24,6 +24,7 @@ keeps (ReportDay, ReportAgentDay, ReportSearchDay): a month costs the same at an
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import threading
@@ -60,6 +61,8 @@ READ_BEFORE_WINDOW = timedelta(hours=1)
 CACHE_SECONDS = 60
 CACHE_ENTRIES = 32
 _cache_lock = threading.Lock()
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -430,8 +433,6 @@ def warm_up(app) -> None:
     """Compile the report's statements, unfiltered and with each filter (gunicorn's master,
     before forking): compiling them was most of a worker's first report (70 of 108 ms CPU at
     100,000 tickets), paid again by the first report with each filter. Never raises."""
-    import logging
-
     try:
         with app.app_context():
             for filters in ({}, {"group_id": 0}, {"assignee_id": 0},
@@ -440,7 +441,7 @@ def warm_up(app) -> None:
                              now=datetime.combine(WARM_UP_DAY, time(12)))
             db.session.rollback()
     except Exception:  # a server that cannot warm up still serves
-        logging.getLogger(__name__).exception("report warm-up failed")
+        log.exception("report warm-up failed")
 
 
 def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
