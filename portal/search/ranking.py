@@ -76,6 +76,11 @@ def allowed_mask(store, audience: Audience, category_id: int | None) -> np.ndarr
     return store.memo(("allowed_mask", audience, category_id), compute)
 
 
+def array_postings(store) -> ArrayPostings:
+    """The store's in-memory posting arrays for its current index generation."""
+    return store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
+
+
 def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | None, *,
                    page: int, per_page: int, snippets: bool, fields: bool = True
                    ) -> tuple[list[RankedDoc], int] | None:
@@ -83,7 +88,7 @@ def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | No
 
     `fields=False` leaves the documents' stored fields unread (empty; `with_fields` reads
     them): candidates for hybrid ranking, of which only a page is shown."""
-    postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
+    postings = array_postings(store)
     found = evaluate_words(postings, q)
     if found is None:
         return None
@@ -286,7 +291,7 @@ def keyword_shares(store, q: wq.Query | None, docnums: list[int]) -> dict[int, f
         fields.setdefault(word, []).append(fieldname)
     if not fields:
         return shares
-    postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
+    postings = array_postings(store)
     documents = max(store.searcher().reader().doc_count(), 1)
     wanted = np.asarray(docnums, dtype=np.int64)
     total = 0.0
@@ -356,7 +361,7 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     page_docs = with_fields(searcher, docs[start:start + per_page])  # only the shown ones
     if not instant and page_docs:
         words = body_words(keyword_query) if keyword_query is not None else set()
-        postings = store.memo("array_postings", lambda s: ArrayPostings(s.reader()))
+        postings = array_postings(store)
         offsets = char_offsets(searcher, [d.docnum for d in page_docs], words, postings,
                                offsets_memo(store))
         for doc in page_docs:
