@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import weakref
 from collections import OrderedDict
@@ -23,9 +22,6 @@ from flask import (
 )
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.datastructures import MultiDict
 
 from portal.agent import articles, bp, jobs, services
@@ -56,10 +52,8 @@ from portal.tickets.models import (
     CannedReply,
     Priority,
     Status,
-    Tag,
     Ticket,
     TicketType,
-    ticket_tags,
 )
 
 
@@ -171,62 +165,24 @@ def bulk_update():
 # --- one ticket -----------------------------------------------------------------------------
 
 
-# Built once: what the ticket page shows of a ticket, keyed by "is the database PostgreSQL".
-# Its organization and CCs (a few) are joined into the ticket's statement; so are its tags on
-# PostgreSQL, which looks the ticket's links up by index, while on SQLite they come in a
-# statement of their own (SQLite reads a join through the tag link table by scanning it: 35 ms
-# at 100,000 tickets), `_TICKET_TAGS`, set as the loaded collection: the same statement as a
-# selectinload's, without its loader machinery (half a millisecond, a twentieth of the page).
-# The page reads the conversation as rows (services.thread); the requester, assignee, group,
-# category and messages are loaded only if a POST needs them.
-_TICKET_PAGE = {
-    postgres: select(Ticket)
-    .where(Ticket.id == bindparam("ticket_id"))
-    .options(
-        joinedload(Ticket.organization),
-        *([joinedload(Ticket.tags)] if postgres else []),
-        joinedload(Ticket.ccs),
-    )
-    for postgres in (False, True)
-}
-_TICKET_TAGS = (select(Tag).join(ticket_tags, ticket_tags.c.tag_id == Tag.id)
-                .where(ticket_tags.c.ticket_id == bindparam("ticket_id")).order_by(Tag.name))
-
-
 def _load_ticket(ticket_id: int) -> Ticket:
-    postgres = db.engine.dialect.name == "postgresql"
-    ticket = db.session.execute(_TICKET_PAGE[postgres], {"ticket_id": ticket_id}).unique().scalar()
+    """The ticket an action works on (what it needs besides is loaded as it goes)."""
+    ticket = db.session.get(Ticket, ticket_id)
     if ticket is None:
         abort(404)
-    return _with_tags(ticket, postgres)
-
-
-def _with_tags(ticket: Ticket, postgres: bool) -> Ticket:
-    """Set the ticket's tags from `_TICKET_TAGS` where its statement did not join them."""
-    if not postgres:
-        set_committed_value(ticket, "tags", list(db.session.scalars(
-            _TICKET_TAGS, {"ticket_id": ticket.id})))
     return ticket
 
 
-@functools.cache
-def _ticket_with_extras(postgres: bool):
-    """The ticket's statement with the page's EXISTS probes as columns (services.TicketExtras):
-    a statement less per view. Built on first use, when every domain's models are loaded."""
-    return _TICKET_PAGE[postgres].add_columns(
-        *services.extras_probes(bindparam("ticket_id")))
-
-
-def _load_ticket_and_extras(ticket_id: int) -> tuple[Ticket, services.TicketExtras]:
-    postgres = db.engine.dialect.name == "postgresql"
-    row = db.session.execute(_ticket_with_extras(postgres), {"ticket_id": ticket_id}
-                             ).unique().first()
-    if row is None:
+def _load_page(ticket_id: int) -> tuple[Ticket, services.TicketPage]:
+    """The ticket and everything its page lists (one statement: services.ticket_page)."""
+    found = services.ticket_page(ticket_id)
+    if found is None:
         abort(404)
-    return _with_tags(row[0], postgres), services.TicketExtras(*row[1:])
+    return found
 
 
-def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> PropertiesForm:
+def _properties_form(ticket: Ticket, choices, *, submitted: bool = False,
+                     tags: str = "") -> PropertiesForm:
     form = PropertiesForm() if submitted else PropertiesForm(formdata=None)
     form.category.choices = select_options(
         [(0, "— none —")] + [(c.id, c.name) for c in choices["categories"]]
@@ -246,7 +202,7 @@ def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> Pro
         form.category.data = ticket.category_id or 0
         form.group.data = ticket.group_id or 0
         form.assignee.data = ticket.assignee_id or 0
-        form.tags.data = ", ".join(t.name for t in ticket.tags)
+        form.tags.data = tags
     return form
 
 
@@ -289,8 +245,8 @@ def _compose(ticket: Ticket, args) -> dict:
     }
 
 
-def _reply_form(compose: dict) -> ReplyForm:
-    form = ReplyForm(formdata=None)
+def _reply_form(compose: dict, **options) -> ReplyForm:
+    form = ReplyForm(formdata=None, **options)
     form.body.data = compose["body"]
     form.internal.data = compose["internal"]
     form.status_after.data = compose["status_after"]
@@ -313,7 +269,8 @@ def _untouched(key: tuple, render) -> Markup:
     return memo.remember(services.CHOICES, ("untouched-field", *key), render)
 
 
-def _property_fields(ticket: Ticket, choices, form: PropertiesForm | None) -> dict:
+def _property_fields(ticket: Ticket, tags: list[str], choices,
+                     form: PropertiesForm | None) -> dict:
     """The properties form's fields, keyed by name: a form sent back with errors is rendered
     as it is; an untouched one's fields come from `_untouched` by value (the form is built
     only when one of them is not remembered yet)."""
@@ -323,12 +280,12 @@ def _property_fields(ticket: Ticket, choices, form: PropertiesForm | None) -> di
     values = {"status": ticket.status.value, "priority": ticket.priority.value,
               "type": ticket.type.value, "category": ticket.category_id or 0,
               "group": ticket.group_id or 0, "assignee": ticket.assignee_id or 0,
-              "tags": ", ".join(t.name for t in ticket.tags)}
+              "tags": ", ".join(tags)}
     built: list[PropertiesForm] = []
 
     def render(name: str) -> Markup:
         if not built:
-            built.append(_properties_form(ticket, choices))
+            built.append(_properties_form(ticket, choices, tags=values["tags"]))
         form = built[0]
         if name == "tags":
             return _field(form.tags, hint=form.tags.description)
@@ -353,18 +310,30 @@ def _untouched_reply_fields(form: ReplyForm) -> dict | None:
     }
 
 
-def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
-                 merge_target=None, compose=None, extras=None, status=200):
+def _blank_form(name: str, build):
+    """A form nobody has typed in, read for its names, labels and untouched fields: built
+    once per process by `build` (without a CSRF token: the template writes it) and shared
+    by its requests, so never given data (a form with data is built for its request).
+    Building the reply and merge forms was a twelfth of the ticket page. Kept with the
+    choice lists (memo needs a topic)."""
+    return memo.remember(services.CHOICES, ("blank-form", name), build)
+
+
+def _ticket_page(ticket: Ticket, page: services.TicketPage, *, reply_form=None,
+                 properties_form=None, merge_form=None, merge_target=None, compose=None,
+                 status=200):
     choices = _choices()
     compose = compose or _compose(ticket, {})
-    reply_form = reply_form or _reply_form(compose)
-    merge_form = merge_form or MergeForm(formdata=None)
+    if reply_form is None:
+        typed = compose["body"] or compose["internal"] or compose["status_after"]
+        reply_form = _reply_form(compose) if typed else _blank_form(
+            "reply", lambda: _reply_form(compose, meta={"csrf": False}))
+    merge_form = merge_form or _blank_form(
+        "merge", lambda: MergeForm(formdata=None, meta={"csrf": False}))
     merge_target_field = None if merge_form.target.data or merge_form.errors else _untouched(
         ("merge", "target"), lambda: _field(merge_form.target,
                                             hint=merge_form.target.description))
-    if extras is None:
-        extras = services.ticket_extras(ticket.id)
-    rows = services.page_rows(ticket)
+    extras = page.extras
     merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     html = render_template(
         "agent/ticket.html",
@@ -372,18 +341,19 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
         reply_form=reply_form,
         untouched_reply=_untouched_reply_fields(reply_form),
         properties_form=properties_form,
-        property_fields=_property_fields(ticket, choices, properties_form),
+        property_fields=_property_fields(ticket, page.tags, choices, properties_form),
         merge_form=merge_form,
         merge_target_field=merge_target_field,
         merge_target=merge_target,
         compose=compose,
-        thread=rows.thread,
-        timeline=rows.timeline,
+        ccs=page.ccs,
+        thread=page.thread,
+        timeline=page.timeline,
         merged_into=merged_into,
         extras=extras,
         undelivered=failed_for_ticket(ticket.id) if extras.undelivered else [],
         emails=inbound_services.emails_of(ticket.id) if extras.emails else {},
-        other_tickets=rows.other_tickets,
+        other_tickets=page.other_tickets,
         now=utcnow(),
     )
     return html, status
@@ -394,12 +364,13 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
 def ticket(ticket_id: int):
     if "csrf_token" in request.args:  # a no-JS "insert" button submitted the whole reply form
         return redirect(_compose_url(ticket_id, request.args))
-    ticket, extras = _load_ticket_and_extras(ticket_id)
+    ticket, page = _load_page(ticket_id)
     now = utcnow()
     if jobs.due_for_check(ticket, now):
         with db.writing():
             jobs.check_ticket(ticket, now)
-    return _ticket_page(ticket, compose=_compose(ticket, request.args), extras=extras)
+        ticket, page = _load_page(ticket_id)  # with what the check changed and recorded
+    return _ticket_page(ticket, page, compose=_compose(ticket, request.args))
 
 
 @bp.route("/tickets/<int:ticket_id>/compose")
@@ -437,9 +408,8 @@ def reply(ticket_id: int):
             db.session.commit()
             flash("Internal note added." if form.internal.data else "Reply sent.", "success")
             return redirect(url_for("agent.ticket", ticket_id=ticket.id))
-        ticket = _load_ticket(ticket_id)
     state["body"] = form.body.data or ""
-    return _ticket_page(ticket, reply_form=form, compose=state, status=422)
+    return _ticket_page(*_load_page(ticket_id), reply_form=form, compose=state, status=422)
 
 
 @bp.post("/tickets/<int:ticket_id>/properties")
@@ -473,8 +443,7 @@ def properties(ticket_id: int):
                 "success" if changed else "info",
             )
             return redirect(url_for("agent.ticket", ticket_id=ticket.id))
-        ticket = _load_ticket(ticket_id)
-    return _ticket_page(ticket, properties_form=form, status=422)
+    return _ticket_page(*_load_page(ticket_id), properties_form=form, status=422)
 
 
 @bp.post("/tickets/<int:ticket_id>/merge")
@@ -491,7 +460,7 @@ def merge(ticket_id: int):
             # Merging into another customer's ticket: an explicit choice first (default: no CC).
             form.confirmed_for.data = target.reference
             form.requester_access.data = "no"
-            return _ticket_page(ticket, merge_form=form, merge_target=target)
+            return _ticket_page(*_load_page(ticket_id), merge_form=form, merge_target=target)
         else:
             try:
                 services.merge(ticket, target, current_user,
@@ -503,8 +472,7 @@ def merge(ticket_id: int):
                 db.session.commit()
                 flash(f"{ticket.reference} was merged into {target.reference}.", "success")
                 return redirect(url_for("agent.ticket", ticket_id=target.id))
-        ticket = _load_ticket(ticket_id)
-    return _ticket_page(ticket, merge_form=form, status=422)
+    return _ticket_page(*_load_page(ticket_id), merge_form=form, status=422)
 
 
 @bp.route("/tickets/<int:ticket_id>/article", methods=["GET", "POST"])
