@@ -240,8 +240,6 @@ def _compose(ticket: Ticket, args) -> dict:
         "status_after": args.get("status_after", ""),
         "kb_query": kb_query,
         "kb_results": articles.kb_links(kb_query) if kb_query else [],
-        "canned_replies": services.choice_lists()["canned_replies"],
-        "placeholders": services.PLACEHOLDERS,
     }
 
 
@@ -262,10 +260,10 @@ def _field(form_field, **kwargs) -> Markup:
 
 
 def _untouched(key: tuple, render) -> Markup:
-    """A field of a form nobody has typed in yet, as the page writes it: the same on every
-    ticket page with that value, so rendered once per process per field and value (again
-    after an agent, group, category or canned reply changes). Rendering the WTForms fields
-    (a macro, a label, a widget per field) was a fifth of the ticket page."""
+    """A properties field of a form nobody has typed in yet, as the page writes it: the same
+    on every ticket page with that value, so rendered once per process per field and value
+    (again after an agent, group, category or canned reply changes). Rendering the WTForms
+    fields (a macro, a label, a widget per field) was a fifth of the ticket page."""
     return memo.remember(services.CHOICES, ("untouched-field", *key), render)
 
 
@@ -295,56 +293,65 @@ def _property_fields(ticket: Ticket, tags: list[str], choices,
             for name, value in values.items()}
 
 
-def _untouched_reply_fields(form: ReplyForm) -> dict | None:
-    """The reply editor's fields while nothing is written or chosen (most page views)."""
-    if form.body.data or form.internal.data or form.status_after.data or form.errors:
-        return None
+def _same_on_every_page() -> dict:
+    """What every ticket page writes alike: the blank reply and merge forms (read for their
+    names and labels; shared by the process's requests, so never given data: a form with
+    data is built for its request), their untouched fields, the canned reply options, the
+    placeholder chips and the status badges. Built once per process, again after an agent,
+    group, category or canned reply changes; building and rendering them per request was a
+    sixth of the page."""
+    return memo.remember(services.CHOICES, "ticket-page-parts", _build_same_on_every_page)
+
+
+def _build_same_on_every_page() -> dict:
     config = current_app.config
+    reply = _reply_form({"body": "", "internal": False, "status_after": ""},
+                        meta={"csrf": False})  # the template writes the token
+    merge = MergeForm(formdata=None, meta={"csrf": False})
+    badge = get_template_attribute("agent/_macros.html", "status_badge")
     hint = f"Up to {config['MAX_ATTACHMENTS']} files, {config['MAX_UPLOAD_MB']} MB each."
     return {
-        "body": _untouched(("reply", "body"), lambda: _field(
-            form.body, rows=8, class_="reply-body", placeholder="Write your reply…")),
-        "attachments": _untouched(("reply", "attachments"), lambda: _field(
-            form.attachments, hint=hint, class_="attach-field")),
-        "status_after": _untouched(("reply", "status_after"), lambda: form.status_after()),
+        "reply_form": reply,
+        "merge_form": merge,
+        "reply_fields": {
+            "body": _field(reply.body, rows=8, class_="reply-body",
+                           placeholder="Write your reply…"),
+            "attachments": _field(reply.attachments, hint=hint, class_="attach-field"),
+            "status_after": reply.status_after(),
+        },
+        "merge_target": _field(merge.target, hint=merge.target.description),
+        "canned_options": Markup(render_template(  # noqa: S704 (autoescaped template)
+            "agent/_canned_options.html",
+            canned_replies=services.choice_lists()["canned_replies"])),
+        "placeholder_chips": Markup(render_template(  # noqa: S704 (autoescaped template)
+            "agent/_placeholder_chips.html", placeholders=services.PLACEHOLDERS)),
+        "status_badges": {status: badge(status) for status in Status},
     }
-
-
-def _blank_form(name: str, build):
-    """A form nobody has typed in, read for its names, labels and untouched fields: built
-    once per process by `build` (without a CSRF token: the template writes it) and shared
-    by its requests, so never given data (a form with data is built for its request).
-    Building the reply and merge forms was a twelfth of the ticket page. Kept with the
-    choice lists (memo needs a topic)."""
-    return memo.remember(services.CHOICES, ("blank-form", name), build)
 
 
 def _ticket_page(ticket: Ticket, page: services.TicketPage, *, reply_form=None,
                  properties_form=None, merge_form=None, merge_target=None, compose=None,
                  status=200):
     choices = _choices()
+    parts = _same_on_every_page()
     compose = compose or _compose(ticket, {})
     if reply_form is None:
         typed = compose["body"] or compose["internal"] or compose["status_after"]
-        reply_form = _reply_form(compose) if typed else _blank_form(
-            "reply", lambda: _reply_form(compose, meta={"csrf": False}))
-    merge_form = merge_form or _blank_form(
-        "merge", lambda: MergeForm(formdata=None, meta={"csrf": False}))
-    merge_target_field = None if merge_form.target.data or merge_form.errors else _untouched(
-        ("merge", "target"), lambda: _field(merge_form.target,
-                                            hint=merge_form.target.description))
+        reply_form = _reply_form(compose) if typed else parts["reply_form"]
+    merge_form = merge_form or parts["merge_form"]
     extras = page.extras
     merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     html = render_template(
         "agent/ticket.html",
         ticket=ticket,
         reply_form=reply_form,
-        untouched_reply=_untouched_reply_fields(reply_form),
+        untouched_reply=parts["reply_fields"] if reply_form is parts["reply_form"] else None,
         properties_form=properties_form,
         property_fields=_property_fields(ticket, page.tags, choices, properties_form),
         merge_form=merge_form,
-        merge_target_field=merge_target_field,
+        merge_target_field=parts["merge_target"] if merge_form is parts["merge_form"] else None,
         merge_target=merge_target,
+        parts=parts,
         compose=compose,
         ccs=page.ccs,
         thread=page.thread,
