@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Select, bindparam, exists, select
-from sqlalchemy.orm import aliased, joinedload, selectinload
+from sqlalchemy import Select, bindparam, exists, or_, select
+from sqlalchemy.orm import aliased, selectinload
 
-from portal.auth.models import Role, User
+from portal.auth.models import Organization, Role, User
 from portal.cluster import memo
 from portal.converters import parse_id
 from portal.db import json_rows, rows_from_json, utcnow
@@ -413,6 +413,7 @@ class TicketExtras(NamedTuple):
 class TicketPage(NamedTuple):
     """What the agent ticket page shows besides the ticket's own columns."""
 
+    organization: str | None  # its name
     extras: TicketExtras
     tags: list[str]  # names, alphabetical
     ccs: list[str]  # addresses, alphabetical
@@ -426,18 +427,20 @@ OTHER_TICKETS = 10
 
 
 def ticket_page(ticket_id: int) -> tuple[Ticket, TicketPage] | None:
-    """The ticket (with its organization) and everything its page lists, in one statement:
-    each list is a JSON column of the ticket's row (`portal.db.json_rows`), and the seldom
-    filled blocks are EXISTS probes, so their own queries run only when they have rows.
-    Six statements were a fifth of the page on SQLite (SQLAlchemy's and the driver's work
-    per statement) and on PostgreSQL each was a round trip to a server sharing the CPU."""
+    """The ticket and everything its page shows of others, in one statement: each list is a
+    JSON column of the ticket's row (`portal.db.json_rows`), and the seldom filled blocks are
+    EXISTS probes, so their own queries run only when they have rows. Six statements were a
+    fifth of the page on SQLite (SQLAlchemy's and the driver's work per statement) and on
+    PostgreSQL each was a round trip to a server sharing the CPU. The organization's name is
+    a column too: joining the entity made SQLAlchemy build its loaders on every read."""
     row = db.session.execute(_ticket_page_statement(db.engine.dialect.name),
                              {"ticket_id": ticket_id}).first()
     if row is None:
         return None
-    ticket, undelivered, bounces, emails, vector, tags, ccs, events, conversation, \
-        by_requester, by_email = row
+    ticket, organization, undelivered, bounces, emails, vector, tags, ccs, events, \
+        conversation, by_requester, by_email = row
     return ticket, TicketPage(
+        organization=organization,
         extras=TicketExtras(bool(undelivered), bool(bounces), bool(emails), bool(vector)),
         tags=[name for name, in rows_from_json(tags)],
         ccs=[email for email, in rows_from_json(ccs)],
@@ -489,7 +492,10 @@ def _ticket_page_statement(dialect: str) -> Select:
     then). The requester, assignee, group and category are not joined: the page shows their
     names from the choice lists, and a POST that needs them loads them."""
     return (
-        select(Ticket, *_extras_probes(bindparam("ticket_id")),
+        select(Ticket,
+               select(Organization.name).where(Organization.id == Ticket.organization_id)
+               .scalar_subquery(),
+               *_extras_probes(bindparam("ticket_id")),
                json_rows(_TAGS, (Tag.name,), dialect),
                json_rows(_CCS, (TicketCC.email,), dialect),
                json_rows(_TIMELINE, _TIMELINE_ORDER, dialect),
@@ -497,7 +503,6 @@ def _ticket_page_statement(dialect: str) -> Select:
                json_rows(_OTHERS_BY_REQUESTER, _OTHERS_ORDER, dialect),
                json_rows(_OTHERS_BY_EMAIL, _OTHERS_ORDER, dialect))
         .where(Ticket.id == bindparam("ticket_id"))
-        .options(joinedload(Ticket.organization))
     )
 
 
@@ -509,8 +514,10 @@ def _extras_probes(ticket_id) -> tuple:
     from portal.surges.models import TicketVector
 
     return (
+        # Two comparisons, not IN: an IN list is expanded into the SQL on every execution.
         exists().where(OutboxMessage.ticket_id == ticket_id,
-                       OutboxMessage.status.in_([MailStatus.FAILED, MailStatus.RETRYING])),
+                       or_(OutboxMessage.status == MailStatus.FAILED,
+                           OutboxMessage.status == MailStatus.RETRYING)),
         exists().where(BouncingAddress.ticket_id == ticket_id),
         exists().where(InboundMessage.ticket_id == ticket_id,
                        InboundMessage.ticket_message_id.is_not(None)),

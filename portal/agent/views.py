@@ -339,7 +339,6 @@ def _ticket_page(ticket: Ticket, page: services.TicketPage, *, reply_form=None,
         typed = compose["body"] or compose["internal"] or compose["status_after"]
         reply_form = _reply_form(compose) if typed else parts["reply_form"]
     merge_form = merge_form or parts["merge_form"]
-    extras = page.extras
     merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     html = render_template(
         "agent/ticket.html",
@@ -353,14 +352,10 @@ def _ticket_page(ticket: Ticket, page: services.TicketPage, *, reply_form=None,
         merge_target=merge_target,
         parts=parts,
         compose=compose,
-        ccs=page.ccs,
-        thread=page.thread,
-        timeline=page.timeline,
+        page=page,
         merged_into=merged_into,
-        extras=extras,
-        undelivered=failed_for_ticket(ticket.id) if extras.undelivered else [],
-        emails=inbound_services.emails_of(ticket.id) if extras.emails else {},
-        other_tickets=page.other_tickets,
+        undelivered=failed_for_ticket(ticket.id) if page.extras.undelivered else [],
+        emails=inbound_services.emails_of(ticket.id) if page.extras.emails else {},
         now=utcnow(),
     )
     return html, status
