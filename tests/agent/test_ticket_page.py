@@ -422,3 +422,38 @@ def test_a_typed_reply_or_merge_stays_in_its_own_request(agent_client, customer,
     assert '<option selected value="pending">' not in again and 'value="y" checked' not in again
     assert again.count("checked") == blank.count("checked") == 1
     assert agent_client.get(f"/agent/tickets/{other.id}").text.count("Half written") == 0
+
+
+def test_the_parts_every_page_shares_follow_changes_from_any_process(
+        app, agent_client, customer, make_ticket, make_user):
+    """The canned reply options, the untouched fields and the assignee list are rendered once
+    per process: a canned reply added by another process shows within about a second (the
+    change feed), an agent added or a canned reply renamed by another request at once."""
+    import sqlite3
+    import time
+
+    from portal.cluster import changes
+
+    ticket = make_ticket(customer)
+    url = f"/agent/tickets/{ticket.id}"
+    changes.follower().refresh()
+    assert "Refund steps" not in agent_client.get(url).text
+    other = sqlite3.connect(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
+    other.execute("INSERT INTO canned_replies (title, body, created_at) "
+                  "VALUES ('Refund steps', 'Go to billing.', datetime('now'))")
+    other.execute("INSERT INTO change_feed (topic, created_at) VALUES ('agent-choices', "
+                  "datetime('now'))")  # what the ORM records with that write
+    other.commit()
+    other.close()
+    deadline = time.monotonic() + 3
+    while ">Refund steps</option>" not in agent_client.get(url).text:
+        assert time.monotonic() < deadline, "another process's canned reply was not seen"
+        time.sleep(0.1)
+
+    make_user("agent", email="nia@example.com", name="Nia Newcomer")
+    canned = db.session.scalar(select(CannedReply).where(CannedReply.title == "Refund steps"))
+    canned.title = "Refund, step by step"
+    db.session.commit()
+    page = agent_client.get(url).text
+    assert ">Nia Newcomer</option>" in page and ">Refund, step by step</option>" in page
+    assert "Refund steps" not in page
