@@ -442,8 +442,8 @@ def ticket_page(ticket_id: int) -> tuple[Ticket, TicketPage] | None:
     return ticket, TicketPage(
         organization=organization,
         extras=TicketExtras(bool(undelivered), bool(bounces), bool(emails), bool(vector)),
-        tags=[name for name, in rows_from_json(tags)],
-        ccs=[email for email, in rows_from_json(ccs)],
+        tags=[row[0] for row in rows_from_json(tags)],
+        ccs=[row[0] for row in rows_from_json(ccs)],
         timeline=[TimelineEntry(kind, old, new, bool(public), datetime.fromisoformat(at),
                                 actor_id, actor_name)
                   for kind, old, new, public, at, actor_id, actor_name
