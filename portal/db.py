@@ -27,10 +27,12 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from flask import Flask, g
 from sqlalchemy import (
+    JSON,
     MetaData,
     Select,
     create_engine,
@@ -41,7 +43,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 
@@ -280,17 +281,25 @@ class Database:
         return rows.where(func.set_config("synchronous_commit", "off", True) == "off")
 
 
-def json_rows(stmt: Select, order: tuple):
-    """`stmt`'s rows as one JSON array of arrays in `order` (its own ORDER BY), a column of
-    another statement: PostgreSQL only. Several lists of a page in one statement are one
-    round trip, where a statement each is one each to a server that may share the CPU.
-    JSON gives times back as ISO text and enums as their values."""
+def json_rows(stmt: Select, order: tuple, dialect: str):
+    """`stmt`'s rows as one JSON array of arrays, a column of another statement (read it with
+    `rows_from_json`): several lists of a page in one statement, where a statement each costs
+    a round trip each to a PostgreSQL server that may share the CPU, and on SQLite the
+    statement overhead of SQLAlchemy and the driver each. Each row leads with its place in
+    `order` (its own ORDER BY): SQLite before 3.44 cannot order inside an aggregate.
+    JSON gives times back as ISO text, enums as their values, and booleans as 0/1 on SQLite."""
     rows = stmt.add_columns(func.row_number().over(order_by=order).label("row_number")
                             ).subquery()
-    values = [column for column in rows.c if column.key != "row_number"]
-    return select(func.coalesce(
-        func.json_agg(aggregate_order_by(func.json_build_array(*values), rows.c.row_number)),
-        literal_column("'[]'::json"))).scalar_subquery()
+    values = [rows.c.row_number, *(column for column in rows.c if column.key != "row_number")]
+    if dialect == "postgresql":
+        return select(func.coalesce(func.json_agg(func.json_build_array(*values)),
+                                    literal_column("'[]'::json"), type_=JSON)).scalar_subquery()
+    return select(func.json_group_array(func.json_array(*values), type_=JSON)).scalar_subquery()
+
+
+def rows_from_json(rows: list[list]) -> list[list]:
+    """The rows of a `json_rows` column, in their statement's order, without their places."""
+    return [row[1:] for row in sorted(rows, key=itemgetter(0))]
 
 
 def refresh_planner_statistics(session: Session) -> None:

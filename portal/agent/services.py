@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Select, bindparam, exists, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Select, bindparam, exists, or_, select
+from sqlalchemy.orm import aliased, selectinload
 
-from portal.auth.models import Role, User
+from portal.auth.models import Organization, Role, User
 from portal.cluster import memo
 from portal.converters import parse_id
-from portal.db import json_rows, utcnow
+from portal.db import json_rows, rows_from_json, utcnow
 from portal.extensions import db
 from portal.tickets import notify, sla
 from portal.tickets.attachments import (
@@ -48,8 +48,9 @@ from portal.tickets.models import (
     TicketEvent,
     TicketType,
     reference_of,
+    ticket_tags,
 )
-from portal.tickets.thread import THREAD, THREAD_ORDER, ThreadMessage, thread_from_json, thread_of
+from portal.tickets.thread import THREAD, THREAD_ORDER, ThreadMessage, thread_from_json
 
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
 
@@ -390,42 +391,6 @@ class OtherTicket(NamedTuple):
         return reference_of(self.id)
 
 
-_OTHERS_ORDER = (Ticket.last_activity_at.desc(),)
-_BY_REQUESTER = (
-    select(Ticket.id, Ticket.subject, Ticket.status)
-    .where(Ticket.requester_id == bindparam("requester_id"), Ticket.id != bindparam("ticket_id"))
-    .order_by(*_OTHERS_ORDER)
-    .limit(bindparam("limit"))
-)
-_BY_EMAIL = (
-    select(Ticket.id, Ticket.subject, Ticket.status)
-    .where(Ticket.requester_email == bindparam("email"), Ticket.id != bindparam("ticket_id"))
-    .order_by(*_OTHERS_ORDER)
-    .limit(bindparam("limit"))
-)
-
-
-def requester_tickets(ticket: Ticket, limit: int = 10) -> list[OtherTicket]:
-    """The requester's other tickets, newest first (one indexed query, built once)."""
-    stmt, params = _requester_statement(ticket, limit)
-    return [OtherTicket(*row) for row in db.session.execute(stmt, params)]
-
-
-def _requester_statement(ticket: Ticket, limit: int) -> tuple[Select, dict]:
-    params = {"ticket_id": ticket.id, "limit": limit}
-    if ticket.requester_id is not None:
-        params["requester_id"] = ticket.requester_id
-        return _BY_REQUESTER, params
-    params["email"] = ticket.requester_email
-    return _BY_EMAIL, params
-
-
-def thread(ticket_id: int) -> list[ThreadMessage]:
-    """The conversation with each message's files, oldest first, in one statement of rows
-    (as entities, loading it cost more than rendering it)."""
-    return thread_of(db.session.execute(THREAD, {"ticket_id": ticket_id}))
-
-
 class TimelineEntry(NamedTuple):
     kind: str
     old_value: str | None
@@ -434,59 +399,6 @@ class TimelineEntry(NamedTuple):
     created_at: datetime
     actor_id: int | None
     actor_name: str | None
-
-
-TIMELINE_LENGTH = 200
-_TIMELINE_ORDER = (TicketEvent.created_at.desc(), TicketEvent.id.desc())
-# Rows, not entities: the timeline shows each event's fields and its actor's name.
-_TIMELINE = (
-    select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value, TicketEvent.public,
-           TicketEvent.created_at, TicketEvent.actor_id, User.name.label("actor_name"))
-    .outerjoin(User, User.id == TicketEvent.actor_id)
-    .where(TicketEvent.ticket_id == bindparam("ticket_id"))
-    .order_by(*_TIMELINE_ORDER)
-    .limit(TIMELINE_LENGTH)
-)
-
-
-def timeline(ticket_id: int) -> list[TimelineEntry]:
-    """The ticket's events, newest first (the last TIMELINE_LENGTH)."""
-    return [TimelineEntry(*row) for row in db.session.execute(_TIMELINE,
-                                                              {"ticket_id": ticket_id})]
-
-
-class PageRows(NamedTuple):
-    """What the agent ticket page lists besides the ticket itself."""
-
-    timeline: list[TimelineEntry]
-    thread: list[ThreadMessage]
-    other_tickets: list[OtherTicket]
-
-
-def page_rows(ticket: Ticket) -> PageRows:
-    """The timeline, the conversation and the requester's other tickets. On PostgreSQL in
-    one statement, each list a JSON array column (three round trips fewer to a server that
-    shares the CPU: a tenth of the page); elsewhere a statement each."""
-    if db.engine.dialect.name != "postgresql":
-        return PageRows(timeline(ticket.id), thread(ticket.id), requester_tickets(ticket))
-    others, params = _requester_statement(ticket, 10)
-    events, conversation, tickets = db.session.execute(
-        _page_rows_statement(others is _BY_REQUESTER), params).one()
-    return PageRows(
-        [TimelineEntry(*row[:4], datetime.fromisoformat(row[4]), *row[5:]) for row in events],
-        thread_from_json(conversation),
-        [OtherTicket(row[0], row[1], Status(row[2])) for row in tickets],
-    )
-
-
-@functools.cache
-def _page_rows_statement(by_requester: bool) -> Select:
-    """The three statements as JSON array columns of one (PostgreSQL), built once each."""
-    return select(
-        json_rows(_TIMELINE, _TIMELINE_ORDER),
-        json_rows(THREAD, THREAD_ORDER),
-        json_rows(_BY_REQUESTER if by_requester else _BY_EMAIL, _OTHERS_ORDER),
-    )
 
 
 class TicketExtras(NamedTuple):
@@ -498,14 +410,103 @@ class TicketExtras(NamedTuple):
     vector: bool  # the ticket's embedding: a problem hint needs one
 
 
-def ticket_extras(ticket_id: int) -> TicketExtras:
-    """One statement of EXISTS probes, so each block's own query runs only when it has rows
-    (four statements a page before, nearly always empty). The ticket page's GET reads them
-    with the ticket itself (`extras_probes`)."""
-    return TicketExtras(*db.session.execute(_extras_statement(), {"ticket_id": ticket_id}).one())
+class TicketPage(NamedTuple):
+    """What the agent ticket page shows besides the ticket's own columns."""
+
+    organization: str | None  # its name
+    extras: TicketExtras
+    tags: list[str]  # names, alphabetical
+    ccs: list[str]  # addresses, alphabetical
+    timeline: list[TimelineEntry]  # newest first, the last TIMELINE_LENGTH
+    thread: list[ThreadMessage]  # oldest first, internal notes included
+    other_tickets: list[OtherTicket]  # the requester's, most recently active first
 
 
-def extras_probes(ticket_id) -> tuple:
+TIMELINE_LENGTH = 200
+OTHER_TICKETS = 10
+
+
+def ticket_page(ticket_id: int) -> tuple[Ticket, TicketPage] | None:
+    """The ticket and everything its page shows of others, in one statement: each list is a
+    JSON column of the ticket's row (`portal.db.json_rows`), and the seldom filled blocks are
+    EXISTS probes, so their own queries run only when they have rows. Six statements were a
+    fifth of the page on SQLite (SQLAlchemy's and the driver's work per statement) and on
+    PostgreSQL each was a round trip to a server sharing the CPU. The organization's name is
+    a column too: joining the entity made SQLAlchemy build its loaders on every read."""
+    row = db.session.execute(_ticket_page_statement(db.engine.dialect.name),
+                             {"ticket_id": ticket_id}).first()
+    if row is None:
+        return None
+    ticket, organization, undelivered, bounces, emails, vector, tags, ccs, events, \
+        conversation, by_requester, by_email = row
+    return ticket, TicketPage(
+        organization=organization,
+        extras=TicketExtras(bool(undelivered), bool(bounces), bool(emails), bool(vector)),
+        tags=[row[0] for row in rows_from_json(tags)],
+        ccs=[row[0] for row in rows_from_json(ccs)],
+        timeline=[TimelineEntry(kind, old, new, bool(public), datetime.fromisoformat(at),
+                                actor_id, actor_name)
+                  for kind, old, new, public, at, actor_id, actor_name
+                  in rows_from_json(events)],
+        thread=thread_from_json(conversation),
+        other_tickets=[OtherTicket(other_id, subject, Status(status)) for other_id, subject, status
+                       in rows_from_json(by_requester or by_email)],
+    )
+
+
+# The statements whose rows are the page's lists, for the ticket `:ticket_id`.
+_TAGS = (select(Tag.name).join(ticket_tags, ticket_tags.c.tag_id == Tag.id)
+         .where(ticket_tags.c.ticket_id == bindparam("ticket_id")))
+_CCS = select(TicketCC.email).where(TicketCC.ticket_id == bindparam("ticket_id"))
+_TIMELINE_ORDER = (TicketEvent.created_at.desc(), TicketEvent.id.desc())
+_TIMELINE = (
+    select(TicketEvent.kind, TicketEvent.old_value, TicketEvent.new_value, TicketEvent.public,
+           TicketEvent.created_at, TicketEvent.actor_id, User.name.label("actor_name"))
+    .outerjoin(User, User.id == TicketEvent.actor_id)
+    .where(TicketEvent.ticket_id == bindparam("ticket_id"))
+    .order_by(*_TIMELINE_ORDER)
+    .limit(TIMELINE_LENGTH)
+)
+# The requester's other tickets: by account, or by address for a ticket without one (each a
+# lookup in its own index; the other finds nothing).
+_asked = aliased(Ticket, name="asked")
+_other = aliased(Ticket, name="other")
+_OTHERS_ORDER = (_other.last_activity_at.desc(),)
+
+
+def _others(same_requester) -> Select:
+    return (select(_other.id, _other.subject, _other.status)
+            .where(same_requester, _other.id != bindparam("ticket_id"))
+            .order_by(*_OTHERS_ORDER).limit(OTHER_TICKETS))
+
+
+_OTHERS_BY_REQUESTER = _others(_other.requester_id == select(_asked.requester_id).where(
+    _asked.id == bindparam("ticket_id")).scalar_subquery())
+_OTHERS_BY_EMAIL = _others(_other.requester_email == select(_asked.requester_email).where(
+    _asked.id == bindparam("ticket_id"), _asked.requester_id.is_(None)).scalar_subquery())
+
+
+@functools.cache
+def _ticket_page_statement(dialect: str) -> Select:
+    """Built once per database kind, on first use (every domain's models are loaded by
+    then). The requester, assignee, group and category are not joined: the page shows their
+    names from the choice lists, and a POST that needs them loads them."""
+    return (
+        select(Ticket,
+               select(Organization.name).where(Organization.id == Ticket.organization_id)
+               .scalar_subquery(),
+               *_extras_probes(bindparam("ticket_id")),
+               json_rows(_TAGS, (Tag.name,), dialect),
+               json_rows(_CCS, (TicketCC.email,), dialect),
+               json_rows(_TIMELINE, _TIMELINE_ORDER, dialect),
+               json_rows(THREAD, THREAD_ORDER, dialect),
+               json_rows(_OTHERS_BY_REQUESTER, _OTHERS_ORDER, dialect),
+               json_rows(_OTHERS_BY_EMAIL, _OTHERS_ORDER, dialect))
+        .where(Ticket.id == bindparam("ticket_id"))
+    )
+
+
+def _extras_probes(ticket_id) -> tuple:
     """The EXISTS probes of `TicketExtras`, in its order, for the ticket `ticket_id` (a bound
     parameter or a column)."""
     from portal.inbound.models import BouncingAddress, InboundMessage
@@ -513,19 +514,15 @@ def extras_probes(ticket_id) -> tuple:
     from portal.surges.models import TicketVector
 
     return (
+        # Two comparisons, not IN: an IN list is expanded into the SQL on every execution.
         exists().where(OutboxMessage.ticket_id == ticket_id,
-                       OutboxMessage.status.in_([MailStatus.FAILED, MailStatus.RETRYING])),
+                       or_(OutboxMessage.status == MailStatus.FAILED,
+                           OutboxMessage.status == MailStatus.RETRYING)),
         exists().where(BouncingAddress.ticket_id == ticket_id),
         exists().where(InboundMessage.ticket_id == ticket_id,
                        InboundMessage.ticket_message_id.is_not(None)),
         exists().where(TicketVector.ticket_id == ticket_id),
     )
-
-
-@functools.cache
-def _extras_statement():
-    """Built on first use (the other domains' models are loaded by then), then reused."""
-    return select(*extras_probes(bindparam("ticket_id")))
 
 
 # --- the lists agents pick from, cached until one of them changes ----------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import weakref
 from collections import OrderedDict
@@ -23,9 +22,6 @@ from flask import (
 )
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.datastructures import MultiDict
 
 from portal.agent import articles, bp, jobs, services
@@ -56,10 +52,8 @@ from portal.tickets.models import (
     CannedReply,
     Priority,
     Status,
-    Tag,
     Ticket,
     TicketType,
-    ticket_tags,
 )
 
 
@@ -171,62 +165,24 @@ def bulk_update():
 # --- one ticket -----------------------------------------------------------------------------
 
 
-# Built once: what the ticket page shows of a ticket, keyed by "is the database PostgreSQL".
-# Its organization and CCs (a few) are joined into the ticket's statement; so are its tags on
-# PostgreSQL, which looks the ticket's links up by index, while on SQLite they come in a
-# statement of their own (SQLite reads a join through the tag link table by scanning it: 35 ms
-# at 100,000 tickets), `_TICKET_TAGS`, set as the loaded collection: the same statement as a
-# selectinload's, without its loader machinery (half a millisecond, a twentieth of the page).
-# The page reads the conversation as rows (services.thread); the requester, assignee, group,
-# category and messages are loaded only if a POST needs them.
-_TICKET_PAGE = {
-    postgres: select(Ticket)
-    .where(Ticket.id == bindparam("ticket_id"))
-    .options(
-        joinedload(Ticket.organization),
-        *([joinedload(Ticket.tags)] if postgres else []),
-        joinedload(Ticket.ccs),
-    )
-    for postgres in (False, True)
-}
-_TICKET_TAGS = (select(Tag).join(ticket_tags, ticket_tags.c.tag_id == Tag.id)
-                .where(ticket_tags.c.ticket_id == bindparam("ticket_id")).order_by(Tag.name))
-
-
 def _load_ticket(ticket_id: int) -> Ticket:
-    postgres = db.engine.dialect.name == "postgresql"
-    ticket = db.session.execute(_TICKET_PAGE[postgres], {"ticket_id": ticket_id}).unique().scalar()
+    """The ticket an action works on (what it needs besides is loaded as it goes)."""
+    ticket = db.session.get(Ticket, ticket_id)
     if ticket is None:
         abort(404)
-    return _with_tags(ticket, postgres)
-
-
-def _with_tags(ticket: Ticket, postgres: bool) -> Ticket:
-    """Set the ticket's tags from `_TICKET_TAGS` where its statement did not join them."""
-    if not postgres:
-        set_committed_value(ticket, "tags", list(db.session.scalars(
-            _TICKET_TAGS, {"ticket_id": ticket.id})))
     return ticket
 
 
-@functools.cache
-def _ticket_with_extras(postgres: bool):
-    """The ticket's statement with the page's EXISTS probes as columns (services.TicketExtras):
-    a statement less per view. Built on first use, when every domain's models are loaded."""
-    return _TICKET_PAGE[postgres].add_columns(
-        *services.extras_probes(bindparam("ticket_id")))
-
-
-def _load_ticket_and_extras(ticket_id: int) -> tuple[Ticket, services.TicketExtras]:
-    postgres = db.engine.dialect.name == "postgresql"
-    row = db.session.execute(_ticket_with_extras(postgres), {"ticket_id": ticket_id}
-                             ).unique().first()
-    if row is None:
+def _load_page(ticket_id: int) -> tuple[Ticket, services.TicketPage]:
+    """The ticket and everything its page lists (one statement: services.ticket_page)."""
+    found = services.ticket_page(ticket_id)
+    if found is None:
         abort(404)
-    return _with_tags(row[0], postgres), services.TicketExtras(*row[1:])
+    return found
 
 
-def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> PropertiesForm:
+def _properties_form(ticket: Ticket, choices, *, submitted: bool = False,
+                     tags: str = "") -> PropertiesForm:
     form = PropertiesForm() if submitted else PropertiesForm(formdata=None)
     form.category.choices = select_options(
         [(0, "— none —")] + [(c.id, c.name) for c in choices["categories"]]
@@ -246,7 +202,7 @@ def _properties_form(ticket: Ticket, choices, *, submitted: bool = False) -> Pro
         form.category.data = ticket.category_id or 0
         form.group.data = ticket.group_id or 0
         form.assignee.data = ticket.assignee_id or 0
-        form.tags.data = ", ".join(t.name for t in ticket.tags)
+        form.tags.data = tags
     return form
 
 
@@ -284,13 +240,11 @@ def _compose(ticket: Ticket, args) -> dict:
         "status_after": args.get("status_after", ""),
         "kb_query": kb_query,
         "kb_results": articles.kb_links(kb_query) if kb_query else [],
-        "canned_replies": services.choice_lists()["canned_replies"],
-        "placeholders": services.PLACEHOLDERS,
     }
 
 
-def _reply_form(compose: dict) -> ReplyForm:
-    form = ReplyForm(formdata=None)
+def _reply_form(compose: dict, **options) -> ReplyForm:
+    form = ReplyForm(formdata=None, **options)
     form.body.data = compose["body"]
     form.internal.data = compose["internal"]
     form.status_after.data = compose["status_after"]
@@ -306,14 +260,15 @@ def _field(form_field, **kwargs) -> Markup:
 
 
 def _untouched(key: tuple, render) -> Markup:
-    """A field of a form nobody has typed in yet, as the page writes it: the same on every
-    ticket page with that value, so rendered once per process per field and value (again
-    after an agent, group, category or canned reply changes). Rendering the WTForms fields
-    (a macro, a label, a widget per field) was a fifth of the ticket page."""
+    """A properties field of a form nobody has typed in yet, as the page writes it: the same
+    on every ticket page with that value, so rendered once per process per field and value
+    (again after an agent, group, category or canned reply changes). Rendering the WTForms
+    fields (a macro, a label, a widget per field) was a fifth of the ticket page."""
     return memo.remember(services.CHOICES, ("untouched-field", *key), render)
 
 
-def _property_fields(ticket: Ticket, choices, form: PropertiesForm | None) -> dict:
+def _property_fields(ticket: Ticket, tags: list[str], choices,
+                     form: PropertiesForm | None) -> dict:
     """The properties form's fields, keyed by name: a form sent back with errors is rendered
     as it is; an untouched one's fields come from `_untouched` by value (the form is built
     only when one of them is not remembered yet)."""
@@ -323,12 +278,12 @@ def _property_fields(ticket: Ticket, choices, form: PropertiesForm | None) -> di
     values = {"status": ticket.status.value, "priority": ticket.priority.value,
               "type": ticket.type.value, "category": ticket.category_id or 0,
               "group": ticket.group_id or 0, "assignee": ticket.assignee_id or 0,
-              "tags": ", ".join(t.name for t in ticket.tags)}
+              "tags": ", ".join(tags)}
     built: list[PropertiesForm] = []
 
     def render(name: str) -> Markup:
         if not built:
-            built.append(_properties_form(ticket, choices))
+            built.append(_properties_form(ticket, choices, tags=values["tags"]))
         form = built[0]
         if name == "tags":
             return _field(form.tags, hint=form.tags.description)
@@ -338,52 +293,69 @@ def _property_fields(ticket: Ticket, choices, form: PropertiesForm | None) -> di
             for name, value in values.items()}
 
 
-def _untouched_reply_fields(form: ReplyForm) -> dict | None:
-    """The reply editor's fields while nothing is written or chosen (most page views)."""
-    if form.body.data or form.internal.data or form.status_after.data or form.errors:
-        return None
+def _same_on_every_page() -> dict:
+    """What every ticket page writes alike: the blank reply and merge forms (read for their
+    names and labels; shared by the process's requests, so never given data: a form with
+    data is built for its request), their untouched fields, the canned reply options, the
+    placeholder chips and the status badges. Built once per process, again after an agent,
+    group, category or canned reply changes; building and rendering them per request was a
+    sixth of the page."""
+    return memo.remember(services.CHOICES, "ticket-page-parts", _build_same_on_every_page)
+
+
+def _build_same_on_every_page() -> dict:
     config = current_app.config
+    reply = _reply_form({"body": "", "internal": False, "status_after": ""},
+                        meta={"csrf": False})  # the template writes the token
+    merge = MergeForm(formdata=None, meta={"csrf": False})
+    badge = get_template_attribute("agent/_macros.html", "status_badge")
     hint = f"Up to {config['MAX_ATTACHMENTS']} files, {config['MAX_UPLOAD_MB']} MB each."
     return {
-        "body": _untouched(("reply", "body"), lambda: _field(
-            form.body, rows=8, class_="reply-body", placeholder="Write your reply…")),
-        "attachments": _untouched(("reply", "attachments"), lambda: _field(
-            form.attachments, hint=hint, class_="attach-field")),
-        "status_after": _untouched(("reply", "status_after"), lambda: form.status_after()),
+        "reply_form": reply,
+        "merge_form": merge,
+        "reply_fields": {
+            "body": _field(reply.body, rows=8, class_="reply-body",
+                           placeholder="Write your reply…"),
+            "attachments": _field(reply.attachments, hint=hint, class_="attach-field"),
+            "status_after": reply.status_after(),
+        },
+        "merge_target": _field(merge.target, hint=merge.target.description),
+        "canned_options": Markup(render_template(  # noqa: S704 (autoescaped template)
+            "agent/_canned_options.html",
+            canned_replies=services.choice_lists()["canned_replies"])),
+        "placeholder_chips": Markup(render_template(  # noqa: S704 (autoescaped template)
+            "agent/_placeholder_chips.html", placeholders=services.PLACEHOLDERS)),
+        "status_badges": {status: badge(status) for status in Status},
     }
 
 
-def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge_form=None,
-                 merge_target=None, compose=None, extras=None, status=200):
+def _ticket_page(ticket: Ticket, page: services.TicketPage, *, reply_form=None,
+                 properties_form=None, merge_form=None, merge_target=None, compose=None,
+                 status=200):
     choices = _choices()
+    parts = _same_on_every_page()
     compose = compose or _compose(ticket, {})
-    reply_form = reply_form or _reply_form(compose)
-    merge_form = merge_form or MergeForm(formdata=None)
-    merge_target_field = None if merge_form.target.data or merge_form.errors else _untouched(
-        ("merge", "target"), lambda: _field(merge_form.target,
-                                            hint=merge_form.target.description))
-    if extras is None:
-        extras = services.ticket_extras(ticket.id)
-    rows = services.page_rows(ticket)
+    if reply_form is None:
+        typed = compose["body"] or compose["internal"] or compose["status_after"]
+        reply_form = _reply_form(compose) if typed else parts["reply_form"]
+    merge_form = merge_form or parts["merge_form"]
     merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     html = render_template(
         "agent/ticket.html",
         ticket=ticket,
         reply_form=reply_form,
-        untouched_reply=_untouched_reply_fields(reply_form),
+        untouched_reply=parts["reply_fields"] if reply_form is parts["reply_form"] else None,
         properties_form=properties_form,
-        property_fields=_property_fields(ticket, choices, properties_form),
+        property_fields=_property_fields(ticket, page.tags, choices, properties_form),
         merge_form=merge_form,
-        merge_target_field=merge_target_field,
+        merge_target_field=parts["merge_target"] if merge_form is parts["merge_form"] else None,
         merge_target=merge_target,
+        parts=parts,
         compose=compose,
-        thread=rows.thread,
-        timeline=rows.timeline,
+        page=page,
         merged_into=merged_into,
-        extras=extras,
-        undelivered=failed_for_ticket(ticket.id) if extras.undelivered else [],
-        emails=inbound_services.emails_of(ticket.id) if extras.emails else {},
-        other_tickets=rows.other_tickets,
+        undelivered=failed_for_ticket(ticket.id) if page.extras.undelivered else [],
+        emails=inbound_services.emails_of(ticket.id) if page.extras.emails else {},
         now=utcnow(),
     )
     return html, status
@@ -394,12 +366,13 @@ def _ticket_page(ticket: Ticket, *, reply_form=None, properties_form=None, merge
 def ticket(ticket_id: int):
     if "csrf_token" in request.args:  # a no-JS "insert" button submitted the whole reply form
         return redirect(_compose_url(ticket_id, request.args))
-    ticket, extras = _load_ticket_and_extras(ticket_id)
+    ticket, page = _load_page(ticket_id)
     now = utcnow()
     if jobs.due_for_check(ticket, now):
         with db.writing():
             jobs.check_ticket(ticket, now)
-    return _ticket_page(ticket, compose=_compose(ticket, request.args), extras=extras)
+        ticket, page = _load_page(ticket_id)  # with what the check changed and recorded
+    return _ticket_page(ticket, page, compose=_compose(ticket, request.args))
 
 
 @bp.route("/tickets/<int:ticket_id>/compose")
@@ -437,9 +410,8 @@ def reply(ticket_id: int):
             db.session.commit()
             flash("Internal note added." if form.internal.data else "Reply sent.", "success")
             return redirect(url_for("agent.ticket", ticket_id=ticket.id))
-        ticket = _load_ticket(ticket_id)
     state["body"] = form.body.data or ""
-    return _ticket_page(ticket, reply_form=form, compose=state, status=422)
+    return _ticket_page(*_load_page(ticket_id), reply_form=form, compose=state, status=422)
 
 
 @bp.post("/tickets/<int:ticket_id>/properties")
@@ -473,8 +445,7 @@ def properties(ticket_id: int):
                 "success" if changed else "info",
             )
             return redirect(url_for("agent.ticket", ticket_id=ticket.id))
-        ticket = _load_ticket(ticket_id)
-    return _ticket_page(ticket, properties_form=form, status=422)
+    return _ticket_page(*_load_page(ticket_id), properties_form=form, status=422)
 
 
 @bp.post("/tickets/<int:ticket_id>/merge")
@@ -491,7 +462,7 @@ def merge(ticket_id: int):
             # Merging into another customer's ticket: an explicit choice first (default: no CC).
             form.confirmed_for.data = target.reference
             form.requester_access.data = "no"
-            return _ticket_page(ticket, merge_form=form, merge_target=target)
+            return _ticket_page(*_load_page(ticket_id), merge_form=form, merge_target=target)
         else:
             try:
                 services.merge(ticket, target, current_user,
@@ -503,8 +474,7 @@ def merge(ticket_id: int):
                 db.session.commit()
                 flash(f"{ticket.reference} was merged into {target.reference}.", "success")
                 return redirect(url_for("agent.ticket", ticket_id=target.id))
-        ticket = _load_ticket(ticket_id)
-    return _ticket_page(ticket, merge_form=form, status=422)
+    return _ticket_page(*_load_page(ticket_id), merge_form=form, status=422)
 
 
 @bp.route("/tickets/<int:ticket_id>/article", methods=["GET", "POST"])

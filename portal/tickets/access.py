@@ -156,7 +156,7 @@ def get_ticket_and_thread_or_404(reference: str) -> tuple[Ticket, Viewer, list[T
 
 @functools.cache
 def _ticket_and_thread():
-    return (select(Ticket, json_rows(PUBLIC_THREAD, THREAD_ORDER))
+    return (select(Ticket, json_rows(PUBLIC_THREAD, THREAD_ORDER, "postgresql"))
             .where(Ticket.id == bindparam("ticket_id")).options(*_SHOWN))
 
 

@@ -1,8 +1,8 @@
 """A ticket's conversation as rows: what the ticket pages show of each message and its files.
 
 Read as rows, not entities (loading them as entities cost more than rendering them), in one
-statement with the files joined; on PostgreSQL also as a JSON column of another statement
-(`portal.db.json_rows`), one round trip fewer.
+statement with the files joined, or as a JSON column of another statement
+(`portal.db.json_rows`): a statement fewer.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 
+from portal.db import rows_from_json
 from portal.tickets.models import Attachment, Message
 
 
@@ -59,5 +60,9 @@ def thread_of(rows: Iterable) -> list[ThreadMessage]:
 
 
 def thread_from_json(rows: list[list]) -> list[ThreadMessage]:
-    """Messages from `json_rows(THREAD, THREAD_ORDER)` (times come as ISO text)."""
-    return thread_of((*row[:5], datetime.fromisoformat(row[5]), *row[6:]) for row in rows)
+    """Messages from a `json_rows(THREAD, THREAD_ORDER, …)` column (times come as ISO text,
+    booleans as 0/1 from SQLite)."""
+    return thread_of((message_id, author_name, bool(from_agent), bool(internal), body,
+                      datetime.fromisoformat(created_at), *file)
+                     for message_id, author_name, from_agent, internal, body, created_at, *file
+                     in rows_from_json(rows))

@@ -88,6 +88,7 @@ def test_reading_a_ticket_runs_the_cheap_check(agent_client, customer, make_tick
     stale = make_ticket(customer, status=Status.SOLVED, solved_at=utcnow() - timedelta(days=9))
     page = agent_client.get(f"/agent/tickets/{stale.id}")
     assert page.status_code == 200 and "badge-closed" in page.text
+    assert "<em>solved</em> to <em>closed</em>" in page.text  # the timeline of this same view
     db.session.expire_all()
     assert stale.status == Status.CLOSED
 

@@ -328,3 +328,132 @@ def test_untouched_form_fields_are_remembered_by_value_and_follow_changes(
     assert typed.status_code == 422
     assert f'<option selected value="{group.id}">Billing' in typed.text
     assert '<option selected value="0">— unassigned —' in typed.text
+
+
+def test_the_page_reads_the_ticket_and_its_lists_in_one_statement(
+        app, agent, agent_client, customer, make_ticket):
+    """The ticket, its tags, CCs, timeline, conversation (notes and files included) and the
+    requester's other tickets come in one statement (six before, a fifth of the page), as
+    JSON lists put back in each list's own order; by address for a ticket without an
+    account."""
+    import io
+
+    from sqlalchemy import event
+    from werkzeug.datastructures import FileStorage
+
+    from portal.agent import services
+    from portal.tickets.models import Attachment, Ticket
+
+    older = make_ticket(customer, subject="Toner smudges")
+    ticket = make_ticket(customer, subject="Printer jams")
+    newest = make_ticket(customer, subject="Scanner stripes")
+    services.apply_changes(ticket, services.Changes(tags=["tray", "paperjam", "a-first"]), agent)
+    db.session.add_all([TicketCC(ticket=ticket, email=email)
+                        for email in ("zed@example.com", "boss@example.com")])
+    services.reply(ticket, agent, "Which tray?", internal=True, files=[
+        FileStorage(io.BytesIO(b"%PDF-1.4 tray map"), filename=name,
+                    content_type="application/pdf") for name in ("tray map.pdf", "b.pdf")])
+    services.reply(ticket, agent, "Try tray 2.", internal=False)
+    db.session.commit()
+
+    found, page = services.ticket_page(ticket.id)
+    assert found is ticket
+    assert page.tags == ["a-first", "paperjam", "tray"]
+    assert page.ccs == ["boss@example.com", "zed@example.com"]
+    assert [(m.body, m.internal, m.from_agent, [a.filename for a in m.attachments])
+            for m in page.thread] == [
+        ("It says my password is wrong.", False, False, []),
+        ("Which tray?", True, True, ["tray map.pdf", "b.pdf"]),
+        ("Try tray 2.", False, True, [])]
+    files = db.session.scalars(select(Attachment).order_by(Attachment.id)).all()
+    assert page.thread[1].attachments[0] == (files[0].id, "tray map.pdf", files[0].size)
+    events = db.session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                                .order_by(TicketEvent.created_at.desc(),
+                                          TicketEvent.id.desc())).all()
+    assert [(e.kind, e.public, e.created_at, e.new_value) for e in page.timeline] == [
+        (e.kind, e.public, e.created_at, e.new_value) for e in events]
+    assert page.timeline[-1].actor_name == customer.name
+    assert [(o.id, o.subject, o.status) for o in page.other_tickets] == [
+        (newest.id, "Scanner stripes", Status.NEW), (older.id, "Toner smudges", Status.NEW)]
+    assert page.extras == services.TicketExtras(False, False, False, False)
+    assert services.ticket_page(424242) is None
+
+    visitor = make_ticket(None, subject="Visitor's second")
+    make_ticket(None, subject="Visitor's first")
+    assert [o.subject for o in services.ticket_page(visitor.id)[1].other_tickets] == [
+        "Visitor's first"]
+    assert [o.subject for o in services.ticket_page(older.id)[1].other_tickets] == [
+        "Printer jams", "Scanner stripes"]  # the reply made it the most recently active
+    assert isinstance(db.session.get(Ticket, visitor.id), Ticket)
+
+    url = f"/agent/tickets/{ticket.id}"
+    agent_client.get(url)  # the choice lists and untouched fields are kept after the first
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if statement.lstrip().startswith("SELECT") and "change_feed" not in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        text = agent_client.get(url).text
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(seen) == 1, seen
+    assert "CC: boss@example.com, zed@example.com" in text and "and 2 CCs" in text
+    assert 'name="tags" type="text" value="a-first, paperjam, tray"' in text
+    assert "tray map.pdf" in text and "Toner smudges" in text and "Internal note" in text
+
+
+def test_a_typed_reply_or_merge_stays_in_its_own_request(agent_client, customer, make_ticket):
+    """The untouched reply and merge forms are shared by a process's requests: what one
+    request typed (in the URL, or sent back with an error) never shows in the next."""
+    ticket = make_ticket(customer)
+    other = make_ticket(customer)
+    url = f"/agent/tickets/{ticket.id}"
+    blank = agent_client.get(url).text
+    typed = agent_client.get(f"{url}?body=Half+written&internal=y&status_after=pending").text
+    assert "Half written" in typed and '<option selected value="pending">' in typed
+    assert 'value="y" checked' in typed
+    refused = agent_client.post(f"{url}/merge", data={"target": "TKT-99999999"})
+    assert refused.status_code == 422 and 'value="TKT-99999999"' in refused.text
+    again = agent_client.get(url).text
+    assert "Half written" not in again and "TKT-99999999" not in again
+    assert '<option selected value="pending">' not in again and 'value="y" checked' not in again
+    assert again.count("checked") == blank.count("checked") == 1
+    assert agent_client.get(f"/agent/tickets/{other.id}").text.count("Half written") == 0
+
+
+def test_the_parts_every_page_shares_follow_changes_from_any_process(
+        app, agent_client, customer, make_ticket, make_user):
+    """The canned reply options, the untouched fields and the assignee list are rendered once
+    per process: a canned reply added by another process shows within about a second (the
+    change feed), an agent added or a canned reply renamed by another request at once."""
+    import sqlite3
+    import time
+
+    from portal.cluster import changes
+
+    ticket = make_ticket(customer)
+    url = f"/agent/tickets/{ticket.id}"
+    changes.follower().refresh()
+    assert "Refund steps" not in agent_client.get(url).text
+    other = sqlite3.connect(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
+    other.execute("INSERT INTO canned_replies (title, body, created_at) "
+                  "VALUES ('Refund steps', 'Go to billing.', datetime('now'))")
+    other.execute("INSERT INTO change_feed (topic, created_at) VALUES ('agent-choices', "
+                  "datetime('now'))")  # what the ORM records with that write
+    other.commit()
+    other.close()
+    deadline = time.monotonic() + 3
+    while ">Refund steps</option>" not in agent_client.get(url).text:
+        assert time.monotonic() < deadline, "another process's canned reply was not seen"
+        time.sleep(0.1)
+
+    make_user("agent", email="nia@example.com", name="Nia Newcomer")
+    canned = db.session.scalar(select(CannedReply).where(CannedReply.title == "Refund steps"))
+    canned.title = "Refund, step by step"
+    db.session.commit()
+    page = agent_client.get(url).text
+    assert ">Nia Newcomer</option>" in page and ">Refund, step by step</option>" in page
+    assert "Refund steps" not in page
