@@ -29,12 +29,13 @@ import math
 import statistics
 import threading
 import time as clock
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
-from operator import itemgetter
+from itertools import chain
 
+import numpy as np
 from flask import current_app
 from sqlalchemy import String, and_, cast, distinct, func, literal, or_, select
 from sqlalchemy.orm import aliased
@@ -481,14 +482,11 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
     # (each flag read into Python and counted there cost as much as the durations).
     in_frt = (Ticket.first_response_at >= start, Ticket.first_response_at < end, *tc)
     frt_rows = _rows(
-        select(Ticket.assignee_id, _minutes(Ticket.created_at, Ticket.first_response_at))
+        select(func.coalesce(Ticket.assignee_id, 0),
+               _minutes(Ticket.created_at, Ticket.first_response_at))
         .where(*in_frt)
     )
-    # Sorted once here: the medians and percentiles (of the report and of each agent, whose
-    # lists keep this order) then sort sorted lists, which costs one pass. (Each sorted
-    # 80,000 durations again, on every rendering of the cached report too: 100 ms.)
-    frt_rows.sort(key=itemgetter(1))
-    frt = [r[1] for r in frt_rows]
+    frt, frt_by_agent = _sorted_durations(frt_rows)
     first_due = Ticket.first_response_due_at.is_not(None)
     first_targets, first_missed = db.session.execute(
         select(func.count().filter(first_due),
@@ -502,8 +500,9 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
         Ticket.merged_into_id.is_(None),  # a merged duplicate was not resolved by itself
         *tc,
     )
-    resolution = sorted(r[0] for r in _rows(
-        select(_minutes(Ticket.created_at, Ticket.solved_at)).where(*in_solved)))
+    solved_rows = _rows(select(_minutes(Ticket.created_at, Ticket.solved_at)).where(*in_solved))
+    resolution = np.sort(np.fromiter(chain.from_iterable(solved_rows), dtype=np.float64,
+                                     count=len(solved_rows))).tolist()
     resolution_due = Ticket.resolution_due_at.is_not(None)
     solved_by_agent = db.session.execute(
         select(
@@ -542,7 +541,7 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
         )
     ]
 
-    agents = _agent_rows(f, frt_rows, solved_by_agent, csat_by_agent)
+    agents = _agent_rows(f, frt_by_agent, solved_by_agent, csat_by_agent)
 
     return Report(
         filters=f,
@@ -566,7 +565,28 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
     )
 
 
-def _agent_rows(f: ReportFilters, frt_rows, solved_by_agent, csat_by_agent) -> list[AgentRow]:
+def _sorted_durations(rows: list[tuple]) -> tuple[list[float], dict[int, list[float]]]:
+    """From (agent id or 0 for nobody, minutes) rows: every duration in order, and each
+    agent's.
+
+    Sorted once here: the medians and percentiles then sort sorted lists, which costs one
+    pass (each sorted 80,000 durations again, on every rendering of the cached report too:
+    100 ms). Sorted and grouped by numpy: in Python the 80,000 durations of a month at a
+    million tickets cost 60 ms to sort and group."""
+    table = np.fromiter(chain.from_iterable(rows), dtype=np.float64,
+                        count=2 * len(rows)).reshape(-1, 2)
+    agents, minutes = table[:, 0].astype(np.int64), table[:, 1]
+    order = np.lexsort((minutes, agents))
+    agents, by_agent_minutes = agents[order], minutes[order]
+    ids, starts = np.unique(agents, return_index=True)
+    parts = np.split(by_agent_minutes, starts[1:]) if len(ids) else []
+    by_agent = {agent: part.tolist()
+                for agent, part in zip(ids.tolist(), parts, strict=True) if agent}
+    return np.sort(minutes).tolist(), by_agent
+
+
+def _agent_rows(f: ReportFilters, frt_by_agent: dict[int, list[float]], solved_by_agent,
+                csat_by_agent) -> list[AgentRow]:
     start, end = f.start_at, f.end_at
     rows: dict[int, AgentRow] = {}
 
@@ -575,12 +595,8 @@ def _agent_rows(f: ReportFilters, frt_rows, solved_by_agent, csat_by_agent) -> l
             rows[agent_id] = AgentRow(agent_id, "")
         return rows[agent_id]
 
-    frt_by_agent: dict[int, list[float]] = defaultdict(list)
-    for r in frt_rows:
-        frt_by_agent[r[0]].append(r[1])
     for agent_id, minutes in frt_by_agent.items():
-        if agent_id is not None:
-            row(agent_id).frt_minutes = minutes
+        row(agent_id).frt_minutes = minutes
     for agent_id, count, *_counts in solved_by_agent:
         if agent_id is not None:
             row(agent_id).solved = count
