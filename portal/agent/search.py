@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, intersect, literal_column, select, text, union
+from sqlalchemy import bindparam, func, intersect, literal_column, select, text, union
 from sqlalchemy.sql.elements import ColumnElement
 
 from portal.extensions import db
@@ -122,16 +122,17 @@ def ids_condition(ids, *, narrowed: bool, in_order: bool = False,
     matches are not read here. `probe`: the same check for one ticket (correlated, by index),
     taken instead of the subquery for a walk of all tickets that stops early: the subquery
     builds the list of every match first (a tag on 20,000 tickets: 7 ms; 50 probes: 1 ms)."""
-    # One read of the matches decides: as far as MANY_MATCHES when that walk is possible.
+    # The matches are counted as far as MANY_MATCHES when that walk is possible, by the
+    # database (fetching 10,000 ids to count them cost 5-10 ms), and listed when few.
     reach = MANY_MATCHES if in_order and not narrowed else FEW_MATCHES
     matched = None
-    if fewer is not None and len(db.session.scalars(fewer.limit(reach + 1)).all()) > reach:
+    if fewer is not None and _count(fewer, reach + 1) > reach:
         matched = reach + 1
     if matched is None:
-        listed = db.session.scalars(ids.limit(reach + 1)).all()
+        listed = db.session.scalars(ids.limit(FEW_MATCHES + 1)).all()
         if len(listed) <= FEW_MATCHES:
             return Matches(Ticket.id.in_(listed), len(listed), more=False)
-        matched = len(listed)
+        matched = _count(ids, reach + 1) if reach > FEW_MATCHES else len(listed)
     walk = narrowed or (in_order and matched > MANY_MATCHES)
     counted = Matches(Ticket.id.in_(ids), min(matched, reach), more=matched > reach)
     if walk and probe is not None and not narrowed:
@@ -139,3 +140,8 @@ def ids_condition(ids, *, narrowed: bool, in_order: bool = False,
     if walk and db.engine.dialect.name == "sqlite":
         return counted._replace(condition=(Ticket.id + 0).in_(ids))
     return counted
+
+
+def _count(ids, limit: int) -> int:
+    """How many ids the select gives, counted up to `limit`."""
+    return db.session.scalar(select(func.count()).select_from(ids.limit(limit).subquery()))
