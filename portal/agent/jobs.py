@@ -199,7 +199,7 @@ def check_ticket(ticket: Ticket, now: datetime | None = None) -> bool:
 _last_sweep: dict[str, datetime] = {}
 SWEEP_EVERY = timedelta(minutes=1)
 WORKER_SILENT_AFTER = timedelta(minutes=3)  # no `tickets.sla` slot claimed for this long
-SWEEP_BATCH = 10  # tickets closed, and tickets checked, by one request's sweep
+SWEEP_BATCH = 5  # tickets closed, and tickets checked, by one request's sweep
 
 
 def sweep_if_due(now: datetime | None = None) -> None:
