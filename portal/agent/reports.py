@@ -562,13 +562,24 @@ def build_report(f: ReportFilters, now: datetime | None = None) -> Report:
     )
 
 
+TABLE_CHUNK = 2048  # rows fetched at a time by _table
+
+
 def _table(stmt) -> np.ndarray:
-    """The statement's rows (numbers and 0/1 flags; 0 for a missing agent) as a float64
-    table, read from the cursor without a Python object per row."""
-    rows = _rows(stmt)
+    """The statement's rows (numbers and 0/1 flags, as for _rows; 0 for a missing agent) as
+    a float64 table. Fetched a chunk at a time, so the row tuples of a chunk are freed
+    before the next is read: fetched at once, the 160,000 rows of a month at a million
+    tickets grew the heap by tens of megabytes and set off ~200 garbage collections (and,
+    in a process whose objects are not frozen, now and then a full one: 90 ms)."""
     width = len(stmt.selected_columns)
-    return np.fromiter(chain.from_iterable(rows), dtype=np.float64,
-                       count=width * len(rows)).reshape(-1, width)
+    result = db.session.connection().execute(stmt)
+    try:
+        chunks = [np.fromiter(chain.from_iterable(rows), dtype=np.float64,
+                              count=width * len(rows))
+                  for rows in iter(lambda: result.cursor.fetchmany(TABLE_CHUNK), [])]
+    finally:
+        result.close()
+    return np.concatenate(chunks or [np.empty(0)]).reshape(-1, width)
 
 
 def _sorted_durations(table: np.ndarray) -> tuple[list[float], dict[int, list[float]]]:
