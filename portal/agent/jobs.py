@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import selectinload
 
 from portal.converters import parse_id
@@ -21,7 +21,7 @@ from portal.extensions import db
 from portal.jobs import services as jobs_services
 from portal.mail import send_mail
 from portal.tickets.lifecycle import change_status, record_event
-from portal.tickets.models import Group, Setting, Status, Ticket
+from portal.tickets.models import SLA_CHECK_PREDICATE, Group, Setting, Status, Ticket
 from portal.tickets.sla import DUE_SOON
 
 logger = logging.getLogger(__name__)
@@ -134,33 +134,39 @@ def _escalation_recipients(ticket: Ticket) -> list[str]:
     return emails
 
 
-def check_sla(now: datetime | None = None, limit: int = 2000) -> tuple[int, int]:
-    """Flag breaches and escalate tickets near or past breach; returns (breaches, escalations)."""
+def check_sla(now: datetime | None = None, limit: int = 2000,
+              escalating: bool = True) -> tuple[int, int]:
+    """Flag breaches and escalate tickets near or past breach; returns (breaches, escalations).
+    Not `escalating`: breaches are flagged, nothing escalated (no mail)."""
     now = now or utcnow()
+    unflagged = or_(
+        and_(Ticket.resolution_due_at <= now, Ticket.resolution_breached.is_(False)),
+        and_(
+            Ticket.first_response_at.is_(None),
+            Ticket.first_response_due_at <= now,
+            Ticket.first_response_breached.is_(False),
+        ),
+    )
     tickets = db.session.scalars(
         select(Ticket)
+        # Read from ix_tickets_sla_check, which holds only the tickets with something left to
+        # flag (the planner proves it applies from this literal term, and walks it for the
+        # order): through the status indexes every waiting ticket due so far was read, nearly
+        # all escalated and breached long ago (90,000 at a million tickets).
+        .where(text(SLA_CHECK_PREDICATE[db.engine.dialect.name]))
         .where(_due_condition(now + DUE_SOON))
-        .where(
-            or_(
-                Ticket.escalated_at.is_(None),
-                and_(Ticket.resolution_due_at <= now, Ticket.resolution_breached.is_(False)),
-                and_(
-                    Ticket.first_response_at.is_(None),
-                    Ticket.first_response_due_at <= now,
-                    Ticket.first_response_breached.is_(False),
-                ),
-            )
-        )
+        .where(or_(Ticket.escalated_at.is_(None), unflagged) if escalating else unflagged)
         .options(
             selectinload(Ticket.assignee),
             selectinload(Ticket.group).selectinload(Group.members),
         )
+        .order_by(Ticket.resolution_due_at, Ticket.first_response_due_at)
         .limit(limit)
     ).all()
     breaches = escalations = 0
     for ticket in tickets:
         breaches += flag_breaches(ticket, now)
-        if needs_escalation(ticket, now):
+        if escalating and needs_escalation(ticket, now):
             escalate(ticket, now)
             escalations += 1
     db.session.flush()
@@ -193,13 +199,20 @@ def check_ticket(ticket: Ticket, now: datetime | None = None) -> bool:
 _last_sweep: dict[str, datetime] = {}
 SWEEP_EVERY = timedelta(minutes=1)
 WORKER_SILENT_AFTER = timedelta(minutes=3)  # no `tickets.sla` slot claimed for this long
+SWEEP_BATCH = 5  # tickets closed, and tickets checked, by one request's sweep
 
 
 def sweep_if_due(now: datetime | None = None) -> None:
     """Run autoclose and the SLA check on queue reads, at most once a minute per process,
     and only while no worker runs the scheduled check (`tickets.sla`): a stopped worker
     never leaves a stale status on screen, and a running one keeps an agent's request from
-    doing its work (with a backlog, hundreds of escalations inside one page view)."""
+    doing its work.
+
+    A request does a small batch of each (SWEEP_BATCH, the most overdue first) and flags
+    breaches without escalating: a backlog is worked off a batch a minute, never inside one
+    page view (500 closings and 200 escalations with their emails took 0.7 s of the first
+    queue page at 100,000 tickets, 4.6 s at a million). Escalating means mail, which only a
+    worker delivers, and the worker's own check escalates once it runs."""
     now = now or utcnow()
     last = _last_sweep.get(current_app.instance_path)
     if last is not None and now - last < SWEEP_EVERY:
@@ -209,8 +222,8 @@ def sweep_if_due(now: datetime | None = None) -> None:
     if checked is not None and now - checked <= WORKER_SILENT_AFTER:
         return
     with db.writing():
-        autoclose(now, limit=500)
-        check_sla(now, limit=200)
+        autoclose(now, limit=SWEEP_BATCH)
+        check_sla(now, limit=SWEEP_BATCH, escalating=False)
 
 
 def due_for_check(ticket: Ticket, now: datetime) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, intersect, literal_column, select, text, union
+from sqlalchemy import bindparam, func, intersect, literal_column, select, text, union
 from sqlalchemy.sql.elements import ColumnElement
 
 from portal.extensions import db
@@ -79,8 +79,17 @@ def matching_ticket_ids(terms: list[Term]):
     )
 
 
+class Matches(NamedTuple):
+    """How a tag's or a search's matches are checked, and how many there are as far as they
+    were read: `count` exactly, or more than `count` when `more`."""
+
+    condition: ColumnElement[bool]
+    count: int
+    more: bool
+
+
 def text_condition(query: str, *, narrowed: bool = False,
-                   in_order: bool = False) -> ColumnElement[bool] | None:
+                   in_order: bool = False) -> Matches | None:
     """`Ticket.id IN (matches)` (see ids_condition), or None when the search has no words."""
     terms = search_terms(query)
     if not terms:
@@ -96,7 +105,7 @@ def text_condition(query: str, *, narrowed: bool = False,
 
 
 def ids_condition(ids, *, narrowed: bool, in_order: bool = False,
-                  fewer=None) -> ColumnElement[bool]:
+                  fewer=None, probe: ColumnElement[bool] | None = None) -> Matches:
     """`Ticket.id IN (ids)` for a select of ticket ids (a search's or a tag's matches), written
     for the way the tickets are best checked against them.
 
@@ -110,17 +119,29 @@ def ids_condition(ids, *, narrowed: bool, in_order: bool = False,
     timeout", 27,000 matches at 1,000,000 tickets, it reads 37,000 index entries where looking
     the matches up read 27,000 table rows and sorted them); fewer are looked up by id.
     `fewer`: a select of some of the ids, cheaper to read; when it reaches as far, the
-    matches are not read here."""
-    # One read of the matches decides: as far as MANY_MATCHES when that walk is possible.
+    matches are not read here. `probe`: the same check for one ticket (correlated, by index),
+    taken instead of the subquery for a walk of all tickets that stops early: the subquery
+    builds the list of every match first (a tag on 20,000 tickets: 7 ms; 50 probes: 1 ms)."""
+    # The matches are counted as far as MANY_MATCHES when that walk is possible, by the
+    # database (fetching 10,000 ids to count them cost 5-10 ms), and listed when few.
     reach = MANY_MATCHES if in_order and not narrowed else FEW_MATCHES
     matched = None
-    if fewer is not None and len(db.session.scalars(fewer.limit(reach + 1)).all()) > reach:
+    if fewer is not None and _count(fewer, reach + 1) > reach:
         matched = reach + 1
     if matched is None:
-        listed = db.session.scalars(ids.limit(reach + 1)).all()
+        listed = db.session.scalars(ids.limit(FEW_MATCHES + 1)).all()
         if len(listed) <= FEW_MATCHES:
-            return Ticket.id.in_(listed)
-        matched = len(listed)
+            return Matches(Ticket.id.in_(listed), len(listed), more=False)
+        matched = _count(ids, reach + 1) if reach > FEW_MATCHES else len(listed)
     walk = narrowed or (in_order and matched > MANY_MATCHES)
-    ticket_id = Ticket.id + 0 if walk and db.engine.dialect.name == "sqlite" else Ticket.id
-    return ticket_id.in_(ids)
+    counted = Matches(Ticket.id.in_(ids), min(matched, reach), more=matched > reach)
+    if walk and probe is not None and not narrowed:
+        return counted._replace(condition=probe)
+    if walk and db.engine.dialect.name == "sqlite":
+        return counted._replace(condition=(Ticket.id + 0).in_(ids))
+    return counted
+
+
+def _count(ids, limit: int) -> int:
+    """How many ids the select gives, counted up to `limit`."""
+    return db.session.scalar(select(func.count()).select_from(ids.limit(limit).subquery()))

@@ -87,6 +87,18 @@ OPEN_STATUS_VALUES = ("new", "open", "pending", "on_hold")
 OPEN_PREDICATE = "status IN ({})".format(", ".join(f"'{v}'" for v in OPEN_STATUS_VALUES))
 
 
+# The waiting tickets the SLA check may still have to act on: not escalated, or a target not
+# yet flagged as breached (migration scale6_0001; portal.agent.jobs.check_sla states it too).
+SLA_CHECK_PREDICATE = {
+    "sqlite": "status IN ('new', 'open', 'on_hold') AND (escalated_at IS NULL OR "
+              "resolution_breached = 0 OR (first_response_at IS NULL AND "
+              "first_response_breached = 0))",
+    "postgresql": "status IN ('new', 'open', 'on_hold') AND (escalated_at IS NULL OR NOT "
+                  "resolution_breached OR (first_response_at IS NULL AND NOT "
+                  "first_response_breached))",
+}
+
+
 def _open_tickets_index(name: str, *columns: str) -> Index:
     return Index(name, *columns, sqlite_where=text(OPEN_PREDICATE),
                  postgresql_where=text(OPEN_PREDICATE))
@@ -165,6 +177,9 @@ class Ticket(Base):
                             "id", "priority", "group_id", "category_id"),
         # The unsolved tickets by last activity, the queue's "Updated" order (scale4_0003).
         _open_tickets_index("ix_tickets_open_activity", "last_activity_at", "id"),
+        Index("ix_tickets_sla_check", "resolution_due_at", "first_response_due_at",
+              sqlite_where=text(SLA_CHECK_PREDICATE["sqlite"]),
+              postgresql_where=text(SLA_CHECK_PREDICATE["postgresql"])),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -13,6 +13,7 @@ import random
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from portal.agent import queue, search
 from portal.agent.queue import QueueQuery, fetch_page
@@ -172,3 +173,70 @@ def test_a_tag_is_checked_the_way_its_number_of_tickets_asks(app, monkeypatch, m
     expected = sorted(tickets[:matches], key=lambda t: t.resolution_due_at)
     assert [t.id for t in page.tickets] == [t.id for t in expected[:queue.PAGE_SIZE]]
     assert page.total == matches
+
+
+def _check_a_common_tag_or_word_of_all_tickets(monkeypatch, args: dict, expected_ids):
+    statements = []
+
+    def listener(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    agent = create_user(f"walk-agent-{'-'.join(args.values())}@example.com", "Walk Agent",
+                        "a long password 1", Role.AGENT, confirmed=True)
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        pages = [fetch_page(QueueQuery.from_args({**args, "page": str(n)}), agent)
+                 for n in (1, 2, 3)]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    size = queue.PAGE_SIZE
+    for number, page in enumerate(pages):
+        assert [t.id for t in page.tickets] == expected_ids[number * size:(number + 1) * size]
+        reach = max(queue.COUNT_CAP, (number + 1) * size)  # fewer than the matches
+        assert (page.total, page.more) == (reach, True)
+    page_statements = [s for s in statements if s.startswith(("SELECT tickets.id, tickets.subject",
+                                                              "WITH"))]
+    assert len(page_statements) == 3
+    # The page walks the due order as far as it goes (the first pages checking the tag
+    # ticket by ticket); the first COUNT_CAP + 1 matches are not picked for a count.
+    assert not any("candidates" in s for s in page_statements), page_statements
+    return page_statements
+
+
+def _check_common_tag_or_word(monkeypatch):
+    """In "all tickets", a tag's or a search's matches are the view's tickets: their count,
+    capped, is what deciding how to check them read, and the page walks its order only as far
+    as the page goes (picking the first thousand matches for the count read 20 times as many
+    tickets at a million, for a tag on 2% of them)."""
+    monkeypatch.setattr(queue, "PAGE_SIZE", 3)
+    monkeypatch.setattr(queue, "COUNT_CAP", 5)
+    monkeypatch.setattr(search, "FEW_MATCHES", 2)
+    monkeypatch.setattr(search, "MANY_MATCHES", 12)  # past this, all tickets are walked
+    tag = Tag(name="vip")
+    now = utcnow()
+    tickets = [Ticket(subject=f"Printer {i}" if i % 3 else f"Other {i}", requester_name="V",
+                      requester_email="v@example.com",
+                      resolution_due_at=now + timedelta(hours=(i * 7) % 30)) for i in range(30)]
+    for ticket in tickets[::2]:
+        ticket.tags.append(tag)
+    db.session.add_all(tickets)
+    db.session.commit()
+
+    def in_due_order(chosen):
+        return [t.id for t in sorted(chosen, key=lambda t: (t.resolution_due_at, t.id))]
+
+    tagged = _check_a_common_tag_or_word_of_all_tickets(
+        monkeypatch, {"view": "all", "tag": "vip"}, in_due_order(tickets[::2]))
+    assert ["EXISTS" in s for s in tagged] == [True, True, False]  # pages 1-2: probed
+    _check_a_common_tag_or_word_of_all_tickets(
+        monkeypatch, {"view": "all", "q": "printer"},
+        in_due_order([t for t in tickets if t.subject.startswith("Printer")]))
+
+
+def test_a_common_tag_or_word_of_all_tickets_reads_only_as_far_as_the_page(app, monkeypatch):
+    _check_common_tag_or_word(monkeypatch)
+
+
+def test_a_common_tag_or_word_of_all_tickets_reads_only_as_far_as_the_page_on_postgres(
+        pg_app, monkeypatch):
+    _check_common_tag_or_word(monkeypatch)

@@ -1,6 +1,6 @@
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from portal.db import utcnow
 from portal.extensions import db
@@ -141,3 +141,83 @@ def test_the_queue_leaves_slas_to_a_running_worker(agent_client, customer, make_
     assert agent_client.get("/agent/").status_code == 200
     db.session.refresh(ticket)
     assert not ticket.first_response_breached
+
+
+def test_a_queue_request_flags_a_small_batch_and_escalates_nothing(agent_client, customer,
+                                                                    make_ticket):
+    """While no worker runs the check, a page view flags at most SWEEP_BATCH breaches, the
+    most overdue first, and sends no escalation (mail only a worker delivers): a backlog is
+    never worked off inside one request."""
+    from portal.agent import jobs
+
+    tickets, created = [], utcnow() - timedelta(hours=30)
+    for hours in range(jobs.SWEEP_BATCH + 3):
+        ticket = make_ticket(customer, subject=f"Waiting {hours}", created_at=created)
+        ticket.first_response_due_at = utcnow() - timedelta(hours=2 + hours)
+        tickets.append(ticket)
+    db.session.commit()
+    assert agent_client.get("/agent/").status_code == 200
+    db.session.expire_all()
+    flagged = {t.subject for t in tickets if t.first_response_breached}
+    assert flagged == {f"Waiting {h}" for h in range(3, jobs.SWEEP_BATCH + 3)}
+    assert all(t.escalated_at is None for t in tickets)
+    assert db.session.scalar(select(func.count()).where(TicketEvent.kind == "escalation")) == 0
+
+
+def _check_sla_reads_only_tickets_left_to_flag() -> list[tuple]:
+    """Waiting tickets past due: escalated and flagged (nothing left to do), one escalated but
+    not flagged, one untouched. Returns the statements check_sla ran."""
+    from portal.agent.jobs import check_sla
+    from portal.db import refresh_planner_statistics
+    from portal.tickets.models import Ticket
+
+    now = utcnow()
+
+    def ticket(subject, **fields):
+        made = Ticket(subject=subject, requester_name="Val", requester_email="v@example.com",
+                      created_at=now - timedelta(days=2), updated_at=now, last_activity_at=now,
+                      priority=Priority.NORMAL, first_response_at=now - timedelta(days=1),
+                      resolution_due_at=now - timedelta(hours=3), **fields)
+        db.session.add(made)
+        return made
+
+    done = ticket("Done", escalated_at=now - timedelta(hours=4), resolution_breached=True)
+    for _ in range(300):  # as in a backlog: most waiting tickets were dealt with long ago
+        ticket("Long done", escalated_at=now - timedelta(hours=4), resolution_breached=True)
+    unflagged = ticket("Unflagged", escalated_at=now - timedelta(hours=4))
+    untouched = ticket("Untouched")
+    db.session.commit()
+    refresh_planner_statistics(db.session)  # as the migrations and a job every 6 h do
+    statements = []
+
+    def listener(_conn, _cursor, statement, parameters, *_args):
+        statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert check_sla(now, escalating=False) == (2, 0)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    db.session.commit()
+    assert (done.resolution_breached, unflagged.resolution_breached,
+            untouched.resolution_breached, untouched.escalated_at) == (True, True, True, None)
+    assert check_sla(now) == (0, 1)  # escalating: the untouched one
+    db.session.commit()
+    assert untouched.escalated_at is not None
+    return statements
+
+
+def test_the_sla_check_reads_only_the_tickets_left_to_flag(app):
+    """The check walks ix_tickets_sla_check, which holds only waiting tickets not escalated or
+    not flagged as breached; through the status indexes it read every waiting ticket due so
+    far (90,000 at a million tickets, nearly all escalated and breached long ago)."""
+    statements = _check_sla_reads_only_tickets_left_to_flag()
+    statement, parameters = next(s for s in statements if s[0].lstrip().startswith("SELECT"))
+    plan = [row[3] for row in db.session.connection().exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + statement, parameters)]
+    assert any("ix_tickets_sla_check" in step for step in plan), plan
+
+
+def test_the_sla_check_reads_only_the_tickets_left_to_flag_on_postgres(pg_app):
+    with pg_app.test_request_context():
+        _check_sla_reads_only_tickets_left_to_flag()
