@@ -19,7 +19,9 @@ bench/search_quality.py (both FAQ sets, relevance floor 0.28) suggestion and sea
 recall@5 and unrelated-answered-empty are identical to float32, MRR equal or +0.002; only
 meaning-only ranking moves (Debian paraphrase MRR 0.849 -> 0.848, Python 0.903 -> 0.905).
 (With the earlier 0.30 floor one Debian query fell under it: 0.301 -> 0.298.) Articles are
-always embedded in float32 numpy, so stored vectors do not depend on the choice.
+always embedded in float32 numpy, so stored vectors do not depend on the choice. Run from its
+prepared form (`prepared_query_model`, the default), the model's matrices compute in int8 as
+well: see there for what that measured.
 """
 
 from __future__ import annotations
