@@ -8,6 +8,26 @@ memory instead of holding a copy, and no request waits for any of it.
 preload_app = True
 
 
+def _one_malloc_arena() -> None:
+    """glibc gives each thread that allocates its own heap ("arena", up to 8 per core): the
+    app's few background threads (the model loader in the master, the view-count and index
+    threads of each worker) each kept a mostly empty heap of their own, resident in every
+    worker. A sync worker runs one request at a time, so one arena costs no contention.
+    Measured after each page and 300 searches: RSS per worker 175 → 155 and 176 → 169 MB.
+    Set here, before the app starts any thread; the forked workers inherit it."""
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(libc_name) if libc_name else None
+    if libc is not None and hasattr(libc, "mallopt"):  # glibc
+        libc.mallopt(_M_ARENA_MAX, 1)
+
+
+_M_ARENA_MAX = -8  # glibc malloc.h
+_one_malloc_arena()
+
+
 def on_starting(server):
     """In the master, after the app was loaded and before the port opens or any fork."""
     from portal.agent import reports as agent_reports

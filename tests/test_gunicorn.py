@@ -166,3 +166,32 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
         assert conn.scalar(text("SELECT view_count FROM articles WHERE id = 1")) == 7
     assert stored_views() == 7
     engine.dispose()
+
+
+def _malloc_heaps_after_a_thread_allocates(setup: str) -> int:
+    """How many malloc arenas glibc reports (malloc_info) once a second thread allocated."""
+    code = setup + (
+        "import ctypes, threading, tempfile\n"
+        "libc = ctypes.CDLL('libc.so.6')\n"
+        "libc.fopen.restype = ctypes.c_void_p\n"
+        "def work():\n"
+        "    global kept\n"
+        "    kept = [bytearray(100) for _ in range(20000)]\n"
+        "thread = threading.Thread(target=work); thread.start(); thread.join()\n"
+        "path = tempfile.mktemp()\n"
+        "stream = ctypes.c_void_p(libc.fopen(path.encode(), b'w'))\n"
+        "libc.malloc_info(0, stream); libc.fclose(stream)\n"
+        "import os; report = open(path).read(); os.remove(path)\n"
+        "print(report.count('<heap nr='))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,  # noqa: S603
+                            text=True, check=True)
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_gunicorn_conf_keeps_malloc_to_one_arena_for_the_workers():
+    # Without the setting a thread that allocates gets a heap of its own (resident in every
+    # worker); gunicorn.conf.py, read by the master before the app starts, limits it to one.
+    assert _malloc_heaps_after_a_thread_allocates("") >= 2
+    conf = "import runpy; runpy.run_path('gunicorn.conf.py')\n"
+    assert _malloc_heaps_after_a_thread_allocates(conf) == 1
