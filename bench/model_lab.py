@@ -181,7 +181,8 @@ def mix(capture: str, other: str) -> None:
 
     alpha, power = semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER
     variants = {"meaning alone": fl.bonus(0.0, 1.0),
-                "today": fl.bonus(alpha, power, mixed(0.0))}
+                "today": fl.bonus(alpha, power, mixed(0.0)),
+                "today, keyword bonus 0.08": fl.bonus(0.08, power, mixed(0.0))}
     for weight in (0.1, 0.2, 0.25, 0.3, 0.4):
         variants[f"{other} {weight}, no keyword bonus"] = fl.bonus(0.0, 1.0, mixed(weight))
         for keyword_alpha in (0.08, alpha):
