@@ -2,6 +2,7 @@
 article is cut into vectors, and how its chunks' cosines become the article's score.
 
     python bench/chunk_lab.py /tmp/fusion.pkl [part of variant names]
+    python bench/chunk_lab.py lifts /tmp/fusion.pkl   # the title's lift from a second vector
 
 Replays the fusion captured by `bench/fusion_lab.py capture` (the questions' vectors as the
 portal's query encoder made them, after spelling correction; keyword candidates; title
@@ -16,6 +17,7 @@ a name filter, every kind. Embeddings are cached in /tmp/chunk_lab-cache.pkl.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import sys
@@ -219,5 +221,62 @@ def main(path: str, only: str = "") -> None:
                         row[label]["cosine"] = row[label]["cosine_today"]
 
 
+
+
+MAX_WITH_TITLE = os.environ.get("LIFT_REPLACES_TITLE") is None
+LIFTS: dict[str, Callable] = {
+    "title and first sentence": lambda t, b: f"{t}. {(sentences(b) or [''])[0]}".strip(),
+    "title and first paragraph": lambda t, b: f"{t}. {first_paragraph(b)}".strip(),
+}
+
+
+def lifts(path: str) -> None:
+    """Today's chunks (and floors) kept; the title's lift (TITLE_WEIGHT x how much closer the
+    title is than the best chunk) read from the closer of the title and a second short
+    vector (the answer's opening), at a few weights."""
+    with open(path, "rb") as f:
+        lab = pickle.load(f)  # noqa: S301 (a file fusion_lab.py wrote)
+    fl._prepare(lab)
+    cache = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}  # noqa: S301
+    encoder = load_encoder()
+    alone = fl.bonus(0.0, 1.0)
+    baseline = {(s, label): fl.evaluate(data, label, alone)
+                for s, data in lab.items() for label in fl.PATHS}
+    faqs = {s: list(sq.SETS[s].load()) for s in lab}
+    for lift_name, lift in LIFTS.items():
+        vectors = {s: _embed([lift(f.title, f.body) for f in faqs[s]], cache, encoder)
+                   for s in lab}
+        CACHE.write_bytes(pickle.dumps(cache))
+        for s, data in lab.items():
+            for row in data["rows"]:
+                for label in fl.PATHS:
+                    c = row[label]
+                    if "vector" in c:
+                        c.setdefault("title_today", c["title"])
+                        c["title"] = (np.maximum(c["title_today"], vectors[s] @ c["vector"])
+                                      if MAX_WITH_TITLE else vectors[s] @ c["vector"])
+        for weight in (0.1, 0.15, 0.2):
+            fused = fl.bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
+                             lambda c, w=weight: c["cosine"]
+                             + w * np.maximum(c["title"] - c["cosine"], 0.0))
+            below, cells = 0, []
+            for s, data in lab.items():
+                for label in fl.PATHS:
+                    result = fl.evaluate(data, label, fused)
+                    base = baseline[s, label]
+                    below += sum(result[k][m] < base[k][m] - 1e-9
+                                 for k in sq.KINDS for m in (0, 1))
+                    r1, r5, mrr = result["all"]
+                    kinds = " ".join(f"{k[:3]} {result[k][0]:.3f}/{result[k][1]:.3f}"
+                                     for k in sq.KINDS)
+                    cells.append(f"{s[:3]}/{label[:3]} {r1:.3f}/{r5:.3f}/{mrr:.3f} ({kinds}) "
+                                 f"unrel {result[sq.UNRELATED][0]:.2f}")
+            print(f"lift from {lift_name}, weight {weight}: {below} under meaning alone; "
+                  + "; ".join(cells), flush=True)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1] == "lifts":
+        lifts(sys.argv[2])
+    else:
+        main(*sys.argv[1:3])
