@@ -250,7 +250,7 @@ VARIANTS = {
     **{f"title above {w} alpha {a}": bonus(a, semantic.KEYWORD_SCORE_POWER,
                                           lambda c, w=w: c["cosine"]
                                           + w * np.maximum(c["title"] - c["cosine"], 0.0))
-       for w in (0.05, 0.1, 0.125) for a in (0.1, 0.12)},
+       for w in (0.05, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4) for a in (0.1, 0.12, 0.15, 0.18)},
     **{f"second chunk {w}": bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
                                   second_chunk(w)) for w in (0.02, 0.05, 0.1, 0.2)},
 }
