@@ -15,9 +15,9 @@ centre (the mean of its recent neighbours within `RADIUS`), and the tickets with
 conditional binomial test asks whether the window holds more of them than the window's share
 of the total volume predicts (so daily and weekly rhythms cancel out, and a neighbourhood
 seen rarely last week needs more tickets, not fewer). Several windows catch fast and slow
-surges; overlapping alerting neighbourhoods merge, so one spike gives one surge. An
-installation with less than a week of history has no trustworthy baseline: it needs more
-tickets and assumes at least a floor of baseline.
+surges; overlapping alerting neighbourhoods are one spike, raised once with the tickets of
+the most significant of them. An installation with less than a week of history has no
+trustworthy baseline: it needs more tickets and assumes at least a floor of baseline.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
     the window and in the baseline together, each falls in the window with probability
     (other tickets in the window) / (other tickets in window and baseline) if nothing changed
     (so the daily and weekly rhythm of the whole stream cancels out, and a thin baseline is
-    no licence to alert). The most significant window decides.
+    no licence to alert). The most significant window decides; windows short of the
+    minimum count or ratio are not tested (no surge whatever the test says).
     """
     cold = history_span < COLD_START
     min_count = sensitivity.cold_min_count if cold else sensitivity.min_count
@@ -136,9 +137,10 @@ def judge(counts: list[tuple[timedelta, int, int]], near_base: int, base: int,
         others, others_base = max(total - near, 0), max(base - near_base, 0)
         q = others / (others + others_base) if others + others_base else 1.0
         expected = near_base * others / others_base if others_base else 0.0
+        if near < min_count or near < sensitivity.min_ratio * expected:
+            continue  # no surge whatever the test says: spare it (the scan's main cost)
         p_value = binomial_tail(near, near + near_base, q)
-        surge = (near >= min_count and near >= sensitivity.min_ratio * expected
-                 and p_value <= sensitivity.max_p)
+        surge = p_value <= sensitivity.max_p
         if (surge, -p_value) > (best.surge, -best.p_value):
             best = Verdict(surge, window, near, expected, p_value)
     return best
@@ -184,6 +186,16 @@ def _judge_all(near: np.ndarray, minutes: np.ndarray, now: float, history_span: 
             for row in range(len(near))]
 
 
+def _centres(recent_vectors: np.ndarray) -> np.ndarray:
+    """Each recent ticket's neighbourhood centre: the mean of its recent neighbours (within
+    `RADIUS`, itself included); tickets with the same neighbours give one centre."""
+    near = recent_vectors @ recent_vectors.T >= RADIUS
+    packed = np.packbits(near, axis=1)
+    _, first = np.unique(packed.view(f"V{packed.shape[1]}").ravel(), return_index=True)
+    sums = near[np.sort(first)].astype(np.float32) @ recent_vectors
+    return (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
+
+
 def detect(minutes: np.ndarray, vectors: np.ndarray, now: float, fresh: np.ndarray,
            history_span: timedelta, sensitivity: Sensitivity,
            blocked: np.ndarray | None = None,
@@ -191,26 +203,34 @@ def detect(minutes: np.ndarray, vectors: np.ndarray, now: float, fresh: np.ndarr
     """Dense neighbourhoods among recent tickets, merged so one spike gives one alert.
 
     `minutes` (sorted arrival times in minutes) and `vectors` (unit rows) hold the tickets of
-    the baseline period and the windows up to `now`; `fresh` the rows that arrived since the
-    last scan (only neighbourhoods they entered can have grown). Each recent ticket near a
-    fresh one seeds a neighbourhood: the centre of its recent neighbours (within `RADIUS`),
-    and the tickets within `NEIGHBOURHOOD` of that centre are counted in each window and in
-    the baseline. Neighbourhoods whose centre is within `SIMILARITY` of a `blocked` centre
-    (open or silenced surges) are left alone; `claimed` (a mask of rows) are the tickets of
-    ended surges.
+    the baseline period and the windows up to `now`; `fresh` the rows that arrived lately
+    (none: nothing to do). Every recent ticket seeds a neighbourhood: the centre of its
+    recent neighbours (within `RADIUS`), and the tickets within `NEIGHBOURHOOD` of that
+    centre are counted in each window and in the baseline. (Not only the neighbourhoods a
+    fresh ticket entered: a centre moves whenever a recent ticket arrives or ages out, so a
+    spike's best-placed neighbourhood can form around tickets that came earlier.)
+    Neighbourhoods whose centre is within `SIMILARITY` of a `blocked` centre (open or
+    silenced surges) are left alone; `claimed` (a mask of rows) are the tickets of ended
+    surges.
     """
     longest = max(WINDOWS).total_seconds() / 60
     recent = np.flatnonzero((minutes > now - longest) & (minutes <= now))
     if not len(recent) or not len(fresh):
         return []
-    recent_vectors = vectors[recent]
-    touched = (vectors[fresh] @ recent_vectors.T >= RADIUS).any(axis=0)
-    seeds = recent[touched]
-    near_seed = vectors[seeds] @ recent_vectors.T >= RADIUS
-    centres = np.stack([centroid(recent_vectors[row].sum(axis=0)) for row in near_seed])
+    centres = _centres(vectors[recent])
     if blocked is not None and len(blocked):
-        free = (centres @ blocked.T).max(axis=1) < SIMILARITY
-        centres = centres[free]
+        centres = centres[(centres @ blocked.T).max(axis=1) < SIMILARITY]
+    # Only neighbourhoods with enough tickets in some window can surge: the week's tickets
+    # are compared with those centres alone (most centres fall short).
+    countable = recent if claimed is None else recent[~claimed[recent]]
+    near_recent = centres @ vectors[countable].T >= NEIGHBOURHOOD
+    cold = history_span < COLD_START
+    least = sensitivity.cold_min_count if cold else sensitivity.min_count
+    enough = np.zeros(len(centres), dtype=bool)
+    for window in WINDOWS:
+        in_window = minutes[countable] > now - window.total_seconds() / 60
+        enough |= near_recent[:, in_window].sum(axis=1) >= least
+    centres = centres[enough]
     if not len(centres):
         return []
     verdicts = _judge_all(centres @ vectors.T >= NEIGHBOURHOOD, minutes, now, history_span,
@@ -256,23 +276,24 @@ def already_covered(members, open_members: set, share: float = 0.5) -> bool:
 
 
 def merge(alerts: list[Alert], vectors: np.ndarray) -> list[Alert]:
-    """One alert per spike: alerts sharing members join; each merged alert is re-centred on
-    the union of its members and keeps its most significant verdict."""
-    alerts = sorted(alerts, key=lambda a: a.verdict.p_value)
-    merged: list[tuple[set[int], Verdict]] = []
-    for alert in alerts:
+    """One alert per spike: alerts sharing members are one spike, raised once with the
+    members and verdict of its most significant neighbourhood. (A wider neighbourhood
+    overlapping it also takes in close intents' ordinary traffic: the union of members let
+    those in, and could leave the spike's own tickets a minority of its surge. Later tickets
+    and alerts of the same spike still join the open surge.)"""
+    merged: list[tuple[set[int], Alert]] = []
+    for alert in sorted(alerts, key=lambda a: a.verdict.p_value):
         members = set(alert.members)
         joined = [m for m in merged if m[0] & members]
         for m in joined:
             merged.remove(m)
             members |= m[0]
-        best = min([alert.verdict] + [m[1] for m in joined], key=lambda v: v.p_value)
+        best = min([alert] + [m[1] for m in joined], key=lambda a: a.verdict.p_value)
         merged.append((members, best))
     out = []
-    for members, verdict in sorted(merged, key=lambda m: m[1].p_value):
-        rows = sorted(members)
-        centre = centroid(vectors[rows].sum(axis=0))
-        out.append(Alert(centre, rows, verdict))
+    for _, best in sorted(merged, key=lambda m: m[1].verdict.p_value):
+        rows = sorted(best.members)
+        out.append(Alert(centroid(vectors[rows].sum(axis=0)), rows, best.verdict))
     return out
 
 

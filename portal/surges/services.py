@@ -182,7 +182,7 @@ def scan(now: datetime | None = None) -> list[Surge]:
     span = min(now - oldest, detection.HISTORY + longest) if oldest else timedelta(0)
     claimed = _claimed(rows, now - longest)
     _end_or_keep(rows, claimed, now, span, setting)
-    # Only neighbourhoods a ticket entered lately can have grown (a late embedding counts).
+    # Nothing arrived lately (a late embedding counts): no neighbourhood can have grown.
     since = recent.minutes_of(now - shortest)
     fresh = np.flatnonzero((rows.minutes > since) | (rows.embedded > since))
     raised: list[Surge] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -25,21 +26,22 @@ def unit(rows):
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def stream(rng, topics: int = 40, per_topic: int = 25, spikes=(), now: float = 2 * WEEK):
+def stream(rng, topics: int = 40, per_topic: int = 25, spikes=(), now: float = 2 * WEEK,
+           noise: float = 0.08, spread: float = 60):
     """A week and a bit of tickets on `topics` directions, plus spikes: (topic, count) in the
-    last hour. Returns (minutes, vectors, topic of each), sorted by time."""
+    last `spread` minutes. Returns (minutes, vectors, topic of each), sorted by time."""
     axes = np.eye(64, dtype=np.float32)[:topics]
     minutes, topic_of = [], []
     for topic in range(topics):
         minutes += list(rng.uniform(now - WEEK - 360, now, per_topic))
         topic_of += [topic] * per_topic
     for topic, count in spikes:
-        minutes += list(rng.uniform(now - 60, now, count))
+        minutes += list(rng.uniform(now - spread, now, count))
         topic_of += [topic] * count
     order = np.argsort(minutes)
     minutes = np.asarray(minutes)[order]
     topic_of = np.asarray(topic_of)[order]
-    noise = rng.normal(0, 0.08, (len(minutes), 64))
+    noise = rng.normal(0, noise, (len(minutes), 64))
     return minutes, unit(axes[topic_of] + noise), topic_of
 
 
@@ -71,6 +73,28 @@ def test_two_spikes_give_two_alerts_and_a_quiet_stream_none():
     assert detection.detect(minutes, vectors, now, fresh, timedelta(days=30), NORMAL) == []
 
 
+def test_a_spike_written_in_many_ways_is_found_around_its_earlier_tickets():
+    """12 tickets in two hours, mostly less than `RADIUS` alike (cosine ~0.6 between two of
+    them, ~0.77 to their mean): the latest tickets' neighbours are few, but centres seeded
+    at the spike's earlier tickets hold 9 of the 12 at both levels. A quiet stream written
+    the same way raises nothing."""
+    now = 2 * WEEK
+    minutes, vectors, topics = stream(np.random.default_rng(8), spikes=[(3, 12)], now=now,
+                                      noise=0.1, spread=120)
+    fresh = np.flatnonzero(minutes > now - 30)
+    assert set(topics[fresh]) != {3}  # the fresh tickets are mostly others'
+    for setting in detection.SENSITIVITIES.values():
+        alerts = detection.detect(minutes, vectors, now, fresh, timedelta(days=30), setting)
+        assert len(alerts) == 1
+        members = topics[alerts[0].members]
+        assert (members == 3).all() and len(members) >= 9
+
+    minutes, vectors, _ = stream(np.random.default_rng(108), now=now, noise=0.1)
+    fresh = np.flatnonzero(minutes > now - 30)
+    for setting in detection.SENSITIVITIES.values():
+        assert detection.detect(minutes, vectors, now, fresh, timedelta(days=30), setting) == []
+
+
 def test_a_topic_that_is_always_busy_is_no_surge_at_its_usual_rate():
     """Judged against its own baseline: 15 in an hour is usual for a topic with ~2,500 a
     week."""
@@ -98,3 +122,19 @@ def test_neighbourhoods_skipped_for_too_few_tickets_are_those_judged_no_surge():
                 int(row[in_base].sum()), int(in_base.sum()), span, setting) for row in near]
             assert [v.surge for v in verdicts] == [v.surge for v in every]
             assert any(v.surge for v in every) and not all(v.surge for v in every)
+
+
+def test_overlapping_alerts_raise_the_most_significant_neighbourhood_alone():
+    """A wider neighbourhood overlapping a spike's (sharing two of its tickets) also holds
+    close intents' ordinary traffic: the spike is raised once, with the tight
+    neighbourhood's tickets and verdict, not the union (where the spike's own tickets were
+    a minority). A separate spike stays a separate alert."""
+    vectors = unit(np.eye(16)[[0] * 8 + [1] * 8])
+    verdict = detection.Verdict(True, detection.WINDOWS[1], 0, 0.5, 0.0)
+    tight = detection.Alert(vectors[0], [0, 1, 2, 3, 4, 5], replace(verdict, p_value=1e-8))
+    wide = detection.Alert(vectors[0], [4, 5, 8, 9, 10, 11, 12], replace(verdict, p_value=1e-6))
+    other = detection.Alert(vectors[0], [14, 15, 13], replace(verdict, p_value=1e-7))
+    alerts = detection.merge([wide, other, tight], vectors)
+    assert [a.members for a in alerts] == [[0, 1, 2, 3, 4, 5], [13, 14, 15]]
+    assert [a.verdict.p_value for a in alerts] == [1e-8, 1e-7]
+    assert np.allclose(alerts[0].centre, vectors[0], atol=1e-6)
