@@ -15,8 +15,8 @@ ratio of a page is its req/s over the mean of the two floor runs.
 Per page: req/s, p50/p95 latency, server CPU per request (user+system time of the workers,
 read from /proc, over the requests served) and the ratio to the floor; with `--database
 postgres` also the database server's CPU per request (its backends for the bench database).
-Then the workers' resident memory after warm-up (RSS, and PSS, which splits pages shared
-between workers).
+Then the workers' resident memory after warm-up (RSS; PSS, which splits pages shared between
+workers; and private, the pages no other process holds: what one more worker costs).
 The first requests after start (cold: the model may still be loading) are timed too.
 The last line:
 RESULT min_page_ratio=… instant_ratio=… search_ratio=… suggest_ratio=… rss_mb_per_worker=…
@@ -179,13 +179,15 @@ class DatabaseCpu:
             "SC_CLK_TCK")
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, PSS) in MB."""
+def memory_mb(pid: int) -> tuple[float, float, float]:
+    """(RSS, PSS, private) in MB. Private (USS) is what one more worker costs the host: RSS
+    also counts the pages it shares with the master and the other workers (code, the model's
+    mapped weights, the index and vector files), PSS a share of them."""
     values = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         key, value = line.split(":", 1)
         values[key] = int(value.split()[0]) / 1024
-    return values["Rss"], values["Pss"]
+    return values["Rss"], values["Pss"], values["Private_Clean"] + values["Private_Dirty"]
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -435,7 +437,8 @@ def main() -> None:
               f"{r['errors']}/{r['n']}{db_cpu}")
     for when, values in (("after warm-up", memory), ("at the end", memory_after)):
         print(f"workers' memory {when}: " + ", ".join(
-            f"RSS {rss:.0f} MB / PSS {pss:.0f} MB" for rss, pss in values))
+            f"RSS {rss:.0f} MB / PSS {pss:.0f} MB / private {uss:.0f} MB"
+            for rss, pss, uss in values))
     plain = [r["rps"] / floor_rps for n, r in results.items() if n not in SEARCH_PAGES]
 
     plain_cpu = [floor_cpu / r["cpu_ms"] for n, r in results.items() if n not in SEARCH_PAGES]
@@ -450,8 +453,9 @@ def main() -> None:
     print(f"min_page_ratio={min(plain):.2f} " if plain else "min_page_ratio=n/a ", end="")
     print(f"instant_ratio={ratio('instant')} search_ratio={ratio('search')} "
           f"suggest_ratio={ratio('suggest')} "
-          f"rss_mb_per_worker={max(rss for rss, _p in memory_after):.0f} "
-          f"pss_mb_per_worker={max(pss for _r, pss in memory_after):.0f} "
+          f"rss_mb_per_worker={max(m[0] for m in memory_after):.0f} "
+          f"pss_mb_per_worker={max(m[1] for m in memory_after):.0f} "
+          f"private_mb_per_worker={max(m[2] for m in memory_after):.0f} "
           f"cold_article_ms={cold['article']:.0f} cold_search_ms={cold['search']:.0f} ", end="")
     print(f"cpu_min_page_ratio={min(plain_cpu):.2f} " if plain_cpu else "", end="")
     print(f"cpu_instant_ratio={cpu_ratio('instant')} cpu_search_ratio={cpu_ratio('search')} "
