@@ -97,8 +97,8 @@ def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | No
     searcher = store.searcher()
     stored = {docnum: searcher.stored_fields(docnum) if fields or snippets else {}
               for docnum, _score in best}
-    offsets = char_offsets({d: f.get("body", "") for d, f in stored.items()}, body_words(q)) \
-        if snippets else {}
+    offsets = char_offsets({d: f.get("body", "") for d, f in stored.items()}, body_words(q),
+                           offsets_memo(store)) if snippets else {}
     docs = []
     for docnum, score in best:
         body = stored[docnum].get("body", "")
@@ -148,7 +148,8 @@ def body_words(q: wq.Query) -> set[str]:
     return words
 
 
-def char_offsets(bodies: dict[int, str], words: set[str]) -> dict[int, list[Token]]:
+def char_offsets(bodies: dict[int, str], words: set[str], known: dict | None = None
+                 ) -> dict[int, list[Token]]:
     """The matched words' tokens (position, character offsets) in each document's body.
 
     Found by reading the stored body (which is what was indexed) as the body's analyser
@@ -157,24 +158,51 @@ def char_offsets(bodies: dict[int, str], words: set[str]) -> dict[int, list[Toke
     (128 postings' offsets, unpickled and decompressed) per word and document shown, and
     walking the block headers before it: 2-9 ms of a search page at 100,000 articles.
     Each distinct word of a body is analysed once per process (`_term`), so a body costs a
-    regular-expression pass and a dictionary lookup per word."""
+    regular-expression pass and a dictionary lookup per word.
+
+    `known` (one per index generation, `offsets_memo`) keeps what was found per word and
+    document: the articles shown for the common words come back request after request, and
+    a body is read again only for a word not asked of it yet."""
     found: dict[int, list[Token]] = {docnum: [] for docnum in bodies}
     if not words:
         return found
     for docnum, body in bodies.items():
-        tokens = found[docnum]
-        position = None
-        for index, match in enumerate(_BODY_WORD.finditer(body)):
-            term = _term(match.group(0))
-            if term is None:  # a stop word: no position of its own
-                continue
-            # The stop filter's numbering: the first word kept keeps its place in the
-            # text, each later one follows the previous one.
-            position = index if position is None else position + 1
-            if term in words:
-                tokens.append(Token(text=term, pos=position, startchar=match.start(),
-                                    endchar=match.end()))
+        if known is not None and all((word, docnum) in known for word in words):
+            offsets = {word: known[(word, docnum)] for word in words}
+        else:
+            offsets = _body_offsets(body, words)
+            if known is not None:
+                if len(known) > MAX_KNOWN_OFFSETS:
+                    known.clear()
+                known.update(((word, docnum), offsets[word]) for word in words)
+        found[docnum] = [Token(text=word, pos=pos, startchar=start, endchar=end)
+                         for word in words for pos, start, end in offsets[word]]
     return found
+
+
+# (word, document) offsets kept per index generation: ~200 bytes each.
+MAX_KNOWN_OFFSETS = 20_000
+
+
+def offsets_memo(store) -> dict:
+    """The `known` offsets of `char_offsets` for the store's current index generation."""
+    return store.memo("char_offsets", lambda _searcher: {})
+
+
+def _body_offsets(body: str, words: set[str]) -> dict[str, tuple]:
+    """(position, start, end) of each of `words` in `body`, as the index holds them."""
+    offsets: dict[str, list] = {word: [] for word in words}
+    position = None
+    for index, match in enumerate(_BODY_WORD.finditer(body)):
+        term = _term(match.group(0))
+        if term is None:  # a stop word: no position of its own
+            continue
+        # The stop filter's numbering: the first word kept keeps its place in the text,
+        # each later one follows the previous one.
+        position = index if position is None else position + 1
+        if term in offsets:
+            offsets[term].append((position, match.start(), match.end()))
+    return {word: tuple(found) for word, found in offsets.items()}
 
 
 _BODY_WORD = TEXT_ANALYZER.items[0].expression  # the analyser's tokenizer
@@ -338,7 +366,8 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     page_docs = with_fields(searcher, docs[start:start + per_page])  # only the shown ones
     if not instant and page_docs:
         words = body_words(keyword_query) if keyword_query is not None else set()
-        offsets = char_offsets({d.docnum: d.fields.get("body", "") for d in page_docs}, words)
+        offsets = char_offsets({d.docnum: d.fields.get("body", "") for d in page_docs}, words,
+                               offsets_memo(store))
         for doc in page_docs:
             doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])
     return page_docs, len(docs)
