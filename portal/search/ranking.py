@@ -139,10 +139,22 @@ def _fallback_snippet(body: str) -> Markup:
     return escape(body[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …")
 
 
+def query_terms(q: wq.Query) -> list[tuple[str, str]]:
+    """(field, word) of every term of `q`, in the order of `q.iter_all_terms()`, which walks
+    the tree through nested generators: a suggestion's 20 words in four fields are 80 terms,
+    walked twice per request (a fifth of a millisecond). ANDs and ORs of words are read
+    directly; anything else is asked of Whoosh."""
+    if type(q) is wq.Term:
+        return [(q.fieldname, q.text)] if q.fieldname else []
+    if type(q) in (wq.Or, wq.And):
+        return [term for sub in q.subqueries for term in query_terms(sub)]
+    return list(q.iter_all_terms())
+
+
 def body_words(q: wq.Query) -> set[str]:
     """The (analysed) words the query looks for in the body."""
     words = set()
-    for fieldname, text in q.iter_all_terms():
+    for fieldname, text in query_terms(q):
         if fieldname == "body":
             words.add(text.decode("utf-8") if isinstance(text, bytes) else text)
     return words
@@ -291,7 +303,7 @@ def keyword_shares(store, q: wq.Query | None, docnums: list[int]) -> dict[int, f
     if q is None or not docnums:
         return shares
     fields: dict[str, list[str]] = {}
-    for fieldname, text in q.iter_all_terms():
+    for fieldname, text in query_terms(q):
         word = text.decode("utf-8") if isinstance(text, bytes) else text
         fields.setdefault(word, []).append(fieldname)
     if not fields:

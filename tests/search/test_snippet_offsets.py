@@ -49,3 +49,22 @@ def test_search_snippets_mark_the_matched_words(app, make_article):
     (hit,) = search_articles("printing", Audience.PUBLIC).hits
     marked = re.findall(r"<mark[^>]*>([^<]+)</mark>", str(hit.snippet_html))
     assert marked == ["print", "printing"]  # "printer" has a stem of its own
+
+
+def test_query_terms_are_whoosh_s_in_its_order(app, make_article):
+    from portal.search.queryparse import parse
+    from portal.search.ranking import query_terms
+
+    make_article("Reset a forgotten password", "Use the Forgot password link to reset it.")
+    searcher = store().searcher()
+    texts = ["reset password", "how do I reset my forgotten password after the update",
+             "pass* reset", '"reset password" link', "password NOT forgotten", "x", "the a"]
+    compared = 0
+    for text in texts:
+        for any_word in (False, True):
+            for prefix_last in (False, True):
+                q = parse(text, searcher, any_word=any_word, prefix_last=prefix_last).query
+                if q is not None:
+                    assert query_terms(q) == list(q.iter_all_terms()), text
+                    compared += 1
+    assert compared > 15
