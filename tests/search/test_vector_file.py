@@ -143,3 +143,29 @@ def test_vectors_removed_by_another_process_without_new_ones_are_seen(app, make_
     _suggested(other)
     with other.app_context():
         assert len(semantic._matrix().vectors) == rows_before - 1
+
+
+@SEMANTIC
+def test_an_article_made_internal_is_never_suggested_to_customers_by_another_process(
+        app, make_article, agent, run_jobs):
+    """The other process keeps its signature (nothing is counted again: the vectors did not
+    change) but its visible rows follow the index generation: the article is gone for
+    customers at its next request."""
+    from portal.kb.models import Visibility
+    from portal.kb.services import ArticleInput, update_article
+
+    refund = make_article("Refunds for duplicate charges",
+                          "If a payment was taken twice, we return the extra charge.")
+    other = make_app(Path(app.instance_path), SEMANTIC_SEARCH=True)  # a second worker
+    assert _suggested(other)[0] == refund.id
+    with other.app_context():
+        signature = semantic._matrix().signature
+    update_article(refund, ArticleInput(title=refund.title, body=refund.body,
+                                        section_id=refund.section_id,
+                                        visibility=Visibility.INTERNAL), agent,
+                   expected_version=refund.version)
+    db.session.commit()
+    run_jobs()
+    assert refund.id not in _suggested(other)
+    with other.app_context():
+        assert semantic._matrix().signature == signature
