@@ -121,8 +121,11 @@ def evaluate_words(postings: ArrayPostings, q: wq.Query) -> Postings | None:
         if any(part is None for part in parts):
             return None
         ids, scores = _union(parts, postings.doc_count)
-        matched_words = np.bincount(np.concatenate([p[0] for p in parts]),
-                                    minlength=postings.doc_count)[ids]
+        every = np.concatenate([p[0] for p in parts])
+        if _few(len(every), postings.doc_count):  # ids are these entries' distinct values
+            matched_words = np.unique(every, return_counts=True)[1]
+        else:
+            matched_words = np.bincount(every, minlength=postings.doc_count)[ids]
         return ids, matched_words * COORDINATION + scores
     return postings.evaluate(q)
 
@@ -376,15 +379,30 @@ def _read_postings(matcher) -> Postings:
 def _union(parts: list[Postings], size: int) -> Postings:
     """Docs in any part (ascending), scores summed in the parts' order. Counting into arrays
     of `size` (the reader's doc count) costs O(size + entries); sorting the concatenated
-    entries (np.unique) cost O(entries log entries), most of a query on a large index."""
+    entries (np.unique) O(entries log entries): the first for common words on a large
+    index, the second when the entries are few (a rare word at 100,000 articles: 13 us
+    against 1.4 ms for three arrays of every document). Both add each document's scores in
+    the same order, so the sums are the same to the last bit."""
     if not parts:
         return _EMPTY
     if len(parts) == 1:
         return parts[0]
     ids = np.concatenate([p[0] for p in parts])
     scores = np.concatenate([p[1] for p in parts])
+    if _few(len(ids), size):
+        unique, inverse = np.unique(ids, return_inverse=True)
+        return unique, np.bincount(inverse, weights=scores, minlength=len(unique))
     unique = np.flatnonzero(np.bincount(ids, minlength=size))
     return unique, np.bincount(ids, weights=scores, minlength=size)[unique]
+
+
+# Fewer entries than 1/SORT_BELOW of the documents: sorting them beats counting into arrays
+# of every document (measured crossover at 100,000 documents: ~5,000 entries).
+SORT_BELOW = 20
+
+
+def _few(entries: int, size: int) -> bool:
+    return entries * SORT_BELOW < size
 
 
 def _intersect(parts: list[Postings]) -> Postings:

@@ -169,7 +169,10 @@ def parse(raw: str, searcher: Searcher, *, any_word: bool = False,
 _PLAIN_WORDS = re.compile(r"\w+(?: \w+)*")
 _OPERATORS = frozenset({"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"})
 WORD_QUERIES = 20_000  # per process, least recently used first out
-_word_queries: OrderedDict[tuple[int, str], wq.Query | None] = OrderedDict()
+# Keyed by the parser itself (held here), not its id(): a parser dropped for a new schema
+# (an index opened again) could leave its id to a parser of other fields, whose words would
+# then get the old parser's queries.
+_word_queries: OrderedDict[tuple[MultifieldParser, str], wq.Query | None] = OrderedDict()
 _word_lock = threading.Lock()
 
 
@@ -186,7 +189,7 @@ def _parse_words(parser: MultifieldParser, source: str) -> wq.Query | None:
     group = parser.group()
     subqueries = []
     for word in words:
-        key = (id(parser), word)
+        key = (parser, word)
         with _word_lock:
             known = key in _word_queries
             if known:

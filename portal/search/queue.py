@@ -30,6 +30,7 @@ from portal.search import pg
 from portal.search.arrays import write_posting_files
 from portal.search.documents import article_document
 from portal.search.index import INDEX_ERRORS, store
+from portal.search.spelling import write_vocabulary_files
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ def process_all() -> int:
         total += done
     if total and not pg.active():
         write_posting_files(store())
+        write_vocabulary_files(store())
     return total
 
 
@@ -217,6 +219,7 @@ def reindex_all(progress: Callable[[int, int], None] | None = None) -> int:
                 progress(done, len(ids))
     index_store.created_empty = False
     write_posting_files(index_store)
+    write_vocabulary_files(index_store)
     with _write_transaction():
         session.execute(delete(IndexQueue).where(IndexQueue.queued_at <= started))
     return done

@@ -23,12 +23,12 @@ from whoosh.highlight import (
     PinpointFragmenter,
     top_fragments,
 )
-from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from portal.search import semantic
 from portal.search.arrays import ArrayPostings, evaluate_words, top
 from portal.search.audience import VISIBLE_TO, Audience
+from portal.search.schema import TEXT_ANALYZER
 
 SNIPPET_CHARS = 220
 _FORMATTER = HtmlFormatter(tagname="mark", between=" … ")
@@ -95,13 +95,15 @@ def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | No
     best, total = top(found, allowed_mask(store, audience, category_id),
                       (page - 1) * per_page, per_page)
     searcher = store.searcher()
-    offsets = char_offsets(searcher, [d for d, _s in best], body_words(q), postings,
+    stored = {docnum: searcher.stored_fields(docnum) if fields or snippets else {}
+              for docnum, _score in best}
+    offsets = char_offsets({d: f.get("body", "") for d, f in stored.items()}, body_words(q),
                            offsets_memo(store)) if snippets else {}
     docs = []
     for docnum, score in best:
-        stored = searcher.stored_fields(docnum) if fields or snippets else {}
-        text = snippet(stored.get("body", ""), offsets[docnum]) if snippets else Markup("")
-        docs.append(RankedDoc(docnum, score, stored, text))
+        body = stored[docnum].get("body", "")
+        text = snippet(body, offsets[docnum]) if snippets else Markup("")
+        docs.append(RankedDoc(docnum, score, stored[docnum], text))
     return docs, total
 
 
@@ -137,54 +139,56 @@ def _fallback_snippet(body: str) -> Markup:
     return escape(body[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …")
 
 
+def query_terms(q: wq.Query) -> list[tuple[str, str]]:
+    """(field, word) of every term of `q`, in the order of `q.iter_all_terms()`, which walks
+    the tree through nested generators: a suggestion's 20 words in four fields are 80 terms,
+    walked twice per request (a fifth of a millisecond). ANDs and ORs of words are read
+    directly; anything else is asked of Whoosh."""
+    if type(q) is wq.Term:
+        return [(q.fieldname, q.text)] if q.fieldname else []
+    if type(q) in (wq.Or, wq.And):
+        return [term for sub in q.subqueries for term in query_terms(sub)]
+    return list(q.iter_all_terms())
+
+
 def body_words(q: wq.Query) -> set[str]:
     """The (analysed) words the query looks for in the body."""
     words = set()
-    for fieldname, text in q.iter_all_terms():
+    for fieldname, text in query_terms(q):
         if fieldname == "body":
             words.add(text.decode("utf-8") if isinstance(text, bytes) else text)
     return words
 
 
-def char_offsets(searcher: Searcher, docnums: list[int], words: set[str],
-                 postings: ArrayPostings | None = None, known: dict | None = None
+def char_offsets(bodies: dict[int, str], words: set[str], known: dict | None = None
                  ) -> dict[int, list[Token]]:
-    """Matched words' character offsets per document, read from the index postings.
+    """The matched words' tokens (position, character offsets) in each document's body.
 
-    One pass per word over its posting list, documents in ascending order, instead of
-    re-analysing each body. (Whoosh's own pinpoint highlighting needs `terms=True`, whose
-    collector miscounts totals when a filter is set.)
+    Found by reading the stored body (which is what was indexed) as the body's analyser
+    does, and keeping the tokens that are query words: the same positions and offsets the
+    index holds. Reading them from the index instead meant decoding a whole posting block
+    (128 postings' offsets, unpickled and decompressed) per word and document shown, and
+    walking the block headers before it: 2-9 ms of a search page at 100,000 articles.
+    Each distinct word of a body is analysed once per process (`_term`), so a body costs a
+    regular-expression pass and a dictionary lookup per word.
 
-    With the in-memory `postings` the query was ranked with, only the documents holding a
-    word are looked for, and a word none of them holds is not looked up on disk at all (a
-    term lookup and a block read each: a suggestion's ten words were a tenth of its request).
-    `known` (one per index generation, `offsets_memo`) keeps what was read per word and
-    document: the articles shown for the common words come back request after request.
-    """
-    found: dict[int, list[Token]] = {docnum: [] for docnum in docnums}
-    ordered = sorted(docnums)
-    wanted = np.asarray(ordered, dtype=np.int64)
-    reader = searcher.reader()  # reader postings: no scorer (and no idf) is needed here
-    for word in words:
-        if postings is None:
-            holders = ordered
+    `known` (one per index generation, `offsets_memo`) keeps what was found per word and
+    document: the articles shown for the common words come back request after request, and
+    a body is read again only for a word not asked of it yet."""
+    found: dict[int, list[Token]] = {docnum: [] for docnum in bodies}
+    if not words:
+        return found
+    for docnum, body in bodies.items():
+        if known is not None and all((word, docnum) in known for word in words):
+            offsets = {word: known[(word, docnum)] for word in words}
         else:
-            holders = [int(d) for d in wanted[_held(postings.term("body", word)[0], wanted)]]
-            if not holders:
-                continue
-        if known is None:
-            offsets = _read_offsets(reader, word, holders)
-        else:
-            missing = [docnum for docnum in holders if (word, docnum) not in known]
-            if missing:
+            offsets = _body_offsets(body, words)
+            if known is not None:
                 if len(known) > MAX_KNOWN_OFFSETS:
                     known.clear()
-                read = _read_offsets(reader, word, missing)
-                known.update(((word, docnum), read.get(docnum, ())) for docnum in missing)
-            offsets = {docnum: known[(word, docnum)] for docnum in holders}
-        for docnum, triples in offsets.items():
-            found[docnum].extend(Token(text=word, pos=pos, startchar=start, endchar=end)
-                                 for pos, start, end in triples)
+                known.update(((word, docnum), offsets[word]) for word in words)
+        found[docnum] = [Token(text=word, pos=pos, startchar=start, endchar=end)
+                         for word in words for pos, start, end in offsets[word]]
     return found
 
 
@@ -197,29 +201,41 @@ def offsets_memo(store) -> dict:
     return store.memo("char_offsets", lambda _searcher: {})
 
 
-def _read_offsets(reader, word: str, ordered: list[int]) -> dict[int, tuple]:
-    """(position, start, end) of `word` in each of `ordered` (ascending) that holds it."""
-    try:
-        matcher = reader.postings("body", word)
-    except TermNotFound:
-        return {}
-    offsets = {}
-    for docnum in ordered:
-        if not matcher.is_active():
-            break
-        if matcher.id() < docnum:
-            matcher.skip_to(docnum)
-        if matcher.is_active() and matcher.id() == docnum:
-            offsets[docnum] = tuple(matcher.value_as("characters"))
-    return offsets
+def _body_offsets(body: str, words: set[str]) -> dict[str, tuple]:
+    """(position, start, end) of each of `words` in `body`, as the index holds them."""
+    offsets: dict[str, list] = {word: [] for word in words}
+    position = None
+    for index, match in enumerate(_BODY_WORD.finditer(body)):
+        term = _term(match.group(0))
+        if term is None:  # a stop word: no position of its own
+            continue
+        # The stop filter's numbering: the first word kept keeps its place in the text,
+        # each later one follows the previous one.
+        position = index if position is None else position + 1
+        if term in offsets:
+            offsets[term].append((position, match.start(), match.end()))
+    return {word: tuple(found) for word, found in offsets.items()}
 
 
-def _held(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Which of `wanted` are in `ids` (both doc numbers, ascending), as a boolean mask."""
-    if not len(ids) or not len(wanted):
-        return np.zeros(len(wanted), dtype=bool)
-    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
-    return ids[at] == wanted
+_BODY_WORD = TEXT_ANALYZER.items[0].expression  # the analyser's tokenizer
+_terms: dict[str, str | None] = {}
+MAX_TERMS = 200_000  # distinct raw words remembered per process (~100 bytes each)
+
+
+def _term(raw: str) -> str | None:
+    """What the analyser makes of one word of a body (lowercased, stemmed, folded), or None
+    for a stop word. Each filter after the tokenizer reads one token at a time, so a word
+    analysed alone gives what it gives inside the text."""
+    term = _terms.get(raw, _UNKNOWN)
+    if term is _UNKNOWN:
+        if len(_terms) >= MAX_TERMS:
+            _terms.clear()
+        analysed = [token.text for token in TEXT_ANALYZER(raw)]
+        term = _terms[raw] = analysed[0] if analysed else None
+    return term
+
+
+_UNKNOWN = object()
 
 
 def snippet(body: str, tokens: list[Token]) -> Markup:
@@ -264,11 +280,12 @@ def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_p
     # optimize=False: with block skipping Whoosh counts the total ignoring the filter.
     results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, optimize=False)
     hits, total = list(results), results.total
-    offsets = char_offsets(searcher, [h.docnum for h in hits], body_words(q)) if snippets \
-        else {}
+    stored = {hit.docnum: hit.fields() for hit in hits}
+    offsets = char_offsets({d: f.get("body", "") for d, f in stored.items()}, body_words(q)) \
+        if snippets else {}
     docs = []
     for hit in hits:
-        fields = hit.fields()
+        fields = stored[hit.docnum]
         text = snippet(fields.get("body", ""), offsets[hit.docnum]) if snippets else Markup("")
         docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
     return docs, total
@@ -286,7 +303,7 @@ def keyword_shares(store, q: wq.Query | None, docnums: list[int]) -> dict[int, f
     if q is None or not docnums:
         return shares
     fields: dict[str, list[str]] = {}
-    for fieldname, text in q.iter_all_terms():
+    for fieldname, text in query_terms(q):
         word = text.decode("utf-8") if isinstance(text, bytes) else text
         fields.setdefault(word, []).append(fieldname)
     if not fields:
@@ -361,8 +378,7 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     page_docs = with_fields(searcher, docs[start:start + per_page])  # only the shown ones
     if not instant and page_docs:
         words = body_words(keyword_query) if keyword_query is not None else set()
-        postings = array_postings(store)
-        offsets = char_offsets(searcher, [d.docnum for d in page_docs], words, postings,
+        offsets = char_offsets({d.docnum: d.fields.get("body", "") for d in page_docs}, words,
                                offsets_memo(store))
         for doc in page_docs:
             doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])

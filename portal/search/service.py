@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from flask import url_for
 from markupsafe import Markup
 
-from portal.search import pg, semantic
+from portal.search import pg, semantic, spelling
 from portal.search.audience import Audience
 from portal.search.fallback import NOTICE, database_search
 from portal.search.index import INDEX_ERRORS, IndexStore, store
@@ -196,14 +196,23 @@ def _correct_word(searcher, word: str) -> str | None:
         return None
     # One letter added, dropped or changed (Levenshtein distance 1), or two neighbours swapped
     # (distance 2 for Levenshtein; checked directly, far cheaper than a distance-2 search).
-    close = set(searcher.corrector("spell").suggest(word, limit=25, maxdist=1, prefix=1))
-    for i in range(len(word) - 1):
-        swapped = word[:i] + word[i + 1] + word[i] + word[i + 2:]
-        if swapped != word and reader.doc_frequency("spell", swapped):
-            close.add(swapped)
+    found = spelling.candidates(reader, word)  # from the mapped word files: same words
+    if found is not None:
+        close = {*found.suggested, *found.swapped}
+        frequency = found.doc_frequency.__getitem__
+    else:  # a segment whose word files are not written yet
+        close = set(searcher.corrector("spell").suggest(
+            word, limit=spelling.SUGGESTIONS, maxdist=1, prefix=1))
+        for i in range(len(word) - 1):
+            swapped = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+            if swapped != word and reader.doc_frequency("spell", swapped):
+                close.add(swapped)
+
+        def frequency(w: str) -> int:
+            return reader.doc_frequency("spell", w)
     if not close:
         return None
-    return max(sorted(close), key=lambda w: reader.doc_frequency("spell", w))
+    return max(sorted(close), key=frequency)
 
 
 def _stem_is_indexed(reader, word: str) -> bool:

@@ -63,3 +63,17 @@ def test_a_page_of_the_best_is_the_full_sort_s_page(seed):
     for start, count in ((0, 10), (10, 10), (0, 50), (40, 10), (2_990, 20), (5_000, 10)):
         assert top(postings, allowed, start, count) == _plain_top(postings, allowed, start,
                                                                   count)
+
+
+@pytest.mark.parametrize("sizes", [(1, 7, 3), (0, 40, 9), (300, 2_500, 700)])
+def test_union_by_sorting_few_entries_and_by_counting_many_sums_alike(sizes):
+    """Few entries are sorted, many counted into doc-sized arrays (arrays._few): both give the
+    plain definition's documents and sums, to the last bit."""
+    from portal.search.arrays import _few
+
+    rng = random.Random(sum(sizes))
+    parts = [_postings(rng, size) for size in sizes]
+    assert _few(sum(sizes), DOCS) == (sizes[-1] < 100)  # both branches are exercised
+    ours, plain = _union(parts, DOCS), _plain_union(parts)
+    assert ours[0].tolist() == plain[0].tolist()
+    assert ours[1].tolist() == plain[1].tolist()

@@ -83,3 +83,89 @@ def test_each_title_is_embedded_alone_beside_the_chunks_and_read_only_for_titles
         assert nearest == (article.id, pytest.approx(float(chunk @ query), abs=1e-5))
         titles = semantic.title_cosines(QUESTION, [article.id, article.id + 1])
         assert titles == {article.id: pytest.approx(float(expected @ query), abs=1e-4)}
+
+
+def _statements(app):
+    """The SQL statements the app's engine runs from now on (a list that fills up)."""
+    from sqlalchemy import event
+
+    seen = []
+    engine = db.engine
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement.lower())
+
+    event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+@SEMANTIC
+def test_the_vectors_are_not_counted_again_while_nothing_changed(app, make_article,
+                                                                 monkeypatch):
+    """Counting the rows scans them (60 ms at 318,000 vectors, once a second per process):
+    a re-read asks the highest id and the folder's time first, and counts only on a change."""
+    monkeypatch.setattr(semantic, "SIGNATURE_TTL", 0.0)
+    make_article("Refunds for duplicate charges",
+                 "If a payment was taken twice, we return the extra charge.")
+    before = _suggested(app)
+    statements = _statements(app)
+    assert _suggested(app) == before
+    for _ in range(3):
+        semantic._signature()
+    assert statements and not [s for s in statements if "count(" in s]
+    make_article("Reset a forgotten password", "Use the Forgot password link.")
+    assert [s for s in statements if "count(" in s]  # a change: counted again
+
+
+@SEMANTIC
+def test_vectors_removed_by_another_process_without_new_ones_are_seen(app, make_article,
+                                                                     monkeypatch):
+    """Rows removed and none added (the last section of an article deleted, its other chunks
+    unchanged): the highest id stays, the new matrix file tells the other processes."""
+    from sqlalchemy import delete, func, select
+
+    from portal.kb.models import ArticleEmbedding
+
+    monkeypatch.setattr(semantic, "SIGNATURE_TTL", 0.0)
+    first = " ".join(f"word{i}" for i in range(semantic.CHUNK_WORDS))
+    make_article("Refunds for duplicate charges", f"{first} and then some more words")
+    other = make_app(Path(app.instance_path), SEMANTIC_SEARCH=True)  # a second worker
+    _suggested(other)
+    with other.app_context():
+        rows_before = len(semantic._matrix().vectors)
+    highest = db.session.scalar(select(func.max(ArticleEmbedding.id)))
+    lowest_chunk = db.session.scalar(select(func.min(ArticleEmbedding.id))
+                                     .where(ArticleEmbedding.chunk >= 0))
+    assert lowest_chunk < highest
+    db.session.execute(delete(ArticleEmbedding).where(ArticleEmbedding.id == lowest_chunk))
+    db.session.commit()
+    semantic.write_matrix_file()  # as sync_embeddings does after any change
+    _suggested(other)
+    with other.app_context():
+        assert len(semantic._matrix().vectors) == rows_before - 1
+
+
+@SEMANTIC
+def test_an_article_made_internal_is_never_suggested_to_customers_by_another_process(
+        app, make_article, agent, run_jobs):
+    """The other process keeps its signature (nothing is counted again: the vectors did not
+    change) but its visible rows follow the index generation: the article is gone for
+    customers at its next request."""
+    from portal.kb.models import Visibility
+    from portal.kb.services import ArticleInput, update_article
+
+    refund = make_article("Refunds for duplicate charges",
+                          "If a payment was taken twice, we return the extra charge.")
+    other = make_app(Path(app.instance_path), SEMANTIC_SEARCH=True)  # a second worker
+    assert _suggested(other)[0] == refund.id
+    with other.app_context():
+        signature = semantic._matrix().signature
+    update_article(refund, ArticleInput(title=refund.title, body=refund.body,
+                                        section_id=refund.section_id,
+                                        visibility=Visibility.INTERNAL), agent,
+                   expected_version=refund.version)
+    db.session.commit()
+    run_jobs()
+    assert refund.id not in _suggested(other)
+    with other.app_context():
+        assert semantic._matrix().signature == signature

@@ -46,3 +46,22 @@ def test_anything_else_is_left_to_the_parser(text):
 def test_nothing_searchable_is_the_null_query():
     parser = make_parser(build_schema(), True, SEARCH_FIELDS)
     assert _parse_words(parser, "the a of") is wq.NullQuery is parser.parse("the a of")
+
+
+def test_word_queries_are_kept_per_parser_not_per_address():
+    """A dropped parser's address can be reused by a parser of other fields: its kept word
+    queries must not be handed to that one (seen once in a full run: instant fields given
+    the search fields' query)."""
+    import gc
+
+    from portal.search import queryparse
+
+    schema = build_schema()
+    for _ in range(20):
+        first = make_parser(schema, False, SEARCH_FIELDS)
+        _parse_words(first, "printer running")
+        del first
+        gc.collect()
+        other = make_parser(schema, False, INSTANT_FIELDS)
+        assert _parse_words(other, "printer running") == other.parse("printer running")
+    assert all(not isinstance(key[0], int) for key in queryparse._word_queries)
