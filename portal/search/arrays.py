@@ -275,7 +275,15 @@ def write_posting_files(index_store) -> int:
     """Write the posting files of the index's segments that have none, and remove those of
     segments gone (merged away). Returns how many segments were written. Called after index
     commits, outside requests; a failure only leaves Whoosh to read those segments."""
-    folder = _postings_folder(index_store.path)
+    return sync_segment_folders(index_store, _postings_folder(index_store.path),
+                                _write_segment_files, "posting files")
+
+
+def sync_segment_folders(index_store, folder: Path, write_segment, what: str) -> int:
+    """Give each live segment of the index its folder under `folder` (`write_segment(leaf,
+    folder, segment_id)` writes a missing one), and remove the folders of segments gone and
+    the partial folders a killed writer left. Returns how many folders were written; a
+    failure is logged, and readers fall back to Whoosh for the segments without files."""
     written = 0
     try:
         with index_store.index().reader() as reader:
@@ -286,7 +294,7 @@ def write_posting_files(index_store) -> int:
                     continue
                 live.add(segment_id)
                 if not (folder / segment_id / "meta.json").exists():
-                    _write_segment_files(leaf, folder, segment_id)
+                    write_segment(leaf, folder, segment_id)
                     written += 1
         for other in folder.iterdir() if folder.exists() else ():
             if other.name not in live and not other.name.startswith("."):
@@ -294,7 +302,7 @@ def write_posting_files(index_store) -> int:
             elif other.name.startswith(".") and time.time() - other.stat().st_mtime > 3600:
                 shutil.rmtree(other, ignore_errors=True)  # left by a killed writer
     except Exception:
-        log.exception("could not write the posting files (searches read Whoosh instead)")
+        log.exception("could not write the %s (searches read Whoosh instead)", what)
     return written
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from flask import has_app_context
 from whoosh.reading import SegmentReader
 
+from portal.search.arrays import sync_segment_folders
 from portal.search.index import store
 
 log = logging.getLogger(__name__)
@@ -162,28 +163,8 @@ def write_vocabulary_files(index_store) -> int:
     """Write the word files of the index's segments that have none, and remove those of
     segments gone. Returns how many were written. Called after index commits, outside
     requests; a failure only leaves Whoosh to find those segments' corrections."""
-    folder = Path(index_store.path) / FOLDER
-    written = 0
-    try:
-        with index_store.index().reader() as reader:
-            live = set()
-            for leaf, _offset in reader.leaf_readers():
-                segment = leaf.segment()
-                if segment is None:
-                    continue
-                segment_id = segment.segment_id()
-                live.add(segment_id)
-                if not (folder / segment_id / "meta.json").exists():
-                    _write_segment(leaf, folder, segment_id)
-                    written += 1
-        for other in folder.iterdir() if folder.exists() else ():
-            if other.name not in live and not other.name.startswith("."):
-                shutil.rmtree(other, ignore_errors=True)
-            elif other.name.startswith(".") and time.time() - other.stat().st_mtime > 3600:
-                shutil.rmtree(other, ignore_errors=True)  # left by a killed writer
-    except Exception:
-        log.exception("could not write the spelling files (corrections read Whoosh instead)")
-    return written
+    return sync_segment_folders(index_store, Path(index_store.path) / FOLDER, _write_segment,
+                                "spelling files")
 
 
 def _write_segment(leaf, folder: Path, segment_id: str) -> None:
