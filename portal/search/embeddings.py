@@ -421,10 +421,11 @@ def _int8_graph(source: Path, destination: Path) -> None:
     - `MatMul(x, Mul(Cast(q), scale))`, q an int8 matrix with one scale per column, becomes
       `MatMulNBits` with 8-bit weights: q + 128 with that column's scale for every block of
       `_MATMUL_BLOCK` rows, i.e. the same weights. accuracy_level 4 computes in int8, the
-      activations quantized per block of 128 values (not per tensor, as dynamic quantization
-      does: that lost recall on bench/search_quality.py). Measured on 1,200 banking77
-      questions: 3.5 ms per query against 5.5 for the float32 matrices, cosine to their
-      vectors >= 0.998, recall on bench/search_quality.py unchanged (README "Performance").
+      activations quantized per block of `_MATMUL_BLOCK` values (not per tensor, as dynamic
+      quantization does: that lost recall on bench/search_quality.py; so did blocks of 32 and
+      128). Measured on 1,200 banking77 questions: 4.3 ms per query against 5.3-6.2 for the
+      float32 matrices, cosine to their vectors >= 0.9997, recall on bench/search_quality.py
+      not lower in any figure of suggestions or search (README "Performance").
     - `Gather(Mul(Cast(q), scale), input_ids)` (the word table) becomes
       `Mul(Cast(Gather(q, input_ids)), Gather(scale, input_ids))`: the same values, computed
       for the query's rows only, from a 12 MB int8 table instead of a 47 MB float32 one.
