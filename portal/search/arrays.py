@@ -242,29 +242,51 @@ def _key(fieldname: str, text: str | bytes) -> bytes:
     return fieldname.encode("ascii") + b"\x00" + word
 
 
-_files: dict[tuple, tuple[SegmentFiles | None, float]] = {}
-_files_lock = threading.Lock()
+class SegmentFolders:
+    """What this process opened of each index segment's folder under `name` (the posting
+    files here, the spelling files in spelling.py): opened once by `opener`; a segment
+    without its folder (not written yet) is looked for again after _RECHECK_SECONDS."""
+
+    def __init__(self, name: str, opener, what: str, errors: tuple = (OSError, ValueError)):
+        self.name, self.opener, self.what, self.errors = name, opener, what, errors
+        self.opened: dict[str, tuple[object | None, float]] = {}
+        self.lock = threading.Lock()
+
+    def open(self, leaf):
+        """The segment's opened files, or None."""
+        segment_id = _segment_key(leaf)
+        if segment_id is None or not has_app_context():
+            return None
+        folder = Path(store().path) / self.name / segment_id
+        known = self.opened.get(str(folder))
+        now = time.monotonic()
+        if known is not None and (known[0] is not None or now - known[1] < _RECHECK_SECONDS):
+            return known[0]
+        try:
+            found = self.opener(folder) if (folder / "meta.json").exists() else None
+        except self.errors:  # removed meanwhile (a merged segment), or damaged
+            log.warning("%s of segment %s unreadable", self.what, segment_id, exc_info=True)
+            found = None
+        with self.lock:
+            self.opened[str(folder)] = (found, now)
+        return found
+
+    def forget(self, folder: Path) -> None:
+        """Look for `folder` again at its next use (this process just wrote it)."""
+        with self.lock:
+            self.opened.pop(str(folder), None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.opened.clear()
+
+
+_posting_folders = SegmentFolders(POSTINGS_FOLDER, SegmentFiles, "posting files")
 
 
 def _segment_files(leaf) -> SegmentFiles | None:
     """The segment's posting files, or None (not written yet: checked again shortly)."""
-    segment_id = _segment_key(leaf)
-    if segment_id is None or not has_app_context():
-        return None
-    folder = _postings_folder(store().path) / segment_id
-    key = (str(folder), segment_id)
-    known = _files.get(key)
-    now = time.monotonic()
-    if known is not None and (known[0] is not None or now - known[1] < _RECHECK_SECONDS):
-        return known[0]
-    try:
-        files = SegmentFiles(folder) if (folder / "meta.json").exists() else None
-    except (OSError, ValueError):  # removed meanwhile (a merged segment), or damaged
-        log.warning("posting files of segment %s unreadable", segment_id, exc_info=True)
-        files = None
-    with _files_lock:
-        _files[key] = (files, now)
-    return files
+    return _posting_folders.open(leaf)
 
 
 def _postings_folder(index_path: Path) -> Path:

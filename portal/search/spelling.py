@@ -23,16 +23,13 @@ import logging
 import os
 import shutil
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flask import has_app_context
 from whoosh.reading import SegmentReader
 
-from portal.search.arrays import sync_segment_folders
-from portal.search.index import store
+from portal.search.arrays import SegmentFolders, sync_segment_folders
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,6 @@ FIELD = "spell"
 FOLDER = "spelling"
 MAX_WORD_BYTES = 64  # longer words stay out of the files (their words are read by Whoosh)
 _VERSION = "1"
-_RECHECK_SECONDS = 2.0
 # Whoosh's corrector returns at most this many words one slip away, the most frequent first.
 SUGGESTIONS = 25
 
@@ -96,7 +92,7 @@ def candidates(reader, word: str) -> Candidates | None:
         return None
     segments = []
     for leaf, _offset in reader.leaf_readers():
-        found = _segment_words(leaf)
+        found = _folders.open(leaf)
         if found is None:
             return None
         segments.append(found)
@@ -134,29 +130,8 @@ def candidates(reader, word: str) -> Candidates | None:
 
 
 # --- the files ------------------------------------------------------------------------------
-_files: dict[tuple, tuple[SegmentWords | None, float]] = {}
-_files_lock = threading.Lock()
-
-
-def _segment_words(leaf) -> SegmentWords | None:
-    segment = leaf.segment()
-    if segment is None or not has_app_context():
-        return None
-    segment_id = segment.segment_id()
-    folder = Path(store().path) / FOLDER / segment_id
-    key = (str(folder), segment_id)
-    known = _files.get(key)
-    now = time.monotonic()
-    if known is not None and (known[0] is not None or now - known[1] < _RECHECK_SECONDS):
-        return known[0]
-    try:
-        found = SegmentWords(folder) if (folder / "meta.json").exists() else None
-    except (OSError, ValueError, KeyError):  # removed meanwhile (merged away), or damaged
-        log.warning("spelling files of segment %s unreadable", segment_id, exc_info=True)
-        found = None
-    with _files_lock:
-        _files[key] = (found, now)
-    return found
+_folders = SegmentFolders(FOLDER, SegmentWords, "spelling files",
+                          errors=(OSError, ValueError, KeyError))
 
 
 def write_vocabulary_files(index_store) -> int:
@@ -196,5 +171,4 @@ def _write_segment(leaf, folder: Path, segment_id: str) -> None:
         partial.rename(folder / segment_id)
     except OSError:  # another process wrote them first
         shutil.rmtree(partial, ignore_errors=True)
-    with _files_lock:  # this process uses them at once (others within _RECHECK_SECONDS)
-        _files.pop((str(folder / segment_id), segment_id), None)
+    _folders.forget(folder / segment_id)  # used here at once (elsewhere within seconds)

@@ -97,7 +97,7 @@ def test_posting_files_give_whoosh_s_postings_and_follow_the_index(app, articles
     with_files = ArrayPostings(reader)
     scored = {(f, w): with_files.term(f, w) for f in POSTING_FIELDS for w in WORDS}
     shutil.rmtree(store().path / arrays.POSTINGS_FOLDER)
-    arrays._files.clear()  # as a process that never saw them
+    arrays._posting_folders.clear()  # as a process that never saw them
     without = ArrayPostings(reader)
     for (fieldname, word), (ids, scores) in scored.items():
         assert without.term(fieldname, word)[0].tolist() == ids.tolist()

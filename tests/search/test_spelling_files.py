@@ -78,7 +78,7 @@ def _whoosh_close_words(searcher, word: str) -> set[str]:
 
 def _forget_files() -> None:
     shutil.rmtree(store().path / spelling.FOLDER, ignore_errors=True)
-    spelling._files.clear()
+    spelling._folders.clear()
 
 
 @pytest.mark.parametrize(("segments", "reader_kind"), [(1, "SegmentReader"),
