@@ -30,7 +30,7 @@ _one_malloc_arena()
 
 def on_starting(server):
     """In the master, after the app was loaded and before the port opens or any fork."""
-    from portal.agent import reports as agent_reports
+    from portal import agent
     from portal.kb import queries as kb_queries
     from portal.search import semantic
 
@@ -41,7 +41,7 @@ def on_starting(server):
     semantic.wait_until_loaded(app)
     semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
     kb_queries.warm_up(app)  # an article page's statements compiled
-    agent_reports.warm_up(app)  # the report's statements compiled
+    agent.warm_up(app)  # the reports', the queue's and the SLA sweep's statements compiled
     _close_database_before_fork(app)
     _freeze_loaded_objects()
     _return_freed_memory()  # after the last collection: what it freed goes back too

@@ -333,16 +333,16 @@ def main() -> None:
         compiling = time.perf_counter()
         for name in app.jinja_env.list_templates(extensions=["html"]):
             app.jinja_env.get_template(name)
-        from portal.agent import reports as agent_reports
+        from portal import agent
 
-        agent_reports.warm_up(app)  # so does it with the report's statements
+        agent.warm_up(app)  # so does it with the reports', the queue's and the sweep's statements
         # ...and freezes what is loaded (gunicorn.conf.py _freeze_loaded_objects): without
         # it a full collection walks every object of the process, ~90 ms landing in
         # whichever request sets it off (often the first report, making its figure depend
         # on what ran before it).
         gc.collect()
         gc.freeze()
-        print(f"templates and report statements compiled in "
+        print(f"templates and agent statements compiled in "
               f"{(time.perf_counter() - compiling) * 1000:.0f} ms")
         client = app.test_client()
         response = client.post("/auth/login", data={"email": "agent0@example.com",

@@ -156,10 +156,11 @@ def check_sla(now: datetime | None = None, limit: int = 2000,
         .where(text(SLA_CHECK_PREDICATE[db.engine.dialect.name]))
         .where(_due_condition(now + DUE_SOON))
         .where(or_(Ticket.escalated_at.is_(None), unflagged) if escalating else unflagged)
-        .options(
+        # Escalating mails the assignee and the group's members: loaded with the tickets.
+        .options(*(
             selectinload(Ticket.assignee),
             selectinload(Ticket.group).selectinload(Group.members),
-        )
+        ) if escalating else ())
         .order_by(Ticket.resolution_due_at, Ticket.first_response_due_at)
         .limit(limit)
     ).all()
@@ -224,6 +225,17 @@ def sweep_if_due(now: datetime | None = None) -> None:
     with db.writing():
         autoclose(now, limit=SWEEP_BATCH)
         check_sla(now, limit=SWEEP_BATCH, escalating=False)
+
+
+WARM_UP_MOMENT = datetime(2000, 1, 3, 12)  # before any ticket: the sweep's reads find none
+
+
+def warm_up_sweep() -> None:
+    """Compile the sweep's reads (gunicorn's master, before forking; portal.agent.warm_up):
+    at a moment before any ticket they select nothing, so nothing is written."""
+    jobs_services.last_slot("tickets.sla")
+    autoclose(WARM_UP_MOMENT, limit=SWEEP_BATCH)
+    check_sla(WARM_UP_MOMENT, limit=SWEEP_BATCH, escalating=False)
 
 
 def due_for_check(ticket: Ticket, now: datetime) -> bool:
