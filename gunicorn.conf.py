@@ -28,6 +28,22 @@ _M_ARENA_MAX = -8  # glibc malloc.h
 _one_malloc_arena()
 
 
+def _one_blas_thread() -> None:
+    """OpenBLAS (numpy's) on one thread in the server's processes, set before numpy loads.
+    Its pool does not survive the fork: a worker's first matrix product (the first article
+    page's related articles, the first search) started a new pool thread, which then spun
+    beside the request (`embeddings.single_threaded_blas` limits each product to one thread,
+    not the pool's start): measured in a forked worker, the first article page took 85 ms
+    (55 ms of CPU, 30 of them the spinning thread's) against 41 ms (27 ms CPU) without it.
+    A request's products are small; bulk embedding runs in the job workers, which keep it."""
+    import os
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+_one_blas_thread()
+
+
 def on_starting(server):
     """In the master, after the app was loaded and before the port opens or any fork."""
     from portal import agent
