@@ -357,7 +357,10 @@ def _parts(query: QueueQuery) -> list[tuple] | None:
     ix_tickets_open_due, which carries the priority (the unsolved views only)."""
     dated = (Ticket.resolution_due_at.is_not(None), (Ticket.resolution_due_at, Ticket.id))
     undated = (Ticket.resolution_due_at.is_(None), (Ticket.id,))
-    if query.sort == "due" and query.view != "solved":
+    # The stale view's tickets are few and flagged in an index of their own (stale_at): they
+    # are picked there and sorted. Walked in due order, every ticket of the history was read
+    # to find them (an empty view: 0.96 s at 100,000 tickets, 6.4 s at 1,000,000).
+    if query.sort == "due" and query.view not in ("solved", "stale"):
         return [dated, undated]
     if query.sort == "priority" and query.view in WALKING_VIEWS:
         return [(and_(broad(Ticket.priority == priority), condition), order)
@@ -461,7 +464,9 @@ def _sort_keys(sort: str, view: str) -> tuple:
     if sort == "updated":
         return (Ticket.last_activity_at, Ticket.id)
     if sort == "created":
-        return (Ticket.id,)
+        # Stale tickets are few, picked through the stale_at index and sorted: as a bare
+        # column the id made SQLite walk every ticket newest first (450 ms at 1,000,000).
+        return (Ticket.id + 0,) if view == "stale" else (Ticket.id,)
     if view == "solved":
         return (Ticket.solved_at, Ticket.id)
     return (Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at, Ticket.id)
