@@ -352,7 +352,8 @@ def main() -> None:
         assert response.status_code in (302, 303), response.status_code
         queue_urls = [
             "/agent/?view=open", "/agent/?view=unassigned", "/agent/?view=mine",
-            "/agent/?view=pending", "/agent/?view=due", "/agent/?view=solved",
+            "/agent/?view=pending", "/agent/?view=due", "/agent/?view=stale",
+            "/agent/?view=solved",
             "/agent/?view=open&sort=priority", "/agent/?view=open&sort=updated",
             "/agent/?view=open&priority=urgent&group=2", "/agent/?view=all&tag=printer",
             "/agent/?view=open&page=20", "/agent/?view=all&q=TKT-" + str(1000 + args.tickets // 2),
