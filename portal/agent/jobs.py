@@ -227,15 +227,14 @@ def sweep_if_due(now: datetime | None = None) -> None:
         check_sla(now, limit=SWEEP_BATCH, escalating=False)
 
 
-WARM_UP_MOMENT = datetime(2000, 1, 3, 12)  # before any ticket: the sweep's reads find none
-
-
 def warm_up_sweep() -> None:
-    """Compile the sweep's reads (gunicorn's master, before forking; portal.agent.warm_up):
-    at a moment before any ticket they select nothing, so nothing is written."""
+    """Compile the sweep's reads (gunicorn's master, before forking; portal.agent.warm_up).
+    Asked for no rows (the limit is a parameter: the statements are the sweep's), they read
+    nothing and change nothing. (A moment before any ticket instead made SQLite read every
+    solved ticket looking for one solved before it: 0.9 s at 1,000,000 tickets.)"""
     jobs_services.last_slot("tickets.sla")
-    autoclose(WARM_UP_MOMENT, limit=SWEEP_BATCH)
-    check_sla(WARM_UP_MOMENT, limit=SWEEP_BATCH, escalating=False)
+    autoclose(limit=0)
+    check_sla(limit=0, escalating=False)
 
 
 def due_for_check(ticket: Ticket, now: datetime) -> bool:
