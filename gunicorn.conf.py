@@ -28,9 +28,25 @@ _M_ARENA_MAX = -8  # glibc malloc.h
 _one_malloc_arena()
 
 
+def _one_blas_thread() -> None:
+    """OpenBLAS (numpy's) on one thread in the server's processes, set before numpy loads.
+    Its pool does not survive the fork: a worker's first matrix product (the first article
+    page's related articles, the first search) started a new pool thread, which then spun
+    beside the request (`embeddings.single_threaded_blas` limits each product to one thread,
+    not the pool's start): measured in a forked worker, the first article page took 85 ms
+    (55 ms of CPU, 30 of them the spinning thread's) against 41 ms (27 ms CPU) without it.
+    A request's products are small; bulk embedding runs in the job workers, which keep it."""
+    import os
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+_one_blas_thread()
+
+
 def on_starting(server):
     """In the master, after the app was loaded and before the port opens or any fork."""
-    from portal.agent import reports as agent_reports
+    from portal import agent
     from portal.kb import queries as kb_queries
     from portal.search import semantic
 
@@ -41,7 +57,7 @@ def on_starting(server):
     semantic.wait_until_loaded(app)
     semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
     kb_queries.warm_up(app)  # an article page's statements compiled
-    agent_reports.warm_up(app)  # the report's statements compiled
+    agent.warm_up(app)  # the reports', the queue's and the SLA sweep's statements compiled
     _close_database_before_fork(app)
     _freeze_loaded_objects()
     _return_freed_memory()  # after the last collection: what it freed goes back too

@@ -195,3 +195,31 @@ def test_gunicorn_conf_keeps_malloc_to_one_arena_for_the_workers():
     assert _malloc_heaps_after_a_thread_allocates("") >= 2
     conf = "import runpy; runpy.run_path('gunicorn.conf.py')\n"
     assert _malloc_heaps_after_a_thread_allocates(conf) == 1
+
+
+def _threads_in_a_worker_after_its_first_product(setup: str) -> int:
+    """How many threads a forked child runs once it did a (one-thread-limited) matrix
+    product, as a worker's first article page or search does."""
+    code = setup + (
+        "import os, numpy as np\n"
+        "from portal.search.embeddings import single_threaded_blas\n"
+        "a = np.ones((64, 64), dtype=np.float32); a @ a  # the master's warm-up\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    with single_threaded_blas():\n"
+        "        a @ a\n"
+        "    print(len(os.listdir('/proc/self/task')), flush=True); os._exit(0)\n"
+        "os.waitpid(pid, 0)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,  # noqa: S603
+                            text=True, check=True)
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="threads read from /proc; OpenBLAS starts a pool on several cores")
+def test_gunicorn_conf_keeps_a_workers_first_request_free_of_a_spinning_blas_thread():
+    # Without the setting the worker's first product starts OpenBLAS's pool again (it does
+    # not survive the fork), whose thread spun beside the first request (30 ms of CPU).
+    assert _threads_in_a_worker_after_its_first_product("") >= 2
+    conf = "import runpy; runpy.run_path('gunicorn.conf.py')\n"
+    assert _threads_in_a_worker_after_its_first_product(conf) == 1

@@ -48,6 +48,34 @@ def sweep_uploads_command(older_than_hours: int) -> None:
                f"moved {result.restored} into place.")
 
 
+def warm_up(app: Flask) -> None:
+    """Compile what an agent's first requests in a worker would otherwise compile, once in
+    gunicorn's master before forking (bench/agent_queue.py does as it does): the report's
+    statements, the signed-in user's read, the queue's tab counts and pages, the SLA sweep's
+    reads, the filter lists and the surge strip of the page's header. Never raises: a server
+    that cannot warm up still serves."""
+    import logging
+
+    from portal.agent import jobs, queue, reports, services
+    from portal.auth.services import signed_in_user
+    from portal.extensions import db
+    from portal.surges import services as surges
+
+    reports.warm_up(app)
+    try:
+        with app.app_context():
+            signed_in_user(0, "")  # no one: compiled, remembered for no one
+            queue.warm_up()
+            jobs.warm_up_sweep()
+            services.choice_lists()
+            surges.open_count()
+            surges.open_surges()
+            surges.ended_surges()
+            db.session.rollback()
+    except Exception:
+        logging.getLogger(__name__).exception("agent warm-up failed")
+
+
 def init_app(app: Flask) -> None:
     from portal.agent.queue import due_in, sla_state
 

@@ -357,7 +357,10 @@ def _parts(query: QueueQuery) -> list[tuple] | None:
     ix_tickets_open_due, which carries the priority (the unsolved views only)."""
     dated = (Ticket.resolution_due_at.is_not(None), (Ticket.resolution_due_at, Ticket.id))
     undated = (Ticket.resolution_due_at.is_(None), (Ticket.id,))
-    if query.sort == "due" and query.view != "solved":
+    # The stale view's tickets are few and flagged in an index of their own (stale_at): they
+    # are picked there and sorted. Walked in due order, every ticket of the history was read
+    # to find them (an empty view: 0.96 s at 100,000 tickets, 6.4 s at 1,000,000).
+    if query.sort == "due" and query.view not in ("solved", "stale"):
         return [dated, undated]
     if query.sort == "priority" and query.view in WALKING_VIEWS:
         return [(and_(broad(Ticket.priority == priority), condition), order)
@@ -461,7 +464,9 @@ def _sort_keys(sort: str, view: str) -> tuple:
     if sort == "updated":
         return (Ticket.last_activity_at, Ticket.id)
     if sort == "created":
-        return (Ticket.id,)
+        # Stale tickets are few, picked through the stale_at index and sorted: as a bare
+        # column the id made SQLite walk every ticket newest first (450 ms at 1,000,000).
+        return (Ticket.id + 0,) if view == "stale" else (Ticket.id,)
     if view == "solved":
         return (Ticket.solved_at, Ticket.id)
     return (Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at, Ticket.id)
@@ -555,6 +560,19 @@ def view_counts(agent: User, now: datetime | None = None) -> dict[str, int]:
     counts = {view: int(row._mapping[view]) for view in COUNTED_VIEWS if view != "due"}
     counts["due"] = sum(int(row._mapping[f"due_{i}"]) for i in range(3))
     return counts
+
+
+def warm_up() -> None:
+    """Build and compile the tab counts and each view's first page, in every order, reading
+    them once (gunicorn's master, before forking; see portal.agent.warm_up): building and
+    compiling them was most of a worker's first queue page after the sweep (20 of 27 ms).
+    `agent` is no one (id 0): "My open tickets" compiles the same for every agent."""
+    agent = User(id=0)
+    counts = view_counts(agent)
+    for view in VIEWS:
+        fetch_page(QueueQuery.from_args({"view": view}), agent, counts=counts)
+    for sort in SORTS:
+        fetch_page(QueueQuery.from_args({"sort": sort}), agent, counts=counts)
 
 
 def _view_counts_statement() -> Select:

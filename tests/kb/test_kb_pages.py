@@ -236,3 +236,28 @@ def test_the_kept_article_follows_edits_visibility_and_votes(client, kb, agent):
     db.session.commit()
     assert client.get(url(art), follow_redirects=True).status_code == 404
     assert staff.get(url(art), follow_redirects=True).status_code == 200
+
+
+def test_warm_up_compiles_the_article_page_statements(app, client, kb):
+    """gunicorn's master warms the article page up before forking (kb queries.warm_up,
+    through the functions the page calls): a worker's first article page then compiles
+    none of its reads."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import default
+
+    from portal.kb import queries
+
+    queries.warm_up(app)
+    page = url(kb["public"])
+    misses = []
+
+    def listener(_conn, _cursor, statement, _parameters, context, _many):
+        if context is not None and context.cache_hit is default.CACHE_MISS:
+            misses.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert client.get(page).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert [s for s in misses if s.startswith("SELECT")] == []

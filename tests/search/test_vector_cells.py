@@ -124,3 +124,12 @@ def test_internal_and_unpublished_articles_are_never_candidates(app, corpus, age
 
 def ids(found):
     return [hit.article_id for hit in found]
+
+
+def test_the_probe_counts_distinct_articles_as_np_unique_does():
+    from portal.search.cells import distinct
+
+    rng = np.random.default_rng(3)
+    for size, high in ((0, 5), (1, 5), (8000, 100_000), (8000, 40), (300, 2)):
+        values = rng.integers(0, high, size).astype(np.int64)
+        assert distinct(values) == np.unique(values).size
