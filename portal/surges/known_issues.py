@@ -18,6 +18,7 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.mail import absolute_url, send_mail
 from portal.search import semantic
+from portal.search.embeddings import ModelUnavailable
 from portal.search.queryparse import meaning_text
 from portal.surges.models import KnownIssue, ProblemFollower, ProblemIncident, TicketVector
 from portal.tickets.links import normalize
@@ -98,7 +99,10 @@ def matching(text: str) -> list[KnownIssue]:
     enc = semantic.query_encoder() if issues else None
     if enc is None:
         return []
-    vector = semantic.embed_query(enc, meaning_text(text))
+    try:
+        vector = semantic.embed_query(enc, meaning_text(text))
+    except ModelUnavailable:  # the query-model service went away: no match until it is back
+        return []
     incident_vectors: dict[int, list[bytes]] = {}
     for problem_id, blob in db.session.execute(
             select(ProblemIncident.problem_id, TicketVector.vector)
