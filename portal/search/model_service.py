@@ -12,7 +12,9 @@ in front of it (`semantic.embed_query`), so the socket is crossed once per new t
   model's folder. Instances of the portal on one host share a service only when all of
   those are the same; never over TCP.
 - Protocol, both ways a 4-byte big-endian length then the body. Request: one byte of
-  operation, b"E" (encode: a count, then each text as a length and UTF-8) or b"S" (status).
+  operation, b"E" (encode queries: a count, then each text as a length and UTF-8), b"A" (the
+  same with the article encoder, float32 numpy: a known issue's text published by an agent;
+  loaded in the service on first use, never in a worker) or b"S" (status).
   Answer: one byte, 0 (done) or 1 (the model is unavailable, then the reason as UTF-8);
   done is followed by rows as a count and little-endian float32 (encode) or JSON (status).
 - One service per socket: it holds an exclusive lock on `<socket>.lock` for its whole life
@@ -56,7 +58,7 @@ from portal.search.embeddings import DIMENSIONS, ModelUnavailable
 log = logging.getLogger(__name__)
 
 PROTOCOL = 1
-ENCODE, STATUS = b"E", b"S"
+ENCODE, ENCODE_ARTICLES, STATUS = b"E", b"A", b"S"
 DONE, UNAVAILABLE = 0, 1
 MAX_FRAME = 16 * 1024 * 1024  # a request or answer larger than this is refused
 RETRY_SECONDS = 1.0  # how long a worker ranks by keywords before asking a missing service again
@@ -124,8 +126,8 @@ def _exactly(sock: socket.socket, size: int, eof_ok: bool = False) -> bytearray 
     return buffer
 
 
-def encode_request(texts: list[str]) -> bytes:
-    parts = [ENCODE, _LENGTH.pack(len(texts))]
+def encode_request(texts: list[str], operation: bytes = ENCODE) -> bytes:
+    parts = [operation, _LENGTH.pack(len(texts))]
     for text in texts:
         data = text.encode("utf-8", "surrogatepass")
         parts += [_LENGTH.pack(len(data)), data]
@@ -184,22 +186,25 @@ class Service:
         self.reason = "" if self.encoder is not None else (
             failure(model_path or None) or "The model did not load.")
         self.description = type(self.encoder).__name__ if self.encoder is not None else ""
+        self.model_path = model_path
 
     def answer(self, body: bytes) -> bytes:
-        from portal.search.embeddings import single_threaded_blas
+        from portal.search.embeddings import failure, load_encoder, single_threaded_blas
 
         operation = body[:1]
         if operation == STATUS:
             status = {"pid": os.getpid(), "available": self.encoder is not None,
                       "reason": self.reason, "encoder": self.description}
             return bytes([DONE]) + json.dumps(status).encode()
-        if operation != ENCODE:
+        if operation not in (ENCODE, ENCODE_ARTICLES):
             raise ValueError(f"unknown operation {operation!r}")
-        if self.encoder is None:
-            return bytes([UNAVAILABLE]) + self.reason.encode()
+        encoder = self.encoder if operation == ENCODE else load_encoder(self.model_path or None)
+        if encoder is None:
+            return bytes([UNAVAILABLE]) + (
+                self.reason or failure(self.model_path or None) or "no model").encode()
         texts = decode_texts(body)
         with single_threaded_blas():  # as in a web worker: one BLAS thread per query
-            vectors = self.encoder.encode(texts)
+            vectors = encoder.encode(texts)
         return (bytes([DONE]) + _LENGTH.pack(len(texts))
                 + np.ascontiguousarray(vectors, dtype="<f4").tobytes())
 
@@ -289,13 +294,16 @@ class ServiceClient:
         self._started: subprocess.Popen | None = None
 
     # the encoder's interface (semantic.embed_query)
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], operation: bytes = ENCODE) -> np.ndarray:
         with self._lock:
             self._own_connection()
             if self._sock is None or not self._available:
                 raise ServiceUnavailable(self.reason)
+            request = encode_request(list(texts), operation)
+            if len(request) > MAX_FRAME:  # the service would refuse it: keep the connection
+                raise ServiceUnavailable(f"{len(request)} bytes of text is too much to encode")
             try:
-                body = self._ask(encode_request(list(texts)))
+                body = self._ask(request)
             except (OSError, ConnectionError, ValueError) as exc:
                 self._drop(f"The model service stopped answering ({exc or type(exc).__name__}).",
                            retry=_retry_after(exc))
@@ -316,6 +324,10 @@ class ServiceClient:
             if self._sock is None and time.monotonic() >= self._retry_at:
                 self._connect()
             return self if self._sock is not None and self._available else None
+
+    def article_encoder(self) -> ArticleEncoder | None:
+        """The article encoder (float32 numpy) in the service, while it answers."""
+        return ArticleEncoder(self) if self.encoder() is not None else None
 
     def state(self) -> tuple[bool, str]:
         """(whether queries are ranked by meaning now, why not)."""
@@ -450,6 +462,16 @@ for name, folder in (("portal", {str(ROOT / "portal")!r}),
 from {__name__} import main
 sys.exit(main())
 """
+
+
+class ArticleEncoder:
+    """The service's article encoder, with the encoder's interface (`encode`)."""
+
+    def __init__(self, service: ServiceClient) -> None:
+        self.service = service
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.service.encode(texts, ENCODE_ARTICLES)
 
 
 def _retry_after(exc: Exception) -> float:

@@ -73,13 +73,17 @@ def enabled() -> bool:
     return bool(current_app.config.get("SEMANTIC_SEARCH", True))
 
 
-def encoder() -> Encoder | None:
+def encoder() -> Encoder | model_service.ArticleEncoder | None:
     """The process's article encoder, or None (feature off, or model missing: keyword-only).
 
     Loaded on first use (embedding articles): a process that only answers searches never
-    loads it."""
+    loads it. With the query-model service (web workers under gunicorn: an agent publishing
+    a known issue), the service's, while it answers."""
     if not enabled():
         return None
+    service = _service()
+    if service is not None:
+        return service.article_encoder()
     return load_encoder(current_app.config.get("SEMANTIC_MODEL_PATH"))
 
 

@@ -45,10 +45,20 @@ def publish(problem: Ticket, public_text: str) -> KnownIssue:
         issue = KnownIssue(problem_id=problem.id, public_text=text, published_at=utcnow())
         db.session.add(issue)
     issue.public_text, issue.active = text, True
-    enc = semantic.encoder()
-    issue.vector = enc.encode([text])[0].astype(np.float32).tobytes() if enc else None
+    issue.vector = _text_vector(text)
     db.session.flush()
     return issue
+
+
+def _text_vector(text: str) -> bytes | None:
+    """The article encoder's vector of the issue's text; None without the model (or when
+    the query-model service does not answer): the issue then matches by its incidents."""
+    enc = semantic.encoder()
+    try:
+        return enc.encode([text])[0].astype(np.float32).tobytes() if enc else None
+    except ModelUnavailable:
+        log.warning("known issue published without a vector: the model service did not answer")
+        return None
 
 
 def withdraw(problem: Ticket) -> None:

@@ -8,7 +8,12 @@ import time
 import pytest
 
 from portal.search import model_service, semantic
-from portal.search.embeddings import installed_model_zip, load_query_encoder
+from portal.search.embeddings import (
+    installed_model_zip,
+    load_encoder,
+    load_query_encoder,
+    single_threaded_blas,
+)
 
 SENTENCES = ["How do I reset my password?", "The printer is not printing anything",
              "Refund for a duplicate charge on my card", "Kernel panic after the upgrade",
@@ -68,6 +73,16 @@ def test_the_service_answers_the_vectors_of_the_model_in_process_bit_for_bit(app
 
 
 @SERVICE
+def test_article_vectors_come_from_the_service_too(app, service):
+    """A worker that embeds (an agent publishing a known issue) never loads the model."""
+    remote = semantic.encoder()
+    assert isinstance(remote, model_service.ArticleEncoder)
+    with single_threaded_blas():  # as the service runs it
+        local = load_encoder(MODEL).encode(SENTENCES)
+    assert remote.encode(SENTENCES).tobytes() == local.tobytes()
+
+
+@SERVICE
 def test_a_second_start_leaves_the_running_service_alone(app, service):
     first = service.service_pid
     other = model_service.ServiceClient(*semantic._query_model(), owner=os.getpid(), timeout=5)
@@ -80,7 +95,7 @@ def test_a_second_start_leaves_the_running_service_alone(app, service):
 
 
 @SERVICE
-def test_a_killed_service_leaves_keyword_results_then_comes_back(app, client, corpus, service):
+def test_a_killed_service_leaves_keyword_results_then_comes_back(app, service, client, corpus):
     vague = "I got billed two times for the same thing"  # no keyword of the refund article
     page = client.get("/kb/search", query_string={"q": vague})
     assert page.status_code == 200 and corpus["refund"].title in page.text
@@ -102,7 +117,7 @@ def test_a_killed_service_leaves_keyword_results_then_comes_back(app, client, co
 
 
 @SERVICE
-def test_a_stuck_service_costs_one_timeout_then_keywords(app, client, corpus, service):
+def test_a_stuck_service_costs_one_timeout_then_keywords(app, service, client, corpus):
     service.timeout = 0.3
     os.kill(service.service_pid, signal.SIGSTOP)
     try:
