@@ -62,6 +62,7 @@ ENCODE, ENCODE_ARTICLES, STATUS = b"E", b"A", b"S"
 DONE, UNAVAILABLE = 0, 1
 MAX_FRAME = 16 * 1024 * 1024  # a request or answer larger than this is refused
 RETRY_SECONDS = 1.0  # how long a worker ranks by keywords before asking a missing service again
+ARTICLE_TIMEOUT = 60.0  # seconds an article encoding may take (the first loads that model)
 STUCK_RETRY_SECONDS = 10.0  # ... and one that did not answer in time (each try costs a timeout)
 _LENGTH = struct.Struct("!I")
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -203,7 +204,8 @@ class Service:
             return bytes([UNAVAILABLE]) + (
                 self.reason or failure(self.model_path or None) or "no model").encode()
         texts = decode_texts(body)
-        with single_threaded_blas():  # as in a web worker: one BLAS thread per query
+        # A query as in a web worker, on one BLAS thread; articles in bulk as in-process.
+        with single_threaded_blas() if operation == ENCODE else contextlib.nullcontext():
             vectors = encoder.encode(texts)
         return (bytes([DONE]) + _LENGTH.pack(len(texts))
                 + np.ascontiguousarray(vectors, dtype="<f4").tobytes())
@@ -231,15 +233,22 @@ def _wait_for_exit(pid: int) -> None:
         os.close(fd)
 
 
+_LOCK_ATTEMPTS = 20
+
+
 def serve(path: Path, owner: int, model_path: str, runtime: str, cache: str) -> int:
     """Run the service on `path` until `owner` ends or a SIGTERM; 0 also when another one
     already serves there."""
     lock = open(f"{path}.lock", "a")  # noqa: SIM115 - held for the whole life of the process
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("another query-model service serves %s", path)
-        return 0
+    for attempt in range(_LOCK_ATTEMPTS):  # a client's probe holds it for a moment
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == _LOCK_ATTEMPTS - 1:
+                log.info("another query-model service serves %s", path)
+                return 0
+            time.sleep(0.05)
     started = time.perf_counter()
     service = Service(model_path, runtime, cache)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
@@ -292,6 +301,7 @@ class ServiceClient:
         self._available = False
         self._retry_at = 0.0
         self._started: subprocess.Popen | None = None
+        self._crashes, self._start_at = 0, 0.0
 
     # the encoder's interface (semantic.embed_query)
     def encode(self, texts: list[str], operation: bytes = ENCODE) -> np.ndarray:
@@ -303,6 +313,9 @@ class ServiceClient:
             if len(request) > MAX_FRAME:  # the service would refuse it: keep the connection
                 raise ServiceUnavailable(f"{len(request)} bytes of text is too much to encode")
             try:
+                # Articles (a known issue's text, rare) may wait for the article model to
+                # load in the service, and come in batches: they get longer.
+                self._sock.settimeout(self.timeout if operation == ENCODE else ARTICLE_TIMEOUT)
                 body = self._ask(request)
             except (OSError, ConnectionError, ValueError) as exc:
                 self._drop(f"The model service stopped answering ({exc or type(exc).__name__}).",
@@ -384,7 +397,7 @@ class ServiceClient:
             if self._sock is not None:
                 self._sock.close()
             self._sock, self._pid, self._retry_at = None, os.getpid(), 0.0
-            self._started = None  # not this process's child
+            self._started, self._crashes, self._start_at = None, 0, 0.0  # not our child
 
     def _ask(self, request: bytes) -> bytes:
         _send(self._sock, request)
@@ -413,7 +426,7 @@ class ServiceClient:
             if missing:
                 self._start_unless_running()
             return
-        self.service_pid = status["pid"]
+        self.service_pid, self._crashes = status["pid"], 0
         self._available = bool(status["available"])
         self.reason = status["reason"] or ""
         if not self._available:  # asked again later: its reason stays until a restart
@@ -437,10 +450,16 @@ class ServiceClient:
         return False
 
     def _start_unless_running(self) -> None:
-        if self._started is not None and self._started.poll() is None:
-            return  # the one this process started is still loading
-        if self._locked():
-            return
+        if self._started is not None:
+            code = self._started.poll()
+            if code is None:
+                return  # the one this process started is still loading
+            if code != 0 and self.service_pid != self._started.pid:  # died before serving
+                self._crashes += 1
+                self._start_at = time.monotonic() + min(2.0 ** self._crashes, 60.0)
+            self._started = None
+        if time.monotonic() < self._start_at or self._locked():
+            return  # a service that cannot start is tried again less and less often
         model_path, runtime, cache = self.args
         log.info("starting the query-model service on %s", self.path)
         self._started = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
