@@ -159,3 +159,24 @@ def test_the_service_stops_with_its_owner(app):
     finally:
         owner.kill()
         owner.wait()
+
+
+@SERVICE
+def test_a_malformed_request_is_refused_and_the_service_keeps_serving(app, service):
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(service.path))
+        body = model_service.ENCODE + struct.pack("!I", 3)  # three texts announced, none sent
+        sock.sendall(struct.pack("!I", len(body)) + body)
+        length = struct.unpack("!I", sock.recv(4))[0]
+        answer = sock.recv(length)
+        assert answer[0] == model_service.UNAVAILABLE and b"bad request" in answer
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(service.path))
+        sock.sendall(struct.pack("!I", model_service.MAX_FRAME + 1))  # too large: hung up on
+        assert sock.recv(4) == b""
+    assert service.encoder().encode(["still there?"]).shape == (1, 384)
