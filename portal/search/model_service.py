@@ -14,7 +14,8 @@ in front of it (`semantic.embed_query`), so the socket is crossed once per new t
 - Protocol, both ways a 4-byte big-endian length then the body. Request: one byte of
   operation, b"E" (encode queries: a count, then each text as a length and UTF-8), b"A" (the
   same with the article encoder, float32 numpy: a known issue's text published by an agent;
-  loaded in the service on first use, never in a worker) or b"S" (status).
+  loaded in the service on first use, never in a worker) or b"S" (status). The service runs
+  BLAS on one thread, as a worker encodes a query: bulk embedding stays in the jobs worker.
   Answer: one byte, 0 (done) or 1 (the model is unavailable, then the reason as UTF-8);
   done is followed by rows as a count and little-endian float32 (encode) or JSON (status).
 - One service per socket: it holds an exclusive lock on `<socket>.lock` for its whole life
@@ -52,6 +53,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from portal.search.embeddings import DIMENSIONS, ModelUnavailable
 
@@ -190,7 +192,7 @@ class Service:
         self.model_path = model_path
 
     def answer(self, body: bytes) -> bytes:
-        from portal.search.embeddings import failure, load_encoder, single_threaded_blas
+        from portal.search.embeddings import failure, load_encoder
 
         operation = body[:1]
         if operation == STATUS:
@@ -203,11 +205,8 @@ class Service:
         if encoder is None:
             return bytes([UNAVAILABLE]) + (
                 self.reason or failure(self.model_path or None) or "no model").encode()
-        texts = decode_texts(body)
-        # A query as in a web worker, on one BLAS thread; articles in bulk as in-process.
-        with single_threaded_blas() if operation == ENCODE else contextlib.nullcontext():
-            vectors = encoder.encode(texts)
-        return (bytes([DONE]) + _LENGTH.pack(len(texts))
+        vectors = encoder.encode(decode_texts(body))
+        return (bytes([DONE]) + _LENGTH.pack(len(vectors))
                 + np.ascontiguousarray(vectors, dtype="<f4").tobytes())
 
 
@@ -249,6 +248,9 @@ def serve(path: Path, owner: int, model_path: str, runtime: str, cache: str) -> 
                 log.info("another query-model service serves %s", path)
                 return 0
             time.sleep(0.05)
+    # One BLAS thread for the whole process, as a web worker encodes a query
+    # (`single_threaded_blas`): its matrices are small, and the cores are the workers'.
+    threadpool_limits(limits=1, user_api="blas")
     started = time.perf_counter()
     service = Service(model_path, runtime, cache)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
