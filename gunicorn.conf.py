@@ -1,11 +1,17 @@
 """gunicorn settings, read from the folder it starts in: `gunicorn -w 4 app:app` (README).
 
-The app, the query model and the search index's in-memory state are loaded once in the master
-before the workers are forked (and before the port opens), so every worker shares the model's
-memory instead of holding a copy, and no request waits for any of it.
+The app and the search index's in-memory state are loaded once in the master before the
+workers are forked (and before the port opens), and the query model runs in one process of
+its own, the host's query-model service (portal/search/model_service.py), which the master
+starts and waits for before the port opens: no request waits for the model, and no web worker
+holds onnxruntime or the model's memory.
 """
 
+import os
+
 preload_app = True
+# Read by the app's configuration (PORTAL_*), before gunicorn loads it and in every worker.
+os.environ["PORTAL_SEMANTIC_MODEL_SERVICE"] = "true"
 
 
 def _one_malloc_arena() -> None:
@@ -36,8 +42,6 @@ def _one_blas_thread() -> None:
     not the pool's start): measured in a forked worker, the first article page took 85 ms
     (55 ms of CPU, 30 of them the spinning thread's) against 41 ms (27 ms CPU) without it.
     A request's products are small; bulk embedding runs in the job workers, which keep it."""
-    import os
-
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
@@ -48,19 +52,29 @@ def on_starting(server):
     """In the master, after the app was loaded and before the port opens or any fork."""
     from portal import agent
     from portal.kb import queries as kb_queries
-    from portal.search import semantic
+    from portal.search import model_service, semantic
 
     app = server.app.wsgi()
+    # The service stops with this process, whichever process (re)starts it; workers of a
+    # --no-preload server read it from the environment.
+    os.environ["PORTAL_SEMANTIC_MODEL_SERVICE_OWNER"] = str(os.getpid())
+    app.config["SEMANTIC_MODEL_SERVICE_OWNER"] = os.getpid()
     semantic.start_loading(app)
     for name in app.jinja_env.list_templates(extensions=["html"]):
         app.jinja_env.get_template(name)  # compiled once here, not in each worker's requests
-    semantic.wait_until_loaded(app)
+    semantic.wait_until_loaded(app, timeout=_MODEL_START_SECONDS)
     semantic.warm_up(app)  # the vector matrix and query caches, shared by the workers
     kb_queries.warm_up(app)  # an article page's statements compiled
     agent.warm_up(app)  # the reports', the queue's and the SLA sweep's statements compiled
+    model_service.disconnect_all()  # each worker opens its own connection
     _close_database_before_fork(app)
     _freeze_loaded_objects()
     _return_freed_memory()  # after the last collection: what it freed goes back too
+
+
+# The first start on a host also prepares the model (a few seconds); past this the port opens
+# anyway and searches rank by keywords until the service answers.
+_MODEL_START_SECONDS = 120.0
 
 
 def _close_database_before_fork(app) -> None:
@@ -122,28 +136,15 @@ def post_fork(server, worker):
 
 
 def worker_exit(server, worker):
-    """Article views still buffered in the worker are written before it goes.
-
-    Then a worker that inherited onnxruntime (the query model, loaded before the fork) ends
-    at once: onnxruntime's runtime cannot be torn down in a forked child (the interpreter's
-    exit hangs, or aborts with std::system_error), and nothing is left to do but log."""
-    import logging
-    import os
-    import sys
-
+    """Article views still buffered in the worker are written before it goes."""
     from portal.kb.view_counts import flush_views
 
     with worker.wsgi.app_context():
         flush_views()
-    if "onnxruntime" in sys.modules:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0 if worker.booted else server.WORKER_BOOT_ERROR)
 
 
 def post_worker_init(worker):
-    """Without preload (e.g. --no-preload), each worker loads the model in the background."""
+    """Without preload (e.g. --no-preload), each worker makes sure the service runs."""
     if not worker.cfg.preload_app:
         from portal.search import semantic
 

@@ -16,7 +16,8 @@ Per page: req/s, p50/p95 latency, server CPU per request (user+system time of th
 read from /proc, over the requests served) and the ratio to the floor; with `--database
 postgres` also the database server's CPU per request (its backends for the bench database).
 Then the workers' resident memory after warm-up (RSS; PSS, which splits pages shared between
-workers; and private, the pages no other process holds: what one more worker costs).
+workers; and private, the pages no other process holds: what one more worker costs), and the
+query-model service's (the model's one process per host; its CPU counts in the pages' CPU).
 The first requests after start (cold: the model may still be loading) are timed too.
 The last line:
 RESULT min_page_ratio=… instant_ratio=… search_ratio=… suggest_ratio=… rss_mb_per_worker=…
@@ -121,7 +122,24 @@ def start_gunicorn(target: str, port: int, env: dict, chdir: Path) -> subprocess
     raise SystemExit(f"gunicorn {target} did not start")
 
 
+MODEL_SERVICE = "portal.search.model_service"
+
+
+def _command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def _is_model_service(pid: int, owner: int | None = None) -> bool:
+    line = _command_line(pid)
+    return any(MODEL_SERVICE in part for part in line) and "--owner" in line and (
+        owner is None or line[line.index("--owner") + 1] == str(owner))
+
+
 def worker_pids(master: subprocess.Popen) -> list[int]:
+    """The web workers: the master's children but its query-model service."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -129,8 +147,17 @@ def worker_pids(master: subprocess.Popen) -> list[int]:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == master.pid:
+            if int(fields[1]) == master.pid and not _is_model_service(int(entry.name)):
                 found.append(int(entry.name))
+    return sorted(found)
+
+
+def model_service_pids(master: subprocess.Popen) -> list[int]:
+    """The query-model service serving this master (whoever started it), if it has one."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_model_service(int(entry.name), master.pid):
+            found.append(int(entry.name))
     return sorted(found)
 
 
@@ -398,6 +425,7 @@ def main() -> None:
             cookies = {role: sign_in(port, *accounts[role]) for role in ("customer", "agent")}
             pages = Pages({**urls, "floor": (None, "/")}, cookies, words)
             pids = worker_pids(portal)
+            service_pids = model_service_pids(portal)  # its CPU is the searches' too
             floor_pids = worker_pids(floor)
             rng = random.Random(args.seed)
             for name in names:  # warm-up: every worker sees every page (model loaded, caches)
@@ -408,6 +436,7 @@ def main() -> None:
                         raise SystemExit(f"{name} {path} answered {status}")
             time.sleep(3.0)  # background model loads finish before memory is read
             memory = [memory_mb(pid) for pid in pids]
+            service_memory = [memory_mb(pid) for pid in service_pids]
             results = {}
             with multiprocessing.Pool(CLIENTS) as pool:
                 request(floor_port, "/")
@@ -415,11 +444,12 @@ def main() -> None:
                                       args.seconds, args.seed)]
                 server = DatabaseCpu(args.database_url) if database else None
                 for name in names:
-                    results[name] = measure(pool, port, pids, pages, name, args.seconds,
-                                            args.seed, server)
+                    results[name] = measure(pool, port, pids + service_pids, pages, name,
+                                            args.seconds, args.seed, server)
                 floor_runs.append(measure(pool, floor_port, floor_pids, pages, "floor",
                                           args.seconds, args.seed))
             memory_after = [memory_mb(pid) for pid in pids]
+            service_memory_after = [memory_mb(pid) for pid in service_pids]
         finally:
             stop(portal)
             stop(floor)
@@ -439,6 +469,10 @@ def main() -> None:
         print(f"workers' memory {when}: " + ", ".join(
             f"RSS {rss:.0f} MB / PSS {pss:.0f} MB / private {uss:.0f} MB"
             for rss, pss, uss in values))
+    for when, values in (("after warm-up", service_memory), ("at the end", service_memory_after)):
+        print(f"query-model service's memory {when}: " + (", ".join(
+            f"RSS {rss:.0f} MB / PSS {pss:.0f} MB / private {uss:.0f} MB"
+            for rss, pss, uss in values) or "no service (the model is in the workers)"))
     plain = [r["rps"] / floor_rps for n, r in results.items() if n not in SEARCH_PAGES]
 
     plain_cpu = [floor_cpu / r["cpu_ms"] for n, r in results.items() if n not in SEARCH_PAGES]
@@ -449,6 +483,8 @@ def main() -> None:
     def cpu_ratio(name: str) -> str:
         return f"{floor_cpu / results[name]['cpu_ms']:.2f}" if name in results else "n/a"
 
+    service_rss = (f"{sum(m[0] for m in service_memory_after):.0f}" if service_memory_after
+                   else "n/a")
     print(f"RESULT database={args.database} ", end="")
     print(f"min_page_ratio={min(plain):.2f} " if plain else "min_page_ratio=n/a ", end="")
     print(f"instant_ratio={ratio('instant')} search_ratio={ratio('search')} "
@@ -456,6 +492,7 @@ def main() -> None:
           f"rss_mb_per_worker={max(m[0] for m in memory_after):.0f} "
           f"pss_mb_per_worker={max(m[1] for m in memory_after):.0f} "
           f"private_mb_per_worker={max(m[2] for m in memory_after):.0f} "
+          f"model_service_rss_mb={service_rss} "
           f"cold_article_ms={cold['article']:.0f} cold_search_ms={cold['search']:.0f} ", end="")
     print(f"cpu_min_page_ratio={min(plain_cpu):.2f} " if plain_cpu else "", end="")
     print(f"cpu_instant_ratio={cpu_ratio('instant')} cpu_search_ratio={cpu_ratio('search')} "

@@ -48,7 +48,9 @@ def _serve(checkout: Path, scratch: Path, database: str) -> dict:
     port = bench.free_port()
     proc = bench.start_gunicorn("app:app", port, env, checkout)
     cookies = {role: bench.sign_in(port, *accounts[role]) for role in ("customer", "agent")}
-    return {"proc": proc, "port": port, "pids": bench.worker_pids(proc),
+    # The query-model service's CPU (a checkout that has one) is the searches' server CPU too.
+    pids = bench.worker_pids(proc) + bench.model_service_pids(proc)
+    return {"proc": proc, "port": port, "pids": pids,
             "pages": bench.Pages(urls, cookies, words), "database": server}
 
 

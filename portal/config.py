@@ -109,6 +109,12 @@ def default_config(instance_path: str) -> dict:
         # installed) or "numpy" (float32). onnx takes ~60% of the CPU per query with the same
         # recall on bench/search_quality.py; see README "Performance".
         "SEMANTIC_QUERY_RUNTIME": "onnx",
+        # Queries encoded by the host's query-model service (portal/search/model_service.py)
+        # instead of a model in this process: gunicorn.conf.py turns it on, so web workers
+        # never load onnxruntime; `flask run`, the jobs worker and the tests keep it in-process.
+        "SEMANTIC_MODEL_SERVICE": False,
+        "SEMANTIC_MODEL_SERVICE_TIMEOUT": 1.0,  # seconds a search waits for the service
+        "SEMANTIC_MODEL_SERVICE_OWNER": 0,  # the service stops with this process (0: its starter)
         # From this many chunk vectors (~15,000 articles) the nearest ones are searched in the
         # k-means cells nearest to the question, read until SEMANTIC_ANN_ROWS vectors were
         # (more while too few visible articles were found), instead of a scan of every

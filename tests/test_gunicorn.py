@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -166,6 +167,110 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
         assert conn.scalar(text("SELECT view_count FROM articles WHERE id = 1")) == 7
     assert stored_views() == 7
     engine.dispose()
+
+
+def _processes(master: int) -> tuple[list[int], list[int]]:
+    """(web workers, query-model services) of a gunicorn master."""
+    workers, services = [], []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            line = (entry / "cmdline").read_bytes().decode().split("\0")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue
+        if any("portal.search.model_service" in part for part in line):
+            if line[line.index("--owner") + 1] == str(master):
+                services.append(int(entry.name))
+        elif parent == master:
+            workers.append(int(entry.name))
+    return workers, services
+
+
+def _maps(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_workers_ask_the_query_model_service_and_outlive_it(tmp_path, migrated_db):
+    """The model runs in one process beside the workers (none maps onnxruntime); killed, it
+    leaves keyword results (never a 500), comes back from the next searches by itself, and
+    stops with gunicorn."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    shutil.copy(migrated_db, instance / "portal.sqlite3")
+    engine = create_engine(f"sqlite:///{instance / 'portal.sqlite3'}")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO kb_categories (name, slug, description, position) "
+                          "VALUES ('Help', 'help', '', 0)"))
+        conn.execute(text("INSERT INTO kb_sections (category_id, name, slug, description, "
+                          "position) VALUES (1, 'General', 'general', '', 0)"))
+        conn.execute(text(
+            "INSERT INTO articles (section_id, title, slug, body, labels, status, visibility,"
+            " promoted, version, view_count, helpful_yes, helpful_no, created_at, updated_at)"
+            " VALUES (1, 'Printer offline', 'printer-offline', 'Restart the print spooler"
+            " service.', '', 'published', 'public', 0, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"))
+    engine.dispose()
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SEMANTIC_SEARCH": "true",
+           "PORTAL_RATELIMIT_ENABLED": "false"}
+    subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "app", "kb",  # noqa: S603
+                    "reindex"], cwd=ROOT, env=env, check=True, capture_output=True)
+    port = _free_port()
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [str(GUNICORN), "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+    def search(words: str) -> str:
+        url = f"http://127.0.0.1:{port}/kb/search?" + urlencode({"q": words})
+        with urllib.request.urlopen(url, timeout=10) as page:  # noqa: S310 - loopback
+            assert page.status == 200
+            return page.read().decode()
+
+    services: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert "Printer offline" in search("printer offline")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(log.read_text()[-2000:])
+                time.sleep(0.2)
+        workers, services = _processes(proc.pid)
+        assert len(workers) == 2 and len(services) == 1, (workers, services)
+        assert "onnxruntime" in _maps(services[0])
+        for worker in workers:
+            assert "onnxruntime" not in _maps(worker) and "tokenizers" not in _maps(worker)
+
+        killed = services[0]
+        os.kill(killed, signal.SIGKILL)
+        for words in ("printer went offline", "print spooler restart"):
+            assert "Printer offline" in search(words)  # by its words, at once
+        deadline = time.monotonic() + 60
+        while True:  # the searches after a second start it again
+            time.sleep(0.3)
+            search("my printer is offline again")
+            _workers, services = _processes(proc.pid)
+            if services and services != [killed] and \
+                    f"query-model service {services[0]} ready" in log.read_text():
+                break
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+        assert len(services) == 1
+        assert "Printer offline" in search("the printer does not respond")
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in services):  # stopped with the master
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    output = log.read_text()
+    assert "Traceback" not in output and "SIGABRT" not in output, output
+    assert "ranking by keywords" in output  # the killed service was noticed, not hidden
 
 
 def _malloc_heaps_after_a_thread_allocates(setup: str) -> int:

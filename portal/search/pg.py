@@ -581,7 +581,8 @@ def run(text_: str, audience: Audience, *, page: int, per_page: int,
                                   any_word=any_word, snippets=not instant, instant=instant)
         hits, total = ranked
     result = (parsed, hits, total, hybrid_ran)
-    _cache.put(key, result)
+    if semantic.still_ranks_as(key[-1], hybrid):
+        _cache.put(key, result)
     return result
 
 

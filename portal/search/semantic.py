@@ -40,11 +40,13 @@ from portal.extensions import db
 from portal.kb.markdown import plain_text
 from portal.kb.models import Article, ArticleEmbedding, ArticleStatus
 from portal.search import cells as cells_module
+from portal.search import model_service
 from portal.search.audience import VISIBLE_TO, Audience
 from portal.search.embeddings import (
     DIMENSIONS,
     MODEL_ID,
     Encoder,
+    ModelUnavailable,
     QueryEncoder,
     failure,
     load_encoder,
@@ -72,13 +74,17 @@ def enabled() -> bool:
     return bool(current_app.config.get("SEMANTIC_SEARCH", True))
 
 
-def encoder() -> Encoder | None:
+def encoder() -> Encoder | model_service.ArticleEncoder | None:
     """The process's article encoder, or None (feature off, or model missing: keyword-only).
 
     Loaded on first use (embedding articles): a process that only answers searches never
-    loads it."""
+    loads it. With the query-model service (web workers under gunicorn: an agent publishing
+    a known issue), the service's, while it answers."""
     if not enabled():
         return None
+    service = _service()
+    if service is not None:
+        return service.article_encoder()
     return load_encoder(current_app.config.get("SEMANTIC_MODEL_PATH"))
 
 
@@ -93,16 +99,31 @@ def _query_model() -> tuple[str, str, str]:
             current_app.config.get("SEMANTIC_MODEL_CACHE") or "")
 
 
-def start_loading(app) -> None:
-    """Load the query encoder in a background thread, so that no request waits for it.
+def _service() -> model_service.ServiceClient | None:
+    """This process's client of the host's query-model service, when queries go there
+    (SEMANTIC_MODEL_SERVICE, set under gunicorn); None: the model runs in this process."""
+    config = current_app.config
+    if not config.get("SEMANTIC_MODEL_SERVICE"):
+        return None
+    return model_service.client(*_query_model(),
+                                owner=int(config.get("SEMANTIC_MODEL_SERVICE_OWNER") or 0),
+                                timeout=float(config.get("SEMANTIC_MODEL_SERVICE_TIMEOUT", 1.0)))
 
-    Called at server start (gunicorn loads the app, and the model, before it forks: see
-    gunicorn.conf.py, so the workers share one copy). Until it is ready, searches rank by
-    keywords only."""
+
+def start_loading(app) -> None:
+    """Load the query encoder in a background thread, so that no request waits for it; or,
+    with the query-model service, start that process unless it runs (not waiting either).
+
+    Called at server start (gunicorn's master starts the service before it forks: see
+    gunicorn.conf.py). Until it is ready, searches rank by keywords only."""
     if not app.config.get("SEMANTIC_SEARCH", True):
         return
     with app.app_context():
         key = _query_model()
+        service = _service()
+    if service is not None:
+        service.start()
+        return
     with _loaders_lock:
         if key not in _loaders:
             _loaders[key] = threading.Thread(target=load_query_encoder, args=key,
@@ -138,18 +159,26 @@ def warm_up(app) -> None:
 
 
 def wait_until_loaded(app, timeout: float | None = None) -> None:
-    """Block until a background load started by `start_loading` is done (before a fork)."""
+    """Block until a background load started by `start_loading` is done (before a fork),
+    or the query-model service answers."""
     with app.app_context():
         loader = _loaders.get(_query_model())
-    if loader is not None:
+        service = _service() if app.config.get("SEMANTIC_SEARCH", True) else None
+    if service is not None:
+        service.wait_ready(timeout)
+    elif loader is not None:
         loader.join(timeout)
 
 
-def query_encoder() -> QueryEncoder | Encoder | None:
-    """The query encoder, or None: feature off, model missing, or still loading in the
-    background (then the caller ranks by keywords and does not wait)."""
+def query_encoder() -> QueryEncoder | Encoder | model_service.ServiceClient | None:
+    """The query encoder, or None: feature off, model missing, still loading in the
+    background, or the query-model service not answering (then the caller ranks by
+    keywords and does not wait)."""
     if not enabled():
         return None
+    service = _service()
+    if service is not None:
+        return service.encoder()
     key = _query_model()
     loader = _loaders.get(key)
     if loader is not None and loader.is_alive():
@@ -166,6 +195,14 @@ def status() -> dict:
     """For the admin status page: what mode search runs in, and why."""
     if not enabled():
         return {"mode": "keyword-only", "reason": "SEMANTIC_SEARCH is off in the configuration."}
+    service = _service()
+    if service is not None:
+        available, reason = service.state()
+        if not available:
+            return {"mode": "keyword-only", "reason": reason}
+        return {"mode": "hybrid",
+                "reason": f"{MODEL_ID} loaded in the query-model service (process "
+                          f"{service.service_pid})."}
     path = current_app.config.get("SEMANTIC_MODEL_PATH")
     loader = _loaders.get(_query_model())
     if loader is not None and loader.is_alive():
@@ -623,7 +660,10 @@ _query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 _query_lock = threading.Lock()
 
 
-def embed_query(enc: QueryEncoder | Encoder, text: str) -> np.ndarray:
+def embed_query(enc: QueryEncoder | Encoder | model_service.ServiceClient, text: str
+                ) -> np.ndarray:
+    """The question's vector, through this process's cache of recent ones. Raises
+    ModelUnavailable when the query-model service fails to answer (killed, stuck)."""
     key = " ".join(text.lower().split())
     with _query_lock:
         cached = _query_cache.get(key)
@@ -658,7 +698,11 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
     if not visible.any():
         return []
     with single_threaded_blas():
-        query = embed_query(enc, text)
+        try:
+            query = embed_query(enc, text)
+        except ModelUnavailable as exc:  # the service went away: keywords, as while it loads
+            log.warning("ranking by keywords: %s", exc)
+            return None
         if by_cells:
             rows, scores = cells_module.probe(
                 vectors, cells.centroids, cells.offsets, query, visible, article_ids,
@@ -695,7 +739,10 @@ def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
     if not found.any():
         return {}
     with single_threaded_blas():
-        scores = title_vectors[at[found]] @ embed_query(enc, text)
+        try:
+            scores = title_vectors[at[found]] @ embed_query(enc, text)
+        except ModelUnavailable:  # the service went away since `nearest_articles`
+            return {}
     return dict(zip(wanted[found].tolist(), scores.tolist(), strict=True))
 
 
@@ -754,6 +801,14 @@ def mode() -> str:
 def signature() -> tuple | None:
     """Changes whenever stored vectors change, or the model becomes ready (result cache keys)."""
     return (_signature(), ready()) if enabled() else None
+
+
+def still_ranks_as(cached_as, hybrid: bool) -> bool:
+    """Whether a result computed under the cache key part `cached_as` (`hybrid and (mode(),
+    signature())`) may be kept under it: not when the model went away meanwhile (the
+    query-model service killed mid-request), so that keyword-only ranking is not kept as if
+    it were hybrid once the service is back."""
+    return not hybrid or cached_as == (mode(), signature())
 
 
 def ranking_settings() -> dict:

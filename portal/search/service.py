@@ -156,7 +156,8 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
     else:
         hybrid_ran = False
     result = (parsed, hits, total, hybrid_ran)
-    _cache.put(key, result)
+    if semantic.still_ranks_as(key[-1], hybrid):
+        _cache.put(key, result)
     return result
 
 

@@ -18,6 +18,7 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.mail import absolute_url, send_mail
 from portal.search import semantic
+from portal.search.embeddings import ModelUnavailable
 from portal.search.queryparse import meaning_text
 from portal.surges.models import KnownIssue, ProblemFollower, ProblemIncident, TicketVector
 from portal.tickets.links import normalize
@@ -44,10 +45,20 @@ def publish(problem: Ticket, public_text: str) -> KnownIssue:
         issue = KnownIssue(problem_id=problem.id, public_text=text, published_at=utcnow())
         db.session.add(issue)
     issue.public_text, issue.active = text, True
-    enc = semantic.encoder()
-    issue.vector = enc.encode([text])[0].astype(np.float32).tobytes() if enc else None
+    issue.vector = _text_vector(text)
     db.session.flush()
     return issue
+
+
+def _text_vector(text: str) -> bytes | None:
+    """The article encoder's vector of the issue's text; None without the model (or when
+    the query-model service does not answer): the issue then matches by its incidents."""
+    enc = semantic.encoder()
+    try:
+        return enc.encode([text])[0].astype(np.float32).tobytes() if enc else None
+    except ModelUnavailable:
+        log.warning("known issue published without a vector: the model service did not answer")
+        return None
 
 
 def withdraw(problem: Ticket) -> None:
@@ -98,7 +109,10 @@ def matching(text: str) -> list[KnownIssue]:
     enc = semantic.query_encoder() if issues else None
     if enc is None:
         return []
-    vector = semantic.embed_query(enc, meaning_text(text))
+    try:
+        vector = semantic.embed_query(enc, meaning_text(text))
+    except ModelUnavailable:  # the query-model service went away: no match until it is back
+        return []
     incident_vectors: dict[int, list[bytes]] = {}
     for problem_id, blob in db.session.execute(
             select(ProblemIncident.problem_id, TicketVector.vector)
