@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE = 50
 MAX_PER_PAGE = 50
-CACHE_SIZE = 512
+# Results of recent queries, per process: ~4.4 KB each (6.8 KB with meaning-based ranking),
+# so 512 held 2.2-3.4 MB of every worker. What repeats (a popular question, the next page,
+# the back button) is recent; a query typed once is never asked for again.
+CACHE_SIZE = 128
 # Fewer hits than this and a spelling suggestion is worth computing.
 FEW_HITS = 3
 MAX_SUGGEST_CHARS = 2000
