@@ -197,10 +197,11 @@ def test_gunicorn_conf_keeps_malloc_to_one_arena_for_the_workers():
     assert _malloc_heaps_after_a_thread_allocates(conf) == 1
 
 
-def test_signing_in_leaves_the_password_judge_out_of_the_web_workers(tmp_path, migrated_db):
+def test_web_workers_leave_out_the_password_judge_and_the_mailbox_poller(tmp_path, migrated_db):
     """A sign-in with a password already judged under today's rule does not load zxcvbn (its
-    word lists are 12 MB of every worker that imports them). The workers report their
-    modules after each request through a hook added beside the project's gunicorn.conf.py."""
+    word lists are 12 MB of every worker that imports them), and only a jobs worker imports
+    the IMAP client. The workers report their modules after each request through a hook
+    added beside the project's gunicorn.conf.py."""
     instance = tmp_path / "instance"
     instance.mkdir()
     shutil.copy(migrated_db, instance / "portal.sqlite3")
@@ -254,3 +255,4 @@ def test_signing_in_leaves_the_password_judge_out_of_the_web_workers(tmp_path, m
     modules = {path.name: set(path.read_text().split()) for path in reports.iterdir()}
     assert modules and all("portal.auth.views" in names for names in modules.values())
     assert not [pid for pid, names in modules.items() if "zxcvbn" in names]
+    assert not [pid for pid, names in modules.items() if "imapclient" in names]
