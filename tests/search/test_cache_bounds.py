@@ -62,7 +62,7 @@ def _prefixes():
 
 
 def test_the_result_cache_keeps_only_recent_queries():
-    assert service.CACHE_SIZE <= 128  # ~4-7 KB each: 512 were 2.2-3.4 MB of each worker
+    assert service.CACHE_SIZE <= 256  # ~4-7 KB each: 512 were 2.2-3.4 MB of each worker
     cache = service._LruCache(service.CACHE_SIZE)
     for n in range(service.CACHE_SIZE * 3):
         cache.put(n, n)
