@@ -54,7 +54,8 @@ def users_create(email: str, name: str, password: str, role: str) -> None:
     if problem:
         raise click.BadParameter(problem, param_hint="--password")
     try:
-        user = create_user(email, name, password, Role(role), confirmed=True)
+        user = create_user(email, name, password, Role(role), confirmed=True,
+                           password_judged=True)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()

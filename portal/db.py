@@ -114,12 +114,14 @@ def _warn_write_in_read_only(session: Session, _context, _instances) -> None:
                       "statement commits on its own", WriteInReadOnlyRequest, stacklevel=2)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, compiled_cache_size: int = 500) -> Engine:
+    """`compiled_cache_size`: statements kept compiled (SQLAlchemy's default is 500)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False},
+                               query_cache_size=compiled_cache_size)
         _configure_sqlite(engine)
         return engine
-    return postgres_engine(url)
+    return postgres_engine(url, query_cache_size=compiled_cache_size)
 
 
 # A pooled connection older than this is replaced (silent network drops; server-side timeouts).
@@ -178,7 +180,7 @@ class Database:
         return _PortalSession(bind=self.engine, expire_on_commit=False)
 
     def init_app(self, app: Flask) -> None:
-        engine = make_engine(app.config["DATABASE_URL"])
+        engine = make_engine(app.config["DATABASE_URL"], app.config["SQL_COMPILED_CACHE_SIZE"])
         app.extensions["portal_db_engine"] = engine
         app.teardown_appcontext(self._remove_session)
         app.before_request(self._choose_transaction_mode)

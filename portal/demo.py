@@ -52,7 +52,8 @@ def seed_demo() -> dict[str, tuple[str, str]]:
     users: dict[str, User] = {}
     for role, (email, name, role_enum) in DEMO_ACCOUNTS.items():
         password = _demo_password(name, email)
-        users[role] = create_user(email, name, password, role_enum, confirmed=True)
+        users[role] = create_user(email, name, password, role_enum, confirmed=True,
+                                  password_judged=True)
         accounts[role] = (email, password)
     from portal.agent.demo import seed_support
     from portal.kb.demo import seed_kb

@@ -328,3 +328,64 @@ def test_gunicorn_conf_keeps_a_workers_first_request_free_of_a_spinning_blas_thr
     assert _threads_in_a_worker_after_its_first_product("") >= 2
     conf = "import runpy; runpy.run_path('gunicorn.conf.py')\n"
     assert _threads_in_a_worker_after_its_first_product(conf) == 1
+
+
+def test_web_workers_leave_out_the_password_judge_and_the_mailbox_poller(tmp_path, migrated_db):
+    """A sign-in with a password already judged under today's rule does not load zxcvbn (its
+    word lists are 12 MB of every worker that imports them), and only a jobs worker imports
+    the IMAP client. The workers report their modules after each request through a hook
+    added beside the project's gunicorn.conf.py."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    shutil.copy(migrated_db, instance / "portal.sqlite3")
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SEMANTIC_SEARCH": "false",
+           "PORTAL_PASSWORD_HASH_METHOD": "scrypt:1024:8:1", "PORTAL_RATELIMIT_ENABLED": "false"}
+    password = "ferry lantern quietly"
+    subprocess.run(  # noqa: S603 - our own venv's flask, fixed arguments
+        [str(GUNICORN.parent / "flask"), "--app", "app", "users", "create", "--email",
+         "sam@example.com", "--name", "Sam", "--password", password],
+        cwd=ROOT, env=env, check=True, capture_output=True)
+    reports = tmp_path / "modules"
+    reports.mkdir()
+    conf = tmp_path / "gunicorn_probe.conf.py"
+    conf.write_text(
+        f"exec(compile(open({str(ROOT / 'gunicorn.conf.py')!r}).read(), 'gunicorn.conf.py',"
+        " 'exec'))\n"
+        "def post_request(worker, req, environ, resp):\n"
+        "    import os, sys\n"
+        f"    path = os.path.join({str(reports)!r}, str(os.getpid()))\n"
+        "    with open(path, 'w') as f:\n"
+        "        f.write('\\n'.join(sys.modules))\n")
+    port = _free_port()
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [str(GUNICORN), "-c", str(conf), "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=5):  # noqa: S310 - loopback
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(log.read_text()[-2000:])
+                time.sleep(0.2)
+        for _ in range(6):  # fresh connections: both workers serve some
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+            with opener.open(url + "/auth/login", timeout=10) as response:
+                page = response.read().decode()
+            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+            form = {"csrf_token": token, "email": "sam@example.com", "password": password}
+            with opener.open(url + "/auth/login", data=urlencode(form).encode(),
+                             timeout=10) as response:
+                assert response.url == url + "/kb/"  # signed in, sent to the knowledge base
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    modules = {path.name: set(path.read_text().split()) for path in reports.iterdir()}
+    assert modules and all("portal.auth.views" in names for names in modules.values())
+    assert not [pid for pid, names in modules.items() if "zxcvbn" in names]
+    assert not [pid for pid, names in modules.items() if "imapclient" in names]

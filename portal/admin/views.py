@@ -88,7 +88,7 @@ def create_user():
         try:
             user = services.create_user(
                 form.email.data, form.name.data, form.password.data, Role(form.role.data),
-                confirmed=True,
+                confirmed=True, password_judged=True,
             )
         except services.AccountError:
             form.email.errors.append(_taken_message(form.email.data))

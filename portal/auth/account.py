@@ -38,7 +38,7 @@ def settings():
         if not current_user.check_password(password.current_password.data):
             password.current_password.errors.append("That is not your current password.")
         else:
-            services.change_password(current_user, password.password.data)
+            services.change_password(current_user, password.password.data, judged=True)
             # Keep this device signed in (and its remember-me cookie) with the new token.
             login_user(current_user, remember=REMEMBER_COOKIE in request.cookies)
             db.session.commit()

@@ -8,10 +8,11 @@ from datetime import datetime
 
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Index, String
+from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from portal.auth.passwords import RULE_VERSION
 from portal.db import Base, utcnow
 
 
@@ -45,6 +46,9 @@ class User(UserMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
+    # The version of the password rule (passwords.RULE_VERSION) this password was judged to
+    # meet; NULL: not judged yet. A sign-in judges only a password not judged under today's rule.
+    password_rule: Mapped[int | None] = mapped_column(SmallInteger)
     role: Mapped[Role] = mapped_column(
         Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
         default=Role.CUSTOMER,
@@ -79,9 +83,12 @@ class User(UserMixin, Base):
         self.session_token = _new_session_token()
 
     # Passwords: scrypt through Werkzeug (a memory-hard KDF with a random salt per hash).
-    def set_password(self, password: str) -> None:
+    def set_password(self, password: str, *, judged: bool = False) -> None:
+        """`judged`: the caller found it meets today's rule (passwords.password_problem);
+        otherwise it is judged at its first sign-in."""
         method = current_app.config["PASSWORD_HASH_METHOD"]
         self.password_hash = generate_password_hash(password, method=method)
+        self.password_rule = RULE_VERSION if judged else None
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -14,6 +14,8 @@ import re
 MIN_LENGTH = 12
 MAX_LENGTH = 128
 MIN_SCORE = 3
+# Raise it when the rule gets stricter: every password is then judged again at its next sign-in.
+RULE_VERSION = 1
 # zxcvbn's matching is quadratic in the length; past this its estimate does not change anyway.
 _ESTIMATE_CHARS = 72
 HINT = (f"At least {MIN_LENGTH} characters, not a common password, and not your name or email. "
@@ -38,8 +40,8 @@ def password_problem(password: str, *, name: str = "", email: str = "") -> str |
     if (email and email.lower() in lowered) or any(
             word in lowered for word in _personal_words(name, email)):
         return "Leave your name and email address out of your password."
-    # Imported here: its lists take 12 MB, in every web worker that imported it, for the
-    # few requests that set a password.
+    # Imported here: its lists take 12 MB of every web worker that imported it, for the few
+    # requests that set a password (a sign-in judges a password once: auth.services).
     from zxcvbn import zxcvbn
 
     result = zxcvbn(password[:_ESTIMATE_CHARS], user_inputs=sorted(_personal_words(name, email)))

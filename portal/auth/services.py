@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.auth.models import AccountToken, Organization, Role, User
+from portal.auth.passwords import RULE_VERSION, password_problem
 from portal.cluster import memo
 from portal.db import Page, paginate, utcnow
 from portal.extensions import db
@@ -76,11 +77,13 @@ def change_email(user: User, email: str) -> None:
 
 
 def create_user(
-    email: str, name: str, password: str, role: Role = Role.CUSTOMER, *, confirmed: bool = False
+    email: str, name: str, password: str, role: Role = Role.CUSTOMER, *, confirmed: bool = False,
+    password_judged: bool = False,
 ) -> User:
     email = normalize_email(email)
     user = User(email=email, name=name.strip(), role=role)
-    user.set_password(password)  # hashing is slow: do it before the first query takes the lock
+    # Hashing is slow: done before the first query takes the lock.
+    user.set_password(password, judged=password_judged)
     if find_user(email) is not None:
         raise AccountError("An account with this email already exists. Sign in instead.")
     if confirmed:
@@ -110,6 +113,20 @@ def authenticate(email: str, password: str) -> User | None:
     if not user.active:
         raise AccountError("This account has been deactivated. Contact the support team.")
     return user
+
+
+def password_too_weak(user: User, password: str) -> bool:
+    """Whether the password `user` just signed in with fails today's rule (it may predate it).
+
+    Judged once per password and rule version, the verdict kept on the user: judging loads
+    zxcvbn's word lists, 12 MB in every web worker that ever did, which sign-ins (most of a
+    worker's password checks) then never load. The caller commits."""
+    if user.password_rule == RULE_VERSION:
+        return False
+    if password_problem(password, name=user.name, email=user.email):
+        return True
+    user.password_rule = RULE_VERSION
+    return False
 
 
 def _serializer(salt: str) -> URLSafeTimedSerializer:
@@ -186,15 +203,16 @@ def spend_token(purpose: str, token: str) -> User:
     return row.user
 
 
-def accept_invite(user: User, password: str) -> None:
+def accept_invite(user: User, password: str, *, judged: bool = False) -> None:
     """The invited person chose a password; the emailed link proved the address."""
-    change_password(user, password)
+    change_password(user, password, judged=judged)
     if user.email_confirmed_at is None:
         user.email_confirmed_at = utcnow()
 
 
-def change_password(user: User, password: str) -> None:
-    user.set_password(password)
+def change_password(user: User, password: str, *, judged: bool = False) -> None:
+    """`judged`: the caller found it meets the password rule (User.set_password)."""
+    user.set_password(password, judged=judged)
     _spend_tokens(user, None, utcnow())  # no emailed link outlives the password it was for
     user.invited_at = None  # an invited person who chose a password has accepted
     user.rotate_session_token()  # signs out other sessions and remember-me cookies

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from flask import current_app
 
-from portal.inbound import imap, services
+from portal.inbound import services
 from portal.jobs import job, scheduled
 
 
@@ -20,4 +20,8 @@ def process(payload: dict) -> None:
 @scheduled("inbound.imap_poll", every=timedelta(minutes=1))
 def poll_imap() -> None:
     if current_app.config["MAIL_IMAP_URL"]:
+        # Imported here: only a jobs worker polls, and imapclient (with imaplib) is 0.6 MB
+        # of every web worker that imports it.
+        from portal.inbound import imap
+
         imap.poll(current_app.config["MAIL_IMAP_URL"])

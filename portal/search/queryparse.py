@@ -168,7 +168,10 @@ def parse(raw: str, searcher: Searcher, *, any_word: bool = False,
 # wildcards or operators, so each word parses the same alone as in the sentence.
 _PLAIN_WORDS = re.compile(r"\w+(?: \w+)*")
 _OPERATORS = frozenset({"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"})
-WORD_QUERIES = 20_000  # per process, least recently used first out
+# Per process, least recently used first out. ~1.2 KB each (a query over every searched
+# field): 20,000 would hold 23 MB of each worker once people type enough distinct words and
+# misspellings; the common words that make most texts stay recent in 4,096 (~5 MB).
+WORD_QUERIES = 4_096
 # Keyed by the parser itself (held here), not its id(): a parser dropped for a new schema
 # (an index opened again) could leave its id to a parser of other fields, whose words would
 # then get the old parser's queries.
@@ -279,15 +282,19 @@ def _expand(q: wq.PatternQuery, reader: IndexReader, notes: list[str]) -> wq.Que
 
 
 # Expansions depend only on the reader (one index generation): typing "passw", "passwo"...
-# repeats them, so they are kept per reader.
+# repeats them, so they are kept per reader, up to MAX_EXPANSION_ENTRIES (~170 bytes each;
+# every prefix and misspelling typed added one until the index changed: 5,500 after 3,000
+# searches of the demo KB), then forgotten all at once.
 _expansion_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+MAX_EXPANSION_ENTRIES = 8_192
 
 
 def _expansions(reader: IndexReader, fieldname: str, pattern: str, literal: str,
                 glob: bool) -> tuple[str, ...]:
     cache = _expansion_cache.setdefault(reader, {})
     key = (fieldname, pattern)
-    if key not in cache:
+    expansions = cache.get(key)
+    if expansions is None:
         matcher = re.compile(fnmatch.translate(pattern)).match if glob else None
         try:
             candidates = islice(reader.expand_prefix(fieldname, literal), MAX_SCAN)
@@ -295,6 +302,9 @@ def _expansions(reader: IndexReader, fieldname: str, pattern: str, literal: str,
         except (KeyError, ValueError):
             words = []
         words = [w for w in words if matcher is None or matcher(w)]
-        cache[key] = tuple(heapq.nlargest(MAX_EXPANSIONS, words,
+        expansions = tuple(heapq.nlargest(MAX_EXPANSIONS, words,
                                           key=lambda w: reader.doc_frequency(fieldname, w)))
-    return cache[key]
+        if len(cache) >= MAX_EXPANSION_ENTRIES:
+            cache.clear()
+        cache[key] = expansions
+    return expansions

@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE = 50
 MAX_PER_PAGE = 50
-CACHE_SIZE = 512
+# Results of recent queries, per process: ~4.4 KB each (6.8 KB with meaning-based ranking),
+# so 512 held 2.2-3.4 MB of every worker. What repeats (a popular question, the next page,
+# the back button) is recent: on bench/pages.py's search traffic (1-3 of 68 title words)
+# 256 hit 20% of 300 queries as 512 did (26% and 29% of 1,000), 128 only 18%.
+CACHE_SIZE = 256
 # Fewer hits than this and a spelling suggestion is worth computing.
 FEW_HITS = 3
 MAX_SUGGEST_CHARS = 2000

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.auth.models import AccountToken, User
-from portal.auth.passwords import MAX_LENGTH, password_problem
+from portal.auth.passwords import MAX_LENGTH, RULE_VERSION, password_problem
 from portal.auth.services import INVITE, RESET, issue_token
 from portal.extensions import db
 
@@ -70,6 +70,50 @@ def test_a_weak_existing_password_still_signs_in_and_is_asked_to_change(
     assert response.headers["Location"] == "/account#password-heading"
     page = client.get("/account").get_data(as_text=True)
     assert "too easy to guess by today&#39;s rules" in page
+
+
+def test_a_sign_in_keeps_the_verdict_on_a_password_that_meets_the_rule(auth, make_user):
+    user = make_user(email="kept@example.com")
+    assert user.password_rule is None  # set without being judged (the suite's factory)
+    assert auth.login(user.email).headers["Location"] == "/kb/"
+    db.session.expire_all()
+    assert db.session.get(User, user.id).password_rule == RULE_VERSION
+
+
+def test_a_weak_password_is_judged_at_every_sign_in(client, auth, make_user):
+    user = make_user(email="weak@example.com", password="Ab1!efgh")
+    for _ in range(2):
+        assert auth.login(user.email, "Ab1!efgh").headers["Location"] == (
+            "/account#password-heading")
+        auth.logout()
+        db.session.expire_all()
+        assert db.session.get(User, user.id).password_rule is None
+
+
+def test_a_new_password_or_a_stricter_rule_is_judged_again(client, auth, make_user):
+    user = make_user(email="again@example.com")
+    auth.login(user.email)
+    auth.logout()
+    user = db.session.get(User, user.id)
+    user.set_password("Ab1!efgh")  # not judged: the verdict on the old password goes
+    db.session.commit()
+    assert auth.login(user.email, "Ab1!efgh").headers["Location"] == "/account#password-heading"
+    auth.logout()
+    user = db.session.get(User, user.id)
+    user.password_rule = RULE_VERSION - 1  # judged under an older, looser rule
+    db.session.commit()
+    assert auth.login(user.email, "Ab1!efgh").headers["Location"] == "/account#password-heading"
+
+
+def test_passwords_chosen_through_the_rule_are_not_judged_again(app, client):
+    assert register(client, PASSWORD).status_code in (302, 303)
+    user = db.session.scalar(select(User).where(User.email == REGISTER["email"]))
+    assert user.password_rule == RULE_VERSION
+    result = app.test_cli_runner().invoke(args=[
+        "users", "create", "--email", "nia@example.com", "--name", "Nia", "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    nia = db.session.scalar(select(User).where(User.email == "nia@example.com"))
+    assert nia.password_rule == RULE_VERSION
 
 
 def test_a_strong_password_signs_in_as_before(auth, customer):
