@@ -10,9 +10,9 @@ them in memory (seconds per variant instead of minutes per bench run).
 how many of those figures fall below meaning alone (the must-be-true of issue 15). Captured
 per question: the keyword candidates with their scores and shares, the coverage (computed
 for every question, not only those under the floor), whether the words were corrected, the
-query vector, and every article's best chunk cosine; plus one vector per article title.
-The variants reuse `semantic.fuse`'s gate (floors, coverage) and differ in the scoring only
-(title cosines here come from the query encoder; the app stores the article encoder's).
+query vector, and every article's best chunk cosine; plus the title and lead vectors the app
+stored for each article (the title alone, and the title with the body's first sentence).
+The variants reuse `semantic.fuse`'s gate (floors, coverage) and differ in the scoring only.
 """
 
 from __future__ import annotations
@@ -78,7 +78,6 @@ def capture(path: str, backend: str = "whoosh") -> None:
             ids = sq.import_faq(app, dev_set)
             app.config.update(sq.MODES["hybrid"])
             with app.test_request_context():
-                titles = dict(db.session.execute(select(Article.id, Article.title)).all())
                 rows = []
                 # Coverage is computed for every question (clears_floor False while ranking).
                 semantic.nearest_articles, semantic.fuse = nearest, fuse
@@ -96,21 +95,22 @@ def capture(path: str, backend: str = "whoosh") -> None:
                 finally:
                     semantic.clears_floor, semantic.fuse, semantic.nearest_articles = real
                 matrix = semantic._matrix()
-                encoder = semantic.query_encoder()
-                title_ids = sorted(titles)
+                title_ids, title_vectors, lead_vectors = matrix.titles
                 out[name] = {
                     "rows": rows, "vectors": np.array(matrix.vectors),
-                    "article_ids": np.array(matrix.article_ids), "titles": titles,
-                    "title_ids": np.array(title_ids),
-                    "title_vectors": np.stack([semantic.embed_query(encoder, titles[i])
-                                               for i in title_ids])}
+                    "article_ids": np.array(matrix.article_ids),
+                    "titles": dict(db.session.execute(select(Article.id, Article.title)).all()),
+                    "title_ids": np.array(title_ids), "title_vectors": np.array(title_vectors),
+                    "lead_vectors": np.array(lead_vectors)}
     with open(path, "wb") as f:
         pickle.dump(out, f)
 
 
 # --- offline re-ranking ------------------------------------------------------------------
 def _prepare(lab: dict) -> None:
-    """Every article's best chunk cosine and title cosine per question (aligned arrays)."""
+    """Every article's best chunk cosine and title cosine per question (aligned arrays):
+    "title" the closer of the title alone and the title with its lead (as the portal reads
+    it), "title_alone" the title's own."""
     for data in lab.values():
         articles = np.unique(data["article_ids"])
         data["articles"] = articles
@@ -127,7 +127,10 @@ def _prepare(lab: dict) -> None:
                 np.maximum.at(best, row_article, chunk)
                 title = np.full(len(articles), -1.0)
                 title[title_at] = data["title_vectors"] @ c["vector"]
-                c["cosine"], c["title"] = best, title
+                lead = title.copy()
+                if "lead_vectors" in data:  # captured before leads: the title alone
+                    lead[title_at] = data["lead_vectors"] @ c["vector"]
+                c["cosine"], c["title"], c["title_alone"] = best, np.maximum(title, lead), title
                 # the second-best chunk's cosine per article (-1 for a single chunk)
                 order = np.lexsort((-chunk, row_article))
                 first = np.r_[True, row_article[order][1:] != row_article[order][:-1]]
@@ -232,7 +235,10 @@ VARIANTS = {
     "meaning alone": bonus(0.0, 1.0),
     "0.2 linear (before)": bonus(0.2, 1.0),
     "0.1 power 0.25 (before)": bonus(0.1, 0.25),
-    "title above 0.1, 0.12 power 0.25 (now)": bonus(
+    "title above 0.1, 0.12 power 0.25 (title alone: before)": bonus(
+        0.12, semantic.KEYWORD_SCORE_POWER,
+        lambda c: c["cosine"] + 0.1 * np.maximum(c["title_alone"] - c["cosine"], 0.0)),
+    "title or lead above 0.1, 0.12 power 0.25 (now)": bonus(
         semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
         lambda c: c["cosine"] + semantic.TITLE_WEIGHT * np.maximum(c["title"] - c["cosine"], 0.0)),
     **{f"{a} power {p}": bonus(a, p) for a in (0.1, 0.125, 0.15) for p in (0.0, 0.5, 1.0)},

@@ -266,6 +266,7 @@ def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, cu
         in " ".join(page.text.split())
     assert " ".join(f"the article gains {semantic.TITLE_WEIGHT} of the difference".split()) \
         in " ".join(page.text.split())
+    assert "followed by the article's first sentence" in " ".join(page.text.split())
 
 
 @SEMANTIC
