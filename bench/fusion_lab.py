@@ -142,14 +142,50 @@ def _prepare(lab: dict) -> None:
                 c["_data"] = data
 
 
-def gated(score: Callable) -> Callable:
+def _title_shares(lab: dict) -> None:
+    """c["title_share"]: per article, the share of the question's words (analysed as the
+    index analyses them, idf-weighted over titles and bodies) its title holds."""
+    from portal.search.schema import TEXT_ANALYZER
+
+    def words(text: str) -> set[str]:
+        return {token.text for token in TEXT_ANALYZER(text)}
+
+    for name, data in lab.items():
+        faqs = list(sq.SETS[name].load())  # imported in FAQ order: ids ascending
+        title_words = [words(f.title) for f in faqs]
+        documents = [t | words(f.body) for t, f in zip(title_words, faqs, strict=True)]
+        frequency: dict[str, int] = {}
+        for found in documents:
+            for word in found:
+                frequency[word] = frequency.get(word, 0) + 1
+        for row in data["rows"]:
+            for label in PATHS:
+                c = row[label]
+                if "vector" not in c:
+                    continue
+                asked = words(c["text"])
+                weight = {w: float(np.log1p(len(faqs) / (frequency.get(w, 0) + 0.5)))
+                          for w in asked}
+                total = sum(weight.values()) or 1.0
+                c["title_share"] = np.array([sum(weight[w] for w in asked & t) / total
+                                             for t in title_words])
+
+
+def gated(score: Callable, title_floor: float | None = None) -> Callable:
     """A variant with `semantic.fuse`'s gate: nothing for unrelated questions, the keyword
     order for questions related by keywords only, else `score`'s order (meaning-only
-    candidates from ITEM_FLOOR up)."""
+    candidates from ITEM_FLOOR up). `title_floor`: the gate also wants the closest title (or
+    title with its lead) among the candidates at least that close."""
     def ranked(c: dict, articles: np.ndarray) -> list[int]:
         cosine = c["cosine"]
         best = float(cosine.max())
         floor = semantic.CORRECTED_QUERY_FLOOR if c["corrected"] else semantic.QUERY_FLOOR
+        if title_floor is not None and best >= floor:
+            position = {int(a): i for i, a in enumerate(articles)}
+            candidates = [*np.argsort(-cosine)[:semantic.CANDIDATES],
+                          *(position[a] for a, _s in c["keyword"])]
+            if float(c["title"][candidates].max()) < title_floor:
+                best = -1.0
         if best < floor:
             return [a for a, _s in c["keyword"]] \
                 if c["coverage"] >= semantic.KEYWORD_COVERAGE else []
@@ -164,7 +200,8 @@ def gated(score: Callable) -> Callable:
     return ranked
 
 
-def bonus(alpha: float, power: float, dense: Callable | None = None) -> Callable:
+def bonus(alpha: float, power: float, dense: Callable | None = None,
+          title_floor: float | None = None) -> Callable:
     """cosine (or `dense`) + alpha * share * (keyword score / best keyword score) ** power"""
     def score(c, values, position):
         keyword = c["keyword"]
@@ -174,7 +211,7 @@ def bonus(alpha: float, power: float, dense: Callable | None = None) -> Callable
                 for a, s in keyword}
     if dense is not None:
         score.dense = dense
-    return gated(score)
+    return gated(score, title_floor)
 
 
 def reciprocal_rank(k: int, weight: float) -> Callable:
@@ -259,6 +296,15 @@ VARIANTS = {
        for w in (0.05, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4) for a in (0.1, 0.12, 0.15, 0.18)},
     **{f"second chunk {w}": bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
                                   second_chunk(w)) for w in (0.02, 0.05, 0.1, 0.2)},
+    **{f"title floor {f}": bonus(
+        semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
+        lambda c: c["cosine"] + semantic.TITLE_WEIGHT * np.maximum(c["title"] - c["cosine"], 0.0),
+        title_floor=f) for f in (0.2, 0.22, 0.24, 0.26, 0.27, 0.28, 0.29, 0.3, 0.32)},
+    **{f"title words {b}{' alpha ' + str(a) if a != semantic.KEYWORD_ALPHA else ''}": bonus(
+        a, semantic.KEYWORD_SCORE_POWER,
+        lambda c, b=b: c["cosine"] + semantic.TITLE_WEIGHT
+        * np.maximum(c["title"] - c["cosine"], 0.0) + b * c["title_share"])
+       for b in (0.01, 0.02, 0.03, 0.04, 0.06, 0.08) for a in (0.08, 0.1, semantic.KEYWORD_ALPHA)},
 }
 
 
@@ -285,6 +331,8 @@ def compare(path: str, only: str = "") -> None:
     with open(path, "rb") as f:
         lab = pickle.load(f)  # noqa: S301 (a file this script wrote)
     _prepare(lab)
+    if "title words" in only:
+        _title_shares(lab)
     baseline = {(name, label): evaluate(data, label, VARIANTS["meaning alone"])
                 for name, data in lab.items() for label in PATHS}
     for title, variant in VARIANTS.items():
