@@ -778,7 +778,9 @@ def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
 # and the title in place of or mixed evenly with the best chunk measured worse.
 # The title's cosine is the closer of the title alone and the title followed by the body's
 # first sentence (LEAD_CHUNK): an answer's opening often restates the question in other
-# words than the title's. Measured on both sets (bench/data/README.md, eighth round).
+# words than the title's ("graphical package manager" -> "synaptic", whose lead is
+# "synaptic is a graphical package manager."). Debian right first .812 -> .821, Python
+# unchanged, nothing under a single ranker (bench/data/README.md, eighth round).
 CANDIDATES = 50
 KEYWORD_ALPHA = 0.12
 KEYWORD_SCORE_POWER = 0.25
