@@ -573,7 +573,9 @@ def _write_rows(target: Path) -> tuple[np.ndarray, np.ndarray]:
 def _write_titles(out) -> int:
     """Append the title vectors, then the lead vectors of the same articles, then their
     article ids, in article id order; returns how many (the ids are few: one per article).
-    An article whose lead is not stored yet (embedded before leads were) repeats its title."""
+    An article whose lead is not stored yet (embedded before leads were) repeats its title;
+    one whose vectors went meanwhile (unpublished between the two reads) gets zeros there."""
+    missing = bytes(DIMENSIONS * 4)
     article_ids: list[int] = []
     last_id = 0
     while rows := db.session.execute(
@@ -591,7 +593,8 @@ def _write_titles(out) -> int:
             .where(ArticleEmbedding.model == MODEL_ID,
                    ArticleEmbedding.chunk.in_((TITLE_CHUNK, LEAD_CHUNK)),
                    ArticleEmbedding.article_id.between(batch[0], batch[-1])))}
-        out.write(b"".join(found.get((article_id, LEAD_CHUNK), found[article_id, TITLE_CHUNK])
+        out.write(b"".join(found.get((article_id, LEAD_CHUNK))
+                           or found.get((article_id, TITLE_CHUNK), missing)
                            for article_id in batch))
     out.write(np.asarray(article_ids, dtype=np.int64).tobytes())
     return len(article_ids)
