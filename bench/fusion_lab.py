@@ -10,9 +10,9 @@ them in memory (seconds per variant instead of minutes per bench run).
 how many of those figures fall below meaning alone (the must-be-true of issue 15). Captured
 per question: the keyword candidates with their scores and shares, the coverage (computed
 for every question, not only those under the floor), whether the words were corrected, the
-query vector, and every article's best chunk cosine; plus one vector per article title.
-The variants reuse `semantic.fuse`'s gate (floors, coverage) and differ in the scoring only
-(title cosines here come from the query encoder; the app stores the article encoder's).
+query vector, and every article's best chunk cosine; plus the title and lead vectors the app
+stored for each article (the title alone, and the title with the body's first sentence).
+The variants reuse `semantic.fuse`'s gate (floors, coverage) and differ in the scoring only.
 """
 
 from __future__ import annotations
@@ -78,7 +78,6 @@ def capture(path: str, backend: str = "whoosh") -> None:
             ids = sq.import_faq(app, dev_set)
             app.config.update(sq.MODES["hybrid"])
             with app.test_request_context():
-                titles = dict(db.session.execute(select(Article.id, Article.title)).all())
                 rows = []
                 # Coverage is computed for every question (clears_floor False while ranking).
                 semantic.nearest_articles, semantic.fuse = nearest, fuse
@@ -96,21 +95,22 @@ def capture(path: str, backend: str = "whoosh") -> None:
                 finally:
                     semantic.clears_floor, semantic.fuse, semantic.nearest_articles = real
                 matrix = semantic._matrix()
-                encoder = semantic.query_encoder()
-                title_ids = sorted(titles)
+                title_ids, title_vectors, lead_vectors = matrix.titles
                 out[name] = {
                     "rows": rows, "vectors": np.array(matrix.vectors),
-                    "article_ids": np.array(matrix.article_ids), "titles": titles,
-                    "title_ids": np.array(title_ids),
-                    "title_vectors": np.stack([semantic.embed_query(encoder, titles[i])
-                                               for i in title_ids])}
+                    "article_ids": np.array(matrix.article_ids),
+                    "titles": dict(db.session.execute(select(Article.id, Article.title)).all()),
+                    "title_ids": np.array(title_ids), "title_vectors": np.array(title_vectors),
+                    "lead_vectors": np.array(lead_vectors)}
     with open(path, "wb") as f:
         pickle.dump(out, f)
 
 
 # --- offline re-ranking ------------------------------------------------------------------
 def _prepare(lab: dict) -> None:
-    """Every article's best chunk cosine and title cosine per question (aligned arrays)."""
+    """Every article's best chunk cosine and title cosine per question (aligned arrays):
+    "title" the closer of the title alone and the title with its lead (as the portal reads
+    it), "title_alone" the title's own."""
     for data in lab.values():
         articles = np.unique(data["article_ids"])
         data["articles"] = articles
@@ -127,7 +127,10 @@ def _prepare(lab: dict) -> None:
                 np.maximum.at(best, row_article, chunk)
                 title = np.full(len(articles), -1.0)
                 title[title_at] = data["title_vectors"] @ c["vector"]
-                c["cosine"], c["title"] = best, title
+                lead = title.copy()
+                if "lead_vectors" in data:  # captured before leads: the title alone
+                    lead[title_at] = data["lead_vectors"] @ c["vector"]
+                c["cosine"], c["title"], c["title_alone"] = best, np.maximum(title, lead), title
                 # the second-best chunk's cosine per article (-1 for a single chunk)
                 order = np.lexsort((-chunk, row_article))
                 first = np.r_[True, row_article[order][1:] != row_article[order][:-1]]
@@ -139,14 +142,50 @@ def _prepare(lab: dict) -> None:
                 c["_data"] = data
 
 
-def gated(score: Callable) -> Callable:
+def _title_shares(lab: dict) -> None:
+    """c["title_share"]: per article, the share of the question's words (analysed as the
+    index analyses them, idf-weighted over titles and bodies) its title holds."""
+    from portal.search.schema import TEXT_ANALYZER
+
+    def words(text: str) -> set[str]:
+        return {token.text for token in TEXT_ANALYZER(text)}
+
+    for name, data in lab.items():
+        faqs = list(sq.SETS[name].load())  # imported in FAQ order: ids ascending
+        title_words = [words(f.title) for f in faqs]
+        documents = [t | words(f.body) for t, f in zip(title_words, faqs, strict=True)]
+        frequency: dict[str, int] = {}
+        for found in documents:
+            for word in found:
+                frequency[word] = frequency.get(word, 0) + 1
+        for row in data["rows"]:
+            for label in PATHS:
+                c = row[label]
+                if "vector" not in c:
+                    continue
+                asked = words(c["text"])
+                weight = {w: float(np.log1p(len(faqs) / (frequency.get(w, 0) + 0.5)))
+                          for w in asked}
+                total = sum(weight.values()) or 1.0
+                c["title_share"] = np.array([sum(weight[w] for w in asked & t) / total
+                                             for t in title_words])
+
+
+def gated(score: Callable, title_floor: float | None = None) -> Callable:
     """A variant with `semantic.fuse`'s gate: nothing for unrelated questions, the keyword
     order for questions related by keywords only, else `score`'s order (meaning-only
-    candidates from ITEM_FLOOR up)."""
+    candidates from ITEM_FLOOR up). `title_floor`: the gate also wants the closest title (or
+    title with its lead) among the candidates at least that close."""
     def ranked(c: dict, articles: np.ndarray) -> list[int]:
         cosine = c["cosine"]
         best = float(cosine.max())
         floor = semantic.CORRECTED_QUERY_FLOOR if c["corrected"] else semantic.QUERY_FLOOR
+        if title_floor is not None and best >= floor:
+            position = {int(a): i for i, a in enumerate(articles)}
+            candidates = [*np.argsort(-cosine)[:semantic.CANDIDATES],
+                          *(position[a] for a, _s in c["keyword"])]
+            if float(c["title"][candidates].max()) < title_floor:
+                best = -1.0
         if best < floor:
             return [a for a, _s in c["keyword"]] \
                 if c["coverage"] >= semantic.KEYWORD_COVERAGE else []
@@ -161,7 +200,8 @@ def gated(score: Callable) -> Callable:
     return ranked
 
 
-def bonus(alpha: float, power: float, dense: Callable | None = None) -> Callable:
+def bonus(alpha: float, power: float, dense: Callable | None = None,
+          title_floor: float | None = None) -> Callable:
     """cosine (or `dense`) + alpha * share * (keyword score / best keyword score) ** power"""
     def score(c, values, position):
         keyword = c["keyword"]
@@ -171,7 +211,7 @@ def bonus(alpha: float, power: float, dense: Callable | None = None) -> Callable
                 for a, s in keyword}
     if dense is not None:
         score.dense = dense
-    return gated(score)
+    return gated(score, title_floor)
 
 
 def reciprocal_rank(k: int, weight: float) -> Callable:
@@ -232,7 +272,10 @@ VARIANTS = {
     "meaning alone": bonus(0.0, 1.0),
     "0.2 linear (before)": bonus(0.2, 1.0),
     "0.1 power 0.25 (before)": bonus(0.1, 0.25),
-    "title above 0.1, 0.12 power 0.25 (now)": bonus(
+    "title above 0.1, 0.12 power 0.25 (title alone: before)": bonus(
+        0.12, semantic.KEYWORD_SCORE_POWER,
+        lambda c: c["cosine"] + 0.1 * np.maximum(c["title_alone"] - c["cosine"], 0.0)),
+    "title or lead above 0.1, 0.12 power 0.25 (now)": bonus(
         semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
         lambda c: c["cosine"] + semantic.TITLE_WEIGHT * np.maximum(c["title"] - c["cosine"], 0.0)),
     **{f"{a} power {p}": bonus(a, p) for a in (0.1, 0.125, 0.15) for p in (0.0, 0.5, 1.0)},
@@ -253,6 +296,15 @@ VARIANTS = {
        for w in (0.05, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4) for a in (0.1, 0.12, 0.15, 0.18)},
     **{f"second chunk {w}": bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
                                   second_chunk(w)) for w in (0.02, 0.05, 0.1, 0.2)},
+    **{f"title floor {f}": bonus(
+        semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
+        lambda c: c["cosine"] + semantic.TITLE_WEIGHT * np.maximum(c["title"] - c["cosine"], 0.0),
+        title_floor=f) for f in (0.2, 0.22, 0.24, 0.26, 0.27, 0.28, 0.29, 0.3, 0.32)},
+    **{f"title words {b}{' alpha ' + str(a) if a != semantic.KEYWORD_ALPHA else ''}": bonus(
+        a, semantic.KEYWORD_SCORE_POWER,
+        lambda c, b=b: c["cosine"] + semantic.TITLE_WEIGHT
+        * np.maximum(c["title"] - c["cosine"], 0.0) + b * c["title_share"])
+       for b in (0.01, 0.02, 0.03, 0.04, 0.06, 0.08) for a in (0.08, 0.1, semantic.KEYWORD_ALPHA)},
 }
 
 
@@ -279,6 +331,8 @@ def compare(path: str, only: str = "") -> None:
     with open(path, "rb") as f:
         lab = pickle.load(f)  # noqa: S301 (a file this script wrote)
     _prepare(lab)
+    if "title words" in only:
+        _title_shares(lab)
     baseline = {(name, label): evaluate(data, label, VARIANTS["meaning alone"])
                 for name, data in lab.items() for label in PATHS}
     for title, variant in VARIANTS.items():

@@ -284,19 +284,20 @@ def filler_article(rng: random.Random, number: int) -> tuple[str, str]:
 
 
 def add_random_vectors(article_ids: list[int]) -> None:
-    """A random unit vector for each article's one chunk and its title (these bodies fit one
-    chunk): cosines near 0, so they never rank, but the matrix, its products and the title
-    lookups cost what real ones do. For a speed run on a machine too loaded to embed 20,000
-    articles in time; the FAQ articles keep their real vectors."""
+    """A random unit vector for each article's one chunk, its title and its lead (these
+    bodies fit one chunk): cosines near 0, so they never rank, but the matrix, its products
+    and the title lookups cost what real ones do. For a speed run on a machine too loaded to
+    embed 20,000 articles in time; the FAQ articles keep their real vectors."""
     rng = np.random.default_rng(7)
+    kinds = (0, semantic.TITLE_CHUNK, semantic.LEAD_CHUNK)
     for start in range(0, len(article_ids), 2000):
         batch = []
         for article_id in article_ids[start:start + 2000]:
-            vectors = rng.standard_normal((2, DIMENSIONS)).astype(np.float32)
+            vectors = rng.standard_normal((len(kinds), DIMENSIONS)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             batch += [{"article_id": article_id, "chunk": chunk, "heading": "",
                        "content_hash": "random", "model": MODEL_ID, "vector": v.tobytes()}
-                      for chunk, v in zip((0, semantic.TITLE_CHUNK), vectors, strict=True)]
+                      for chunk, v in zip(kinds, vectors, strict=True)]
         db.session.execute(insert(ArticleEmbedding), batch)
     db.session.commit()
     semantic.write_matrix_file()

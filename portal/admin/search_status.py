@@ -19,7 +19,7 @@ def search_status():
     embedded_articles, chunks = db.session.execute(
         select(func.count(func.distinct(ArticleEmbedding.article_id)),
                func.count(ArticleEmbedding.id).filter(
-                   ArticleEmbedding.chunk != semantic.TITLE_CHUNK))
+                   ArticleEmbedding.chunk >= 0))
         .where(ArticleEmbedding.model == MODEL_ID)).one()
     return render_template(
         "admin/search_status.html",

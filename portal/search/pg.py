@@ -515,14 +515,14 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
         candidates = keyword_candidates(parsed, audience, category_id, semantic.CANDIDATES,
                                         instant=instant)
     keyword = candidates.ranked
+    titles = semantic.title_cosines(meaning, [a for a, _s in nearest + keyword])
     coverage = 0.0
-    if keyword and not instant and not semantic.clears_floor(nearest, bool(fixes)):
+    if keyword and not instant and not semantic.clears_floor(nearest, bool(fixes), titles):
         as_typed = candidates if typed is parsed else keyword_candidates(
             typed, audience, category_id, 1, instant=instant)
         if as_typed.ranked:
             coverage = as_typed.shares[as_typed.ranked[0][0]]
     keyword = sorted(((a, candidates.scores[a]) for a, _s in keyword), key=lambda pair: -pair[1])
-    titles = semantic.title_cosines(meaning, [a for a, _s in nearest + keyword])
     fused = semantic.fuse(keyword, nearest, coverage, shares=candidates.shares,
                           corrected=bool(fixes), titles=titles)
     if not fused:

@@ -376,9 +376,11 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
         return [], 0
     keyword = _keyword_candidates(store, searcher, keyword_query, audience, category_id,
                                   allowed)
+    titles = semantic.title_cosines(text, [a for a, _s in nearest] + list(keyword))
     coverage = 0.0
-    # Only a question whose best cosine is under the floor needs the typed words' coverage.
-    if typed_query is not None and not instant and not semantic.clears_floor(nearest, corrected):
+    # Only a question under the floors of meaning needs the typed words' coverage.
+    if typed_query is not None and not instant \
+            and not semantic.clears_floor(nearest, corrected, titles):
         typed = keyword if typed_query is keyword_query else _keyword_candidates(
             store, searcher, typed_query, audience, category_id, allowed)
         if typed:
@@ -387,7 +389,6 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     held = keyword_shares(store, keyword_query, [doc.docnum for doc in keyword.values()])
     shares = {article_id: held[doc.docnum] for article_id, doc in keyword.items()}
     ranked_keyword = [(article_id, doc.score) for article_id, doc in keyword.items()]
-    titles = semantic.title_cosines(text, [a for a, _s in nearest] + list(keyword))
     docs = []
     for article_id in semantic.fuse(ranked_keyword, nearest, coverage, corrected=corrected,
                                     shares=shares, titles=titles):

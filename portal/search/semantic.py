@@ -2,7 +2,8 @@
 
 Each published article is split into chunks (by Markdown heading, then by length), each chunk
 embedded together with the article title; the title is also embedded alone (chunk number
-TITLE_CHUNK), to tell how well the question matches what the article says it answers.
+TITLE_CHUNK) and followed by the body's first sentence (LEAD_CHUNK), to tell how well the
+question matches what the article says it answers.
 Vectors live in `ArticleEmbedding` with the model id and a hash of the embedded text, so
 unchanged chunks are never recomputed and a restart recomputes nothing. They follow the search
 index: the same queue processing (and `flask kb reindex`) updates them, and a processing run
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 CHUNK_WORDS = 100  # ~140 word pieces with the title: well inside the model's 256-token window
 MAX_CHUNKS = 18  # a very long article is represented by its first 1,800 words
 TITLE_CHUNK = -1  # the chunk number of an article's title embedded alone
+LEAD_CHUNK = -2  # ... and of its title with the body's first sentence ("title. lead")
 EMBED_BATCH = 64  # articles embedded per database round trip
 MISSING_PER_RUN = 64  # missing articles caught up by one queue-processing run (CLI)
 MISSING_PER_RUN_IN_REQUEST = 8  # ... and by one run inside a request (keeps it short)
@@ -68,6 +70,7 @@ SIGNATURE_TTL = 1.0  # seconds another process's new vectors may take to be seen
 RECOUNT_SECONDS = 60.0  # ... and rows removed without a new matrix file (see _signature)
 QUERY_CACHE = 1024
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(`])")
 
 
 def enabled() -> bool:
@@ -243,6 +246,14 @@ def chunk_article(title: str, body_markdown: str) -> list[Chunk]:
     return chunks[:MAX_CHUNKS]
 
 
+def lead_text(title: str, body_markdown: str) -> str:
+    """The title with the body's first sentence: an answer's opening often restates the
+    question in other words than the title's ("title. lead", at most CHUNK_WORDS words)."""
+    first = next((s for s in _SENTENCE_BREAK.split(plain_text(body_markdown or "")) if s.strip()),
+                 "")
+    return f"{title}. {' '.join(first.split()[:CHUNK_WORDS])}".strip()
+
+
 # --- keeping vectors in step with articles -------------------------------------------------
 def sync_embeddings(article_ids: list[int],
                     progress: Callable[[int, int], None] | None = None) -> int:
@@ -272,6 +283,8 @@ def sync_embeddings(article_ids: list[int],
                 for number, chunk in enumerate(chunk_article(article.title, article.body)):
                     wanted[(article_id, number)] = chunk
                 wanted[(article_id, TITLE_CHUNK)] = Chunk("", article.title)
+                wanted[(article_id, LEAD_CHUNK)] = Chunk("", lead_text(article.title,
+                                                                       article.body))
         stale = [key for key, row in existing.items()
                  if key not in wanted or row.content_hash != wanted[key].content_hash
                  or row.model != MODEL_ID]
@@ -306,9 +319,13 @@ def _writing():
 
 
 def missing_article_ids(limit: int | None = None) -> list[int]:
-    """Published articles with no vector from the current model."""
+    """Published articles whose vectors from the current model are not all there.
+
+    Their lead vector (LEAD_CHUNK) is written with the others, so its absence marks them:
+    also those embedded before leads were (the catch-up then computes the lead alone)."""
     has_vector = select(ArticleEmbedding.article_id).where(
-        ArticleEmbedding.article_id == Article.id, ArticleEmbedding.model == MODEL_ID).exists()
+        ArticleEmbedding.article_id == Article.id, ArticleEmbedding.model == MODEL_ID,
+        ArticleEmbedding.chunk == LEAD_CHUNK).exists()
     q = select(Article.id).where(Article.status == ArticleStatus.PUBLISHED, ~has_vector)
     if limit:
         q = q.limit(limit)
@@ -361,8 +378,10 @@ class _Matrix:
         self.vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)
         self.article_ids = np.zeros(0, dtype=np.int64)
         self.cells: _Cells | None = None  # the rows' cells (large matrices), else None
-        # (article ids ascending, their title vectors): replaced as one, read without the lock
-        self.titles = (np.zeros(0, dtype=np.int64), np.zeros((0, DIMENSIONS), dtype=np.float32))
+        # (article ids ascending, their title vectors, their lead vectors): replaced as one,
+        # read without the lock
+        self.titles = (np.zeros(0, dtype=np.int64), np.zeros((0, DIMENSIONS), dtype=np.float32),
+                       np.zeros((0, DIMENSIONS), dtype=np.float32))
         self.masks: dict[tuple, tuple[np.ndarray | None, np.ndarray]] = {}
         self.stored_signature: tuple | None = None
         self.stored_signature_at = 0.0
@@ -425,7 +444,7 @@ def _load(matrix: _Matrix, signature: tuple) -> None:
         mapped = _map_matrix_file(write_matrix_file(signature))
     matrix.vectors, matrix.article_ids, matrix.cells = \
         mapped.vectors, mapped.article_ids, mapped.cells
-    matrix.titles = (mapped.title_ids, mapped.title_vectors)
+    matrix.titles = (mapped.title_ids, mapped.title_vectors, mapped.lead_vectors)
     matrix.masks = {}
     matrix.signature = signature
 
@@ -434,15 +453,18 @@ def _load(matrix: _Matrix, signature: tuple) -> None:
 # At 100,000 articles the vectors take ~490 MB: each worker reading them into its own memory
 # would hold a copy (and briefly two, while joining the rows). One file per signature, in the
 # index folder, is mapped read-only instead: the operating system keeps one copy in its page
-# cache for every process of the host. Layout (v3): a header of four int64 (rows, cells, rows
+# cache for every process of the host. Layout (v4): a header of four int64 (rows, cells, rows
 # the centroids were trained on, titles), the float32 vectors, their article ids (int64), their
 # ArticleEmbedding ids (int64), then, for a matrix of at least SEMANTIC_ANN_MIN_VECTORS rows,
 # the cells' centroids (float32) and each cell's first row (int64, plus the end): rows are
 # then stored cell by cell (portal/search/cells.py); smaller ones keep ArticleEmbedding.id
-# order and are scanned whole. Last, the title vectors (float32) and their article ids
-# (int64), in article id order (only the candidates' rows of those are ever read). Scores are
-# the same float32 products as from memory.
+# order and are scanned whole. Last, the title vectors (float32), the lead vectors of the same
+# articles in the same order (float32; an article without one repeats its title's), and their
+# article ids (int64), in article id order (only the candidates' rows of those are ever read).
+# Scores are the same float32 products as from memory. v3 had no lead block: its files are
+# never read (the layout is in the file name).
 VECTORS_FOLDER = "vectors"
+_LAYOUT = "v4"
 _HEADER = 4
 _FILE_BATCH = 4096  # rows read from the database per round trip while writing the file
 
@@ -461,6 +483,7 @@ class _MappedMatrix:
     embedding_ids: np.ndarray
     cells: _Cells | None
     title_vectors: np.ndarray
+    lead_vectors: np.ndarray
     title_ids: np.ndarray
 
 
@@ -477,7 +500,7 @@ def _matrix_path(signature: tuple) -> Path:
     count, max_id = signature
     folder = Path(current_app.config["INDEX_DIR"]) / VECTORS_FOLDER
     layout = "cells" if _approximate(count) else "rows"
-    return folder / f"{MODEL_ID}-{count}-{max_id or 0}-{layout}.v3.f32"
+    return folder / f"{MODEL_ID}-{count}-{max_id or 0}-{layout}.{_LAYOUT}.f32"
 
 
 def _map_matrix_file(path: Path) -> _MappedMatrix:
@@ -500,8 +523,10 @@ def _map_matrix_file(path: Path) -> _MappedMatrix:
         found = _Cells(centroids=take(np.float32, cells * DIMENSIONS).reshape(cells, DIMENSIONS),
                        offsets=np.array(take(np.int64, cells + 1)), trained_rows=trained_rows)
     title_vectors = take(np.float32, titles * DIMENSIONS).reshape(titles, DIMENSIONS)
+    lead_vectors = take(np.float32, titles * DIMENSIONS).reshape(titles, DIMENSIONS)
     title_ids = np.array(take(np.int64, titles))
-    return _MappedMatrix(vectors, article_ids, embedding_ids, found, title_vectors, title_ids)
+    return _MappedMatrix(vectors, article_ids, embedding_ids, found, title_vectors,
+                         lead_vectors, title_ids)
 
 
 def write_matrix_file(signature: tuple | None = None) -> Path:
@@ -560,7 +585,7 @@ def _write_rows(target: Path) -> tuple[np.ndarray, np.ndarray]:
         last_id = 0
         while rows := db.session.execute(
                 select(ArticleEmbedding.id, ArticleEmbedding.article_id, ArticleEmbedding.vector)
-                .where(ArticleEmbedding.model == MODEL_ID, ArticleEmbedding.chunk != TITLE_CHUNK,
+                .where(ArticleEmbedding.model == MODEL_ID, ArticleEmbedding.chunk >= 0,
                        ArticleEmbedding.id > last_id)
                 .order_by(ArticleEmbedding.id).limit(_FILE_BATCH)).all():
             out.write(b"".join(row.vector for row in rows))
@@ -571,8 +596,11 @@ def _write_rows(target: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_titles(out) -> int:
-    """Append the title vectors, then their article ids, in article id order; returns how
-    many (the ids are few: one per article)."""
+    """Append the title vectors, then the lead vectors of the same articles, then their
+    article ids, in article id order; returns how many (the ids are few: one per article).
+    An article whose lead is not stored yet (embedded before leads were) repeats its title;
+    one whose vectors went meanwhile (unpublished between the two reads) gets zeros there."""
+    missing = bytes(DIMENSIONS * 4)
     article_ids: list[int] = []
     last_id = 0
     while rows := db.session.execute(
@@ -583,6 +611,16 @@ def _write_titles(out) -> int:
         out.write(b"".join(row.vector for row in rows))
         article_ids.extend(row.article_id for row in rows)
         last_id = rows[-1].article_id
+    for start in range(0, len(article_ids), _FILE_BATCH):
+        batch = article_ids[start:start + _FILE_BATCH]
+        found = {(row.article_id, row.chunk): row.vector for row in db.session.execute(
+            select(ArticleEmbedding.article_id, ArticleEmbedding.chunk, ArticleEmbedding.vector)
+            .where(ArticleEmbedding.model == MODEL_ID,
+                   ArticleEmbedding.chunk.in_((TITLE_CHUNK, LEAD_CHUNK)),
+                   ArticleEmbedding.article_id.between(batch[0], batch[-1])))}
+        out.write(b"".join(found.get((article_id, LEAD_CHUNK))
+                           or found.get((article_id, TITLE_CHUNK), missing)
+                           for article_id in batch))
     out.write(np.asarray(article_ids, dtype=np.int64).tobytes())
     return len(article_ids)
 
@@ -616,7 +654,7 @@ def _cells_for(rows_file: Path, embedding_ids: np.ndarray, target: Path
 
 def _previous_cells(target: Path) -> _MappedMatrix | None:
     """The newest other cell file of the folder, mapped; None if there is none."""
-    candidates = sorted((p for p in target.parent.glob(f"{MODEL_ID}-*-cells.v3.f32")
+    candidates = sorted((p for p in target.parent.glob(f"{MODEL_ID}-*-cells.{_LAYOUT}.f32")
                          if p != target), key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in candidates:
         with contextlib.suppress(OSError, ValueError):
@@ -726,11 +764,12 @@ def nearest_articles(text: str, audience: Audience, generation: int, limit: int
 
 
 def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
-    """The cosine of the question with each of these articles' titles embedded alone
-    (articles whose title vector is not stored yet are left out). Reads the matrix that
-    `nearest_articles` just brought up to date, and the question vector it just computed."""
+    """The cosine of the question with each of these articles' titles: the closer of the
+    title alone and the title with the body's first sentence (articles whose title vector is
+    not stored yet are left out). Reads the matrix that `nearest_articles` just brought up
+    to date, and the question vector it just computed."""
     enc = query_encoder()
-    title_ids, title_vectors = _matrix().titles
+    title_ids, title_vectors, lead_vectors = _matrix().titles
     if enc is None or not TITLE_WEIGHT or not article_ids or not len(title_ids):
         return {}
     wanted = np.unique(np.asarray(article_ids, dtype=np.int64))
@@ -738,11 +777,13 @@ def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
     found = title_ids[at] == wanted
     if not found.any():
         return {}
+    rows = at[found]
     with single_threaded_blas():
         try:
-            scores = title_vectors[at[found]] @ embed_query(enc, text)
+            query = embed_query(enc, text)
         except ModelUnavailable:  # the service went away since `nearest_articles`
             return {}
+        scores = np.maximum(title_vectors[rows] @ query, lead_vectors[rows] @ query)
     return dict(zip(wanted[found].tolist(), scores.tolist(), strict=True))
 
 
@@ -768,6 +809,11 @@ def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
 # ranker (bench/fusion_lab.py "title above 0.1 alpha 0.12"). Pseudo-relevance feedback
 # (the question vector moved toward its first articles), an article's second-best chunk,
 # and the title in place of or mixed evenly with the best chunk measured worse.
+# The title's cosine is the closer of the title alone and the title followed by the body's
+# first sentence (LEAD_CHUNK): an answer's opening often restates the question in other
+# words than the title's ("graphical package manager" -> "synaptic", whose lead is
+# "synaptic is a graphical package manager."). Debian right first .812 -> .821, Python
+# unchanged, nothing under a single ranker (bench/data/README.md, eighth round).
 CANDIDATES = 50
 KEYWORD_ALPHA = 0.12
 KEYWORD_SCORE_POWER = 0.25
@@ -779,6 +825,12 @@ QUERY_FLOOR = 0.28
 # unrelated question look closer: "parking fine appeal" -> "parsing fine appear", 0.29;
 # corrected typos measured 0.39 and up).
 CORRECTED_QUERY_FLOOR = 0.35
+# ... or when no candidate's title, alone or with its lead, is this close: a question the
+# knowledge base answers is close to what some article says it answers, not only to a piece
+# of a body. Answerable questions of both development sets measured 0.292 and up; "translate
+# hello into japanese", the one unrelated question that cleared the chunk floor on both
+# (0.31), 0.164 and 0.248 (bench/data/README.md, eighth round) ...
+TITLE_FLOOR = 0.27
 # ... unless the best keyword match holds nearly all of what was typed, as typed (an
 # uncorrected word that is in no article counts against it): "goto statement".
 KEYWORD_COVERAGE = 0.75
@@ -814,21 +866,20 @@ def still_ranks_as(cached_as, hybrid: bool) -> bool:
 def ranking_settings() -> dict:
     """The numbers the admin status page explains ranking with."""
     return {"chunk_words": CHUNK_WORDS, "keyword_alpha": KEYWORD_ALPHA,
-            "title_weight": TITLE_WEIGHT,
+            "title_weight": TITLE_WEIGHT, "title_floor": TITLE_FLOOR,
             "query_floor": QUERY_FLOOR, "corrected_floor": CORRECTED_QUERY_FLOOR,
             "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR}
 
 
-def clears_floor(nearest: list[tuple[int, float]], corrected: bool = False) -> bool:
-    """Whether the closest article is near enough in meaning for the question to be related."""
+def clears_floor(nearest: list[tuple[int, float]], corrected: bool = False,
+                 titles: dict[int, float] | None = None) -> bool:
+    """Whether the closest article is near enough in meaning for the question to be related:
+    its best chunk, and the closest of the candidates' titles (`title_cosines`; not judged
+    when none is stored)."""
     best = nearest[0][1] if nearest else 0.0
-    return best >= (CORRECTED_QUERY_FLOOR if corrected else QUERY_FLOOR)
-
-
-def is_related(nearest: list[tuple[int, float]], keyword_coverage: float, *,
-               corrected: bool = False) -> bool:
-    """Whether the knowledge base can answer this at all (else nothing is suggested)."""
-    return clears_floor(nearest, corrected) or keyword_coverage >= KEYWORD_COVERAGE
+    if best < (CORRECTED_QUERY_FLOOR if corrected else QUERY_FLOOR):
+        return False
+    return not titles or max(titles.values()) >= TITLE_FLOOR
 
 
 def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
@@ -842,13 +893,15 @@ def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
     holds; `shares` how much of the query each keyword candidate holds; `titles` the
     question's cosine with candidates' titles (`title_cosines`).
     An unrelated question gets nothing. A question related only by its keywords (its
-    cosines are noise) keeps the keyword order. The floors read the chunks' cosines only.
+    cosines are noise) keeps the keyword order. The floors read the best chunk's cosine and
+    the closest title's.
     """
-    if not is_related(nearest, keyword_coverage, corrected=corrected):
+    by_meaning = clears_floor(nearest, corrected, titles)
+    if not by_meaning and keyword_coverage < KEYWORD_COVERAGE:  # nothing here answers it
         return []
     if mode() == "semantic":  # meaning alone, measured as the model ranks: chunks only
         keyword, titles = [], None
-    if nearest and not clears_floor(nearest, corrected):
+    if nearest and not by_meaning:
         return [article_id for article_id, _score in keyword]
     titles = titles or {}
     cosine = dict(nearest)

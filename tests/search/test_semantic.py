@@ -142,6 +142,32 @@ def test_an_unrelated_query_suggests_nothing(app, corpus):
 
 @SEMANTIC
 @BOTH_BACKENDS
+def test_a_question_near_a_passage_but_no_title_suggests_nothing(app, make_article):
+    """"say hi in korean" comes close to a passage listing the languages of the menus, but
+    to no article's title nor its opening: the knowledge base does not answer it."""
+    encoding = make_article(
+        "Text encoding settings",
+        "Choose UTF-8 for new projects. The portal shows its menus in English, German, French "
+        "or Japanese, and every greeting and message follows the chosen language.")
+    fonts = make_article(
+        "Fonts in exported PDFs",
+        "Exported PDFs embed their fonts. Japanese, Chinese and Korean characters need the Noto "
+        "CJK font; greetings and other text then print correctly.")
+    question = "say hi in korean"
+    with app.test_request_context():
+        (closest, cosine), *_rest = semantic.nearest_articles(question, Audience.CUSTOMERS, 0, 10)
+        titles = semantic.title_cosines(question, [encoding.id, fonts.id])
+    assert closest == encoding.id and cosine >= semantic.QUERY_FLOOR  # a passage is close
+    assert max(titles.values()) < semantic.TITLE_FLOOR  # what the articles answer is not
+    assert suggest_articles(question, Audience.CUSTOMERS) == []
+    assert search_articles(question, Audience.PUBLIC).hits == []
+    # A question the knowledge base answers still finds its article.
+    assert ids(suggest_articles("Korean characters missing from my PDF",
+                                Audience.CUSTOMERS))[0] == fonts.id
+
+
+@SEMANTIC
+@BOTH_BACKENDS
 def test_an_internal_article_never_reaches_a_customer(app, corpus):
     query = "escalating a big double charge refund to the finance lead"
     for audience in (Audience.PUBLIC, Audience.CUSTOMERS):
@@ -287,6 +313,8 @@ def test_status_page_reports_hybrid_to_admins_only(app, corpus, admin_client, cu
         in " ".join(page.text.split())
     assert " ".join(f"the article gains {semantic.TITLE_WEIGHT} of the difference".split()) \
         in " ".join(page.text.split())
+    assert "followed by the article's first sentence" in " ".join(page.text.split())
+    assert f"reaches {semantic.TITLE_FLOOR}" in " ".join(page.text.split())
 
 
 @SEMANTIC

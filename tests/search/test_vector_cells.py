@@ -67,7 +67,7 @@ def _mapped(app):
 def test_with_every_cell_probed_the_cells_return_what_the_exact_scan_returns(app, corpus):
     _nearest(app, QUESTIONS[0])
     path, found = _mapped(app)
-    assert path.name.endswith("-cells.v3.f32") and found is not None
+    assert path.name.endswith(f"-cells.{semantic._LAYOUT}.f32") and found is not None
     assert len(found.centroids) > 1
     for question in QUESTIONS:
         approximate = _nearest(app, question, SEMANTIC_ANN_ROWS=int(found.offsets[-1]))

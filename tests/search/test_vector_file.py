@@ -58,31 +58,135 @@ def test_processes_map_one_vector_file_that_follows_every_publish(app, make_arti
 
 
 @SEMANTIC
-def test_each_title_is_embedded_alone_beside_the_chunks_and_read_only_for_titles(
-        app, make_article):
+def test_each_title_is_embedded_alone_and_with_its_lead_beside_the_chunks(app, make_article):
+    """The title alone and "title. first sentence" get vectors of their own, read only for
+    the title's cosine: the closer of the two (here the lead, which says it in the
+    question's words)."""
     from sqlalchemy import select
 
     from portal.kb.models import ArticleEmbedding
     from portal.search.embeddings import load_encoder
 
-    title = "Refunds for duplicate charges"
-    article = make_article(title, "If a payment was taken twice, we return the extra charge.")
+    title = "Duplicate charges"
+    body = ("If you were billed two times for one order, we return the extra payment. "
+            "Refunds reach the card in five working days.")
+    article = make_article(title, body)
     rows = {row.chunk: row for row in db.session.scalars(
         select(ArticleEmbedding).where(ArticleEmbedding.article_id == article.id))}
-    assert set(rows) == {0, semantic.TITLE_CHUNK}
+    assert set(rows) == {0, semantic.TITLE_CHUNK, semantic.LEAD_CHUNK}
     encoder = load_encoder()
-    expected = encoder.encode([title])[0]
-    assert np.allclose(np.frombuffer(rows[semantic.TITLE_CHUNK].vector, np.float32), expected,
-                       atol=1e-5)
+    lead = "Duplicate charges. If you were billed two times for one order, we return the " \
+           "extra payment."
+    assert semantic.lead_text(title, body) == lead
+    title_vector, lead_vector = encoder.encode([title, lead])
+    stored = {chunk: np.frombuffer(rows[chunk].vector, np.float32)
+              for chunk in (semantic.TITLE_CHUNK, semantic.LEAD_CHUNK)}
+    assert np.allclose(stored[semantic.TITLE_CHUNK], title_vector, atol=1e-5)
+    assert np.allclose(stored[semantic.LEAD_CHUNK], lead_vector, atol=1e-5)
 
     with app.test_request_context():
         (nearest,) = semantic.nearest_articles(QUESTION, Audience.CUSTOMERS, 0, 10)
         query = semantic.embed_query(semantic.query_encoder(), QUESTION)
         chunk = np.frombuffer(rows[0].vector, np.float32)
-        # The nearest list ranks by chunks only; the title's own cosine is read beside it.
+        # The nearest list ranks by chunks only; the title's cosines are read beside it.
         assert nearest == (article.id, pytest.approx(float(chunk @ query), abs=1e-5))
+        assert lead_vector @ query > title_vector @ query + 0.1
         titles = semantic.title_cosines(QUESTION, [article.id, article.id + 1])
-        assert titles == {article.id: pytest.approx(float(expected @ query), abs=1e-4)}
+        assert titles == {article.id: pytest.approx(float(lead_vector @ query), abs=1e-4)}
+
+
+SESSION_FILLER = (
+    "The settings page lists every option in alphabetical order. Administrators can export "
+    "the list as a spreadsheet, import it on another workspace, and compare two versions side "
+    "by side. Each option shows who changed it last and when, and a history of earlier values "
+    "is kept for ninety days. Options marked as locked can only be changed by the owner of the "
+    "workspace. ") * 2
+
+
+@SEMANTIC
+def test_an_article_whose_opening_sentence_answers_the_question_is_lifted_above(
+        app, make_article):
+    """The answer's title says little ("Session lifetime") and its first sentence says it
+    all; the rest of its text is about something else, so its closest piece is a little less
+    close than another article's. The first sentence lifts it to the top."""
+    lifetime = make_article(
+        "Session lifetime",
+        "You are signed out automatically after thirty minutes without activity. "
+        + SESSION_FILLER)
+    everywhere = make_article(
+        "Sign out of every device",
+        "Open your profile and choose Sign out everywhere to end the sessions on all your "
+        "devices at once.")
+    question = "I keep getting logged out after a while"
+    with app.test_request_context():
+        nearest = dict(semantic.nearest_articles(question, Audience.CUSTOMERS, 0, 10))
+    assert nearest[everywhere.id] > nearest[lifetime.id]  # by the closest piece alone
+    assert _suggested(app, question)[:2] == [lifetime.id, everywhere.id]
+
+
+@SEMANTIC
+def test_a_vector_file_of_the_layout_without_leads_is_never_read(app, make_article,
+                                                                monkeypatch):
+    """A file written before leads (layout v3: the title block followed by the ids) for the
+    very same vectors is left alone: the process writes and maps a file of today's layout."""
+    monkeypatch.setattr(semantic, "SIGNATURE_TTL", 0.0)
+    article = make_article("Duplicate charges",
+                           "If you were billed two times for one order, we return the extra "
+                           "payment. Refunds reach the card in five working days.")
+    folder = Path(app.config["INDEX_DIR"]) / semantic.VECTORS_FOLDER
+    (current,) = folder.glob("*.f32")
+    assert current.name.endswith(f".{semantic._LAYOUT}.f32") and semantic._LAYOUT != "v3"
+    data = current.read_bytes()
+    titles = int(np.frombuffer(data[24:32], np.int64)[0])
+    block = titles * semantic.DIMENSIONS * 4
+    ids = data[len(data) - titles * 8:]
+    old = current.with_name(current.name.replace(f".{semantic._LAYOUT}.", ".v3."))
+    old.write_bytes(data[:len(data) - titles * 8 - block] + ids)  # no lead block
+    current.unlink()
+
+    other = make_app(Path(app.instance_path), SEMANTIC_SEARCH=True)  # a newly started worker
+    assert _suggested(other)[0] == article.id
+    assert _mapped_file(other) == current  # written again from the database
+    with other.test_request_context():
+        title_ids, title_vectors, lead_vectors = semantic._matrix().titles
+        assert list(title_ids) == [article.id]
+        assert not np.allclose(title_vectors, lead_vectors)
+    assert not old.exists()  # an earlier file goes once a newer one is written
+
+
+@SEMANTIC
+def test_articles_embedded_before_leads_get_theirs_from_the_catch_up_alone(app, make_article,
+                                                                         run_jobs, monkeypatch):
+    """An installation upgraded from the layout without leads: its articles count as still
+    to embed, the file repeats their titles in the lead block meanwhile, and the catch-up job
+    computes the lead alone (the chunks and the title are kept)."""
+    from sqlalchemy import delete, select
+
+    from portal.jobs.services import run_schedule_now
+    from portal.kb.models import ArticleEmbedding
+
+    monkeypatch.setattr(semantic, "SIGNATURE_TTL", 0.0)  # the rows removed below are seen
+    article = make_article("Duplicate charges",
+                           "If you were billed two times for one order, we return the extra "
+                           "payment. Refunds reach the card in five working days.")
+    db.session.execute(delete(ArticleEmbedding).where(
+        ArticleEmbedding.chunk == semantic.LEAD_CHUNK))
+    db.session.commit()
+    kept = set(db.session.scalars(select(ArticleEmbedding.id)))
+    assert semantic.missing_article_ids() == [article.id]
+    mapped = semantic._map_matrix_file(semantic.write_matrix_file())
+    assert list(mapped.title_ids) == [article.id]
+    assert np.array_equal(mapped.title_vectors, mapped.lead_vectors)  # the title stands in
+
+    run_schedule_now("search.catch-up")
+    run_jobs()
+    assert semantic.missing_article_ids() == []
+    rows = {row.id: row.chunk for row in db.session.scalars(select(ArticleEmbedding))}
+    assert kept < set(rows) and [rows[i] for i in set(rows) - kept] == [semantic.LEAD_CHUNK]
+    with app.test_request_context():
+        assert _suggested(app)[0] == article.id
+        _ids, title_vectors, lead_vectors = semantic._matrix().titles
+        assert not np.allclose(title_vectors, lead_vectors)
 
 
 def _statements(app):
