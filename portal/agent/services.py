@@ -528,7 +528,7 @@ def _extras_probes(ticket_id) -> tuple:
 # --- the lists agents pick from, cached until one of them changes ----------------------------
 CHOICES = "agent-choices"  # change-feed topic
 memo.watch(CHOICES, Group, TicketCategory, CannedReply)
-memo.watch(CHOICES, User, ignore=("last_login_at",))
+memo.watch(CHOICES, User, ignore=("last_login_at", "password_rule"))
 
 
 class Choice(NamedTuple):
