@@ -11,7 +11,9 @@ import os
 
 preload_app = True
 # Read by the app's configuration (PORTAL_*), before gunicorn loads it and in every worker.
-os.environ["PORTAL_SEMANTIC_MODEL_SERVICE"] = "true"
+# `PORTAL_SEMANTIC_MODEL_SERVICE=false gunicorn …` loads the model in the master instead
+# (README, "Workers share the model": more search throughput, more memory per worker).
+os.environ.setdefault("PORTAL_SEMANTIC_MODEL_SERVICE", "true")
 
 
 def _one_malloc_arena() -> None:
@@ -136,11 +138,23 @@ def post_fork(server, worker):
 
 
 def worker_exit(server, worker):
-    """Article views still buffered in the worker are written before it goes."""
+    """Article views still buffered in the worker are written before it goes.
+
+    Then a worker that inherited onnxruntime (PORTAL_SEMANTIC_MODEL_SERVICE=false: the query
+    model loaded before the fork) ends at once: onnxruntime's runtime cannot be torn down in a
+    forked child (the interpreter's exit hangs, or aborts with std::system_error)."""
+    import logging
+    import sys
+
     from portal.kb.view_counts import flush_views
 
     with worker.wsgi.app_context():
         flush_views()
+    if "onnxruntime" in sys.modules:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0 if worker.booted else server.WORKER_BOOT_ERROR)
 
 
 def post_worker_init(worker):

@@ -98,10 +98,13 @@ def test_emailed_tokens_stay_out_of_the_gunicorn_access_log(gunicorn_server):
     assert "secret-token-part" not in text_logged
 
 
+@pytest.mark.parametrize("model_service", ["true", "false"])
 def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
-        tmp_path, migrated_db):
-    """gunicorn.conf.py: the master loads the query model and the workers share it; article
-    views buffered in a worker reach the database by a timer, and when the worker stops."""
+        tmp_path, migrated_db, model_service):
+    """gunicorn.conf.py: the query model loads once, in the host's query-model service or
+    (PORTAL_SEMANTIC_MODEL_SERVICE=false) in the master before the fork, whose workers then
+    end without tearing onnxruntime down; article views buffered in a worker reach the
+    database by a timer, and when the worker stops."""
     instance = tmp_path / "instance"
     instance.mkdir()
     shutil.copy(migrated_db, instance / "portal.sqlite3")
@@ -119,7 +122,8 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
             " 'published', 'public', 0, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"))
     port = _free_port()
     env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SEMANTIC_SEARCH": "true",
-           "PORTAL_RATELIMIT_ENABLED": "false", "PORTAL_VIEW_FLUSH_SECONDS": "1"}
+           "PORTAL_RATELIMIT_ENABLED": "false", "PORTAL_VIEW_FLUSH_SECONDS": "1",
+           "PORTAL_SEMANTIC_MODEL_SERVICE": model_service}
 
     def stored_views() -> int:
         with engine.connect() as conn:
