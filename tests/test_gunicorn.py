@@ -98,18 +98,12 @@ def test_emailed_tokens_stay_out_of_the_gunicorn_access_log(gunicorn_server):
     assert "secret-token-part" not in text_logged
 
 
-@pytest.mark.parametrize("model_service", ["true", "false"])
-def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
-        tmp_path, migrated_db, model_service):
-    """gunicorn.conf.py: the query model loads once, in the host's query-model service or
-    (PORTAL_SEMANTIC_MODEL_SERVICE=false) in the master before the fork, whose workers then
-    end without tearing onnxruntime down; article views buffered in a worker reach the
-    database by a timer, and when the worker stops."""
+def _instance_with_one_article(tmp_path: Path, migrated_db: Path, body: str) -> Path:
+    """An instance folder whose database holds one public article, "Printer offline"."""
     instance = tmp_path / "instance"
     instance.mkdir()
     shutil.copy(migrated_db, instance / "portal.sqlite3")
-    db_url = f"sqlite:///{instance / 'portal.sqlite3'}"
-    engine = create_engine(db_url)
+    engine = create_engine(f"sqlite:///{instance / 'portal.sqlite3'}")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO kb_categories (name, slug, description, position) "
                           "VALUES ('Help', 'help', '', 0)"))
@@ -118,8 +112,21 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
         conn.execute(text(
             "INSERT INTO articles (section_id, title, slug, body, labels, status, visibility,"
             " promoted, version, view_count, helpful_yes, helpful_no, created_at, updated_at)"
-            " VALUES (1, 'Printer offline', 'printer-offline', 'Restart the spooler.', '',"
-            " 'published', 'public', 0, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"))
+            " VALUES (1, 'Printer offline', 'printer-offline', :body, '', 'published',"
+            " 'public', 0, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"), {"body": body})
+    engine.dispose()
+    return instance
+
+
+@pytest.mark.parametrize("model_service", ["true", "false"])
+def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
+        tmp_path, migrated_db, model_service):
+    """gunicorn.conf.py: the query model loads once, in the host's query-model service or
+    (PORTAL_SEMANTIC_MODEL_SERVICE=false) in the master before the fork, whose workers then
+    end without tearing onnxruntime down; article views buffered in a worker reach the
+    database by a timer, and when the worker stops."""
+    instance = _instance_with_one_article(tmp_path, migrated_db, "Restart the spooler.")
+    engine = create_engine(f"sqlite:///{instance / 'portal.sqlite3'}")
     port = _free_port()
     env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SEMANTIC_SEARCH": "true",
            "PORTAL_RATELIMIT_ENABLED": "false", "PORTAL_VIEW_FLUSH_SECONDS": "1",
@@ -201,21 +208,8 @@ def test_workers_ask_the_query_model_service_and_outlive_it(tmp_path, migrated_d
     """The model runs in one process beside the workers (none maps onnxruntime); killed, it
     leaves keyword results (never a 500), comes back from the next searches by itself, and
     stops with gunicorn."""
-    instance = tmp_path / "instance"
-    instance.mkdir()
-    shutil.copy(migrated_db, instance / "portal.sqlite3")
-    engine = create_engine(f"sqlite:///{instance / 'portal.sqlite3'}")
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO kb_categories (name, slug, description, position) "
-                          "VALUES ('Help', 'help', '', 0)"))
-        conn.execute(text("INSERT INTO kb_sections (category_id, name, slug, description, "
-                          "position) VALUES (1, 'General', 'general', '', 0)"))
-        conn.execute(text(
-            "INSERT INTO articles (section_id, title, slug, body, labels, status, visibility,"
-            " promoted, version, view_count, helpful_yes, helpful_no, created_at, updated_at)"
-            " VALUES (1, 'Printer offline', 'printer-offline', 'Restart the print spooler"
-            " service.', '', 'published', 'public', 0, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"))
-    engine.dispose()
+    instance = _instance_with_one_article(tmp_path, migrated_db,
+                                          "Restart the print spooler service.")
     env = {**os.environ, "PORTAL_INSTANCE_PATH": str(instance), "PORTAL_SEMANTIC_SEARCH": "true",
            "PORTAL_RATELIMIT_ENABLED": "false"}
     subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "app", "kb",  # noqa: S603
@@ -298,6 +292,11 @@ def _malloc_heaps_after_a_thread_allocates(setup: str) -> int:
         "libc.malloc_info(0, stream); libc.fclose(stream)\n"
         "import os; report = open(path).read(); os.remove(path)\n"
         "print(report.count('<heap nr='))\n")
+    return _number_printed_last(code)
+
+
+def _number_printed_last(code: str) -> int:
+    """Run `code` in a fresh interpreter here; the number on its last line of output."""
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,  # noqa: S603
                             text=True, check=True)
     return int(result.stdout.strip().splitlines()[-1])
@@ -325,9 +324,7 @@ def _threads_in_a_worker_after_its_first_product(setup: str) -> int:
         "        a @ a\n"
         "    print(len(os.listdir('/proc/self/task')), flush=True); os._exit(0)\n"
         "os.waitpid(pid, 0)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,  # noqa: S603
-                            text=True, check=True)
-    return int(result.stdout.strip().splitlines()[-1])
+    return _number_printed_last(code)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
