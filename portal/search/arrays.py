@@ -205,21 +205,23 @@ _FILES_VERSION = "1"
 _RECHECK_SECONDS = 2.0
 
 
+def mapped_array(path: Path, dtype) -> np.ndarray:
+    """The file's values, mapped read-only (shared by the host's processes through the page
+    cache). A plain array over the mapping: indexing a np.memmap costs ~0.4 ms a call."""
+    return np.asarray(np.memmap(path, dtype=dtype, mode="r")) if path.stat().st_size \
+        else np.empty(0, dtype=dtype)
+
+
 class SegmentFiles:
     """One segment's posting files, memory-mapped (see above)."""
 
     def __init__(self, folder: Path) -> None:
-        def mapped(name: str, dtype) -> np.ndarray:
-            path = folder / name
-            return np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else \
-                np.empty(0, dtype=dtype)
-
         meta = json.loads((folder / "meta.json").read_text())
         self.keys = np.load(folder / "keys.npy", mmap_mode="r")
-        self.starts = mapped("starts.bin", np.int64)
-        self.ids = mapped("ids.bin", np.int32)
-        self.tf = mapped("tf.bin", np.dtype(meta["tf"]))
-        self.lengths = {name: np.asarray(mapped(f"lengths-{name}.bin", np.float64))
+        self.starts = mapped_array(folder / "starts.bin", np.int64)
+        self.ids = mapped_array(folder / "ids.bin", np.int32)
+        self.tf = mapped_array(folder / "tf.bin", np.dtype(meta["tf"]))
+        self.lengths = {name: mapped_array(folder / f"lengths-{name}.bin", np.float64)
                         for name in B}
 
     def postings(self, fieldname: str, text: str | bytes) -> Postings | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from whoosh.reading import SegmentReader
 
-from portal.search.arrays import SegmentFolders, sync_segment_folders
+from portal.search.arrays import SegmentFolders, mapped_array, sync_segment_folders
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,10 @@ class SegmentWords:
     """One segment's `spell` words (sorted bytes), document and collection frequencies."""
 
     def __init__(self, folder: Path) -> None:
-        def mapped(name: str, dtype) -> np.ndarray:
-            path = folder / name
-            # A plain array over the mapping: indexing a np.memmap costs ~0.4 ms a call.
-            return np.asarray(np.memmap(path, dtype=dtype, mode="r")) if path.stat().st_size \
-                else np.empty(0, dtype=dtype)
-
         meta = json.loads((folder / "meta.json").read_text())
         self.alphabet: str = meta["alphabet"]
-        self.doc_frequency = mapped("df.bin", np.int64)
-        self.frequency = mapped("frequency.bin", np.float64)
+        self.doc_frequency = mapped_array(folder / "df.bin", np.int64)
+        self.frequency = mapped_array(folder / "frequency.bin", np.float64)
         self.words = np.asarray(np.load(folder / "words.npy", mmap_mode="r")) \
             if len(self.doc_frequency) \
             else np.empty(0, dtype=f"S{MAX_WORD_BYTES}")
