@@ -449,6 +449,9 @@ def _int8_graph(source: Path, destination: Path) -> None:
     - The word table is read as int8 and only the query's rows are dequantized (the same
       values, from a 12 MB table instead of a 47 MB float32 one); the position table, small,
       is dequantized here.
+
+    Against the exported graph (one process, median per run): 17 tokens 4.59 -> 3.86 ms,
+    50 tokens 11.59 -> 9.68; banking77 vectors' cosine to it >= 0.99984 (README "Performance").
     """
     import numpy as np
     import onnx
