@@ -300,8 +300,12 @@ class QueryEncoder:
         # with it, +2 MB without, same time per query (the arena stays: without it, freed
         # tensors fragmented the heap, +6 MB).
         options.enable_mem_pattern = False
+        # Not SkipLayerNormalization for a residual sum and its layer norm: onnxruntime 1.32's
+        # CPU kernel took 53 us on 25 tokens where Add and LayerNormalization take 13 (12 per
+        # query, ~0.5 ms of 6.7).
         self.session = onnxruntime.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"])
+            str(model_path), options, providers=["CPUExecutionProvider"],
+            disabled_optimizers=["SkipLayerNormFusion"])
         self.tokenizer = tokenizer
         tokenizer.no_padding()
         tokenizer.enable_truncation(MAX_TOKENS)
@@ -350,6 +354,10 @@ PREPARED_WEIGHTS = "weights.bin"
 PREPARED_DIGEST = "weights.sha256"
 #: Rows of each int8 matrix dequantized (and, for the activations, quantized) together.
 _MATMUL_BLOCK = 16
+#: The prepared model's form, part of its folder's name: a host never runs an older form.
+_PREPARED_FORM = f"fused-nbits{_MATMUL_BLOCK}"
+_HEADS = 12  # all-MiniLM-L6-v2's attention heads (its config.json)
+_ONNX_OPS = {"Add", "Cast", "Gather", "LayerNormalization", "Mul", "Shape", "Slice", "Split"}
 
 
 def prepared_query_model(source: Path, folder: Path) -> Path:
@@ -370,7 +378,7 @@ def prepared_query_model(source: Path, folder: Path) -> Path:
     """
     import onnxruntime
 
-    target = folder / (f"{MODEL_ID}-int8-{QUERY_MODEL_SHA256[:16]}-nbits{_MATMUL_BLOCK}"
+    target = folder / (f"{MODEL_ID}-int8-{QUERY_MODEL_SHA256[:16]}-{_PREPARED_FORM}"
                        f"-ort{onnxruntime.__version__}")
     try:
         if not (target / PREPARED_DIGEST).exists():
@@ -416,19 +424,34 @@ def _prepare(source: Path, target: Path) -> None:
 
 
 def _int8_graph(source: Path, destination: Path) -> None:
-    """Rewrite the installed model so its int8 weights stay int8 once onnxruntime loads it.
+    """Rebuild the installed model as the fused encoder onnxruntime runs fastest, int8 kept.
 
-    - `MatMul(x, Mul(Cast(q), scale))`, q an int8 matrix with one scale per column, becomes
-      `MatMulNBits` with 8-bit weights: q + 128 with that column's scale for every block of
-      `_MATMUL_BLOCK` rows, i.e. the same weights. accuracy_level 4 computes in int8, the
-      activations quantized per block of `_MATMUL_BLOCK` values (not per tensor, as dynamic
-      quantization does: that lost recall on bench/search_quality.py; so did blocks of 32 and
-      128). Measured on 1,200 banking77 questions: 4.3 ms per query against 5.3-6.2 for the
-      float32 matrices, cosine to their vectors >= 0.9997, recall on bench/search_quality.py
-      not lower in any figure of suggestions or search (README "Performance").
-    - `Gather(Mul(Cast(q), scale), input_ids)` (the word table) becomes
-      `Mul(Cast(Gather(q, input_ids)), Gather(scale, input_ids))`: the same values, computed
-      for the query's rows only, from a 12 MB int8 table instead of a 47 MB float32 one.
+    The installed graph is an export of the PyTorch module: per layer six `MatMul`s of weights
+    dequantized with Cast and Mul, attention spelt out in some twenty small nodes, GELU as
+    Div, Erf, Add, Mul, Mul. Its weights are read by the bias each product is added to
+    (``...attention.self.query.bias`` names the query matrix) and the same encoder is written
+    with onnxruntime's own operators:
+
+    - The matrices run as `MatMulNBits` with 8-bit weights: q + 128 with that column's scale
+      for every block of `_MATMUL_BLOCK` rows, i.e. the same weights. accuracy_level 4
+      computes in int8, the activations quantized per block of `_MATMUL_BLOCK` values (not
+      per tensor, as dynamic quantization does: that lost recall on bench/search_quality.py;
+      so did blocks of 32 and 128). Measured on 1,200 banking77 questions: 4.3 ms per query
+      against 5.3-6.2 for the float32 matrices, cosine to their vectors >= 0.9997, recall on
+      bench/search_quality.py not lower in any figure of suggestions or search (README
+      "Performance").
+    - Query, key and value, which read the same input, are one `MatMulNBits` of 1,152
+      columns with their biases: the input is quantized once, not three times, and each
+      column's block quantization is the same, so are the products.
+    - Attention is one `MultiHeadAttention`, GELU one `Gelu` (the exact erf form, not
+      FastGelu's tanh approximation). Residual sums stay `Add` then `LayerNormalization`
+      (see `QueryEncoder` on why not `SkipLayerNormalization`).
+    - The word table is read as int8 and only the query's rows are dequantized (the same
+      values, from a 12 MB table instead of a 47 MB float32 one); the position table, small,
+      is dequantized here.
+
+    Against the exported graph (one process, median per run): 17 tokens 4.59 -> 3.86 ms,
+    50 tokens 11.59 -> 9.68; banking77 vectors' cosine to it >= 0.99984 (README "Performance").
     """
     import numpy as np
     import onnx
@@ -436,65 +459,93 @@ def _int8_graph(source: Path, destination: Path) -> None:
 
     model = onnx.load(str(source))
     graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
+    arrays = {init.name: init for init in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
-
-    def dequantized(name: str) -> tuple[str, str] | None:
-        """(int8 initializer, scale initializer) when `name` is Mul(Cast(int8), scale)."""
-        mul = producer.get(name)
-        cast = producer.get(mul.input[0]) if mul is not None and mul.op_type == "Mul" else None
-        if cast is None or cast.op_type != "Cast" or cast.input[0] not in initializers:
-            return None
-        if mul.input[1] not in initializers:
-            return None
-        return cast.input[0], mul.input[1]
-
-    nodes, added = [], []
+    consumers: dict[str, list] = {}
     for node in graph.node:
-        found = dequantized(node.input[1]) if len(node.input) > 1 else None
-        if node.op_type == "MatMul" and found:
-            q = numpy_helper.to_array(initializers[found[0]])
-            scale = numpy_helper.to_array(initializers[found[1]])
-            rows, cols = q.shape
-            if q.dtype != np.int8 or scale.shape != (1, cols) or rows % _MATMUL_BLOCK:
-                nodes.append(node)
-                continue
-            blocks = rows // _MATMUL_BLOCK
-            packed = (q.astype(np.int16) + 128).astype(np.uint8).T.reshape(cols, blocks, -1)
-            scales = np.repeat(scale.reshape(cols, 1), blocks, axis=1).reshape(-1)
-            added += [numpy_helper.from_array(np.ascontiguousarray(packed), found[0] + "_u8"),
-                      numpy_helper.from_array(scales.astype(np.float32), found[0] + "_scales")]
-            nodes.append(helper.make_node(
-                "MatMulNBits", [node.input[0], found[0] + "_u8", found[0] + "_scales"],
-                list(node.output), name=node.name, domain="com.microsoft",
-                K=rows, N=cols, bits=8, block_size=_MATMUL_BLOCK, accuracy_level=4))
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def array(name: str) -> np.ndarray:
+        return numpy_helper.to_array(arrays[name])
+
+    matrices = {}  # "inner.encoder.layer.0.attention.self.query" -> (int8 matrix, scales)
+    for node in graph.node:
+        mul = producer.get(node.input[1]) if node.op_type == "MatMul" else None
+        cast = producer.get(mul.input[0]) if mul is not None and mul.op_type == "Mul" else None
+        if cast is None or cast.op_type != "Cast":
             continue
-        found = dequantized(node.input[0])
-        if node.op_type == "Gather" and found and node.input[1] == "input_ids":
-            out = node.output[0]
-            nodes += [
-                helper.make_node("Gather", [found[0], "input_ids"], [out + "_q"], axis=0),
-                helper.make_node("Gather", [found[1], "input_ids"], [out + "_scale"], axis=0),
-                helper.make_node("Cast", [out + "_q"], [out + "_f"], to=onnx.TensorProto.FLOAT),
-                helper.make_node("Mul", [out + "_f", out + "_scale"], [out], name=node.name),
-            ]
-            continue
-        nodes.append(node)
-    outputs = {out.name for out in graph.output}
-    while True:  # drop what fed only the replaced nodes (the float32 Cast and Mul)
-        used = outputs | {name for node in nodes for name in node.input}
-        live = [node for node in nodes if any(out in used for out in node.output)]
-        if len(live) == len(nodes):
-            break
-        nodes = live
-    del graph.node[:]
-    graph.node.extend(nodes)
-    kept = [init for init in [*graph.initializer, *added] if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    onnx.save(model, str(destination))
+        [add] = consumers[node.output[0]]
+        bias = next(name for name in add.input if name in arrays)
+        matrices[bias.removesuffix(".bias")] = (array(cast.input[0]), array(mul.input[1]))
+
+    nodes, weights = [], []
+
+    def weight(name: str, value: np.ndarray) -> str:
+        weights.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(op_type: str, inputs: list[str], output: str, **attributes) -> str:
+        domain = "" if op_type in _ONNX_OPS else "com.microsoft"
+        nodes.append(helper.make_node(op_type, inputs, [output], name=output, domain=domain,
+                                      **attributes))
+        return output
+
+    def matmul(x: str, roles: list[str], output: str) -> str:
+        q = np.concatenate([matrices[role][0] for role in roles], axis=1)
+        scale = np.concatenate([matrices[role][1] for role in roles], axis=1)
+        bias = np.concatenate([array(role + ".bias") for role in roles])
+        rows, cols = q.shape
+        blocks = rows // _MATMUL_BLOCK
+        packed = (q.astype(np.int16) + 128).astype(np.uint8).T.reshape(cols, blocks, -1)
+        scales = np.repeat(scale.reshape(cols, 1), blocks, axis=1).reshape(-1)
+        return op("MatMulNBits", [x, weight(output + "_u8", packed),
+                                  weight(output + "_scales", scales), "", "",
+                                  weight(output + "_bias", bias)], output,
+                  K=rows, N=cols, bits=8, block_size=_MATMUL_BLOCK, accuracy_level=4)
+
+    def layer_norm(x: str, skip: str, prefix: str, output: str) -> str:
+        return op("LayerNormalization", [op("Add", [x, skip], output + "_sum"),
+                                         prefix + ".weight", prefix + ".bias"],
+                  output, axis=-1, epsilon=_LAYER_NORM_EPS)
+
+    e = "inner.embeddings."
+    word_q = weight("word_q", array(e + "word_embeddings.weight_q"))
+    word_scale = weight("word_scale", array(e + "word_embeddings.weight_scale"))
+    words = op("Mul", [op("Cast", [op("Gather", [word_q, "input_ids"], "word_q_rows")],
+                          "word_rows", to=onnx.TensorProto.FLOAT),
+                       op("Gather", [word_scale, "input_ids"], "word_scale_rows")], "words")
+    table = array(e + "position_embeddings.weight_q").astype(np.float32)
+    table *= array(e + "position_embeddings.weight_scale")
+    length = op("Shape", ["input_ids"], "length", start=1, end=2)
+    positions = op("Slice", [weight("position_table", table),
+                             weight("zero", np.zeros(1, np.int64)), length], "positions")
+    types = op("Gather", [e + "token_type_embeddings.weight", "token_type_ids"], "types")
+    embedded = op("Add", [op("Add", [words, types], "typed"), positions], "embedded")
+    x = op("LayerNormalization", [embedded, e + "LayerNorm.weight", e + "LayerNorm.bias"],
+           "layer_norm", axis=-1, epsilon=_LAYER_NORM_EPS)
+    mask = op("Cast", ["attention_mask"], "key_padding_mask", to=onnx.TensorProto.INT32)
+    split = weight("qkv_split", np.array([DIMENSIONS] * 3, np.int64))
+    layers = sorted({role.split(".")[3] for role in matrices if ".layer." in role}, key=int)
+    for i in layers:
+        p = f"inner.encoder.layer.{i}."
+        qkv = matmul(x, [p + "attention.self." + n for n in ("query", "key", "value")], f"qkv{i}")
+        nodes.append(helper.make_node("Split", [qkv, split], [f"q{i}", f"k{i}", f"v{i}"],
+                                      name=f"split{i}", axis=-1))
+        context = op("MultiHeadAttention", [f"q{i}", f"k{i}", f"v{i}", "", mask],
+                     f"context{i}", num_heads=_HEADS)
+        attended = matmul(context, [p + "attention.output.dense"], f"attended{i}")
+        x = layer_norm(attended, x, p + "attention.output.LayerNorm", f"attention_norm{i}")
+        up = op("Gelu", [matmul(x, [p + "intermediate.dense"], f"up{i}")], f"gelu{i}")
+        down = matmul(up, [p + "output.dense"], f"down{i}")
+        x = layer_norm(down, x, p + "output.LayerNorm", f"output_norm{i}")
+    nodes[-1].output[0] = graph.output[0].name
+    kept = {name for node in nodes for name in node.input}
+    weights += [init for init in graph.initializer if init.name in kept]
+    fused = helper.make_graph(nodes, graph.name, list(graph.input), list(graph.output), weights)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    onnx.save(helper.make_model(fused, opset_imports=opsets, ir_version=model.ir_version),
+              str(destination))
 
 
 _lock = threading.Lock()

@@ -14,6 +14,7 @@ from portal.search.embeddings import (
     QueryEncoder,
     installed_model_zip,
     installed_query_model,
+    load_encoder,
     prepared_query_model,
 )
 
@@ -41,6 +42,9 @@ def test_the_query_model_runs_from_its_prepared_form_with_weights_mapped(tmp_pat
     assert str(weights) in mapped_files()  # read in place, not copied into the process
     cosines = (prepared.encode(QUESTIONS) * installed.encode(QUESTIONS)).sum(axis=1)
     assert cosines.min() > 0.999, cosines
+    # ... and as close to the float32 model the articles are embedded with.
+    reference = load_encoder().encode(QUESTIONS)
+    assert (prepared.encode(QUESTIONS) * reference).sum(axis=1).min() > 0.9985
     # A second process (or load) uses the folder as it is.
     made = weights.stat().st_mtime_ns
     QueryEncoder.from_zips(installed_model_zip(), tmp_path)
@@ -52,7 +56,14 @@ def test_the_prepared_graph_keeps_the_int8_weights_for_onnxruntime(tmp_path):
     model = onnx.load(str(prepared_query_model(installed_query_model(), tmp_path)),
                       load_external_data=False)
     ops = [node.op_type for node in model.graph.node]
-    assert ops.count("MatMulNBits") == 36  # the 6 layers' 6 weight matrices, int8
+    # Per layer: query, key and value in one product, then output, up and down; int8.
+    assert ops.count("MatMulNBits") == 24
+    widths = [next(a.i for a in node.attribute if a.name == "N")
+              for node in model.graph.node if node.op_type == "MatMulNBits"]
+    assert widths.count(3 * 384) == 6
+    # Attention and GELU each one fused operator, GELU in its exact (erf) form.
+    assert ops.count("MultiHeadAttention") == ops.count("Gelu") == 6
+    assert not {"Erf", "Softmax", "Transpose", "FastGelu"} & set(ops)
     big_float = [init.name for init in model.graph.initializer
                  if init.data_type == onnx.TensorProto.FLOAT
                  and np.prod(init.dims, dtype=np.int64) > 600_000]
