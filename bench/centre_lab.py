@@ -85,13 +85,13 @@ def centred_alone(beta, mean_of="chunks", drop=0):
 def now():
     return fl.bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
                     lambda c: c["cosine"] + semantic.TITLE_WEIGHT
-                    * np.maximum(c["title"] - c["cosine"], 0.0))
+                    * np.maximum(c["title"] - c["cosine"], 0.0), title_floor=semantic.TITLE_FLOOR)
 
 
 VARIANTS = {
     "now": now(),
     **{f"centred b={b} mean={m} drop={d} alpha={a}": fl.bonus(
-        a, semantic.KEYWORD_SCORE_POWER, centred(b, m, d))
+        a, semantic.KEYWORD_SCORE_POWER, centred(b, m, d), title_floor=semantic.TITLE_FLOOR)
        for b in (0.5, 1.0) for m in ("chunks", "all") for d in (0, 1, 3)
        for a in (0.08, 0.12, 0.16, 0.2)},
 }
