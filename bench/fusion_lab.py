@@ -235,9 +235,11 @@ def title_mix(weight: float):
     return lambda c: (1 - weight) * c["cosine"] + weight * np.maximum(c["cosine"], c["title"])
 
 
-def rocchio(alpha: float, k: int, source: str = "meaning") -> Callable:
-    """The question vector moved toward its top-k articles' best chunks (pseudo-relevance
-    feedback: q' = q + alpha * mean), then every article scored by its best chunk against q'.
+def rocchio(alpha: float, k: int, source: str = "meaning", toward: str = "chunk") -> Callable:
+    """The question vector moved toward its top-k articles' best chunks, or (`toward`
+    "title") their title and lead vectors (pseudo-relevance feedback: q' = q + alpha * mean),
+    then every article scored by its best chunk against q' (and lifted toward its title or
+    lead against q' as the portal does, when `toward` is "title").
     source "meaning": the k nearest articles; "fused": the k first of today's fusion;
     "agree": the first k of the nearest list that are keyword candidates too."""
     def dense(c):
@@ -254,11 +256,20 @@ def rocchio(alpha: float, k: int, source: str = "meaning") -> Callable:
                 top = [i for i in np.argsort(-cosine)[:10] if int(data["articles"][i]) in held][:k]
             if not top:
                 return cosine
-        centroid = data["vectors"][c["best_row"][top]].mean(axis=0)
+        if toward == "title":
+            at = np.searchsorted(data["title_ids"], data["articles"][top])
+            centroid = np.vstack([data["title_vectors"][at], data["lead_vectors"][at]]).mean(axis=0)
+        else:
+            centroid = data["vectors"][c["best_row"][top]].mean(axis=0)
         moved = c["vector"] + alpha * centroid
         moved = moved / np.linalg.norm(moved)
         best = np.full(len(cosine), -1.0)
         np.maximum.at(best, data["row_article_index"], data["vectors"] @ moved)
+        if toward == "title":
+            title = best.copy()
+            at = np.searchsorted(data["articles"], data["title_ids"])
+            title[at] = np.maximum(data["title_vectors"] @ moved, data["lead_vectors"] @ moved)
+            best = best + semantic.TITLE_WEIGHT * np.maximum(title - best, 0.0)
         return best
     return dense
 
@@ -290,6 +301,11 @@ VARIANTS = {
                                          rocchio(a, k, src))
        for src in ("meaning", "fused", "agree") for a in (0.1, 0.2, 0.35, 0.5)
        for k in (1, 2, 3, 5)},
+    **{f"rocchio toward titles {src} a={a} k={k}": bonus(
+        semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER, rocchio(a, k, src, "title"),
+        title_floor=semantic.TITLE_FLOOR)
+       for src in ("meaning", "fused", "agree") for a in (0.02, 0.03, 0.04, 0.05, 0.1, 0.2, 0.35)
+       for k in (1, 2, 3)},
     **{f"title above {w} alpha {a}": bonus(a, semantic.KEYWORD_SCORE_POWER,
                                           lambda c, w=w: c["cosine"]
                                           + w * np.maximum(c["title"] - c["cosine"], 0.0))
