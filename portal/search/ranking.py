@@ -98,13 +98,10 @@ def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | No
     searcher = store.searcher()
     stored = {docnum: searcher.stored_fields(docnum) if fields or snippets else {}
               for docnum, _score in best}
-    offsets = char_offsets({d: f.get("body", "") for d, f in stored.items()}, body_words(q),
-                           offsets_memo(store)) if snippets else {}
-    docs = []
-    for docnum, score in best:
-        body = stored[docnum].get("body", "")
-        text = snippet(body, offsets[docnum]) if snippets else Markup("")
-        docs.append(RankedDoc(docnum, score, stored[docnum], text))
+    texts = page_snippets(store, {d: f.get("body", "") for d, f in stored.items()},
+                          body_words(q)) if snippets else {}
+    docs = [RankedDoc(docnum, score, stored[docnum], texts.get(docnum, Markup("")))
+            for docnum, score in best]
     return docs, total
 
 
@@ -186,7 +183,20 @@ def body_words(q: wq.Query) -> set[str]:
 
 def char_offsets(bodies: dict[int, str], words: set[str], known: dict | None = None
                  ) -> dict[int, list[Token]]:
-    """The matched words' tokens (position, character offsets) in each document's body.
+    """The matched words' tokens (position, character offsets) in each document's body
+    (`word_offsets` as the highlighter's tokens)."""
+    return {docnum: _tokens(offsets)
+            for docnum, offsets in word_offsets(bodies, words, known).items()}
+
+
+def _tokens(offsets: dict[str, tuple]) -> list[Token]:
+    return [Token(text=word, pos=pos, startchar=start, endchar=end)
+            for word, found in offsets.items() for pos, start, end in found]
+
+
+def word_offsets(bodies: dict[int, str], words: set[str], known: dict | None = None
+                 ) -> dict[int, dict[str, tuple]]:
+    """(position, start, end) of each query word in each document's body.
 
     Found by reading the stored body (which is what was indexed) as the body's analyser
     does, and keeping the tokens that are query words: the same positions and offsets the
@@ -199,7 +209,7 @@ def char_offsets(bodies: dict[int, str], words: set[str], known: dict | None = N
     `known` (one per index generation, `offsets_memo`) keeps what was found per word and
     document: the articles shown for the common words come back request after request, and
     a body is read again only for a word not asked of it yet."""
-    found: dict[int, list[Token]] = {docnum: [] for docnum in bodies}
+    found: dict[int, dict[str, tuple]] = {docnum: {} for docnum in bodies}
     if not words:
         return found
     for docnum, body in bodies.items():
@@ -211,9 +221,38 @@ def char_offsets(bodies: dict[int, str], words: set[str], known: dict | None = N
                 if len(known) > MAX_KNOWN_OFFSETS:
                     known.clear()
                 known.update(((word, docnum), offsets[word]) for word in words)
-        found[docnum] = [Token(text=word, pos=pos, startchar=start, endchar=end)
-                         for word in words for pos, start, end in offsets[word]]
+        found[docnum] = offsets
     return found
+
+
+def page_snippets(store, bodies: dict[int, str], words: set[str]) -> dict[int, Markup]:
+    """The snippet of each body for the query's (body) words.
+
+    A snippet depends only on the document and which of the words its body holds, and the
+    articles shown come back with the same few of them request after request (a request
+    text typed word after word, the common questions): each is made once per index
+    generation (`snippets_memo`), where choosing, escaping and marking the fragments of five
+    hits was a fifth of a suggestion request's Python."""
+    memo = snippets_memo(store)
+    snippets = {}
+    for docnum, offsets in word_offsets(bodies, words, offsets_memo(store)).items():
+        held = {word: found for word, found in offsets.items() if found}
+        key = (docnum, frozenset(held))
+        text = memo.get(key)
+        if text is None:
+            if len(memo) >= MAX_SNIPPETS:
+                memo.clear()
+            text = memo[key] = snippet(bodies[docnum], _tokens(held))
+        snippets[docnum] = text
+    return snippets
+
+
+# Snippets kept per index generation: ~0.5 KB each.
+MAX_SNIPPETS = 4_096
+
+
+def snippets_memo(store) -> dict:
+    return store.memo("snippets", lambda _searcher: {})
 
 
 # (word, document) offsets kept per index generation: ~200 bytes each.
@@ -221,7 +260,7 @@ MAX_KNOWN_OFFSETS = 20_000
 
 
 def offsets_memo(store) -> dict:
-    """The `known` offsets of `char_offsets` for the store's current index generation."""
+    """The `known` offsets of `word_offsets` for the store's current index generation."""
     return store.memo("char_offsets", lambda _searcher: {})
 
 
@@ -403,10 +442,10 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     page_docs = with_fields(searcher, docs[start:start + per_page])  # only the shown ones
     if not instant and page_docs:
         words = body_words(keyword_query) if keyword_query is not None else set()
-        offsets = char_offsets({d.docnum: d.fields.get("body", "") for d in page_docs}, words,
-                               offsets_memo(store))
+        texts = page_snippets(store, {d.docnum: d.fields.get("body", "") for d in page_docs},
+                              words)
         for doc in page_docs:
-            doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])
+            doc.snippet = texts[doc.docnum]
     return page_docs, len(docs)
 
 
