@@ -113,14 +113,18 @@ def with_fields(searcher: Searcher, docs: list[RankedDoc]) -> list[RankedDoc]:
     return docs
 
 
-def article_id_of(store, searcher: Searcher, docnum: int) -> int:
-    """The article of a document number (its stored fields read once per index generation:
-    the same candidates come back request after request)."""
+def article_ids_of(store, searcher: Searcher, docnums) -> list[int]:
+    """The articles of these document numbers (each document's stored fields read once per
+    index generation: the same candidates come back request after request). The memo is
+    looked up once for all: each look-up checks the searcher is current."""
     known = store.memo("article_ids", lambda _searcher: {})
-    article_id = known.get(docnum)
-    if article_id is None:
-        article_id = known[docnum] = int(searcher.stored_fields(docnum)["id"])
-    return article_id
+    ids = []
+    for docnum in docnums:
+        article_id = known.get(docnum)
+        if article_id is None:
+            article_id = known[docnum] = int(searcher.stored_fields(docnum)["id"])
+        ids.append(article_id)
+    return ids
 
 
 def docnum_of(store, searcher: Searcher, article_id: int) -> int | None:
@@ -460,4 +464,6 @@ def _keyword_candidates(store, searcher: Searcher, q: wq.Query | None, audience:
         # Only the top candidates are needed, not a total: block skipping may stay on.
         hits = searcher.search(q, limit=semantic.CANDIDATES, filter=allowed)
         found = [RankedDoc(h.docnum, h.score or 0.0, {}, Markup("")) for h in hits], 0
-    return {article_id_of(store, searcher, doc.docnum): doc for doc in found[0]}
+    docs = found[0]
+    return dict(zip(article_ids_of(store, searcher, [doc.docnum for doc in docs]), docs,
+                    strict=True))
