@@ -138,7 +138,8 @@ def post_fork(server, worker):
 
 
 def worker_exit(server, worker):
-    """Article views still buffered in the worker are written before it goes.
+    """Article views and suggestion events still buffered in the worker are written before
+    it goes (portal/write_buffer.py).
 
     Then a worker that inherited onnxruntime (PORTAL_SEMANTIC_MODEL_SERVICE=false: the query
     model loaded before the fork) ends at once: onnxruntime's runtime cannot be torn down in a
@@ -146,10 +147,10 @@ def worker_exit(server, worker):
     import logging
     import sys
 
-    from portal.kb.view_counts import flush_views
+    from portal import write_buffer
 
     with worker.wsgi.app_context():
-        flush_views()
+        write_buffer.flush_all()
     if "onnxruntime" in sys.modules:
         logging.shutdown()
         sys.stdout.flush()

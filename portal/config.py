@@ -99,7 +99,8 @@ def default_config(instance_path: str) -> dict:
         # "I'm affected too" on a known issue, per client address.
         "KNOWN_ISSUE_FOLLOW_RATE_LIMIT": "10 per minute;30 per hour",
         "AUTOCLOSE_DAYS": 4,
-        # Article views are counted in memory and written at most this often per process.
+        # Article views and suggestion events are counted in memory and written at most this
+        # often per process (portal/write_buffer.py).
         "VIEW_FLUSH_SECONDS": 10,
         "SEARCH_BACKEND": "auto",  # auto: PostgreSQL full-text on PostgreSQL, else Whoosh
         "STARTUP_CHECKS": True,  # say loudly at start when htmx or the model is missing

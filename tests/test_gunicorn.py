@@ -123,8 +123,8 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
         tmp_path, migrated_db, model_service):
     """gunicorn.conf.py: the query model loads once, in the host's query-model service or
     (PORTAL_SEMANTIC_MODEL_SERVICE=false) in the master before the fork, whose workers then
-    end without tearing onnxruntime down; article views buffered in a worker reach the
-    database by a timer, and when the worker stops."""
+    end without tearing onnxruntime down; article views and suggestion impressions buffered
+    in a worker reach the database by a timer, and when the worker stops."""
     instance = _instance_with_one_article(tmp_path, migrated_db, "Restart the spooler.")
     engine = create_engine(f"sqlite:///{instance / 'portal.sqlite3'}")
     port = _free_port()
@@ -135,6 +135,18 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
     def stored_views() -> int:
         with engine.connect() as conn:
             return conn.scalar(text("SELECT count(*) FROM article_views"))
+
+    def stored_impressions() -> int:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT count(*) FROM suggestion_events"))
+
+    def suggest() -> None:
+        query = urlencode({"subject": "printer offline", "description": "", "form_key": "k"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/tickets/new/suggestions?{query}",
+            headers={"HX-Request": "true"})
+        with urllib.request.urlopen(request, timeout=10) as page:  # noqa: S310 - loopback
+            assert b"Printer offline" in page.read()
 
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as log_file:
@@ -156,12 +168,16 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
         for _ in range(5):
             with urllib.request.urlopen(url, timeout=10):  # noqa: S310 - loopback
                 pass
+        suggest()
         deadline = time.monotonic() + 30
-        while stored_views() < 6 and time.monotonic() < deadline:
+        while (stored_views(), stored_impressions()) != (6, 1) \
+                and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert stored_views() == 6  # written by the workers' timers, with no further request
+        # Written by the workers' timers, with no further request.
+        assert (stored_views(), stored_impressions()) == (6, 1)
         with urllib.request.urlopen(url, timeout=10):  # noqa: S310 - loopback
             pass
+        suggest()
     finally:
         proc.terminate()
         proc.wait(60)
@@ -176,7 +192,7 @@ def test_the_model_loads_once_before_the_fork_and_views_are_written_at_exit(
     assert output.index("search index rebuilt") < output.index("Booting worker"), output
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT view_count FROM articles WHERE id = 1")) == 7
-    assert stored_views() == 7
+    assert stored_views() == 7 and stored_impressions() == 2
     engine.dispose()
 
 

@@ -40,6 +40,7 @@ from flask import current_app
 from sqlalchemy import String, and_, cast, distinct, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
+from portal import write_buffer
 from portal.agent.planner import broad, unindexed
 from portal.auth.models import User
 from portal.converters import parse_id
@@ -414,6 +415,9 @@ def cached_report(f: ReportFilters) -> Report:
     has changed (per process; agents reload and export the same period over and over)."""
     cache: OrderedDict = current_app.extensions.setdefault("agent_report_cache", OrderedDict())
     key = tuple(sorted(f.args().items()))
+    # This process's buffered article views and suggestion events first (other processes'
+    # are at most VIEW_FLUSH_SECONDS old: portal/write_buffer.py).
+    write_buffer.flush_all()
     stamp = _data_stamp()
     with _cache_lock:
         hit = cache.get(key)

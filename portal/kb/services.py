@@ -7,7 +7,6 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import func, insert, literal, select, update
 
 from portal import signals
@@ -259,13 +258,10 @@ def new_visitor_id() -> str:
 def record_view(article: Article, viewer_key: str, search_log_id: int | None) -> None:
     """Count a view: buffered in memory, written by `flush_views_if_due` (view_counts.py)."""
     view_counts.record_view(article.id, viewer_key, search_log_id)
-    if current_app.config["VIEW_FLUSH_SECONDS"] <= 0:
-        view_counts.flush_views()
 
 
 def flush_views_if_due() -> None:
-    if view_counts.flush_due():
-        view_counts.flush_views()
+    view_counts.flush_views_if_due()
 
 
 def current_vote(article: Article, voter_key: str | None) -> ArticleVote | None:

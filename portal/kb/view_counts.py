@@ -1,33 +1,24 @@
-"""Article views, buffered in memory and written in one short transaction per flush.
+"""Article views, buffered in memory and written in one short transaction per flush
+(portal/write_buffer.py: when, and what a crash may lose).
 
-Writing each view as it happened (a row for the reports and a bump of the article's counter)
-took the database's write lock on every article page. A view is now appended to the process's
-buffer; `flush_views()` writes all buffered views at once, with the time each happened, so the
-reports ("read before filing a ticket") see the same data, a few seconds later.
-
-The buffer is flushed by the article request that finds it older than VIEW_FLUSH_SECONDS
-(config; 0 writes every view at once), by a timer VIEW_FLUSH_SECONDS after the first view it
-holds (so an idle worker's views are written too), and by gunicorn's worker_exit hook. A
-crashed process loses the views it had not flushed yet: at most VIEW_FLUSH_SECONDS' worth.
+A view is appended to the process's buffer; `flush_views()` writes all buffered views at
+once, with the time each happened, so the reports ("read before filing a ticket") see the same
+data, a few seconds later.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import insert, select, update
 
+from portal import write_buffer
 from portal.db import utcnow
-from portal.extensions import db
 from portal.kb.models import Article, ArticleView, SearchLog
 
-log = logging.getLogger(__name__)
+BUFFER = "article views"
 
 
 @dataclass(frozen=True)
@@ -38,82 +29,21 @@ class _View:
     at: datetime
 
 
-class _Buffer:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.views: list[_View] = []
-        self.since = time.monotonic()
-
-    def take(self) -> list[_View]:
-        with self.lock:
-            views, self.views = self.views, []
-            self.since = time.monotonic()
-        return views
-
-    def put_back(self, views: list[_View]) -> None:
-        with self.lock:
-            self.views[:0] = views
-
-
-def _buffer() -> _Buffer:
-    extensions = current_app.extensions
-    buffer = extensions.get("portal_view_buffer")
-    if buffer is None:
-        buffer = extensions.setdefault("portal_view_buffer", _Buffer())
-    return buffer
-
-
 def record_view(article_id: int, viewer_key: str, search_log_id: int | None) -> None:
     """Count one view (in memory: no database work)."""
-    buffer = _buffer()
-    with buffer.lock:
-        first = not buffer.views
-        buffer.views.append(_View(article_id, viewer_key, search_log_id, utcnow()))
-    if first and not current_app.testing:
-        _flush_later(current_app._get_current_object())
+    write_buffer.append(BUFFER, [_View(article_id, viewer_key, search_log_id, utcnow())])
 
 
-def _flush_later(app) -> None:
-    """Write this process's views in VIEW_FLUSH_SECONDS (so an idle worker's views are
-    written too); after a failure (a busy database), try again as long as views wait."""
-    seconds = app.config["VIEW_FLUSH_SECONDS"]
-    if seconds > 0:
-        timer = threading.Timer(seconds, _flush_now, [app])
-        timer.daemon = True
-        timer.start()
-
-
-def _flush_now(app) -> None:
-    with app.app_context():
-        try:
-            flush_views()
-        except Exception:  # the views stay buffered: try again later
-            log.exception("writing buffered article views failed; trying again")
-            _flush_later(app)
-
-
-def flush_due() -> bool:
-    buffer = _buffer()
-    age = time.monotonic() - buffer.since
-    return bool(buffer.views) and age >= current_app.config["VIEW_FLUSH_SECONDS"]
+def flush_views_if_due() -> int:
+    return write_buffer.flush_if_due(BUFFER)
 
 
 def flush_views() -> int:
-    """Write the buffered views of this process; returns how many. Safe to call any time
-    (a scheduled job, a request, at exit); on a failure the views stay buffered."""
-    buffer = _buffer()
-    views = buffer.take()
-    if not views:
-        return 0
-    try:
-        with db.writing() as session:
-            _write(session, views)
-    except Exception:
-        buffer.put_back(views)
-        raise
-    return len(views)
+    """Write the buffered views of this process; returns how many."""
+    return write_buffer.flush(BUFFER)
 
 
+@write_buffer.writer(BUFFER)
 def _write(session, views: list[_View]) -> None:
     article_ids = set(session.scalars(
         select(Article.id).where(Article.id.in_({v.article_id for v in views}))))

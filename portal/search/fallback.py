@@ -7,7 +7,6 @@ as everywhere: published articles of the audience's visibilities only.
 
 from __future__ import annotations
 
-from flask import url_for
 from markupsafe import escape
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import selectinload
@@ -61,8 +60,7 @@ def database_search(query: str, audience: Audience, *, page: int, per_page: int,
         .limit(per_page).offset((page - 1) * per_page)
     ).all()
     hits = [
-        Hit(article_id=a.id, title=a.title,
-            url=url_for("kb.article", article_id=a.id, slug=a.slug),
+        Hit(article_id=a.id, title=a.title, slug=a.slug,
             section=a.section.name, category=a.section.category.name,
             snippet_html=_snippet(a.body), score=0.0)
         for a in articles

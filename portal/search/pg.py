@@ -353,12 +353,9 @@ def _rows(sql: str, params: dict):
 
 
 def _hit(row, snippet: Markup, score: float):
-    from flask import url_for
-
     from portal.search.service import Hit
 
-    return Hit(article_id=row["article_id"], title=row["title"],
-               url=url_for("kb.article", article_id=row["article_id"], slug=row["slug"]),
+    return Hit(article_id=row["article_id"], title=row["title"], slug=row["slug"],
                section=row["section_name"], category=row["category_name"],
                snippet_html=snippet, score=score)
 

@@ -10,6 +10,7 @@ with the articles nearest in meaning (`semantic`); snippets still come from the 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,35 +96,64 @@ def rank_in_memory(store, q: wq.Query, audience: Audience, category_id: int | No
         return None
     best, total = top(found, allowed_mask(store, audience, category_id),
                       (page - 1) * per_page, per_page)
-    searcher = store.searcher()
-    stored = {docnum: searcher.stored_fields(docnum) if fields or snippets else {}
-              for docnum, _score in best}
-    offsets = char_offsets({d: f.get("body", "") for d, f in stored.items()}, body_words(q),
-                           offsets_memo(store)) if snippets else {}
-    docs = []
-    for docnum, score in best:
-        body = stored[docnum].get("body", "")
-        text = snippet(body, offsets[docnum]) if snippets else Markup("")
-        docs.append(RankedDoc(docnum, score, stored[docnum], text))
+    stored = dict.fromkeys((docnum for docnum, _score in best), {})
+    if fields or snippets:
+        stored = stored_fields(store, list(stored))
+    texts = page_snippets(store, {d: f.get("body", "") for d, f in stored.items()},
+                          body_words(q)) if snippets else {}
+    docs = [RankedDoc(docnum, score, stored[docnum], texts.get(docnum, Markup("")))
+            for docnum, score in best]
     return docs, total
 
 
-def with_fields(searcher: Searcher, docs: list[RankedDoc]) -> list[RankedDoc]:
+def with_fields(store, docs: list[RankedDoc]) -> list[RankedDoc]:
     """`docs` with their stored fields read where they were left unread."""
+    unread = stored_fields(store, [doc.docnum for doc in docs if not doc.fields])
     for doc in docs:
         if not doc.fields:
-            doc.fields = searcher.stored_fields(doc.docnum)
+            doc.fields = unread[doc.docnum]
     return docs
 
 
-def article_id_of(store, searcher: Searcher, docnum: int) -> int:
-    """The article of a document number (its stored fields read once per index generation:
-    the same candidates come back request after request)."""
+def stored_fields(store, docnums: list[int]) -> dict[int, dict]:
+    """The stored fields of these documents (shared: never change them), each read once per
+    index generation while it is among the MAX_STORED_FIELDS last read: the articles shown
+    come back request after request, and reading one (decompressing and unpickling its
+    stored fields) was ~30 us, five times per suggestion request."""
+    if not docnums:
+        return {}
+    known = store.memo("stored_fields", lambda _searcher: OrderedDict())
+    found = {}
+    searcher = None
+    for docnum in docnums:
+        fields = known.get(docnum)
+        if fields is None:
+            searcher = searcher or store.searcher()
+            fields = known[docnum] = searcher.stored_fields(docnum)
+            if len(known) > MAX_STORED_FIELDS:
+                known.popitem(last=False)
+        else:
+            known.move_to_end(docnum)
+        found[docnum] = fields
+    return found
+
+
+# Stored fields kept per index generation: an article's title, labels, names and body.
+MAX_STORED_FIELDS = 512
+
+
+def article_ids_of(store, searcher: Searcher, docnums) -> list[int]:
+    """The articles of these document numbers (each document's stored fields read once per
+    index generation: the same candidates come back request after request). The memo is
+    looked up once for all: each look-up checks the searcher is current."""
     known = store.memo("article_ids", lambda _searcher: {})
-    article_id = known.get(docnum)
-    if article_id is None:
-        article_id = known[docnum] = int(searcher.stored_fields(docnum)["id"])
-    return article_id
+    ids = []
+    for docnum in docnums:
+        article_id = known.get(docnum)
+        if article_id is None:
+            article_id = known[docnum] = int(searcher.stored_fields(docnum)["id"])
+        ids.append(article_id)
+    return ids
 
 
 def docnum_of(store, searcher: Searcher, article_id: int) -> int | None:
@@ -186,7 +216,20 @@ def body_words(q: wq.Query) -> set[str]:
 
 def char_offsets(bodies: dict[int, str], words: set[str], known: dict | None = None
                  ) -> dict[int, list[Token]]:
-    """The matched words' tokens (position, character offsets) in each document's body.
+    """The matched words' tokens (position, character offsets) in each document's body
+    (`word_offsets` as the highlighter's tokens)."""
+    return {docnum: _tokens(offsets)
+            for docnum, offsets in word_offsets(bodies, words, known).items()}
+
+
+def _tokens(offsets: dict[str, tuple]) -> list[Token]:
+    return [Token(text=word, pos=pos, startchar=start, endchar=end)
+            for word, found in offsets.items() for pos, start, end in found]
+
+
+def word_offsets(bodies: dict[int, str], words: set[str], known: dict | None = None
+                 ) -> dict[int, dict[str, tuple]]:
+    """(position, start, end) of each query word in each document's body.
 
     Found by reading the stored body (which is what was indexed) as the body's analyser
     does, and keeping the tokens that are query words: the same positions and offsets the
@@ -199,7 +242,7 @@ def char_offsets(bodies: dict[int, str], words: set[str], known: dict | None = N
     `known` (one per index generation, `offsets_memo`) keeps what was found per word and
     document: the articles shown for the common words come back request after request, and
     a body is read again only for a word not asked of it yet."""
-    found: dict[int, list[Token]] = {docnum: [] for docnum in bodies}
+    found: dict[int, dict[str, tuple]] = {docnum: {} for docnum in bodies}
     if not words:
         return found
     for docnum, body in bodies.items():
@@ -211,9 +254,38 @@ def char_offsets(bodies: dict[int, str], words: set[str], known: dict | None = N
                 if len(known) > MAX_KNOWN_OFFSETS:
                     known.clear()
                 known.update(((word, docnum), offsets[word]) for word in words)
-        found[docnum] = [Token(text=word, pos=pos, startchar=start, endchar=end)
-                         for word in words for pos, start, end in offsets[word]]
+        found[docnum] = offsets
     return found
+
+
+def page_snippets(store, bodies: dict[int, str], words: set[str]) -> dict[int, Markup]:
+    """The snippet of each body for the query's (body) words.
+
+    A snippet depends only on the document and which of the words its body holds, and the
+    articles shown come back with the same few of them request after request (a request
+    text typed word after word, the common questions): each is made once per index
+    generation (`snippets_memo`), where choosing, escaping and marking the fragments of five
+    hits was a fifth of a suggestion request's Python."""
+    memo = snippets_memo(store)
+    snippets = {}
+    for docnum, offsets in word_offsets(bodies, words, offsets_memo(store)).items():
+        held = {word: found for word, found in offsets.items() if found}
+        key = (docnum, frozenset(held))
+        text = memo.get(key)
+        if text is None:
+            if len(memo) >= MAX_SNIPPETS:
+                memo.clear()
+            text = memo[key] = snippet(bodies[docnum], _tokens(held))
+        snippets[docnum] = text
+    return snippets
+
+
+# Snippets kept per index generation: ~0.5 KB each.
+MAX_SNIPPETS = 4_096
+
+
+def snippets_memo(store) -> dict:
+    return store.memo("snippets", lambda _searcher: {})
 
 
 # (word, document) offsets kept per index generation: ~200 bytes each.
@@ -221,7 +293,7 @@ MAX_KNOWN_OFFSETS = 20_000
 
 
 def offsets_memo(store) -> dict:
-    """The `known` offsets of `char_offsets` for the store's current index generation."""
+    """The `known` offsets of `word_offsets` for the store's current index generation."""
     return store.memo("char_offsets", lambda _searcher: {})
 
 
@@ -332,24 +404,49 @@ def keyword_shares(store, q: wq.Query | None, docnums: list[int]) -> dict[int, f
         fields.setdefault(word, []).append(fieldname)
     if not fields:
         return shares
-    postings = array_postings(store)
-    documents = max(store.searcher().reader().doc_count(), 1)
+    known = store.memo("word_documents", lambda _searcher: _WordDocuments())
     wanted = np.asarray(docnums, dtype=np.int64)
     total = 0.0
     held = np.zeros(len(wanted))
     for word, names in fields.items():
-        lists = [postings.term(name, word)[0] for name in names]
-        frequency = max(len(ids) for ids in lists)
-        weight = float(np.log1p(documents / (frequency + 0.5)))
+        weight, ids = known.get(store, word, names)
         total += weight
-        if frequency:
-            holds = np.zeros(len(wanted), dtype=bool)
-            for ids in lists:  # doc numbers ascending: a binary search per candidate
-                if len(ids):
-                    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
-                    holds |= ids[at] == wanted
-            held += weight * holds
+        if len(ids):  # doc numbers ascending: a binary search per candidate
+            at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+            held += weight * (ids[at] == wanted)
     return {docnum: float(h / total) for docnum, h in zip(docnums, held, strict=True)}
+
+
+class _WordDocuments:
+    """Per query word and fields, for one index generation: the word's weight (idf over its
+    most frequent field) and the documents holding it in any of the fields, ascending (the
+    words people type repeat: one binary search per word, not per word and field). Emptied
+    when the arrays would hold MAX_WORD_DOCUMENTS document numbers (8 bytes each: 4 MB), or
+    MAX_WORDS words."""
+
+    def __init__(self) -> None:
+        self.words: dict[tuple, tuple[float, np.ndarray]] = {}
+        self.entries = 0
+
+    def get(self, store, word: str, names: list[str]) -> tuple[float, np.ndarray]:
+        key = (word, tuple(names))
+        found = self.words.get(key)
+        if found is None:
+            lists = [array_postings(store).term(name, word)[0] for name in names]
+            frequency = max(len(ids) for ids in lists)
+            documents = max(store.searcher().reader().doc_count(), 1)
+            weight = float(np.log1p(documents / (frequency + 0.5)))
+            ids = np.unique(np.concatenate(lists)) if frequency else lists[0][:0]
+            if self.entries + len(ids) > MAX_WORD_DOCUMENTS or len(self.words) >= MAX_WORDS:
+                self.words.clear()
+                self.entries = 0
+            found = self.words[key] = (weight, ids)
+            self.entries += len(ids)
+        return found
+
+
+MAX_WORD_DOCUMENTS = 500_000
+MAX_WORDS = 20_000
 
 
 def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | None, text: str,
@@ -400,13 +497,13 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
             doc = RankedDoc(docnum, 0.0, {}, Markup(""))
         docs.append(RankedDoc(doc.docnum, 1.0 / (len(docs) + 1), doc.fields, Markup("")))
     start = (page - 1) * per_page
-    page_docs = with_fields(searcher, docs[start:start + per_page])  # only the shown ones
+    page_docs = with_fields(store, docs[start:start + per_page])  # only the shown ones
     if not instant and page_docs:
         words = body_words(keyword_query) if keyword_query is not None else set()
-        offsets = char_offsets({d.docnum: d.fields.get("body", "") for d in page_docs}, words,
-                               offsets_memo(store))
+        texts = page_snippets(store, {d.docnum: d.fields.get("body", "") for d in page_docs},
+                              words)
         for doc in page_docs:
-            doc.snippet = snippet(doc.fields.get("body", ""), offsets[doc.docnum])
+            doc.snippet = texts[doc.docnum]
     return page_docs, len(docs)
 
 
@@ -421,4 +518,6 @@ def _keyword_candidates(store, searcher: Searcher, q: wq.Query | None, audience:
         # Only the top candidates are needed, not a total: block skipping may stay on.
         hits = searcher.search(q, limit=semantic.CANDIDATES, filter=allowed)
         found = [RankedDoc(h.docnum, h.score or 0.0, {}, Markup("")) for h in hits], 0
-    return {article_id_of(store, searcher, doc.docnum): doc for doc in found[0]}
+    docs = found[0]
+    return dict(zip(article_ids_of(store, searcher, [doc.docnum for doc in docs]), docs,
+                    strict=True))

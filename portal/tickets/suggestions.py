@@ -8,6 +8,7 @@ import functools
 from flask import url_for
 from sqlalchemy import bindparam, insert, select
 
+from portal import write_buffer
 from portal.db import utcnow
 from portal.extensions import db
 from portal.kb.markdown import plain_text
@@ -40,36 +41,66 @@ def suggestion_query(subject: str, description: str) -> str:
 
 
 def suggestions_for(user, subject: str, description: str) -> tuple[str, list[Hit]]:
-    """The query and up to five articles this person may read. Reads only: a GET request
-    records the impressions afterwards in a short write transaction (`record_impressions`),
-    so the database write lock is not held while the articles are ranked."""
+    """The query and up to five articles this person may read. Reads only: the impressions
+    are kept in memory (`record_impressions`), not written by the request."""
     query = suggestion_query(subject, description)
     if len(query) < MIN_QUERY_CHARS:
         return query, []
     return query, suggest_articles(query, customer_audience(user), limit=SUGGESTION_LIMIT)
 
 
+# Impressions and opens come from GET requests typed at speed: they are counted in memory and
+# written in one transaction per flush (portal/write_buffer.py), as article views are. A
+# deflection ("this answered my question") is a POST, written with it (`record`).
+BUFFER = "suggestion events"
+
+
 def record_impressions(form_key: str, query: str, hits: list[Hit]) -> None:
-    record(
-        kind="impression", form_key=form_key, query=query, article_ids=[h.article_id for h in hits]
-    )
+    buffer_events(kind="impression", form_key=form_key, query=query,
+                  article_ids=[h.article_id for h in hits])
+
+
+def buffer_events(*, kind: str, form_key: str, query: str = "",
+                  article_ids: list[int | None]) -> None:
+    """Count events in memory (no database work); the reports see them once flushed."""
+    write_buffer.append(BUFFER, _rows(kind, form_key, query, article_ids))
+
+
+def flush_events_if_due() -> None:
+    write_buffer.flush_if_due(BUFFER)
 
 
 def record(*, kind: str, form_key: str, query: str = "", article_ids: list[int | None]) -> None:
-    """All the rows in one statement (a GET runs it in `db.writing_one_statement()`), whose
-    commit does not wait for the disk on PostgreSQL (`db.without_waiting_for_disk`: the
-    events are analytics).
+    """Events written in the caller's transaction."""
+    if article_ids:
+        _insert(db.session, _rows(kind, form_key, query, article_ids))
+
+
+def _rows(kind: str, form_key: str, query: str, article_ids: list[int | None]) -> list[dict]:
+    now = utcnow()
+    return [{"kind": kind, "article_id": article_id, "form_key": form_key[:64],
+             "query": query[:200], "created_at": now} for article_id in article_ids]
+
+
+@write_buffer.writer(BUFFER)
+def _write(session, rows: list[dict]) -> None:
+    """An article deleted since its event was counted is left out of the row, as its
+    deletion does to the rows already stored."""
+    wanted = {row["article_id"] for row in rows} - {None}
+    existing = set(session.scalars(select(Article.id).where(Article.id.in_(wanted)))
+                   ) if wanted else set()
+    _insert(session, [row if row["article_id"] in existing else {**row, "article_id": None}
+                      for row in rows])
+
+
+def _insert(session, rows: list[dict]) -> None:
+    """All the rows in one statement, whose commit does not wait for the disk on PostgreSQL
+    (`db.without_waiting_for_disk`: the events are analytics).
 
     The rows go as parameters of one INSERT built once per database kind (executemany):
     rows written into the statement itself made a new statement to compile on every call,
     most of a suggestion request's millisecond here."""
-    if not article_ids:
-        return
-    now = utcnow()
-    db.session.execute(_insert_event(db.session.get_bind().dialect.name), [
-        {"kind": kind, "article_id": article_id, "form_key": form_key[:64],
-         "query": query[:200], "created_at": now}
-        for article_id in article_ids])
+    session.execute(_insert_event(session.get_bind().dialect.name), rows)
 
 
 _EVENT_COLUMNS = ("kind", "article_id", "form_key", "query", "created_at")

@@ -139,8 +139,9 @@ def new():
             user, form.subject.data or "", form.description.data or ""
         )
         suggestions.record_impressions(form.form_key.data, query, hits)
-        db.session.commit()
-        return _render_new(form, hits, follow_up, known=_known_issues(query))
+        page = _render_new(form, hits, follow_up, known=_known_issues(query))
+        suggestions.flush_events_if_due()
+        return page
     if not form.validate_on_submit():
         return _render_new(form, follow_up=follow_up, status=_invalid() if form.errors else 200)
 
@@ -218,11 +219,11 @@ def suggest():
         _signed_in_user(), strip_control(request.args.get("subject", "")[:200]),
         strip_control(request.args.get("description", "")[:2000]),
     )
-    if hits:  # no write (nor write lock) when nothing was shown
-        with db.writing_one_statement():
-            suggestions.record_impressions(form_key, query, hits)
-    return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
+    suggestions.record_impressions(form_key, query, hits)
+    page = render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
                            known=_known_issues(query))
+    suggestions.flush_events_if_due()
+    return page
 
 
 @bp.route("/new/suggestions/<int:article_id>")
@@ -232,13 +233,14 @@ def suggestion(article_id):
     if article is None:
         abort(404)
     form_key = request.args.get("form_key", "")[:64]
-    with db.writing_one_statement():
-        suggestions.record(kind="open", form_key=form_key, article_ids=[article.id])
+    suggestions.buffer_events(kind="open", form_key=form_key, article_ids=[article.id])
     template = "tickets/_suggestion.html" if htmx else "tickets/suggestion.html"
-    return render_template(
+    page = render_template(
         template, article=article, form_key=form_key, form=ActionForm(),
         article_url=suggestions.article_url(article), preview=suggestions.preview_text(article),
     )
+    suggestions.flush_events_if_due()
+    return page
 
 
 @bp.route("/new/suggestions/<int:article_id>/answered", methods=["POST"])

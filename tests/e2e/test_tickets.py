@@ -6,7 +6,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from portal import write_buffer
 from portal.extensions import db
+from portal.tickets import suggestions
 from portal.tickets.lifecycle import change_status
 from portal.tickets.models import Message, Status, SuggestionEvent, Ticket
 from tests.conftest import PASSWORD
@@ -54,6 +56,7 @@ def test_customer_journey(page, live_server, customer, agent, kb_article, axe, f
     axe(page, "confirmation page")
     ticket = db.session.scalar(select(Ticket))
     assert ticket.reference in page.content()
+    write_buffer.flush(suggestions.BUFFER)  # what shown and opened suggestions buffered
     kinds = set(db.session.scalars(select(SuggestionEvent.kind)))
     assert {"impression", "open"} <= kinds and ticket.submission_key
     db.session.commit()  # end the read: the test thread's transaction takes the write lock
