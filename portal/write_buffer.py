@@ -112,11 +112,16 @@ def _flush_now(app, name: str) -> None:
 
 
 def flush_if_due(name: str) -> int:
-    """Flush `name` when its oldest row is VIEW_FLUSH_SECONDS old; returns how many."""
+    """Flush `name` when its oldest row is VIEW_FLUSH_SECONDS old; returns how many. Called by
+    the requests that add rows: a failure (a busy database) is logged, not theirs to answer
+    for, and the rows stay buffered for the next request or the timer."""
     buffer = _buffer(name)
     if buffer.rows and time.monotonic() - buffer.since >= current_app.config[
             "VIEW_FLUSH_SECONDS"]:
-        return flush(name)
+        try:
+            return flush(name)
+        except Exception:
+            log.exception("writing buffered %s failed; trying again", name)
     return 0
 
 

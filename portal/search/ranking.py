@@ -9,6 +9,7 @@ with the articles nearest in meaning (`semantic`); snippets still come from the 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -126,14 +127,16 @@ def stored_fields(store, docnums: list[int]) -> dict[int, dict]:
     found = {}
     searcher = None
     for docnum in docnums:
-        fields = known.get(docnum)
+        # Taken out and put back last, each step one operation on the OrderedDict: a thread
+        # of a threaded server (`flask run`) may be doing the same with the same memo.
+        fields = known.pop(docnum, None)
         if fields is None:
             searcher = searcher or store.searcher()
-            fields = known[docnum] = searcher.stored_fields(docnum)
-            if len(known) > MAX_STORED_FIELDS:
+            fields = searcher.stored_fields(docnum)
+        known[docnum] = fields
+        while len(known) > MAX_STORED_FIELDS:
+            with contextlib.suppress(KeyError):
                 known.popitem(last=False)
-        else:
-            known.move_to_end(docnum)
         found[docnum] = fields
     return found
 
