@@ -2,7 +2,7 @@ import re
 import time
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from portal import write_buffer
 from portal.db import utcnow
@@ -148,3 +148,31 @@ def test_an_impression_of_an_article_deleted_before_the_flush_is_kept(client, kb
     db.session.commit()
     assert write_buffer.flush(suggestions.BUFFER) == 1
     assert [(e.article_id, e.form_key) for e in _events("impression")] == [(None, "fk9")]
+
+
+def test_a_failed_write_of_the_buffer_keeps_the_rows_and_the_page(app, client, kb_article):
+    """The database refusing the write (here: its table gone for a moment) is no error of the
+    suggestion request: the page answers, the rows stay buffered, the next due request writes
+    them all."""
+    kb_article("Reset your password", "Use the forgot password link.")
+
+    def suggest(form_key):
+        return client.get("/tickets/new/suggestions", headers=HTMX, query_string={
+            "subject": "forgot my password", "description": "", "form_key": form_key})
+
+    app.config["VIEW_FLUSH_SECONDS"] = 0.01
+    table = SuggestionEvent.__tablename__
+    db.session.execute(text(f"ALTER TABLE {table} RENAME TO away"))
+    db.session.commit()
+    try:
+        suggest("fk10")
+        time.sleep(0.02)
+        refused = suggest("fk11")  # due: its write fails
+        assert refused.status_code == 200 and "Reset your password" in refused.text
+    finally:
+        db.session.rollback()
+        db.session.execute(text(f"ALTER TABLE away RENAME TO {table}"))
+        db.session.commit()
+    time.sleep(0.02)
+    suggest("fk12")
+    assert sorted(e.form_key for e in _events("impression")) == ["fk10", "fk11", "fk12"]
