@@ -407,49 +407,27 @@ def keyword_shares(store, q: wq.Query | None, docnums: list[int]) -> dict[int, f
         fields.setdefault(word, []).append(fieldname)
     if not fields:
         return shares
-    known = store.memo("word_documents", lambda _searcher: _WordDocuments())
+    postings = array_postings(store)
+    documents = max(store.searcher().reader().doc_count(), 1)
     wanted = np.asarray(docnums, dtype=np.int64)
     total = 0.0
     held = np.zeros(len(wanted))
     for word, names in fields.items():
-        weight, ids = known.get(store, word, names)
+        # Each field's list as it is (cached by `array_postings`), one binary search per
+        # candidate in each: merging a common word's lists into one (np.unique) cost more at
+        # 100,000 articles than all the searches it saved (bench/kb_search.py: 4 ms a page).
+        lists = [postings.term(name, word)[0] for name in names]
+        frequency = max(len(ids) for ids in lists)
+        weight = float(np.log1p(documents / (frequency + 0.5)))
         total += weight
-        if len(ids):  # doc numbers ascending: a binary search per candidate
-            at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
-            held += weight * (ids[at] == wanted)
+        if frequency:
+            holds = np.zeros(len(wanted), dtype=bool)
+            for ids in lists:  # doc numbers ascending
+                if len(ids):
+                    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+                    holds |= ids[at] == wanted
+            held += weight * holds
     return {docnum: float(h / total) for docnum, h in zip(docnums, held, strict=True)}
-
-
-class _WordDocuments:
-    """Per query word and fields, for one index generation: the word's weight (idf over its
-    most frequent field) and the documents holding it in any of the fields, ascending (the
-    words people type repeat: one binary search per word, not per word and field). Emptied
-    when the arrays would hold MAX_WORD_DOCUMENTS document numbers (8 bytes each: 4 MB), or
-    MAX_WORDS words."""
-
-    def __init__(self) -> None:
-        self.words: dict[tuple, tuple[float, np.ndarray]] = {}
-        self.entries = 0
-
-    def get(self, store, word: str, names: list[str]) -> tuple[float, np.ndarray]:
-        key = (word, tuple(names))
-        found = self.words.get(key)
-        if found is None:
-            lists = [array_postings(store).term(name, word)[0] for name in names]
-            frequency = max(len(ids) for ids in lists)
-            documents = max(store.searcher().reader().doc_count(), 1)
-            weight = float(np.log1p(documents / (frequency + 0.5)))
-            ids = np.unique(np.concatenate(lists)) if frequency else lists[0][:0]
-            if self.entries + len(ids) > MAX_WORD_DOCUMENTS or len(self.words) >= MAX_WORDS:
-                self.words.clear()
-                self.entries = 0
-            found = self.words[key] = (weight, ids)
-            self.entries += len(ids)
-        return found
-
-
-MAX_WORD_DOCUMENTS = 500_000
-MAX_WORDS = 20_000
 
 
 def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | None, text: str,
