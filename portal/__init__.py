@@ -54,6 +54,7 @@ def _configure_logging(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
+    from portal import write_buffer
     from portal.auth.views import init_login
     from portal.extensions import csrf, db, htmx, limiter, login_manager
     from portal.htmx import add_vary
@@ -66,6 +67,7 @@ def _init_extensions(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
     app.after_request(add_vary)
+    write_buffer.init_app(app)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -6,11 +6,13 @@ Such a row is now appended to its buffer (`append`), and `flush` writes all the 
 holds at once, with the time each happened, through the writer registered for it (`@writer`),
 so the reports see the same data a few seconds later.
 
-A buffer is flushed by the request that finds its oldest row older than VIEW_FLUSH_SECONDS
-(config; 0 writes every row at once), by a timer VIEW_FLUSH_SECONDS after its first row (so an
-idle worker's rows are written too), before a report reads them (`flush_all`: this process's
-rows; another worker's are at most VIEW_FLUSH_SECONDS old), and by gunicorn's worker_exit hook.
-A crashed process loses the rows it had not flushed yet: at most VIEW_FLUSH_SECONDS' worth.
+A buffer is flushed after a reading request (GET or HEAD) that finds its oldest row older
+than VIEW_FLUSH_SECONDS (config; 0 writes every row at once), by a timer VIEW_FLUSH_SECONDS
+after its first row (so an idle worker's rows are written too), before a report reads them
+(`flush_all`: this process's rows; another worker's are at most VIEW_FLUSH_SECONDS old), and by
+gunicorn's worker_exit hook. A write that fails (a busy database) keeps its rows and is tried
+again by a timer. A crashed process loses the rows it had not flushed yet: at most
+VIEW_FLUSH_SECONDS' worth.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from flask import current_app
+from flask import Flask, current_app, request
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
@@ -29,6 +31,20 @@ log = logging.getLogger(__name__)
 
 Writer = Callable[[Session, list], None]
 _writers: dict[str, Writer] = {}
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_flush_due_after_reading)
+
+
+def _flush_due_after_reading(response):
+    """Write the buffers that are due once a reading request has answered. Not after other
+    methods: the write commits the request's transaction first, and a POST's changes are for
+    its view alone to commit."""
+    if request.method in ("GET", "HEAD"):
+        for name in list(_buffers()):
+            flush_if_due(name)
+    return response
 
 
 def writer(name: str) -> Callable[[Writer], Writer]:
@@ -104,24 +120,27 @@ def _flush_later(app, name: str) -> None:
 
 def _flush_now(app, name: str) -> None:
     with app.app_context():
-        try:
-            flush(name)
-        except Exception:  # the rows stay buffered: try again later
-            log.exception("writing buffered %s failed; trying again", name)
-            _flush_later(app, name)
+        _flush_or_retry(name)
+
+
+def _flush_or_retry(name: str) -> int:
+    """`flush(name)`; on a failure (a busy database) the rows stay buffered, the failure is
+    logged, and a timer tries again: no caller (a request, a report) answers for it."""
+    try:
+        return flush(name)
+    except Exception:
+        log.exception("writing buffered %s failed; trying again", name)
+        if not current_app.testing:
+            _flush_later(current_app._get_current_object(), name)
+        return 0
 
 
 def flush_if_due(name: str) -> int:
-    """Flush `name` when its oldest row is VIEW_FLUSH_SECONDS old; returns how many. Called by
-    the requests that add rows: a failure (a busy database) is logged, not theirs to answer
-    for, and the rows stay buffered for the next request or the timer."""
+    """Flush `name` when its oldest row is VIEW_FLUSH_SECONDS old; returns how many."""
     buffer = _buffer(name)
     if buffer.rows and time.monotonic() - buffer.since >= current_app.config[
             "VIEW_FLUSH_SECONDS"]:
-        try:
-            return flush(name)
-        except Exception:
-            log.exception("writing buffered %s failed; trying again", name)
+        return _flush_or_retry(name)
     return 0
 
 
@@ -142,14 +161,5 @@ def flush(name: str) -> int:
 
 
 def flush_all() -> int:
-    """Write every buffer of this process (before a report reads, at a worker's exit); one
-    that fails (a busy database) is logged and stays buffered, for a timer to write."""
-    written = 0
-    for name in list(_buffers()):
-        try:
-            written += flush(name)
-        except Exception:
-            log.exception("writing buffered %s failed; trying again", name)
-            if not current_app.testing:
-                _flush_later(current_app._get_current_object(), name)
-    return written
+    """Write every buffer of this process (before a report reads, at a worker's exit)."""
+    return sum(_flush_or_retry(name) for name in list(_buffers()))

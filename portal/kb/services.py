@@ -256,12 +256,8 @@ def new_visitor_id() -> str:
 
 
 def record_view(article: Article, viewer_key: str, search_log_id: int | None) -> None:
-    """Count a view: buffered in memory, written by `flush_views_if_due` (view_counts.py)."""
+    """Count a view: buffered in memory, written later (portal/write_buffer.py)."""
     view_counts.record_view(article.id, viewer_key, search_log_id)
-
-
-def flush_views_if_due() -> None:
-    view_counts.flush_views_if_due()
 
 
 def current_vote(article: Article, voter_key: str | None) -> ArticleVote | None:

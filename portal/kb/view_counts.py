@@ -34,10 +34,6 @@ def record_view(article_id: int, viewer_key: str, search_log_id: int | None) -> 
     write_buffer.append(BUFFER, [_View(article_id, viewer_key, search_log_id, utcnow())])
 
 
-def flush_views_if_due() -> int:
-    return write_buffer.flush_if_due(BUFFER)
-
-
 def flush_views() -> int:
     """Write the buffered views of this process; returns how many."""
     return write_buffer.flush(BUFFER)

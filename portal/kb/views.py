@@ -92,9 +92,7 @@ def article(article_id: int, slug: str):
     services.record_view(art, viewer, parse_id(request.args.get("from_search")))
     # A visitor whose id this response gives has voted on nothing: no need to look.
     vote = None if g.get("new_visitor_id") else services.current_vote(art, viewer)
-    page = _article_page(art, audience, vote, VoteForm())
-    services.flush_views_if_due()
-    return page
+    return _article_page(art, audience, vote, VoteForm())
 
 
 def _article_page(art, audience, vote, form, refusal: str | None = None):

@@ -66,10 +66,6 @@ def buffer_events(*, kind: str, form_key: str, query: str = "",
     write_buffer.append(BUFFER, _rows(kind, form_key, query, article_ids))
 
 
-def flush_events_if_due() -> None:
-    write_buffer.flush_if_due(BUFFER)
-
-
 def record(*, kind: str, form_key: str, query: str = "", article_ids: list[int | None]) -> None:
     """Events written in the caller's transaction."""
     if article_ids:

@@ -139,9 +139,7 @@ def new():
             user, form.subject.data or "", form.description.data or ""
         )
         suggestions.record_impressions(form.form_key.data, query, hits)
-        page = _render_new(form, hits, follow_up, known=_known_issues(query))
-        suggestions.flush_events_if_due()
-        return page
+        return _render_new(form, hits, follow_up, known=_known_issues(query))
     if not form.validate_on_submit():
         return _render_new(form, follow_up=follow_up, status=_invalid() if form.errors else 200)
 
@@ -220,10 +218,8 @@ def suggest():
         strip_control(request.args.get("description", "")[:2000]),
     )
     suggestions.record_impressions(form_key, query, hits)
-    page = render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
+    return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
                            known=_known_issues(query))
-    suggestions.flush_events_if_due()
-    return page
 
 
 @bp.route("/new/suggestions/<int:article_id>")
@@ -235,12 +231,10 @@ def suggestion(article_id):
     form_key = request.args.get("form_key", "")[:64]
     suggestions.buffer_events(kind="open", form_key=form_key, article_ids=[article.id])
     template = "tickets/_suggestion.html" if htmx else "tickets/suggestion.html"
-    page = render_template(
+    return render_template(
         template, article=article, form_key=form_key, form=ActionForm(),
         article_url=suggestions.article_url(article), preview=suggestions.preview_text(article),
     )
-    suggestions.flush_events_if_due()
-    return page
 
 
 @bp.route("/new/suggestions/<int:article_id>/answered", methods=["POST"])
