@@ -371,22 +371,20 @@ def _sentence_start(fragment, floor: int) -> int:
     return start
 
 
-def rank(searcher: Searcher, q: wq.Query, allowed: set[int], *, page: int, per_page: int,
+def rank(store, q: wq.Query, allowed: set[int], *, page: int, per_page: int,
          snippets: bool) -> tuple[list[RankedDoc], int]:
     """One page of hits for `q` among `allowed` docs, and the total number of matches."""
     if not allowed:  # Whoosh reads an empty filter set as "no filter"
         return [], 0
     # optimize=False: with block skipping Whoosh counts the total ignoring the filter.
-    results = searcher.search_page(q, page, pagelen=per_page, filter=allowed, optimize=False)
+    results = store.searcher().search_page(q, page, pagelen=per_page, filter=allowed,
+                                           optimize=False)
     hits, total = list(results), results.total
     stored = {hit.docnum: hit.fields() for hit in hits}
-    offsets = char_offsets({d: f.get("body", "") for d, f in stored.items()}, body_words(q)) \
-        if snippets else {}
-    docs = []
-    for hit in hits:
-        fields = stored[hit.docnum]
-        text = snippet(fields.get("body", ""), offsets[hit.docnum]) if snippets else Markup("")
-        docs.append(RankedDoc(hit.docnum, hit.score or 0.0, fields, text))
+    texts = page_snippets(store, {d: f.get("body", "") for d, f in stored.items()},
+                          body_words(q)) if snippets else {}
+    docs = [RankedDoc(hit.docnum, hit.score or 0.0, stored[hit.docnum],
+                      texts.get(hit.docnum, Markup(""))) for hit in hits]
     return docs, total
 
 

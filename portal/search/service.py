@@ -159,7 +159,7 @@ def _run(index_store: IndexStore, text: str, audience: Audience, *, page: int, p
                                     per_page=per_page, snippets=not instant)
         if ranked is None:  # phrases and NOT: Whoosh evaluates them
             allowed = allowed_docs(index_store, audience, category_id)
-            ranked = rank(searcher, parsed.query, allowed, page=page, per_page=per_page,
+            ranked = rank(index_store, parsed.query, allowed, page=page, per_page=per_page,
                           snippets=not instant)
         docs, total = ranked
         hits = [_to_hit(d) for d in docs]
