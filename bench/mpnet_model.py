@@ -102,7 +102,8 @@ class MPNetEncoder:
                 "qkv_b": np.concatenate([w(att + n + ".bias") for n in "qkv"]),
                 "o_w": t(att + "o.weight"), "o_b": w(att + "o.bias"),
                 "ln1": (w(p + "attention.LayerNorm.weight"), w(p + "attention.LayerNorm.bias")),
-                "up_w": t(p + "intermediate.dense.weight"), "up_b": w(p + "intermediate.dense.bias"),
+                "up_w": t(p + "intermediate.dense.weight"),
+                "up_b": w(p + "intermediate.dense.bias"),
                 "down_w": t(p + "output.dense.weight"), "down_b": w(p + "output.dense.bias"),
                 "ln2": (w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias")),
             })
@@ -176,7 +177,8 @@ def check() -> None:
           "1,7,8,128,200 before it:", [int(buckets[d, 0]) for d in (1, 7, 8, 128, 200)])
     encoder = MPNetEncoder()
     pairs = [
-        ("How do I upgrade my Debian system?", "What is the way to update Debian to a newer release?"),
+        ("How do I upgrade my Debian system?",
+         "What is the way to update Debian to a newer release?"),
         ("My python program is very slow", "How can I make my Python code run faster?"),
         ("How do I reset my password?", "I forgot my login password, how can I change it?"),
         ("the cat is sleeping on the sofa", "a kitten naps on the couch"),
@@ -192,7 +194,8 @@ def check() -> None:
     single = np.vstack([encoder.encode([t]) for t in texts])
     print(f"padded batch vs one at a time: max |diff| {np.abs(batched - single).max():.2e}, "
           f"min cosine {np.min(np.sum(batched * single, axis=1)):.6f}")
-    print(f"norms: {np.linalg.norm(batched, axis=1).min():.6f}..{np.linalg.norm(batched, axis=1).max():.6f}")
+    norms = np.linalg.norm(batched, axis=1)
+    print(f"norms: {norms.min():.6f}..{norms.max():.6f}")
     for label, group, offset in (("paraphrase", pairs, 0), ("unrelated", unrelated, len(pairs))):
         cosines = [float(batched[2 * (offset + i)] @ batched[2 * (offset + i) + 1])
                    for i in range(len(group))]
