@@ -220,13 +220,18 @@ def mix(capture: str, other: str) -> None:
         print(f"{title}: {below} figures under meaning alone; {' '.join(cells)}")
 
 
+_LOADED: dict[str, tuple[Encode, Encode]] = {}
+
+
 def _vectors(name: str, texts: list[str]) -> np.ndarray:
     """`name`'s passage vectors of `texts`, through a cache (/tmp/model_lab-cache-<name>.pkl)."""
     path = Path(f"/tmp/model_lab-cache-{name}.pkl")
     cache = pickle.loads(path.read_bytes()) if path.exists() else {}  # noqa: S301 (ours)
     todo = sorted({t for t in texts if t not in cache})
     if todo:
-        passage, _query = MODELS[name]()
+        if name not in _LOADED:
+            _LOADED[name] = MODELS[name]()
+        passage, _query = _LOADED[name]
         cache.update(zip(todo, passage(todo), strict=True))
         path.write_bytes(pickle.dumps(cache))
     return np.stack([cache[t] for t in texts]).astype(np.float32)
@@ -246,14 +251,18 @@ def swap(capture: str, names: list[str]) -> None:
     question); chunks, titles, leads (as `semantic.sync_embeddings` cuts them) and the question
     as the portal embedded it are all embedded by the named model, float32. `minilm` is the
     portal's model in float32 numpy (the capture's questions went through int8): the control.
-    Each model is replayed with today's floors, then with floors re-set by the README's rule
-    from that model's cosines: the chunk floor just above the highest best-chunk cosine of an
-    unrelated question asked as typed (both knowledge bases), the floor after a spelling
+    Each model is replayed with today's floors; with the lowest chunk floor (0.005 steps) at
+    which no set answers more unrelated questions than today ("matched"; the other floors keep
+    today's distances to it); and with floors re-set by the README's rule from that model's
+    cosines ("rule"): the chunk floor just above the highest best-chunk cosine of an unrelated
+    question asked as typed (both knowledge bases, all 106), the floor after a spelling
     correction just above the highest corrected one's (and not under the first); the title and
     item floors keep today's distance under the chunk floor. Prints, per set and path, each
     kind's R@1/R@5/MRR@10 and the unrelated questions answered with nothing, and how many
     per-kind R@1/R@5 figures fall under the best single ranker (meaning alone with the
-    portal's model or with the named one, whichever is higher).
+    portal's model or with the named one, whichever is higher), and which fall under the named
+    one's meaning alone. Then, at the matched floors, the fusion's title weight and keyword
+    bonus (set on MiniLM's cosines) on a small grid, one line each.
     """
     import fusion_lab as fl
 
@@ -269,6 +278,8 @@ def swap(capture: str, names: list[str]) -> None:
              for s, data in lab.items()}
     baseline = {(s, label): fl.evaluate(data, label, _rankers()[1])
                 for s, data in lab.items() for label in fl.PATHS}
+    answered_today = {s: fl.evaluate(data, "suggest", _rankers()[0])[sq.UNRELATED][0]
+                      for s, data in lab.items()}
     print("today (capture):", flush=True)
     _report(lab, baseline)
     for name in names:
@@ -298,9 +309,11 @@ def swap(capture: str, names: list[str]) -> None:
                     title = (title_vectors @ q).astype(np.float64)
                     c["cosine"], c["title_alone"] = best, title
                     c["title"] = np.maximum(title, lead_vectors @ q)
-        for floors in ("today", "rule"):
+        for floors in ("today", "matched", "rule"):
             if floors == "today":
                 _set_floors(*today)
+            elif floors == "matched":
+                _set_floors(*_matched_floors(lab, today, answered_today))
             else:
                 highest = {False: -1.0, True: -1.0}
                 for data in lab.values():
@@ -317,6 +330,10 @@ def swap(capture: str, names: list[str]) -> None:
                   f"{semantic.CORRECTED_QUERY_FLOOR:.3f}, title {semantic.TITLE_FLOOR:.3f}, "
                   f"item {semantic.ITEM_FLOOR:.3f}", flush=True)
             _report(lab, baseline)
+        _set_floors(*_matched_floors(lab, today, answered_today))
+        for weight in (0.05, 0.1, 0.2, 0.3):  # the fusion's weights were set on MiniLM's cosines
+            for alpha in (0.06, 0.12, 0.2):
+                _report(lab, baseline, weight, alpha)
         _set_floors(*today)
         for s, data in lab.items():
             for row, before in zip(data["rows"], saved[s], strict=True):
@@ -372,36 +389,71 @@ def cost(runs: int) -> None:
                   flush=True)
 
 
-def _rankers() -> tuple[Callable, Callable]:
-    """Today's fusion and meaning alone, behind the portal's gate with the current floors."""
+def _matched_floors(lab: dict, today: tuple, answered_today: dict) -> tuple:
+    """The lowest chunk floor at which every set's suggestions answer no more unrelated
+    questions than today's; the other floors at today's distances from it."""
+    import fusion_lab as fl
+
+    query, corrected, title, item = today
+    for step in range(81):
+        floor = round(0.2 + 0.005 * step, 3)
+        floors = (floor, floor + corrected - query, floor - query + title, floor - query + item)
+        _set_floors(*floors)
+        fused = _rankers()[0]
+        if all(fl.evaluate(data, "suggest", fused)[sq.UNRELATED][0] >= answered_today[s] - 1e-9
+               for s, data in lab.items()):
+            return floors
+    raise SystemExit("no chunk floor up to 0.6 keeps unrelated questions as today")
+
+
+def _rankers(weight: float | None = None, alpha: float | None = None
+             ) -> tuple[Callable, Callable]:
+    """Today's fusion (or with another title weight and keyword bonus) and meaning alone,
+    behind the portal's gate with the current floors."""
     import fusion_lab as fl
 
     from portal.search import semantic
 
-    fused = fl.bonus(semantic.KEYWORD_ALPHA, semantic.KEYWORD_SCORE_POWER,
-                     lambda c: c["cosine"] + semantic.TITLE_WEIGHT
-                     * np.maximum(c["title"] - c["cosine"], 0.0),
+    weight = semantic.TITLE_WEIGHT if weight is None else weight
+    fused = fl.bonus(semantic.KEYWORD_ALPHA if alpha is None else alpha,
+                     semantic.KEYWORD_SCORE_POWER,
+                     lambda c: c["cosine"] + weight * np.maximum(c["title"] - c["cosine"], 0.0),
                      title_floor=semantic.TITLE_FLOOR)
     return fused, fl.bonus(0.0, 1.0, title_floor=semantic.TITLE_FLOOR)
 
 
-def _report(lab: dict, baseline: dict) -> None:
+def _report(lab: dict, baseline: dict, weight: float | None = None,
+            alpha: float | None = None) -> None:
+    """Every kind's figures; with a title weight and keyword bonus, one summary line."""
     import fusion_lab as fl
 
-    fused, alone = _rankers()
-    below, lines = 0, []
+    fused, alone = _rankers(weight, alpha)
+    below, under_own, lines, alls = 0, [], [], []
     for s, data in lab.items():
         for label in fl.PATHS:
             result, own = fl.evaluate(data, label, fused), fl.evaluate(data, label, alone)
             base = baseline[s, label]
             below += sum(result[k][m] < max(base[k][m], own[k][m]) - 1e-9
                          for k in sq.KINDS for m in (0, 1))
+            under_own += [f"{s[:3]}/{label[:3]} {k[:5]} R@{(1, 5)[m]} {result[k][m]:.3f}<"
+                          f"{own[k][m]:.3f}" for k in sq.KINDS for m in (0, 1)
+                          if result[k][m] < own[k][m] - 1e-9]
             for title, figures_of in (("fused", result), ("meaning alone", own)):
                 cells = " ".join(f"{k[:5]} {figures_of[k][0]:.3f}/{figures_of[k][1]:.3f}/"
                                  f"{figures_of[k][2]:.3f}" for k in (*sq.KINDS, "all"))
                 lines.append(f"  {s:<6} {label:<7} {title:<13} {cells} "
                              f"unrelated-nothing {figures_of[sq.UNRELATED][0]:.3f}")
-    print(f"  {below} per-kind figures under the best single ranker", flush=True)
+            r1, r5, mrr = result["all"]
+            alls.append(f"{s[:3]}/{label[:3]} {r1:.3f}/{r5:.3f}/{mrr:.3f} "
+                        f"unrel {result[sq.UNRELATED][0]:.3f}")
+    if weight is not None:
+        print(f"  title weight {weight}, keyword bonus {alpha}: {below} under; "
+              + "; ".join(alls) + f"; under its own meaning alone: {', '.join(under_own)}",
+              flush=True)
+        return
+    print(f"  {below} per-kind figures under the best single ranker (the portal's model or "
+          f"this one, meaning alone); {len(under_own)} under this one's meaning alone: "
+          f"{', '.join(under_own)}", flush=True)
     print("\n".join(lines), flush=True)
 
 
