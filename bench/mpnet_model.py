@@ -13,7 +13,7 @@ layers (768 hidden, 12 heads, GELU FFN 3072), LayerNorm eps 1e-5; then the sente
 pipeline of this model: mean pooling over the mask, L2 normalisation. Texts are truncated at
 384 tokens (sentence_bert_config.json max_seq_length), not at tokenizer.json's 128.
 
-    python bench/mpnet_model.py check      # sanity checks without a reference implementation
+    python bench/mpnet_model.py            # sanity checks without a reference implementation
 """
 
 from __future__ import annotations
@@ -166,6 +166,110 @@ class MPNetEncoder:
                 ).astype(np.float32)
 
 
+#: Rows of each int8 matrix quantized together (as the portal's prepared query model).
+_MATMUL_BLOCK = 16
+
+
+class MPNetInt8Query:
+    """The same model for one question at a time in onnxruntime, matrices in int8, built the
+    way the portal builds its prepared MiniLM (`embeddings._int8_graph`): `MatMulNBits` with
+    8-bit weights per block of 16 rows and int8 compute (accuracy_level 4), query, key and
+    value as one product, one `MultiHeadAttention` per layer (the relative position bias as
+    its attention_bias input, computed in numpy per length), exact `Gelu`, Add then
+    `LayerNormalization`; one intra-op thread. No ONNX ships with the model: the weights are
+    quantized here (symmetric, per block of 16 rows and column), so this measures what an
+    int8 mpnet would cost and how close its vectors are to float32's; it is not a pinned
+    artefact."""
+
+    def __init__(self, encoder: MPNetEncoder):
+        import onnxruntime
+        from onnx import TensorProto, helper, numpy_helper
+
+        nodes, weights = [], []
+
+        def weight(name: str, value: np.ndarray) -> str:
+            weights.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+            return name
+
+        def op(op_type: str, inputs: list[str], output: str, **attributes) -> str:
+            domain = "com.microsoft" if op_type in ("MatMulNBits", "MultiHeadAttention",
+                                                    "Gelu") else ""
+            nodes.append(helper.make_node(op_type, inputs, [output], name=output,
+                                          domain=domain, **attributes))
+            return output
+
+        def matmul(x: str, w: np.ndarray, bias: np.ndarray, output: str) -> str:
+            rows, cols = w.shape  # x @ w
+            blocks = rows // _MATMUL_BLOCK
+            grouped = w.T.reshape(cols, blocks, _MATMUL_BLOCK)
+            scales = np.maximum(np.abs(grouped).max(axis=2), 1e-12) / 127.0
+            q = np.clip(np.rint(grouped / scales[:, :, None]), -127, 127)
+            packed = (q.astype(np.int16) + 128).astype(np.uint8)
+            return op("MatMulNBits", [x, weight(output + "_u8", packed),
+                                      weight(output + "_scales",
+                                             scales.astype(np.float32).reshape(-1)),
+                                      "", "", weight(output + "_bias", bias)], output,
+                      K=rows, N=cols, bits=8, block_size=_MATMUL_BLOCK, accuracy_level=4)
+
+        def layer_norm(x: str, pair: tuple, output: str) -> str:
+            return op("LayerNormalization", [x, weight(output + "_w", pair[0]),
+                                             weight(output + "_b", pair[1])],
+                      output, axis=-1, epsilon=float(_LAYER_NORM_EPS))
+
+        words = op("Gather", [weight("word_table", encoder.word), "input_ids"], "words")
+        places = op("Gather", [weight("position_table", encoder.position), "position_ids"],
+                    "places")
+        x = layer_norm(op("Add", [words, places], "embedded"), encoder.emb_ln, "embedded_norm")
+        hidden = encoder.hidden
+        split = weight("qkv_split", np.array([hidden] * 3, np.int64))
+        for i, layer in enumerate(encoder.layers):
+            qkv = matmul(x, layer["qkv_w"], layer["qkv_b"], f"qkv{i}")
+            nodes.append(helper.make_node("Split", [qkv, split], [f"q{i}", f"k{i}", f"v{i}"],
+                                          name=f"split{i}", axis=-1))
+            context = op("MultiHeadAttention",
+                         [f"q{i}", f"k{i}", f"v{i}", "", "", "attention_bias"],
+                         f"context{i}", num_heads=encoder.heads)
+            attended = matmul(context, layer["o_w"], layer["o_b"], f"attended{i}")
+            x = layer_norm(op("Add", [attended, x], f"attention_sum{i}"), layer["ln1"],
+                           f"attention_norm{i}")
+            up = op("Gelu", [matmul(x, layer["up_w"], layer["up_b"], f"up{i}")], f"gelu{i}")
+            down = matmul(up, layer["down_w"], layer["down_b"], f"down{i}")
+            x = layer_norm(op("Add", [down, x], f"output_sum{i}"), layer["ln2"],
+                           f"output_norm{i}")
+        inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "L"]),
+                  helper.make_tensor_value_info("position_ids", TensorProto.INT64, [1, "L"]),
+                  helper.make_tensor_value_info("attention_bias", TensorProto.FLOAT,
+                                                [1, encoder.heads, "L", "L"])]
+        outputs = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, "L", hidden])]
+        graph = helper.make_graph(nodes, "mpnet_int8", inputs, outputs, weights)
+        model = helper.make_model(graph, opset_imports=[
+            helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.enable_mem_pattern = False
+        self.session = onnxruntime.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"],
+            disabled_optimizers=["SkipLayerNormFusion"])
+        self.encoder = encoder
+        self.tokenizer = encoder.tokenizer
+        self.hidden = hidden
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.hidden), dtype=np.float32)
+        for row, encoding in enumerate(self.tokenizer.encode_batch(list(texts))):
+            ids = np.asarray([encoding.ids], dtype=np.int64)
+            length = ids.shape[1]
+            bias = self.encoder.relative_bias[
+                relative_position_buckets(length, self.encoder.num_buckets)]
+            hidden = self.session.run(None, {
+                "input_ids": ids,
+                "position_ids": np.arange(PAD_ID + 1, PAD_ID + 1 + length)[None],
+                "attention_bias": np.ascontiguousarray(bias.transpose(2, 0, 1)[None])})[0][0]
+            pooled = hidden.mean(axis=0)
+            out[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        return out
+
+
 def check() -> None:
     """What can be checked without a reference: paraphrases far above unrelated pairs, a padded
     batch equal to one text at a time, unit length, and the bucket table's known values."""
@@ -196,6 +300,8 @@ def check() -> None:
           f"min cosine {np.min(np.sum(batched * single, axis=1)):.6f}")
     norms = np.linalg.norm(batched, axis=1)
     print(f"norms: {norms.min():.6f}..{norms.max():.6f}")
+    int8 = MPNetInt8Query(encoder).encode(texts)
+    print(f"int8 onnxruntime vs float32: min cosine {np.min(np.sum(batched * int8, axis=1)):.5f}")
     for label, group, offset in (("paraphrase", pairs, 0), ("unrelated", unrelated, len(pairs))):
         cosines = [float(batched[2 * (offset + i)] @ batched[2 * (offset + i) + 1])
                    for i in range(len(group))]
