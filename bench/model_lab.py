@@ -265,8 +265,10 @@ def swap(capture: str, names: list[str]) -> None:
 
     The capture's keyword side is kept (candidates, shares, coverage, the spelling-corrected
     question); chunks, titles, leads (as `semantic.sync_embeddings` cuts them) and the question
-    as the portal embedded it are all embedded by the named model, float32. `minilm` is the
-    portal's model in float32 numpy (the capture's questions went through int8): the control.
+    as the portal embedded it are all embedded by the named model (articles by its passage
+    encoder, in float32; the question by its query encoder: int8 for `mpnet-int8`). `minilm`
+    is the portal's model in float32 numpy (the capture's questions went through int8): the
+    control.
     Each model is replayed with today's floors; with the lowest chunk floor (0.005 steps) at
     which no set answers more unrelated questions than today ("matched"; the other floors keep
     today's distances to it); and with floors re-set by the README's rule from that model's
