@@ -29,7 +29,9 @@ article has a learned question and those whose article has none); unrelated ques
 answered with nothing, today and with the lift. Then the same with 10% of the learned pairs
 pointing to a wrong article: "random" (any other article: mischief) and "neighbour" (the
 first article today's ranking gives it that does not answer it: a mis-click); and the
-ceiling: the learned half asked again word for word, with and without 10% mis-clicks.
+ceiling: the learned half asked again word for word, with and without 10% mis-clicks; and
+near repeats: the learned half learned as another customer might retype it (REWORDINGS:
+politer, a typo, wordier, a word shorter), asked as written.
 Last line: RESULT, each figure the mean over seeds, splits and both paths.
 """
 
@@ -121,11 +123,11 @@ def halves(data: dict, seed: int) -> tuple[list[int], list[int]]:
     return sorted(answerable[:middle]), sorted(answerable[middle:])
 
 
-def learned_pairs(data: dict, rows: list[int], noise: float, how: str, seed: int
-                  ) -> tuple[np.ndarray, np.ndarray, set[int]]:
+def learned_pairs(data: dict, rows: list[int], noise: float, how: str, seed: int,
+                  reworded: str | None = None) -> tuple[np.ndarray, np.ndarray, set[int]]:
     """(question vectors, article index per vector, articles confirmed right) of the
-    learned half: each question confirmed for its (first) article; a `noise` share of them
-    for a wrong one instead."""
+    learned half: each question (or its `reworded` form) confirmed for its (first) article;
+    a `noise` share of them for a wrong one instead."""
     articles = data["articles"]
     position = {int(a): i for i, a in enumerate(articles)}
     rng = random.Random(seed * 7919 + 1)
@@ -144,18 +146,19 @@ def learned_pairs(data: dict, rows: list[int], noise: float, how: str, seed: int
                                           if int(a) not in row["targets"]]))
         else:
             right.add(target)
-        vectors.append(row["suggest"]["vector"])
+        vectors.append(row["reworded"][reworded] if reworded else row["suggest"]["vector"])
         where.append(position[target])
     return (np.asarray(vectors, dtype=np.float32).reshape(-1, len(data["vectors"][0])),
             np.asarray(where, dtype=np.int64), right)
 
 
 def run(lab_data: dict, weight: float, floor: float, noise: float = 0.0, how: str = "random",
-        form: str = "floor", again: bool = False) -> dict:
+        form: str = "floor", again: bool = False, reworded: str | None = None) -> dict:
     """Per (set, seed, split, path): today's and the lifted figures per kind on the ranked
     half, figures under the best single ranker, moves down, unrelated answered with nothing.
     `again`: the learned half is asked again, word for word (the ceiling: repeated
-    questions), instead of the other half."""
+    questions), instead of the other half; with `reworded`, it was learned as reworded that
+    way (`reword`), and is asked as written."""
     out = {}
     for name, data in lab_data.items():
         articles = data["articles"]
@@ -165,7 +168,8 @@ def run(lab_data: dict, weight: float, floor: float, noise: float = 0.0, how: st
             for split, (taught, asked) in {"A->B": (first, second),
                                            "B->A": (second, first)}.items():
                 asked = taught if again else asked
-                vectors, where, right = learned_pairs(data, taught, noise, how, seed)
+                vectors, where, right = learned_pairs(data, taught, noise, how, seed,
+                                                      reworded)
                 variant = learned(weight, floor, vectors, where, form)
                 for path in PATHS:
                     ranks: dict = {}
@@ -209,6 +213,47 @@ def run(lab_data: dict, weight: float, floor: float, noise: float = 0.0, how: st
                         "unrelated_today": sum(empty_today) / len(empty_today),
                         "asked": len(asked), "covered": covered, "learned": len(taught)}
     return out
+
+
+def _swapped_letters(text: str) -> str:
+    """Two letters swapped in the middle of the longest word (a typo)."""
+    words = text.split()
+    at = max(range(len(words)), key=lambda i: len(words[i]))
+    word = words[at]
+    if len(word) >= 5:
+        middle = len(word) // 2
+        words[at] = word[:middle - 1] + word[middle] + word[middle - 1] + word[middle + 1:]
+    return " ".join(words)
+
+
+# The same question as another customer might type it again: a near repeat.
+REWORDINGS = {
+    "polite": lambda text: f"hello, {text}, thank you",
+    "typo": _swapped_letters,
+    "wordier": lambda text: f"i need some help please: {text}. what should i do?",
+    "first word dropped": lambda text: " ".join(text.split()[1:])
+    if len(text.split()) >= 4 else text,
+}
+
+
+def reword(lab_data: dict) -> None:
+    """row["reworded"][kind]: each answerable question's vector reworded each way, through
+    the portal's query encoder; prints how close each rewording stays to the question."""
+    from portal.search.embeddings import load_query_encoder
+
+    encoder = load_query_encoder(None, "numpy")
+    for name, data in lab_data.items():
+        rows = [r for r in data["rows"] if r["kind"] != sq.UNRELATED and "vector" in r["suggest"]]
+        for kind, change in REWORDINGS.items():
+            vectors = encoder.encode([change(r["text"]) for r in rows])
+            cosines = []
+            for row, vector in zip(rows, vectors, strict=True):
+                row.setdefault("reworded", {})[kind] = np.asarray(vector, dtype=np.float32)
+                cosines.append(float(vector @ row["suggest"]["vector"]))
+            cosines = np.asarray(cosines)
+            print(f"{name}: reworded '{kind}' (\"{change('how do i reset my password')}\"): "
+                  f"cosine with the question median {np.median(cosines):.3f}, 0.85 or more "
+                  f"{np.mean(cosines >= 0.85):.2f}, 0.75 or more {np.mean(cosines >= 0.75):.2f}")
 
 
 def neighbours(lab_data: dict) -> None:
@@ -303,6 +348,13 @@ def main() -> None:
     print(f"\nthe learned half asked again, word for word (the ceiling): {summary(again)}")
     again_noisy = run(data, weight, floor, args.noise, "neighbour", form=args.form, again=True)
     print(f"... with {args.noise:.0%} of them confirmed for a neighbour: {summary(again_noisy)}")
+    reword(data)
+    again_reworded = {}
+    for kind in REWORDINGS:
+        again_reworded[kind] = run(data, weight, floor, form=args.form, again=True,
+                                   reworded=kind)
+        print(f"the learned half learned reworded ({kind}), asked as written: "
+              f"{summary(again_reworded[kind])}")
 
     def mean(results: dict, name: str, index: int, label: str = "learned") -> float:
         values = [r["figures"][label, "all"][index] for k, r in results.items() if k[0] == name]
@@ -318,7 +370,9 @@ def main() -> None:
                    f"{name}_noisy_neighbour_r1={mean(noisy['neighbour'], name, 0):.3f}",
                    f"{name}_again_today_r1={mean(again, name, 0, 'today'):.3f}",
                    f"{name}_again_learned_r1={mean(again, name, 0):.3f}",
-                   f"{name}_again_neighbour_r1={mean(again_noisy, name, 0):.3f}"]
+                   f"{name}_again_neighbour_r1={mean(again_noisy, name, 0):.3f}",
+                   *(f"{name}_reworded_{kind.split()[0]}_r1={mean(result, name, 0):.3f}"
+                     for kind, result in again_reworded.items())]
     fields += [f"not_learned_down={sum(r['down']['not learned'] for r in clean.values())}",
                f"under_single_ranker={sum(r['under'] for r in clean.values())}",
                f"unrelated_empty_min={min(r['unrelated'] for r in clean.values()):.3f}"]
