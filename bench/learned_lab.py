@@ -18,7 +18,7 @@ article's; "above": weight * how much closer learned(a) is than the article's ow
 chunk or title, when learned(a) >= floor.
 
     python bench/fusion_lab.py capture /tmp/fusion.pkl
-    python bench/learned_lab.py /tmp/fusion.pkl                # the grid on Debian, then 0.1/0.6
+    python bench/learned_lab.py /tmp/fusion.pkl        # the grid on Debian, then the portal's
     python bench/learned_lab.py /tmp/fusion.pkl --form floor --weight 0.1 --floor 0.6 \
         --seeds 11,29,47                                        # one setting, three halvings
 
@@ -333,8 +333,8 @@ def main() -> None:
                 for floor in (0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85):
                     print(f"{form} weight {weight} floor {floor}: "
                           f"{summary(run(tuning, weight, floor, form=form))}")
-    weight = args.weight if args.weight is not None else 0.1
-    floor = args.floor if args.floor is not None else 0.6
+    weight = args.weight if args.weight is not None else semantic.LEARNED_WEIGHT
+    floor = args.floor if args.floor is not None else semantic.LEARNED_FLOOR
     print(f"\n{args.form} weight {weight} floor {floor}, both sets:")
     clean = run(data, weight, floor, form=args.form)
     print(summary(clean))
