@@ -97,6 +97,22 @@ def test_a_confirmed_deflection_teaches_its_question_once_per_customer(
 
 
 @SEMANTIC
+def test_without_javascript_the_checked_answers_teach_too(app, customer_client, customer, corpus):
+    article = corpus["offline"]
+    page = customer_client.post("/tickets/new", data={
+        "subject": "my printer says it is offline", "description": "", "check": "1",
+        "type": "incident", "form_key": "fk-nojs"}).get_data(as_text=True)
+    link = re.search(rf'href="(/tickets/new/suggestions/{article.id}\?[^"]*)"', page)
+    opened = customer_client.get(html.unescape(link.group(1))).get_data(as_text=True)
+    assert "<html" in opened
+    token = html.unescape(re.search(r'name="answered" value="([^"]*)"', opened).group(1))
+    assert _answer(customer_client, article.id, "fk-nojs", token).status_code == 200
+    row = db.session.scalars(select(LearnedQuestion)).one()
+    assert (row.question, row.article_id, row.customers) == (
+        "my printer says it is offline", article.id, 1)
+
+
+@SEMANTIC
 def test_a_forged_or_stale_token_learns_nothing_and_still_records_the_deflection(
         app, client, auth, make_user, customer, corpus, monkeypatch):
     question = "my printer says it is offline"
@@ -183,6 +199,8 @@ def test_an_admin_sees_and_forgets_a_learned_question(
     assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == lifted
     auth.login(admin.email)
     app.config["WTF_CSRF_ENABLED"] = True
+    status = client.get("/admin/search-status").get_data(as_text=True)
+    assert "/admin/search-status/learned" in status and "0.85" in status
     page = client.get("/admin/search-status/learned").get_data(as_text=True)
     assert question in page and ">1<" in page
     row = db.session.scalars(select(LearnedQuestion)).one()
