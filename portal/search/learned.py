@@ -22,6 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
+from portal.auth.models import Role
 from portal.db import utcnow
 from portal.extensions import db
 from portal.jobs import enqueue
@@ -48,9 +49,10 @@ def _serializer() -> URLSafeTimedSerializer:
 def answer_tokens(user, question: str, article_ids: Iterable[int], form_key: str
                   ) -> dict[int, str]:
     """Per suggested article, the token its "This answered my question" form carries: only
-    for a signed-in customer (a visitor counts for no one) and a question worth learning."""
+    for a signed-in customer (a visitor counts for no one, staff trying the form teach
+    nothing) and a question worth learning."""
     question = normalise(question)
-    if user is None or not question:
+    if user is None or user.role != Role.CUSTOMER or not question:
         return {}
     serializer = _serializer()
     return {article_id: serializer.dumps({"q": question, "a": article_id,
