@@ -66,7 +66,6 @@ def forget_learned_question(learned_id: int):
     if not learned.forget(learned_id):
         abort(404)
     db.session.commit()
-    learned.forgotten()
     flash("Forgotten: that question no longer lifts its article, and will not be learned "
           "again.", "success")
     return redirect(url_for("admin.learned_questions", page=request.form.get("page", type=int)),

@@ -267,9 +267,6 @@ class LearnedQuestion(Base):
     customers: Mapped[int] = mapped_column(Integer, default=0)  # distinct, each counted once
     vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     model: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    # Bumped by every change the ranking reads (vector written, forgotten): with the row
-    # count and the highest id, what processes compare to know they must reload.
-    revision: Mapped[int] = mapped_column(Integer, default=0)
     forgotten_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     confirmed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

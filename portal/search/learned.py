@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
 from portal.auth.models import Role
+from portal.cluster import changes
 from portal.db import utcnow
 from portal.extensions import db
 from portal.jobs import enqueue
@@ -79,7 +80,7 @@ def learn(user, token: str, article: Article, form_key: str) -> LearnedQuestion 
     session = db.session
     created = session.execute(_insert_ignoring_duplicates(
         session, LearnedQuestion.__table__,
-        {"article_id": article.id, "question": question, "customers": 0, "revision": 0,
+        {"article_id": article.id, "question": question, "customers": 0,
          "created_at": utcnow(), "confirmed_at": utcnow()}))
     row = session.scalar(select(LearnedQuestion).where(
         LearnedQuestion.article_id == article.id, LearnedQuestion.question == question))
@@ -125,11 +126,9 @@ def embed(ids: list[int] | None = None) -> int:
             db.session.execute(
                 update(LearnedQuestion)
                 .where(LearnedQuestion.id == row.id, LearnedQuestion.forgotten_at.is_(None))
-                .values(vector=np.asarray(vector, dtype=np.float32).tobytes(), model=MODEL_ID,
-                        revision=LearnedQuestion.revision + 1))
+                .values(vector=np.asarray(vector, dtype=np.float32).tobytes(), model=MODEL_ID))
+        changes.record(changes.LEARNED)
         db.session.commit()
-    if rows:
-        semantic.learned_changed()
     return len(rows)
 
 
@@ -139,15 +138,10 @@ def forget(learned_id: int) -> bool:
     done = db.session.execute(
         update(LearnedQuestion)
         .where(LearnedQuestion.id == learned_id, LearnedQuestion.forgotten_at.is_(None))
-        .values(forgotten_at=utcnow(), vector=None, revision=LearnedQuestion.revision + 1))
+        .values(forgotten_at=utcnow(), vector=None))
+    if done.rowcount:
+        changes.record(changes.LEARNED)
     return bool(done.rowcount)
-
-
-def forgotten() -> None:
-    """After the caller committed `forget`: this process ranks without it at once."""
-    from portal.search import semantic
-
-    semantic.learned_changed()
 
 
 def count() -> int:

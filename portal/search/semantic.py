@@ -37,6 +37,7 @@ import numpy as np
 from flask import current_app, has_request_context
 from sqlalchemy import delete, func, select
 
+from portal.cluster import changes
 from portal.extensions import db
 from portal.kb.markdown import plain_text
 from portal.kb.models import Article, ArticleEmbedding, ArticleStatus, LearnedQuestion
@@ -792,45 +793,28 @@ def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
 class _Learned:
     """This process's confirmed questions' vectors and their articles (replaced as one)."""
 
-    signature: tuple
-    checked_at: float
+    version: int
     vectors: np.ndarray
     article_ids: np.ndarray
 
 
-def learned_signature() -> tuple | None:
-    """The learned questions' (count, max id, sum of revisions): changes with every row
-    added, removed (an article deleted), given its vector or forgotten; re-read at most once
-    per SIGNATURE_TTL (a scan of a few thousand small index entries)."""
+def learned_signature() -> int:
+    """Which learned questions this process ranks with: the change feed's count of their
+    changes (a vector written, one forgotten; portal/cluster/changes.py: nothing is read
+    while nothing changed), the vectors read again when it moves. Rows of a deleted article
+    go without a change noted: their article is never a candidate again."""
+    version = changes.version(changes.LEARNED)
     learned = current_app.extensions.get("portal_learned_questions")
-    now = time.monotonic()
-    if learned is not None and now - learned.checked_at <= SIGNATURE_TTL:
-        return learned.signature
-    signature = tuple(db.session.execute(
-        select(func.count(LearnedQuestion.id), func.max(LearnedQuestion.id),
-               func.coalesce(func.sum(LearnedQuestion.revision), 0))).one())
-    if learned is None or learned.signature != signature:
+    if learned is None or learned.version != version:
         rows = db.session.execute(
             select(LearnedQuestion.article_id, LearnedQuestion.vector)
             .where(LearnedQuestion.forgotten_at.is_(None), LearnedQuestion.model == MODEL_ID,
                    LearnedQuestion.vector.is_not(None))).all()
         vectors = np.frombuffer(b"".join(row.vector for row in rows), dtype=np.float32) \
             .reshape(len(rows), DIMENSIONS)
-        learned = _Learned(signature, now, vectors,
-                           np.asarray([row.article_id for row in rows], dtype=np.int64))
-    else:
-        learned = _Learned(signature, now, learned.vectors, learned.article_ids)
-    current_app.extensions["portal_learned_questions"] = learned
-    return signature
-
-
-def learned_changed() -> None:
-    """This process wrote learned questions: re-read the signature at once (others within
-    SIGNATURE_TTL)."""
-    learned = current_app.extensions.get("portal_learned_questions")
-    if learned is not None:
         current_app.extensions["portal_learned_questions"] = _Learned(
-            learned.signature, float("-inf"), learned.vectors, learned.article_ids)
+            version, vectors, np.asarray([row.article_id for row in rows], dtype=np.int64))
+    return version
 
 
 def learned_cosines(text: str, article_ids: list[int]) -> dict[int, float]:

@@ -23,7 +23,6 @@ def upgrade():
         sa.Column("customers", sa.Integer(), nullable=False),
         sa.Column("vector", sa.LargeBinary(), nullable=True),
         sa.Column("model", sa.String(length=80), nullable=True),
-        sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("forgotten_at", sa.DateTime(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("confirmed_at", sa.DateTime(), nullable=False),
