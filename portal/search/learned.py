@@ -51,14 +51,15 @@ def answer_tokens(user, question: str, article_ids: Iterable[int], form_key: str
                   ) -> dict[int, str]:
     """Per suggested article, the token its "This answered my question" form carries: only
     for a signed-in customer (a visitor counts for no one, staff trying the form teach
-    nothing) and a question worth learning."""
+    nothing) and a question worth learning. One token names all the panel's articles
+    (signed once: the panel is rendered on every pause in typing)."""
     question = normalise(question)
-    if user is None or user.role != Role.CUSTOMER or not question:
+    article_ids = list(article_ids)
+    if user is None or user.role != Role.CUSTOMER or not question or not article_ids:
         return {}
-    serializer = _serializer()
-    return {article_id: serializer.dumps({"q": question, "a": article_id,
-                                          "f": form_key[:64], "u": user.id})
-            for article_id in article_ids}
+    token = _serializer().dumps({"q": question, "a": article_ids, "f": form_key[:64],
+                                 "u": user.id})
+    return dict.fromkeys(article_ids, token)
 
 
 def learn(user, token: str, article: Article, form_key: str) -> LearnedQuestion | None:
@@ -71,8 +72,9 @@ def learn(user, token: str, article: Article, form_key: str) -> LearnedQuestion 
         claim = _serializer().loads(token, max_age=TOKEN_MAX_AGE)
     except BadSignature:  # includes an expired one
         return None
-    if not isinstance(claim, dict) or claim.get("u") != user.id \
-            or claim.get("a") != article.id or claim.get("f") != form_key[:64]:
+    if not isinstance(claim, dict) or not isinstance(claim.get("a"), list) \
+            or claim.get("u") != user.id or article.id not in claim["a"] \
+            or claim.get("f") != form_key[:64]:
         return None
     question = normalise(str(claim.get("q", "")))
     if not question:
