@@ -4,10 +4,10 @@ When a signed-in customer clicks "This answered my question" on an article the p
 suggested for their question, the (question, article) pair is kept, each customer counted
 once; its vector is computed by a job. The ranking (semantic.learned_cosines, fuse) lifts
 that article when the same question is asked again in nearly the same words. The question
-is never taken from what the browser posts: the suggestion panel hands each suggested
-article a token the app signed, naming the question the server suggested it for, the
-article, the form and the customer; a bad or stale token still records the deflection, and
-learns nothing (bench/data/README.md, eleventh round).
+is never taken from what the browser posts: the suggestion panel hands its articles a token
+the app signed, naming the question the server suggested them for, those articles, the form
+and the customer; a bad or stale token still records the deflection, and learns nothing
+(bench/data/README.md, eleventh round).
 """
 
 from __future__ import annotations
