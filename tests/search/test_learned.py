@@ -228,3 +228,13 @@ def test_an_admin_sees_and_forgets_a_learned_question(
     assert db.session.get(LearnedQuestion, row.id).customers == 1
     assert learned.count() == 0
 
+
+
+@SEMANTIC
+def test_a_deleted_articles_learned_questions_go(app, customer, corpus, run_jobs):
+    _teach(customer, "my printer says it is offline", corpus["offline"])
+    run_jobs()
+    db.session.delete(corpus["offline"])
+    db.session.commit()
+    assert db.session.scalars(select(LearnedQuestion)).all() == []
+    assert db.session.scalars(select(LearnedConfirmation)).all() == []
