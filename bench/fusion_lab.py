@@ -54,11 +54,12 @@ def capture(path: str, backend: str = "whoosh") -> None:
         seen.update(text=text, vector=semantic.embed_query(semantic.query_encoder(), text))
         return real[2](text, audience, generation, limit)
 
-    def fuse(keyword, nearest_, coverage, *, shares, corrected=False, titles=None):
+    def fuse(keyword, nearest_, coverage, *, shares, corrected=False, titles=None,
+             learned=None):
         semantic.clears_floor = real[0]  # the real gate decides what is shown
         try:
             return real[1](keyword, nearest_, coverage, shares=shares, corrected=corrected,
-                           titles=titles)
+                           titles=titles, learned=learned)
         finally:
             semantic.clears_floor = lambda *_a, **_k: False
             seen.update(keyword=list(keyword), coverage=coverage, shares=dict(shares),

@@ -1,14 +1,23 @@
-"""Admin: is search running hybrid or keyword-only, and are the embeddings caught up?"""
+"""Admin: is search running hybrid or keyword-only, are the embeddings caught up, and what
+did suggestions learn from customers?"""
 
-from flask import render_template
+from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from portal.admin import bp
 from portal.auth.views import admin_required
+from portal.converters import parse_page
 from portal.extensions import db
+from portal.forms import PortalForm
 from portal.kb.models import Article, ArticleEmbedding, ArticleStatus, IndexQueue
-from portal.search import semantic
+from portal.search import learned, semantic
 from portal.search.embeddings import MODEL_ID, WEIGHTS_SHA256
+
+LEARNED_PER_PAGE = 50
+
+
+class ForgetForm(PortalForm):
+    """CSRF only: "Forget" one learned question."""
 
 
 @bp.route("/search-status")
@@ -32,4 +41,32 @@ def search_status():
         chunks=chunks,
         queued=db.session.scalar(select(func.count(IndexQueue.article_id))),
         ranking=semantic.ranking_settings(),
+        learned_count=learned.count(),
     )
+
+
+@bp.route("/search-status/learned")
+@admin_required
+def learned_questions():
+    """The questions customers confirmed an article answered, newest first."""
+    number = parse_page(request.args.get("page"))
+    total = learned.count()
+    pages = max(1, -(-total // LEARNED_PER_PAGE))
+    rows = learned.page(min(number, pages), LEARNED_PER_PAGE)
+    return render_template("admin/learned_questions.html", rows=rows, total=total,
+                           page=min(number, pages), pages=pages, form=ForgetForm(),
+                           ranking=semantic.ranking_settings())
+
+
+@bp.route("/search-status/learned/<int:learned_id>/forget", methods=["POST"])
+@admin_required
+def forget_learned_question(learned_id: int):
+    if not ForgetForm().validate_on_submit():
+        abort(400)
+    if not learned.forget(learned_id):
+        abort(404)
+    db.session.commit()
+    flash("Forgotten: that question no longer lifts its article, and will not be learned "
+          "again.", "success")
+    return redirect(url_for("admin.learned_questions", page=request.form.get("page", type=int)),
+                    code=303)

@@ -39,6 +39,7 @@ KEEP = timedelta(hours=1)  # rows older than this are pruned by a scheduled job
 
 KB = "kb"  # articles, sections, categories: search caches and visibility masks
 EMBEDDINGS = "embeddings"
+LEARNED = "learned"  # questions customers confirmed an article answered (portal/search/learned.py)
 SETTINGS = "settings"
 
 

@@ -247,3 +247,41 @@ class ArticleEmbedding(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(80))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LearnedQuestion(Base):
+    """A question customers confirmed an article answered ("This answered my question" on a
+    suggestion the portal made for that question): the article is lifted for the same
+    question asked again in nearly the same words (semantic.LEARNED_WEIGHT). One row per
+    (normalised question, article); `vector` is computed by a job (None until then). A row
+    an admin forgot stays, without its vector, so that the pair is never learned again."""
+
+    __tablename__ = "learned_questions"
+    __table_args__ = (UniqueConstraint("question", "article_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    question: Mapped[str] = mapped_column(String(300))
+    customers: Mapped[int] = mapped_column(Integer, default=0)  # distinct, each counted once
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    model: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    forgotten_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    confirmed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    article: Mapped[Article] = relationship()
+
+
+class LearnedConfirmation(Base):
+    """One customer's confirmation of a learned question: a customer counts once."""
+
+    __tablename__ = "learned_confirmations"
+
+    learned_question_id: Mapped[int] = mapped_column(
+        ForeignKey("learned_questions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

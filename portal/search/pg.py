@@ -520,8 +520,10 @@ def hybrid_page(parsed: PgQuery, audience: Audience, category_id: int | None, *,
         if as_typed.ranked:
             coverage = as_typed.shares[as_typed.ranked[0][0]]
     keyword = sorted(((a, candidates.scores[a]) for a, _s in keyword), key=lambda pair: -pair[1])
+    learned = {} if instant else semantic.learned_cosines(  # whole questions only
+        meaning, [a for a, _s in nearest + keyword])
     fused = semantic.fuse(keyword, nearest, coverage, shares=candidates.shares,
-                          corrected=bool(fixes), titles=titles)
+                          corrected=bool(fixes), titles=titles, learned=learned)
     if not fused:
         return [], 0
     where, params = _visible(audience, category_id)

@@ -466,8 +466,10 @@ def rank_hybrid(store, keyword_query: wq.Query | None, typed_query: wq.Query | N
     shares = {article_id: held[doc.docnum] for article_id, doc in keyword.items()}
     ranked_keyword = [(article_id, doc.score) for article_id, doc in keyword.items()]
     docs = []
+    learned = {} if instant else semantic.learned_cosines(  # whole questions only
+        text, [a for a, _s in nearest] + list(keyword))
     for article_id in semantic.fuse(ranked_keyword, nearest, coverage, corrected=corrected,
-                                    shares=shares, titles=titles):
+                                    shares=shares, titles=titles, learned=learned):
         doc = keyword.get(article_id)
         if doc is None:
             docnum = docnum_of(store, searcher, article_id)

@@ -37,9 +37,10 @@ import numpy as np
 from flask import current_app, has_request_context
 from sqlalchemy import delete, func, select
 
+from portal.cluster import changes
 from portal.extensions import db
 from portal.kb.markdown import plain_text
-from portal.kb.models import Article, ArticleEmbedding, ArticleStatus
+from portal.kb.models import Article, ArticleEmbedding, ArticleStatus, LearnedQuestion
 from portal.search import cells as cells_module
 from portal.search import model_service
 from portal.search.audience import VISIBLE_TO, Audience
@@ -787,6 +788,62 @@ def title_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
     return dict(zip(wanted[found].tolist(), scores.tolist(), strict=True))
 
 
+# --- learned questions --------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Learned:
+    """This process's confirmed questions' vectors and their articles (replaced as one)."""
+
+    version: int
+    vectors: np.ndarray
+    article_ids: np.ndarray
+
+
+def learned_signature() -> int:
+    """Which learned questions this process ranks with: the change feed's count of their
+    changes (a vector written, one forgotten; portal/cluster/changes.py: nothing is read
+    while nothing changed), the vectors read again when it moves. Rows of a deleted article
+    go without a change noted: their article is never a candidate again."""
+    version = changes.version(changes.LEARNED)
+    learned = current_app.extensions.get("portal_learned_questions")
+    if learned is None or learned.version != version:
+        rows = db.session.execute(
+            select(LearnedQuestion.article_id, LearnedQuestion.vector)
+            .where(LearnedQuestion.forgotten_at.is_(None), LearnedQuestion.model == MODEL_ID,
+                   LearnedQuestion.vector.is_not(None))).all()
+        vectors = np.frombuffer(b"".join(row.vector for row in rows), dtype=np.float32) \
+            .reshape(len(rows), DIMENSIONS)
+        current_app.extensions["portal_learned_questions"] = _Learned(
+            version, vectors, np.asarray([row.article_id for row in rows], dtype=np.int64))
+    return version
+
+
+def learned_cosines(text: str, article_ids: list[int]) -> dict[int, float]:
+    """Per candidate article with confirmed questions, the question's cosine with the
+    closest of them. Nothing to compute when no question was learned; only candidates are
+    read, so an article the asker may not see is never among them."""
+    enc = query_encoder()
+    if enc is None or not LEARNED_WEIGHT or not article_ids:
+        return {}
+    learned_signature()
+    learned = current_app.extensions["portal_learned_questions"]
+    if not len(learned.article_ids):
+        return {}
+    wanted = np.isin(learned.article_ids, np.asarray(article_ids, dtype=np.int64))
+    if not wanted.any():
+        return {}
+    with single_threaded_blas():
+        try:
+            query = embed_query(enc, text)
+        except ModelUnavailable:
+            return {}
+        scores = learned.vectors[wanted] @ query
+    best: dict[int, float] = {}
+    for article_id, score in zip(learned.article_ids[wanted].tolist(), scores.tolist(),
+                                 strict=True):
+        best[article_id] = max(score, best.get(article_id, -1.0))
+    return best
+
+
 # --- fusing keyword and meaning -----------------------------------------------------------
 # Chosen with bench/search_quality.py (bench/data/README.md). An article's score is its best
 # chunk's cosine plus KEYWORD_ALPHA times the share of the question's words (idf-weighted) it
@@ -836,6 +893,19 @@ TITLE_FLOOR = 0.27
 KEYWORD_COVERAGE = 0.75
 # A meaning-only candidate must be at least this close to be shown.
 ITEM_FLOOR = 0.25
+# A question customers confirmed an article answered (portal/search/learned.py) lifts that
+# article, if it is already a candidate, by LEARNED_WEIGHT x max(cosine - LEARNED_FLOOR, 0) /
+# (1 - LEARNED_FLOOR), the cosine being the question's with the closest confirmed question.
+# Only near repeats: on the development sets, a question's closest other question is about
+# its own article less often than the ranking puts that article first, and lower floors
+# moved questions in new wording down (Debian right-first .820 -> .811 at 0.6, weight 0.1);
+# from 0.85 new wording ranks as before on both sets, while questions asked again reworded
+# (politer, wordier, a word shorter, a typo) rank right first .870-.919 against .820
+# (Debian) and .903-.956 against .858 (Python); with 10% of confirmations mis-clicks,
+# word-for-word repeats still .909 and .908 (bench/learned_lab.py; bench/data/README.md,
+# eleventh round). A learned question never adds an article and never moves a floor.
+LEARNED_WEIGHT = 0.3
+LEARNED_FLOOR = 0.85
 _KEYWORD_SYNTAX = re.compile(r'["*]|\w\?\w|\b(?:AND|OR|NOT)\b')
 
 
@@ -852,7 +922,7 @@ def mode() -> str:
 
 def signature() -> tuple | None:
     """Changes whenever stored vectors change, or the model becomes ready (result cache keys)."""
-    return (_signature(), ready()) if enabled() else None
+    return (_signature(), learned_signature(), ready()) if enabled() else None
 
 
 def still_ranks_as(cached_as, hybrid: bool) -> bool:
@@ -868,7 +938,8 @@ def ranking_settings() -> dict:
     return {"chunk_words": CHUNK_WORDS, "keyword_alpha": KEYWORD_ALPHA,
             "title_weight": TITLE_WEIGHT, "title_floor": TITLE_FLOOR,
             "query_floor": QUERY_FLOOR, "corrected_floor": CORRECTED_QUERY_FLOOR,
-            "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR}
+            "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR,
+            "learned_weight": LEARNED_WEIGHT, "learned_floor": LEARNED_FLOOR}
 
 
 def clears_floor(nearest: list[tuple[int, float]], corrected: bool = False,
@@ -884,9 +955,11 @@ def clears_floor(nearest: list[tuple[int, float]], corrected: bool = False,
 
 def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
          keyword_coverage: float, *, shares: dict[int, float], corrected: bool = False,
-         titles: dict[int, float] | None = None) -> list[int]:
+         titles: dict[int, float] | None = None,
+         learned: dict[int, float] | None = None) -> list[int]:
     """Article ids, best first: cosine, raised toward a closer title (see TITLE_WEIGHT),
-    plus a keyword bonus (see KEYWORD_ALPHA).
+    plus a keyword bonus (see KEYWORD_ALPHA), plus a lift for a question customers
+    confirmed the article answered (`learned`: `learned_cosines`; see LEARNED_WEIGHT).
 
     `keyword` is (article id, BM25 score) best first, `nearest` (article id, cosine) best
     first; `keyword_coverage` is how much of the query, as typed, the best keyword match
@@ -900,16 +973,18 @@ def fuse(keyword: list[tuple[int, float]], nearest: list[tuple[int, float]],
     if not by_meaning and keyword_coverage < KEYWORD_COVERAGE:  # nothing here answers it
         return []
     if mode() == "semantic":  # meaning alone, measured as the model ranks: chunks only
-        keyword, titles = [], None
+        keyword, titles, learned = [], None, None
     if nearest and not by_meaning:
         return [article_id for article_id, _score in keyword]
-    titles = titles or {}
+    titles, learned = titles or {}, learned or {}
     cosine = dict(nearest)
     weakest = nearest[-1][1] if nearest else 0.0  # a keyword match outside the nearest list
 
     def meaning(article_id: int) -> float:
         chunk = cosine.get(article_id, weakest)
-        return chunk + TITLE_WEIGHT * max(titles.get(article_id, chunk) - chunk, 0.0)
+        return chunk + TITLE_WEIGHT * max(titles.get(article_id, chunk) - chunk, 0.0) \
+            + LEARNED_WEIGHT * max(learned.get(article_id, 0.0) - LEARNED_FLOOR, 0.0) \
+            / (1.0 - LEARNED_FLOOR)
 
     best_keyword = keyword[0][1] if keyword and keyword[0][1] > 0 else 1.0
     scores = {article_id: meaning(article_id)

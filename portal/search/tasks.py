@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from portal.jobs import job, scheduled
-from portal.search import semantic
+from portal.search import learned, semantic
 from portal.search.queue import INDEX_JOB, process_all
 
 
@@ -13,9 +13,17 @@ def update_index(_payload: dict) -> None:
     process_all()
 
 
+@job(learned.VECTOR_JOB, max_attempts=10, base_delay=5.0, max_delay=300.0)
+def embed_learned_question(payload: dict) -> None:
+    """The vector of a question a customer just confirmed (the catch-up retries any left)."""
+    learned.embed([int(payload["id"])])
+
+
 @scheduled("search.catch-up", every=timedelta(minutes=1))
 def catch_up() -> None:
-    """Whatever a failed run left queued, and published articles still without vectors."""
+    """Whatever a failed run left queued, published articles still without vectors, and
+    learned questions still without theirs (model missing when they were confirmed)."""
     process_all()
     if semantic.enabled():
         semantic.sync_embeddings(semantic.missing_article_ids(semantic.MISSING_PER_RUN))
+        learned.embed()

@@ -13,12 +13,13 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.kb.markdown import plain_text
 from portal.kb.models import Article, ArticleStatus
-from portal.search import Audience, Hit, audience_for, suggest_articles
+from portal.search import Audience, Hit, audience_for, learned, suggest_articles
 from portal.search.audience import VISIBLE_TO
 from portal.tickets.models import SuggestionEvent
 
 SUGGESTION_LIMIT = 5
 MIN_QUERY_CHARS = 4
+ANSWER_TOKEN_CHARS = 2048  # a signed question of up to 300 characters fits in ~600
 
 
 def customer_audience(user) -> Audience:
@@ -109,6 +110,18 @@ def _insert_event(_dialect: str):
     row = select(*(bindparam(name, type_=columns[name].type) for name in _EVENT_COLUMNS))
     return insert(SuggestionEvent.__table__).from_select(
         _EVENT_COLUMNS, db.without_waiting_for_disk(row))
+
+
+def answer_tokens(user, query: str, hits: list[Hit], form_key: str) -> dict[int, str]:
+    """Per suggested article, what its "This answered my question" form carries so that the
+    portal may learn the question it suggested the article for (portal/search/learned.py)."""
+    return learned.answer_tokens(user, query, [h.article_id for h in hits], form_key)
+
+
+def learn_answered(user, token: str, article: Article, form_key: str) -> None:
+    """Learn the question a deflection's token names, in the caller's transaction; a bad or
+    stale token learns nothing (the deflection itself is recorded all the same)."""
+    learned.learn(user, token, article, form_key)
 
 
 def visible_article(article_id: int, user) -> Article | None:

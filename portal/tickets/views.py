@@ -79,10 +79,11 @@ def _follow_up_source(reference: str | None) -> tuple[Ticket | None, Viewer | No
     return get_ticket_or_404(reference)
 
 
-def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200, known=()):
+def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200, known=(),
+                answered=None):
     return render_template(
         "tickets/new.html", form=form, hits=hits or [], follow_up=follow_up, known=known,
-        upload_hint=_upload_hint(), visitor=_signed_in_user() is None,
+        upload_hint=_upload_hint(), visitor=_signed_in_user() is None, answered=answered or {},
     ), status
 
 
@@ -139,7 +140,9 @@ def new():
             user, form.subject.data or "", form.description.data or ""
         )
         suggestions.record_impressions(form.form_key.data, query, hits)
-        return _render_new(form, hits, follow_up, known=_known_issues(query))
+        return _render_new(form, hits, follow_up, known=_known_issues(query),
+                           answered=suggestions.answer_tokens(user, query, hits,
+                                                              form.form_key.data or ""))
     if not form.validate_on_submit():
         return _render_new(form, follow_up=follow_up, status=_invalid() if form.errors else 200)
 
@@ -219,7 +222,9 @@ def suggest():
     )
     suggestions.record_impressions(form_key, query, hits)
     return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
-                           known=_known_issues(query))
+                           known=_known_issues(query),
+                           answered=suggestions.answer_tokens(_signed_in_user(), query, hits,
+                                                              form_key))
 
 
 @bp.route("/new/suggestions/<int:article_id>")
@@ -233,6 +238,7 @@ def suggestion(article_id):
     template = "tickets/_suggestion.html" if htmx else "tickets/suggestion.html"
     return render_template(
         template, article=article, form_key=form_key, form=ActionForm(),
+        answered=request.args.get("answered", "")[:suggestions.ANSWER_TOKEN_CHARS],
         article_url=suggestions.article_url(article), preview=suggestions.preview_text(article),
     )
 
@@ -246,9 +252,11 @@ def deflected(article_id):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    suggestions.record(
-        kind="deflected", form_key=request.form.get("form_key", "")[:64], article_ids=[article.id]
-    )
+    form_key = request.form.get("form_key", "")[:64]
+    suggestions.record(kind="deflected", form_key=form_key, article_ids=[article.id])
+    suggestions.learn_answered(
+        _signed_in_user(), request.form.get("answered", "")[:suggestions.ANSWER_TOKEN_CHARS],
+        article, form_key)
     db.session.commit()
     return render_template(
         "tickets/answered.html", article=article, article_url=suggestions.article_url(article)
