@@ -28,6 +28,8 @@ from portal.db import utcnow
 from portal.extensions import db
 from portal.jobs import enqueue
 from portal.kb.models import Article, LearnedConfirmation, LearnedQuestion
+from portal.search import semantic
+from portal.search.embeddings import MODEL_ID
 
 log = logging.getLogger(__name__)
 
@@ -62,42 +64,46 @@ def answer_tokens(user, question: str, article_ids: Iterable[int], form_key: str
     return dict.fromkeys(article_ids, token)
 
 
-def learn(user, token: str, article: Article, form_key: str) -> LearnedQuestion | None:
+def learn(user, token: str, article: Article, form_key: str) -> None:
     """Keep the pair the token names, in the caller's transaction, when the token is the
-    app's, fresh, and names this customer, article and form; None otherwise (and for a pair
-    an admin forgot). A customer counts once; a new pair's vector is left to a job."""
+    app's, fresh, and names this customer, article and form (and not for a pair an admin
+    forgot). A customer counts once; a new pair's vector is left to a job."""
     if user is None or not token:
-        return None
+        return
     try:
         claim = _serializer().loads(token, max_age=TOKEN_MAX_AGE)
     except BadSignature:  # includes an expired one
-        return None
+        return
     if not isinstance(claim, dict) or not isinstance(claim.get("a"), list) \
             or claim.get("u") != user.id or article.id not in claim["a"] \
             or claim.get("f") != form_key[:64]:
-        return None
+        return
     question = normalise(str(claim.get("q", "")))
     if not question:
-        return None
+        return
     session = db.session
     created = session.execute(_insert_ignoring_duplicates(
         session, LearnedQuestion.__table__,
         {"article_id": article.id, "question": question, "customers": 0,
          "created_at": utcnow(), "confirmed_at": utcnow()}))
-    row = session.scalar(select(LearnedQuestion).where(
-        LearnedQuestion.article_id == article.id, LearnedQuestion.question == question))
+    # Columns, not the entity: what the database holds now, whatever the session remembers.
+    row = session.execute(select(
+        LearnedQuestion.id, LearnedQuestion.customers, LearnedQuestion.forgotten_at,
+        LearnedQuestion.vector.is_not(None).label("embedded"),
+    ).where(LearnedQuestion.article_id == article.id,
+            LearnedQuestion.question == question)).one_or_none()
     if row is None or row.forgotten_at is not None:
-        return None
+        return
     confirmed = session.execute(_insert_ignoring_duplicates(
         session, LearnedConfirmation.__table__,
         {"learned_question_id": row.id, "user_id": user.id, "created_at": utcnow()}))
     if confirmed.rowcount:
         session.execute(update(LearnedQuestion).where(LearnedQuestion.id == row.id).values(
             customers=LearnedQuestion.customers + 1, confirmed_at=utcnow()))
+        if row.customers + 1 == semantic.LEARNED_MIN_CUSTOMERS and row.embedded:
+            changes.record(changes.LEARNED)  # it starts to rank now (else its vector's job)
     if created.rowcount:
         enqueue(VECTOR_JOB, {"id": row.id})
-    session.refresh(row)
-    return row
 
 
 def _insert_ignoring_duplicates(session, table, values: dict):
@@ -108,9 +114,6 @@ def _insert_ignoring_duplicates(session, table, values: dict):
 def embed(ids: list[int] | None = None) -> int:
     """Compute the vectors still missing (of `ids`, or of all); returns how many. Outside
     any request: the job and the scheduled catch-up."""
-    from portal.search import semantic
-    from portal.search.embeddings import MODEL_ID
-
     encoder = semantic.query_encoder()
     if encoder is None:
         return 0

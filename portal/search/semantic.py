@@ -809,7 +809,8 @@ def learned_signature() -> int:
         rows = db.session.execute(
             select(LearnedQuestion.article_id, LearnedQuestion.vector)
             .where(LearnedQuestion.forgotten_at.is_(None), LearnedQuestion.model == MODEL_ID,
-                   LearnedQuestion.vector.is_not(None))).all()
+                   LearnedQuestion.vector.is_not(None),
+                   LearnedQuestion.customers >= LEARNED_MIN_CUSTOMERS)).all()
         vectors = np.frombuffer(b"".join(row.vector for row in rows), dtype=np.float32) \
             .reshape(len(rows), DIMENSIONS)
         current_app.extensions["portal_learned_questions"] = _Learned(
@@ -906,6 +907,10 @@ ITEM_FLOOR = 0.25
 # eleventh round). A learned question never adds an article and never moves a floor.
 LEARNED_WEIGHT = 0.3
 LEARNED_FLOOR = 0.85
+# ... and acts once this many customers confirmed it: one account alone cannot put an
+# article of its choice first for everyone who asks the same thing (an admin's "Forget"
+# remains for what several get wrong).
+LEARNED_MIN_CUSTOMERS = 2
 _KEYWORD_SYNTAX = re.compile(r'["*]|\w\?\w|\b(?:AND|OR|NOT)\b')
 
 
@@ -939,7 +944,8 @@ def ranking_settings() -> dict:
             "title_weight": TITLE_WEIGHT, "title_floor": TITLE_FLOOR,
             "query_floor": QUERY_FLOOR, "corrected_floor": CORRECTED_QUERY_FLOOR,
             "keyword_coverage": round(KEYWORD_COVERAGE * 100), "item_floor": ITEM_FLOOR,
-            "learned_weight": LEARNED_WEIGHT, "learned_floor": LEARNED_FLOOR}
+            "learned_weight": LEARNED_WEIGHT, "learned_floor": LEARNED_FLOOR,
+            "learned_customers": LEARNED_MIN_CUSTOMERS}
 
 
 def clears_floor(nearest: list[tuple[int, float]], corrected: bool = False,

@@ -60,12 +60,19 @@ def _answer(client, article_id: int, form_key: str, token: str):
                        data={"form_key": form_key, "answered": token})
 
 
-def _teach(user, question: str, article, form_key: str = "fk-teach") -> None:
-    """A pair as the deflection would keep it (the token made by the app), its vector
-    computed by the job."""
-    token = learned.answer_tokens(user, question, [article.id], form_key)[article.id]
-    learned.learn(user, token, article, form_key)
-    db.session.commit()
+def _teach(users, question: str, article, form_key: str = "fk-teach") -> None:
+    """A pair as each user's deflection would keep it (the token made by the app); its vector
+    is computed by the job."""
+    for user in users:
+        token = learned.answer_tokens(user, question, [article.id], form_key)[article.id]
+        learned.learn(user, token, article, form_key)
+        db.session.commit()
+
+
+@pytest.fixture
+def customers(customer, make_user):
+    """Enough customers for a learned question to act (semantic.LEARNED_MIN_CUSTOMERS)."""
+    return [customer, *(make_user() for _ in range(semantic.LEARNED_MIN_CUSTOMERS - 1))]
 
 
 @SEMANTIC
@@ -147,14 +154,15 @@ def test_a_forged_or_stale_token_learns_nothing_and_still_records_the_deflection
 
 @SEMANTIC
 @BOTH_BACKENDS
-def test_a_learned_question_lifts_its_candidate_article_to_first(app, customer, corpus, run_jobs):
+def test_a_learned_question_lifts_its_candidate_article_to_first(
+        app, customers, corpus, run_jobs):
     question = "printer offline after installing new driver"
     other = "how do i get the printer back online"
     before = ids(suggest_articles(question, Audience.CUSTOMERS))
     other_before = ids(suggest_articles(other, Audience.CUSTOMERS))
     assert len(before) >= 2
     lifted = before[1]
-    _teach(customer, question, db.session.get(Article, lifted))
+    _teach(customers, question, db.session.get(Article, lifted))
     run_jobs()
     assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == lifted
     assert ids(search_articles(question, Audience.PUBLIC))[0] == lifted
@@ -164,14 +172,28 @@ def test_a_learned_question_lifts_its_candidate_article_to_first(app, customer, 
 
 @SEMANTIC
 @BOTH_BACKENDS
+def test_one_customer_alone_does_not_choose_what_everyone_sees_first(
+        app, customer, make_user, corpus, run_jobs):
+    question = "printer offline after installing new driver"
+    before = ids(suggest_articles(question, Audience.CUSTOMERS))
+    lifted = db.session.get(Article, before[1])
+    _teach([customer], question, lifted)
+    run_jobs()  # its vector is there: it waits for a second customer
+    assert ids(suggest_articles(question, Audience.CUSTOMERS)) == before
+    _teach([make_user()], question, lifted)  # no new vector: the confirmation is the change
+    assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == lifted.id
+
+
+@SEMANTIC
+@BOTH_BACKENDS
 def test_a_learned_question_never_adds_an_article_nor_answers_the_unrelated(
-        app, customer, corpus, run_jobs):
+        app, customers, corpus, run_jobs):
     question = "my printer says it is offline"
     before = ids(suggest_articles(question, Audience.CUSTOMERS))
     assert corpus["refund"].id not in before
-    _teach(customer, question, corpus["refund"])
+    _teach(customers, question, corpus["refund"])
     unrelated = "best lasagne recipe with spinach"
-    _teach(customer, unrelated, corpus["refund"], "fk-2")
+    _teach(customers, unrelated, corpus["refund"], "fk-2")
     run_jobs()
     assert corpus["refund"].id not in ids(suggest_articles(question, Audience.CUSTOMERS))
     assert suggest_articles(unrelated, Audience.CUSTOMERS) == []
@@ -181,11 +203,11 @@ def test_a_learned_question_never_adds_an_article_nor_answers_the_unrelated(
 @SEMANTIC
 @BOTH_BACKENDS
 def test_a_learned_question_never_shows_an_article_made_internal_since(
-        app, customer, agent, corpus, run_jobs):
+        app, customers, agent, corpus, run_jobs):
     question = "printer offline after installing new driver"
     lifted = ids(suggest_articles(question, Audience.CUSTOMERS))[1]
     article = db.session.get(Article, lifted)
-    _teach(customer, question, article)
+    _teach(customers, question, article)
     run_jobs()
     assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == lifted
     update_article(article, ArticleInput(
@@ -201,11 +223,11 @@ def test_a_learned_question_never_shows_an_article_made_internal_since(
 
 @SEMANTIC
 def test_an_admin_sees_and_forgets_a_learned_question(
-        app, client, auth, admin, customer, corpus, run_jobs):
+        app, client, auth, admin, customers, corpus, run_jobs):
     question = "printer offline after installing new driver"
     before = ids(suggest_articles(question, Audience.CUSTOMERS))
     lifted = before[1]
-    _teach(customer, question, db.session.get(Article, lifted))
+    _teach(customers, question, db.session.get(Article, lifted))
     run_jobs()
     assert ids(suggest_articles(question, Audience.CUSTOMERS))[0] == lifted
     auth.login(admin.email)
@@ -213,7 +235,7 @@ def test_an_admin_sees_and_forgets_a_learned_question(
     status = client.get("/admin/search-status").get_data(as_text=True)
     assert "/admin/search-status/learned" in status and "0.85" in status
     page = client.get("/admin/search-status/learned").get_data(as_text=True)
-    assert question in page and ">1<" in page
+    assert question in page and f'data-label="Customers">{len(customers)}</td>' in page
     row = db.session.scalars(select(LearnedQuestion)).one()
     url = f"/admin/search-status/learned/{row.id}/forget"
     assert client.post(url).status_code == 400  # no CSRF token
@@ -223,16 +245,15 @@ def test_an_admin_sees_and_forgets_a_learned_question(
     assert done.status_code == 200 and question not in done.get_data(as_text=True)
     assert ids(suggest_articles(question, Audience.CUSTOMERS)) == before
     # The same pair is never learned again.
-    _teach(customer, question, db.session.get(Article, lifted))
+    _teach(customers, question, db.session.get(Article, lifted), "fk-again")
     db.session.expire_all()
-    assert db.session.get(LearnedQuestion, row.id).customers == 1
+    assert db.session.get(LearnedQuestion, row.id).customers == len(customers)
     assert learned.count() == 0
 
 
-
 @SEMANTIC
-def test_a_deleted_articles_learned_questions_go(app, customer, corpus, run_jobs):
-    _teach(customer, "my printer says it is offline", corpus["offline"])
+def test_a_deleted_articles_learned_questions_go(app, customers, corpus, run_jobs):
+    _teach(customers, "my printer says it is offline", corpus["offline"])
     run_jobs()
     db.session.delete(corpus["offline"])
     db.session.commit()
