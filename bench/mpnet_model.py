@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from portal.search.embeddings import _gelu  # noqa: E402
+from portal.search.embeddings import _gelu, padded_batches  # noqa: E402
 
 MODEL_DIR = Path(os.environ.get("PORTAL_MPNET_DIR", "/tmp/models/all-mpnet-base-v2"))
 MAX_TOKENS = 384
@@ -111,28 +111,10 @@ class MPNetEncoder:
     def encode(self, texts: list[str], batch_tokens: int = 4096) -> np.ndarray:
         """Unit-length float32 embeddings, one row per text; batched by length as the portal's."""
         out = np.zeros((len(texts), self.hidden), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        start = 0
-        while start < len(order):
-            length = len(encodings[order[start]].ids)
-            end = start + 1
-            while end < len(order):
-                longer = len(encodings[order[end]].ids)
-                if longer * (end - start + 1) > batch_tokens:
-                    break
-                length, end = longer, end + 1
-            rows = order[start:end]
-            ids = np.full((len(rows), length), PAD_ID, dtype=np.int64)
-            mask = np.zeros((len(rows), length), dtype=np.float32)
-            for r, i in enumerate(rows):
-                seq = encodings[i].ids
-                ids[r, : len(seq)] = seq
-                mask[r, : len(seq)] = 1.0
-            out[rows] = self.forward(ids, mask)
-            start = end
+        if texts:
+            encodings = self.tokenizer.encode_batch(list(texts))
+            for rows, ids, mask in padded_batches(encodings, batch_tokens, PAD_ID):
+                out[rows] = self.forward(ids, mask)
         return out
 
     def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -154,6 +154,31 @@ class _Layer:
     ln2_b: np.ndarray
 
 
+def padded_batches(encodings: list, batch_tokens: int, pad_id: int = 0
+                   ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """(row numbers, token ids, attention mask) per batch of tokenized texts, shortest first,
+    each batch at most `batch_tokens` (rows x padded length) unless one text is longer."""
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+    start = 0
+    while start < len(order):
+        length = len(encodings[order[start]].ids)
+        end = start + 1
+        while end < len(order):
+            longer = len(encodings[order[end]].ids)
+            if longer * (end - start + 1) > batch_tokens:
+                break
+            length, end = longer, end + 1
+        rows = order[start:end]
+        ids = np.full((len(rows), length), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), length), dtype=np.float32)
+        for r, i in enumerate(rows):
+            seq = encodings[i].ids
+            ids[r, : len(seq)] = seq
+            mask[r, : len(seq)] = 1.0
+        yield rows, ids, mask
+        start = end
+
+
 class Encoder:
     """all-MiniLM-L6-v2 forward pass in numpy float32."""
 
@@ -226,28 +251,10 @@ class Encoder:
         to be reused by the allocator instead of being mapped and faulted in again.
         """
         out = np.zeros((len(texts), self.hidden), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        start = 0
-        while start < len(order):
-            length = len(encodings[order[start]].ids)
-            end = start + 1
-            while end < len(order):
-                longer = len(encodings[order[end]].ids)
-                if longer * (end - start + 1) > batch_tokens:
-                    break
-                length, end = longer, end + 1
-            rows = order[start:end]
-            ids = np.zeros((len(rows), length), dtype=np.int64)
-            mask = np.zeros((len(rows), length), dtype=np.float32)
-            for r, i in enumerate(rows):
-                seq = encodings[i].ids
-                ids[r, : len(seq)] = seq
-                mask[r, : len(seq)] = 1.0
-            out[rows] = self._forward(ids, mask)
-            start = end
+        if texts:
+            encodings = self.tokenizer.encode_batch(list(texts))
+            for rows, ids, mask in padded_batches(encodings, batch_tokens):
+                out[rows] = self._forward(ids, mask)
         return out
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

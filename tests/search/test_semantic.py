@@ -245,9 +245,11 @@ def test_articles_missing_vectors_are_caught_up_by_themselves(app, corpus):
             assert time.monotonic() < deadline, "the scheduled catch-up did not run"
             time.sleep(0.1)
     finally:
+        # The last check's transaction began IMMEDIATE (outside a request): ended first, or the
+        # worker's next claim waits on SQLite's write lock past its busy timeout.
+        db.session.rollback()
         worker.stopping.set()
         thread.join(30)
-    db.session.rollback()
     assert ids(suggest_articles("printer offline", Audience.CUSTOMERS))[0] == printer.id
 
 
