@@ -43,6 +43,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 
@@ -302,6 +303,14 @@ def json_rows(stmt: Select, order: tuple, dialect: str):
 def rows_from_json(rows: list[list]) -> list[list]:
     """The rows of a `json_rows` column, in their statement's order, without their places."""
     return [row[1:] for row in sorted(rows, key=itemgetter(0))]
+
+
+def dialect_insert(session: Session):
+    """The INSERT construct of the session's database kind, which has ON CONFLICT (an upsert,
+    or an insert that ignores duplicates) on both PostgreSQL and SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def refresh_planner_statistics(session: Session) -> None:

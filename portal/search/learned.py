@@ -19,12 +19,11 @@ import numpy as np
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
 from portal.auth.models import Role
 from portal.cluster import changes
-from portal.db import utcnow
+from portal.db import dialect_insert, utcnow
 from portal.extensions import db
 from portal.jobs import enqueue
 from portal.kb.models import Article, LearnedConfirmation, LearnedQuestion
@@ -82,10 +81,10 @@ def learn(user, token: str, article: Article, form_key: str) -> None:
     if not question:
         return
     session = db.session
-    created = session.execute(_insert_ignoring_duplicates(
-        session, LearnedQuestion.__table__,
-        {"article_id": article.id, "question": question, "customers": 0,
-         "created_at": utcnow(), "confirmed_at": utcnow()}))
+    insert = dialect_insert(session)
+    created = session.execute(insert(LearnedQuestion.__table__).values(
+        article_id=article.id, question=question, customers=0, created_at=utcnow(),
+        confirmed_at=utcnow()).on_conflict_do_nothing())
     # Columns, not the entity: what the database holds now, whatever the session remembers.
     row = session.execute(select(
         LearnedQuestion.id, LearnedQuestion.customers, LearnedQuestion.forgotten_at,
@@ -94,9 +93,9 @@ def learn(user, token: str, article: Article, form_key: str) -> None:
             LearnedQuestion.question == question)).one_or_none()
     if row is None or row.forgotten_at is not None:
         return
-    confirmed = session.execute(_insert_ignoring_duplicates(
-        session, LearnedConfirmation.__table__,
-        {"learned_question_id": row.id, "user_id": user.id, "created_at": utcnow()}))
+    confirmed = session.execute(insert(LearnedConfirmation.__table__).values(
+        learned_question_id=row.id, user_id=user.id, created_at=utcnow()
+    ).on_conflict_do_nothing())
     if confirmed.rowcount:
         session.execute(update(LearnedQuestion).where(LearnedQuestion.id == row.id).values(
             customers=LearnedQuestion.customers + 1, confirmed_at=utcnow()))
@@ -104,11 +103,6 @@ def learn(user, token: str, article: Article, form_key: str) -> None:
             changes.record(changes.LEARNED)  # it starts to rank now (else its vector's job)
     if created.rowcount:
         enqueue(VECTOR_JOB, {"id": row.id})
-
-
-def _insert_ignoring_duplicates(session, table, values: dict):
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(**values).on_conflict_do_nothing()
 
 
 def embed(ids: list[int] | None = None) -> int:

@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterator
 
 from flask import has_request_context
 from sqlalchemy import bindparam, delete, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
-from portal.db import utcnow
+from portal.db import dialect_insert, utcnow
 from portal.extensions import db
 from portal.jobs import enqueue
 from portal.kb.models import Article, IndexQueue, KbSection
@@ -59,7 +58,7 @@ def enqueue_article(article_id: int, *, job: bool = True) -> None:
     if pg.active():  # the search row commits with the change; the job does the embeddings
         pg.write_document(article_id)
     # One upsert, not read-then-write: a worker may delete the row between the two.
-    upsert = _dialect_insert(session)(IndexQueue.__table__).values(
+    upsert = dialect_insert(session)(IndexQueue.__table__).values(
         article_id=article_id, queued_at=utcnow(), attempts=0)
     session.execute(upsert.on_conflict_do_update(
         index_elements=[IndexQueue.article_id],
@@ -69,12 +68,6 @@ def enqueue_article(article_id: int, *, job: bool = True) -> None:
     if job and session.info.get("index_job_for") is not transaction:
         session.info["index_job_for"] = transaction
         enqueue(INDEX_JOB)
-
-
-def _dialect_insert(session):
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
 
 
 def _load_articles(ids: list[int]) -> dict[int, Article]:
