@@ -48,19 +48,18 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
 
 
-def answer_tokens(user, question: str, article_ids: Iterable[int], form_key: str
-                  ) -> dict[int, str]:
-    """Per suggested article, the token its "This answered my question" form carries: only
+def answer_token(user, question: str, article_ids: Iterable[int], form_key: str
+                 ) -> str | None:
+    """The token the "This answered my question" forms of one suggestion panel carry, naming
+    all its articles (signed once: the panel is rendered on every pause in typing): only
     for a signed-in customer (a visitor counts for no one, staff trying the form teach
-    nothing) and a question worth learning. One token names all the panel's articles
-    (signed once: the panel is rendered on every pause in typing)."""
+    nothing) and a question worth learning."""
     question = normalise(question)
     article_ids = list(article_ids)
     if user is None or user.role != Role.CUSTOMER or not question or not article_ids:
-        return {}
-    token = _serializer().dumps({"q": question, "a": article_ids, "f": form_key[:64],
-                                 "u": user.id})
-    return dict.fromkeys(article_ids, token)
+        return None
+    return _serializer().dumps({"q": question, "a": article_ids, "f": form_key[:64],
+                                "u": user.id})
 
 
 def learn(user, token: str, article: Article, form_key: str) -> None:

@@ -112,10 +112,10 @@ def _insert_event(_dialect: str):
         _EVENT_COLUMNS, db.without_waiting_for_disk(row))
 
 
-def answer_tokens(user, query: str, hits: list[Hit], form_key: str) -> dict[int, str]:
-    """Per suggested article, what its "This answered my question" form carries so that the
-    portal may learn the question it suggested the article for (portal/search/learned.py)."""
-    return learned.answer_tokens(user, query, [h.article_id for h in hits], form_key)
+def answer_token(user, query: str, hits: list[Hit], form_key: str) -> str | None:
+    """What the suggested articles' "This answered my question" forms carry so that the
+    portal may learn the question it suggested them for (portal/search/learned.py)."""
+    return learned.answer_token(user, query, [h.article_id for h in hits], form_key)
 
 
 def learn_answered(user, token: str, article: Article, form_key: str) -> None:

@@ -83,7 +83,7 @@ def _render_new(form: NewTicketForm, hits=None, follow_up=None, status=200, know
                 answered=None):
     return render_template(
         "tickets/new.html", form=form, hits=hits or [], follow_up=follow_up, known=known,
-        upload_hint=_upload_hint(), visitor=_signed_in_user() is None, answered=answered or {},
+        upload_hint=_upload_hint(), visitor=_signed_in_user() is None, answered=answered,
     ), status
 
 
@@ -141,7 +141,7 @@ def new():
         )
         suggestions.record_impressions(form.form_key.data, query, hits)
         return _render_new(form, hits, follow_up, known=_known_issues(query),
-                           answered=suggestions.answer_tokens(user, query, hits,
+                           answered=suggestions.answer_token(user, query, hits,
                                                               form.form_key.data or ""))
     if not form.validate_on_submit():
         return _render_new(form, follow_up=follow_up, status=_invalid() if form.errors else 200)
@@ -223,7 +223,7 @@ def suggest():
     suggestions.record_impressions(form_key, query, hits)
     return render_template("tickets/_suggestions.html", hits=hits, form_key=form_key,
                            known=_known_issues(query),
-                           answered=suggestions.answer_tokens(_signed_in_user(), query, hits,
+                           answered=suggestions.answer_token(_signed_in_user(), query, hits,
                                                               form_key))
 
 

@@ -64,7 +64,7 @@ def _teach(users, question: str, article, form_key: str = "fk-teach") -> None:
     """A pair as each user's deflection would keep it (the token made by the app); its vector
     is computed by the job."""
     for user in users:
-        token = learned.answer_tokens(user, question, [article.id], form_key)[article.id]
+        token = learned.answer_token(user, question, [article.id], form_key)
         learned.learn(user, token, article, form_key)
         db.session.commit()
 
@@ -127,10 +127,10 @@ def test_a_forged_or_stale_token_learns_nothing_and_still_records_the_deflection
     offline, refund = corpus["offline"], corpus["refund"]
     auth.login(customer.email)
     token = _answered_token(client, question, offline.id, "fk1")
-    forged = learned.answer_tokens(customer, "free money", [offline.id], "fk1")[offline.id]
+    forged = learned.answer_token(customer, "free money", [offline.id], "fk1")
     forged = forged[:-4] + ("AAAA" if not forged.endswith("AAAA") else "BBBB")
     other = make_user()
-    someone_elses = learned.answer_tokens(other, question, [offline.id], "fk1")[offline.id]
+    someone_elses = learned.answer_token(other, question, [offline.id], "fk1")
     for article, form_key, sent in [
         (offline, "fk1", forged),  # the signature does not match
         (offline, "fk1", "not a token at all"),
