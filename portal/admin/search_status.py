@@ -49,12 +49,8 @@ def search_status():
 @admin_required
 def learned_questions():
     """The questions customers confirmed an article answered, newest first."""
-    number = parse_page(request.args.get("page"))
-    total = learned.count()
-    pages = max(1, -(-total // LEARNED_PER_PAGE))
-    rows = learned.page(min(number, pages), LEARNED_PER_PAGE)
-    return render_template("admin/learned_questions.html", rows=rows, total=total,
-                           page=min(number, pages), pages=pages, form=ForgetForm(),
+    questions = learned.page(parse_page(request.args.get("page")), LEARNED_PER_PAGE)
+    return render_template("admin/learned_questions.html", questions=questions, form=ForgetForm(),
                            ranking=semantic.ranking_settings())
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.auth.models import Role
 from portal.cluster import changes
-from portal.db import dialect_insert, utcnow
+from portal.db import Page, dialect_insert, paginate, utcnow
 from portal.extensions import db
 from portal.jobs import enqueue
 from portal.kb.models import Article, LearnedConfirmation, LearnedQuestion
@@ -148,10 +148,10 @@ def count() -> int:
                              .where(LearnedQuestion.forgotten_at.is_(None))) or 0
 
 
-def page(number: int, per_page: int) -> list[LearnedQuestion]:
+def page(number: int, per_page: int) -> Page:
     """Learned questions still in use, newest confirmation first, with their articles."""
-    return list(db.session.scalars(
+    return paginate(
         select(LearnedQuestion).where(LearnedQuestion.forgotten_at.is_(None))
         .options(joinedload(LearnedQuestion.article))
-        .order_by(LearnedQuestion.confirmed_at.desc(), LearnedQuestion.id.desc())
-        .offset((number - 1) * per_page).limit(per_page)))
+        .order_by(LearnedQuestion.confirmed_at.desc(), LearnedQuestion.id.desc()),
+        number, per_page)
